@@ -1,0 +1,1 @@
+"""Sources and parsers: everything that turns raw agency records into normalized events."""

@@ -1,0 +1,55 @@
+"""The normalized event: one flat dict keyed by ECS dotted names.
+
+The event stays a plain dict (not a class) because it is written to Elasticsearch as it is
+and travels through Kafka as JSON; helpers here keep the few invariants in one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+Event = dict[str, Any]
+
+#: Fields every event carries, whatever parser produced it.
+REQUIRED_FIELDS = ("@timestamp", "event.original", "event.kind", "event.module", "event.dataset")
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix and millisecond precision, as Elasticsearch expects."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: timestamps must be timezone-aware")
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def new_event(original: str, module: str, dataset: str, timestamp: datetime) -> Event:
+    """Start an event with the fields every event must have."""
+    return {
+        "@timestamp": format_timestamp(timestamp),
+        "event.original": original,
+        "event.kind": "event",
+        "event.module": module,
+        "event.dataset": dataset,
+    }
+
+
+def put(event: Event, field: str, value: Any) -> None:
+    """Set a field only when the value carries information, so documents hold no empty keys."""
+    if value is None or value == "" or value == "-":
+        return
+    event[field] = value
+
+
+def event_id(agency: str, source: str, position: int | str, original: str) -> str:
+    """A deterministic event id: the same record read again gets the same id.
+
+    The source position (file path and line offset) is part of the id because two identical
+    lines at different places in a log are two real events (a repeated failed login).
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (agency, source, str(position), original):
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1f")
+    return digest.hexdigest()

@@ -1,0 +1,222 @@
+"""Reading log files into events: folders, gzip, EVTX, and lines of any quality.
+
+Bad bytes never stop a run: invalid UTF-8 is kept as ``\\xNN`` escapes, NUL bytes are kept,
+and a line longer than the cap is truncated and tagged, never dropped, so an analyst can
+always see that the record existed and what it began with.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from collectors.event import Event, event_id
+from collectors.parsers import ParseContext, Parser, get_parser, parse_detected
+from collectors.parsers.evtx_records import read_evtx
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_LINE_BYTES = 256 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+_EVTX_MAGIC = b"ElfFile\x00"
+
+
+@dataclass
+class ReadStats:
+    """Counters a scan reports at the end; updated as records are read."""
+
+    files: int = 0
+    lines: int = 0
+    events: int = 0
+    unparsed: int = 0
+    truncated: int = 0
+    invalid_utf8: int = 0
+    unreadable_files: list[str] = field(default_factory=list)
+    bytes_read: int = 0
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files named directly, and every non-hidden file below named folders, in a stable order."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(
+                sorted(
+                    candidate
+                    for candidate in path.rglob("*")
+                    if candidate.is_file()
+                    and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
+                )
+            )
+        else:
+            files.append(path)
+    return files
+
+
+def _sniff(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(8)
+
+
+class _Position:
+    """Where we are in the underlying (possibly compressed) file, for progress reporting."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+
+    def tell(self) -> int:
+        try:
+            return self.raw.tell()
+        except (OSError, ValueError):
+            return 0
+
+
+def read_lines(handle: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, bytes, bool]]:
+    """Yield ``(offset, line, truncated)``; a line over the cap keeps its first bytes."""
+    offset = 0
+    while True:
+        chunk = handle.readline(max_line_bytes + 1)
+        if not chunk:
+            return
+        start = offset
+        offset += len(chunk)
+        truncated = False
+        if len(chunk) > max_line_bytes and not chunk.endswith(b"\n"):
+            truncated = True
+            chunk = chunk[:max_line_bytes]
+            # Skip the rest of the oversized line without holding it in memory.
+            while True:
+                rest = handle.readline(1 << 20)
+                offset += len(rest)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        yield start, chunk.rstrip(b"\r\n"), truncated
+
+
+def decode_line(raw: bytes) -> tuple[str, bool]:
+    """Text for the line and whether it was valid UTF-8."""
+    try:
+        return raw.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace"), False
+
+
+class FileEventReader:
+    """Turns files into events, with per-line format detection or one forced format."""
+
+    def __init__(
+        self,
+        context: ParseContext,
+        format_name: str = "auto",
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        self.context = context
+        self.forced: Parser | None = None if format_name == "auto" else get_parser(format_name)
+        self.max_line_bytes = max_line_bytes
+        self.stats = ReadStats()
+        self._done_bytes = 0
+        self._current: _Position | None = None
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes consumed across all files so far (compressed bytes for gzip)."""
+        return self._done_bytes + (self._current.tell() if self._current else 0)
+
+    def read(self, files: Iterable[Path]) -> Iterator[Event]:
+        for path in files:
+            try:
+                magic = _sniff(path)
+            except OSError as error:
+                self._unreadable(path, error)
+                continue
+            self.stats.files += 1
+            try:
+                if magic.startswith(_EVTX_MAGIC) or path.suffix.lower() == ".evtx":
+                    yield from self._read_evtx(path)
+                else:
+                    yield from self._read_text(path, gzipped=magic.startswith(_GZIP_MAGIC))
+            except (OSError, EOFError, RuntimeError) as error:
+                # A corrupt gzip or EVTX stops that file only; what was read is kept.
+                self._unreadable(path, error)
+            self._done_bytes += path.stat().st_size if path.exists() else 0
+            self._current = None
+
+    def _unreadable(self, path: Path, error: Exception) -> None:
+        log.error("cannot read file=%s reason=%s", path, error)
+        self.stats.unreadable_files.append(f"{path}: {error}")
+
+    def _context_for(self, path: Path) -> ParseContext:
+        # Year-less timestamps are placed relative to when the file was last written.
+        try:
+            modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        except OSError:
+            modified = self.context.reference_time
+        return ParseContext(
+            self.context.agency_id, self.context.agency_name, self.context.zone, modified
+        )
+
+    def _read_evtx(self, path: Path) -> Iterator[Event]:
+        context = self._context_for(path)
+        source = str(path)
+        for record_id, event in read_evtx(path, context):
+            event["log.file.path"] = source
+            event["event.id"] = event_id(
+                context.agency_id, source, record_id, event["event.original"]
+            )
+            self.stats.events += 1
+            yield event
+
+    def _read_text(self, path: Path, gzipped: bool) -> Iterator[Event]:
+        context = self._context_for(path)
+        source = str(path)
+        with path.open("rb") as raw:
+            self._current = _Position(raw)
+            handle: BinaryIO = gzip.GzipFile(fileobj=raw) if gzipped else raw  # type: ignore[assignment]
+            parser: Parser | None = self.forced
+            for offset, data, truncated in read_lines(handle, self.max_line_bytes):
+                if not data.strip():
+                    continue
+                self.stats.lines += 1
+                text, valid = decode_line(data)
+                event, parser = self._parse(text, context, parser)
+                event["log.file.path"] = source
+                event["log.offset"] = offset
+                event["event.id"] = event_id(context.agency_id, source, offset, text)
+                if truncated or not valid:
+                    tags = event.setdefault("tags", [])
+                    if truncated:
+                        tags.append("socpipe_truncated")
+                        self.stats.truncated += 1
+                        log.warning(
+                            "line truncated file=%s offset=%d cap=%d",
+                            source,
+                            offset,
+                            self.max_line_bytes,
+                        )
+                    if not valid:
+                        tags.append("socpipe_invalid_utf8")
+                        self.stats.invalid_utf8 += 1
+                self.stats.events += 1
+                yield event
+
+    def _parse(
+        self, text: str, context: ParseContext, preferred: Parser | None
+    ) -> tuple[Event, Parser | None]:
+        """Parse with the format that worked for the previous line, else detect again."""
+        if preferred is not None:
+            event = preferred.parse(text, context)
+            if event is not None:
+                return event, preferred
+        if self.forced is None:
+            event, detected = parse_detected(text, context)
+        else:
+            event, detected = get_parser("generic").parse(text, context), self.forced
+        if detected.name == "generic":
+            self.stats.unparsed += 1
+            return event, preferred
+        return event, detected

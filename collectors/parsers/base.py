@@ -1,0 +1,73 @@
+"""The parser contract and the name -> parser registry.
+
+A parser never raises on bad input: it returns ``None`` when a line is not its format, so the
+caller can fall through to the next parser and, last, to the generic parser that keeps the
+line as it is. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from typing import ClassVar
+
+from collectors.event import Event
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """What a parser needs to know that is not in the line itself.
+
+    The agency comes from here (the collector's configuration), never from log content, so a
+    compromised host cannot claim to be another agency.
+    """
+
+    agency_id: str = "unknown"
+    agency_name: str | None = None
+    zone: tzinfo = UTC
+    reference_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class Parser(ABC):
+    """One log format."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def looks_like(self, line: str) -> bool:
+        """A cheap test used by auto-detection; ``parse`` still decides."""
+
+    @abstractmethod
+    def parse(self, line: str, context: ParseContext) -> Event | None:
+        """The event for ``line``, or ``None`` when the line is not in this format."""
+
+
+PARSERS: dict[str, Parser] = {}
+
+
+def register(parser_class: type[Parser]) -> type[Parser]:
+    """Class decorator: add a parser to the registry under its ``name``."""
+    PARSERS[parser_class.name] = parser_class()
+    return parser_class
+
+
+def get_parser(name: str) -> Parser:
+    try:
+        return PARSERS[name]
+    except KeyError:
+        known = ", ".join(sorted(PARSERS))
+        raise ValueError(f"unknown format {name!r}; known formats: {known}") from None
+
+
+def parse_detected(line: str, context: ParseContext) -> tuple[Event, Parser]:
+    """Parse with the first registered parser that accepts the line's shape and content.
+
+    The generic parser is registered last and accepts everything, so this always returns.
+    """
+    for parser in PARSERS.values():
+        if parser.looks_like(line):
+            event = parser.parse(line, context)
+            if event is not None:
+                return event, parser
+    raise AssertionError("the generic parser must be registered")

@@ -1,0 +1,167 @@
+"""ArcSight Common Event Format, as firewalls, IDS/IPS and WAFs send it.
+
+Escaping differs between the header (``\\|`` and ``\\\\``) and the extension (``\\=``,
+``\\\\``, ``\\n``, ``\\r``; a bare ``|`` is literal there), so the two parts are parsed apart.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from collectors.event import Event, format_timestamp, new_event, put
+from collectors.parsers.base import ParseContext, Parser, register
+from collectors.timestamps import parse_epoch
+
+_HEADER_FIELDS = (
+    "cef.version",
+    "observer.vendor",
+    "observer.product",
+    "observer.version",
+    "event.code",
+    "cef.name",
+    "cef.severity",
+)
+# A key starts after a space (or at the start) and is followed by an unescaped '='.
+_EXTENSION_KEY = re.compile(r"(?:^|(?<=\s))([A-Za-z0-9_.\[\]-]+)=")
+_EXTENSION_ESCAPES = re.compile(r"\\([\\=nr])")
+_UNESCAPE = {"\\": "\\", "=": "=", "n": "\n", "r": "\r"}
+
+# CEF extension key -> ECS field. Keys not listed are kept as cef.extensions.<key>.
+_ECS_FROM_EXTENSION = {
+    "src": "source.ip",
+    "spt": "source.port",
+    "shost": "source.domain",
+    "smac": "source.mac",
+    "suser": "source.user.name",
+    "dst": "destination.ip",
+    "dpt": "destination.port",
+    "dhost": "destination.domain",
+    "dmac": "destination.mac",
+    "duser": "destination.user.name",
+    "proto": "network.transport",
+    "app": "network.protocol",
+    "act": "event.action",
+    "outcome": "event.outcome",
+    "request": "url.original",
+    "requestMethod": "http.request.method",
+    "requestClientApplication": "user_agent.original",
+    "msg": "message",
+    "fname": "file.name",
+    "filePath": "file.path",
+    "fileHash": "file.hash.sha256",
+    "cat": "cef.category",
+    "dvchost": "observer.hostname",
+    "dvc": "observer.ip",
+    "in": "source.bytes",
+    "out": "destination.bytes",
+    "cs1": "cef.cs1",
+    "cs2": "cef.cs2",
+}
+_INTEGER_FIELDS = {"source.port", "destination.port", "source.bytes", "destination.bytes"}
+_SEVERITY_WORDS = {"low": 3, "medium": 5, "high": 8, "very-high": 10, "unknown": 0}
+
+
+def split_header(text: str) -> tuple[list[str], str] | None:
+    """The seven header fields (unescaped) and the raw extension; ``None`` if too few fields."""
+    fields: list[str] = []
+    current: list[str] = []
+    position = text.index("CEF:") + 4
+    while position < len(text) and len(fields) < 7:
+        char = text[position]
+        if char == "\\" and position + 1 < len(text) and text[position + 1] in "|\\":
+            current.append(text[position + 1])
+            position += 2
+            continue
+        if char == "|":
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        position += 1
+    if len(fields) < 7:
+        return None
+    return fields, text[position:]
+
+
+def parse_extension(text: str) -> dict[str, str]:
+    """Key/value pairs of the extension; values may contain spaces and escaped '='."""
+    pairs: dict[str, str] = {}
+    matches = [
+        match
+        for match in _EXTENSION_KEY.finditer(text)
+        if not _preceded_by_escape(text, match.end() - 1)
+    ]
+    for index, match in enumerate(matches):
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        raw = text[match.end() : end].rstrip(" ")
+        pairs[match.group(1)] = _EXTENSION_ESCAPES.sub(lambda m: _UNESCAPE[m.group(1)], raw)
+    return pairs
+
+
+def _preceded_by_escape(text: str, position: int) -> bool:
+    backslashes = 0
+    while position - backslashes - 1 >= 0 and text[position - backslashes - 1] == "\\":
+        backslashes += 1
+    return backslashes % 2 == 1
+
+
+def _severity(value: str) -> int | None:
+    if value.isdigit():
+        return int(value)
+    return _SEVERITY_WORDS.get(value.lower())
+
+
+def _receipt_time(value: str) -> datetime | None:
+    if value.isdigit():
+        return parse_epoch(str(int(value) / 1000)) if len(value) >= 12 else parse_epoch(value)
+    for layout in ("%b %d %Y %H:%M:%S", "%b %d %Y %H:%M:%S.%f"):
+        try:
+            return datetime.strptime(value, layout).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def apply_cef(event: Event, text: str) -> bool:
+    """Add the fields of a CEF record to ``event``; ``False`` when ``text`` is not valid CEF."""
+    split = split_header(text)
+    if split is None:
+        return False
+    header, extension = split
+    event["event.module"] = "cef"
+    event["event.dataset"] = "cef.log"
+    for field, value in zip(_HEADER_FIELDS, header, strict=True):
+        put(event, field, value)
+    event["event.reason"] = header[5]
+    severity = _severity(header[6])
+    if severity is not None:
+        event["event.severity"] = severity
+    for key, value in parse_extension(extension).items():
+        field = _ECS_FROM_EXTENSION.get(key, f"cef.extensions.{key}")
+        if field in _INTEGER_FIELDS:
+            if value.isdigit():
+                event[field] = int(value)
+            continue
+        put(event, field, value)
+        if key == "rt" and (moment := _receipt_time(value)):
+            # The device's own event time beats the relay's syslog header time.
+            event["@timestamp"] = format_timestamp(moment)
+    event.setdefault("message", header[5])
+    return True
+
+
+@register
+class CefParser(Parser):
+    name = "cef"
+
+    def looks_like(self, line: str) -> bool:
+        return line.startswith("CEF:")
+
+    def parse(self, line: str, context: ParseContext) -> Event | None:
+        event = new_event(line, "cef", "cef.log", context.reference_time)
+        if not apply_cef(event, line):
+            return None
+        event["organization.id"] = context.agency_id
+        put(event, "organization.name", context.agency_name)
+        return event

@@ -1,0 +1,95 @@
+"""Windows ``.evtx`` files, read with the ``evtx`` package (a maintained Rust parser).
+
+Records are rendered to JSON by the parser and flattened into the System/EventData shape that
+``windows_event`` expects. A damaged record is reported and skipped; the rest of the file is read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import evtx
+
+from collectors.event import Event
+from collectors.parsers.base import ParseContext
+from collectors.parsers.windows import windows_event
+
+log = logging.getLogger(__name__)
+
+
+def _attributes(node: Any) -> dict[str, Any]:
+    return node.get("#attributes", {}) if isinstance(node, dict) else {}
+
+
+def system_fields(system: dict[str, Any]) -> dict[str, Any]:
+    """The System element as flat names (``Provider_Name`` like Sigma and Winlogbeat)."""
+    event_id = system.get("EventID")
+    if isinstance(event_id, dict):
+        event_id = event_id.get("#text")
+    return {
+        "EventID": event_id,
+        "Channel": system.get("Channel"),
+        "Computer": system.get("Computer"),
+        "Provider_Name": _attributes(system.get("Provider")).get("Name"),
+        "TimeCreated": _attributes(system.get("TimeCreated")).get("SystemTime"),
+        "EventRecordID": system.get("EventRecordID"),
+        "ProcessID": _attributes(system.get("Execution")).get("ProcessID"),
+        "UserID": _attributes(system.get("Security")).get("UserID"),
+        "Level": system.get("Level"),
+    }
+
+
+def event_data_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """EventData (named values) or UserData (one nested element) as a flat name -> value map."""
+    data = event.get("EventData")
+    if isinstance(data, dict):
+        unnamed = data.get("Data")
+        flat = {key: value for key, value in data.items() if key not in ("Data", "#attributes")}
+        if isinstance(unnamed, list):
+            flat.update({f"Data{index or ''}": value for index, value in enumerate(unnamed)})
+        elif unnamed is not None:
+            flat["Data"] = unnamed
+        return flat
+    user_data = event.get("UserData")
+    if isinstance(user_data, dict):
+        flat = {}
+        for element in user_data.values():
+            if isinstance(element, dict):
+                flat.update({k: v for k, v in element.items() if k != "#attributes"})
+        return flat
+    return {}
+
+
+def read_evtx(path: Path, context: ParseContext) -> Iterator[tuple[int, Event]]:
+    """Yield ``(record id, event)`` for every readable record of an EVTX file."""
+    parser = evtx.PyEvtxParser(str(path))
+    records = parser.records_json()
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            return
+        except (RuntimeError, OSError, ValueError) as error:
+            log.warning("evtx record unreadable file=%s reason=%s", path, error)
+            continue
+        try:
+            document = json.loads(record["data"]).get("Event", {})
+        except (json.JSONDecodeError, AttributeError) as error:
+            log.warning(
+                "evtx record not JSON file=%s record=%s reason=%s",
+                path,
+                record.get("event_record_id"),
+                error,
+            )
+            continue
+        system = system_fields(document.get("System", {}))
+        yield (
+            record["event_record_id"],
+            windows_event(
+                record["data"], system, event_data_fields(document), context, "windows.evtx"
+            ),
+        )

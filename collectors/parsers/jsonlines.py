@@ -1,0 +1,134 @@
+"""JSON lines: ECS JSON, Winlogbeat and NXLog Windows events, or any other JSON object.
+
+Nested objects are flattened to dotted keys because the event is one flat dict everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from collectors.event import Event, new_event, put
+from collectors.parsers.base import ParseContext, Parser, register
+from collectors.parsers.windows import windows_event
+from collectors.timestamps import parse_iso_timestamp
+
+# NXLog's im_msvistalog names for the System part; every other key is EventData.
+_NXLOG_SYSTEM = {
+    "EventID": "EventID",
+    "Channel": "Channel",
+    "Hostname": "Computer",
+    "SourceName": "Provider_Name",
+    "ProviderGuid": None,
+    "EventTime": "TimeCreated",
+    "RecordNumber": "EventRecordID",
+    "ProcessID": "ProcessID",
+    "UserID": "UserID",
+    "SeverityValue": None,
+    "Severity": None,
+    "EventType": None,
+    "Keywords": None,
+    "Task": None,
+    "Opcode": None,
+    "Version": None,
+    "ThreadID": None,
+    "Category": None,
+    "Message": None,
+    "EventReceivedTime": None,
+    "SourceModuleName": None,
+    "SourceModuleType": None,
+    "Domain": None,
+    "AccountName": None,
+    "AccountType": None,
+    "OpcodeValue": None,
+}
+
+
+def flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _winlogbeat(line: str, flat: dict[str, Any], context: ParseContext) -> Event:
+    system = {
+        "EventID": flat.get("winlog.event_id", flat.get("event.code")),
+        "Channel": flat.get("winlog.channel"),
+        "Computer": flat.get("winlog.computer_name", flat.get("host.name")),
+        "Provider_Name": flat.get("winlog.provider_name"),
+        "TimeCreated": flat.get("@timestamp"),
+        "EventRecordID": flat.get("winlog.record_id"),
+        "ProcessID": flat.get("winlog.process.pid"),
+    }
+    prefix = "winlog.event_data."
+    data = {key[len(prefix) :]: value for key, value in flat.items() if key.startswith(prefix)}
+    event = windows_event(line, system, data, context, "windows.winlogbeat")
+    for key, value in flat.items():
+        if not key.startswith((prefix, "event.", "@timestamp", "organization.")):
+            event.setdefault(key, value)
+    return event
+
+
+def _nxlog(line: str, document: dict[str, Any], context: ParseContext) -> Event:
+    system: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    for key, value in document.items():
+        if key in _NXLOG_SYSTEM:
+            if _NXLOG_SYSTEM[key]:
+                system[_NXLOG_SYSTEM[key]] = value
+        elif not isinstance(value, (dict, list)):
+            data[key] = value
+    event = windows_event(line, system, data, context, "windows.nxlog")
+    put(event, "message", document.get("Message"))
+    return event
+
+
+def _ecs_or_generic(line: str, flat: dict[str, Any], context: ParseContext) -> Event:
+    moment = None
+    if isinstance(flat.get("@timestamp"), str):
+        moment = parse_iso_timestamp(flat["@timestamp"], context.zone)
+    is_ecs = "@timestamp" in flat and moment is not None
+    dataset = flat.get("event.dataset") if is_ecs else "json.generic"
+    event = new_event(
+        line,
+        flat.get("event.module", "json"),
+        dataset or "json.log",
+        moment or context.reference_time,
+    )
+    for key, value in flat.items():
+        # The agency and the raw record are socpipe's to set; content cannot override them.
+        if key in event or key.startswith("organization.") or key == "event.original":
+            continue
+        event[key] = value
+    return event
+
+
+@register
+class JsonLinesParser(Parser):
+    name = "json"
+
+    def looks_like(self, line: str) -> bool:
+        return line.startswith("{") and line.rstrip().endswith("}")
+
+    def parse(self, line: str, context: ParseContext) -> Event | None:
+        try:
+            document = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            return None
+        if not isinstance(document, dict):
+            return None
+        if "winlog" in document or "winlog.channel" in document:
+            event = _winlogbeat(line, flatten(document), context)
+        elif "EventID" in document and ("Channel" in document or "SourceName" in document):
+            event = _nxlog(line, document, context)
+        else:
+            event = _ecs_or_generic(line, flatten(document), context)
+        event["organization.id"] = context.agency_id
+        put(event, "organization.name", context.agency_name)
+        return event

@@ -1,0 +1,238 @@
+"""Fields inside the messages of Linux authentication and account programs.
+
+Each program gets one small function registered by name; the syslog parser calls the one for
+the line's program. They set ECS fields (``user.name``, ``source.ip``, ``event.outcome``, ...)
+because that is what rules and analysts query, and leave ``message`` untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from collectors.event import Event, put
+from collectors.parsers.auditd import apply_audit_record
+from collectors.parsers.cef import apply_cef
+
+Enricher = Callable[[Event, str], None]
+_ENRICHERS: dict[str, Enricher] = {}
+
+
+def _enricher(*programs: str) -> Callable[[Enricher], Enricher]:
+    def register(function: Enricher) -> Enricher:
+        for program in programs:
+            _ENRICHERS[program] = function
+        return function
+
+    return register
+
+
+def _auth(event: Event, action: str, outcome: str | None) -> None:
+    event["event.dataset"] = "system.auth"
+    event["event.category"] = ["authentication"]
+    event["event.action"] = action
+    put(event, "event.outcome", outcome)
+
+
+def _iam(event: Event, action: str, event_type: str) -> None:
+    event["event.dataset"] = "system.auth"
+    event["event.category"] = ["iam"]
+    event["event.type"] = [event_type]
+    event["event.action"] = action
+    event["event.outcome"] = "success"
+
+
+def _put_port(event: Event, field: str, text: str | None) -> None:
+    if text and text.isdigit():
+        event[field] = int(text)
+
+
+_SSH_LOGIN = re.compile(
+    r"(?P<verdict>Accepted|Failed) (?P<method>[\w-]+) for (?:(?P<invalid>invalid user) )?"
+    r"(?P<user>.*?) from (?P<ip>[0-9A-Fa-f:.]+) port (?P<port>\d+)"
+)
+_SSH_INVALID = re.compile(
+    r"[Ii]nvalid user (?P<user>.*?) from (?P<ip>[0-9A-Fa-f:.]+)(?: port (?P<port>\d+))?"
+)
+_SSH_DISCONNECT = re.compile(
+    r"(?:Received disconnect from|Disconnected from|Connection closed by|Connection reset by)"
+    r"(?: (?:authenticating|invalid) user (?P<user>\S+))?(?: user (?P<user2>\S+))?"
+    r" (?P<ip>[0-9A-Fa-f:.]+)(?: port (?P<port>\d+))?"
+)
+_PAM_FAILURE = re.compile(r"authentication failure;.*?rhost=(?P<ip>\S*)(?:\s+user=(?P<user>\S+))?")
+_PAM_SESSION = re.compile(
+    r"session (?P<state>opened|closed) for user (?P<user>[^\s(]+)(?:\(uid=\d+\))?"
+    r"(?: by (?P<by>[^\s(]*))?"
+)
+_REVERSE_MAP = re.compile(r"\[(?P<ip>[0-9A-Fa-f:.]+)\] failed - POSSIBLE BREAK-IN ATTEMPT")
+
+
+def _enrich_pam(event: Event, message: str) -> bool:
+    failure = _PAM_FAILURE.search(message)
+    if failure:
+        _auth(event, "pam_authentication_failure", "failure")
+        put(event, "source.ip", failure["ip"])
+        put(event, "user.name", failure["user"])
+        return True
+    session = _PAM_SESSION.search(message)
+    if session:
+        event["event.dataset"] = "system.auth"
+        event["event.category"] = ["session"]
+        event["event.action"] = f"session_{session['state']}"
+        event["user.name"] = session["user"]
+        put(event, "related.user", [name for name in (session["user"], session["by"]) if name])
+        return True
+    return False
+
+
+@_enricher("sshd")
+def enrich_sshd(event: Event, message: str) -> None:
+    login = _SSH_LOGIN.search(message)
+    if login:
+        outcome = "success" if login["verdict"] == "Accepted" else "failure"
+        _auth(event, "ssh_login", outcome)
+        event["user.name"] = login["user"]
+        event["source.ip"] = login["ip"]
+        _put_port(event, "source.port", login["port"])
+        event["system.auth.ssh.method"] = login["method"]
+        event["system.auth.ssh.event"] = login["verdict"]
+        if login["invalid"]:
+            event["system.auth.ssh.invalid_user"] = True
+        return
+    invalid = _SSH_INVALID.search(message)
+    if invalid:
+        _auth(event, "ssh_invalid_user", "failure")
+        event["user.name"] = invalid["user"]
+        event["source.ip"] = invalid["ip"]
+        _put_port(event, "source.port", invalid["port"])
+        event["system.auth.ssh.event"] = "Invalid"
+        return
+    disconnect = _SSH_DISCONNECT.search(message)
+    if disconnect:
+        event["event.dataset"] = "system.auth"
+        event["event.category"] = ["network"]
+        event["event.action"] = "ssh_disconnect"
+        put(event, "user.name", disconnect["user"] or disconnect["user2"])
+        event["source.ip"] = disconnect["ip"]
+        _put_port(event, "source.port", disconnect["port"])
+        return
+    reverse = _REVERSE_MAP.search(message)
+    if reverse:
+        event["event.dataset"] = "system.auth"
+        event["event.action"] = "ssh_reverse_mapping_failed"
+        event["source.ip"] = reverse["ip"]
+        return
+    _enrich_pam(event, message)
+
+
+_SUDO_COMMAND = re.compile(
+    r"^\s*(?P<user>\S+) : (?:(?P<error>[^;]*?) ; )?TTY=(?P<tty>\S+) ; PWD=(?P<pwd>.*?) ; "
+    r"USER=(?P<runas>\S+) ;(?: .*?;)*? COMMAND=(?P<command>.*)$"
+)
+
+
+@_enricher("sudo")
+def enrich_sudo(event: Event, message: str) -> None:
+    command = _SUDO_COMMAND.match(message)
+    if command:
+        event["event.dataset"] = "system.auth"
+        event["event.category"] = ["process"]
+        event["event.action"] = "sudo_command"
+        event["user.name"] = command["user"]
+        event["user.effective.name"] = command["runas"]
+        event["process.command_line"] = command["command"]
+        put(event, "process.working_directory", command["pwd"])
+        error = command["error"]
+        event["event.outcome"] = "failure" if error else "success"
+        put(event, "error.message", error)
+        return
+    _enrich_pam(event, message)
+
+
+_SU_FAILED = re.compile(r"FAILED (?:SU|su) (?:\(to (?P<target>[^)]+)\) )?(?P<user>\S+)")
+_SU_OK = re.compile(r"^(?:Successful su|\(to (?P<target>[^)]+)\) (?P<user>\S+) on)")
+
+
+@_enricher("su")
+def enrich_su(event: Event, message: str) -> None:
+    failed = _SU_FAILED.search(message)
+    if failed:
+        _auth(event, "su", "failure")
+        event["user.name"] = failed["user"]
+        put(event, "user.target.name", failed["target"])
+        return
+    succeeded = _SU_OK.search(message)
+    if succeeded and succeeded["user"]:
+        _auth(event, "su", "success")
+        event["user.name"] = succeeded["user"]
+        put(event, "user.target.name", succeeded["target"])
+        return
+    _enrich_pam(event, message)
+
+
+_NEW_USER = re.compile(r"new user: name=(?P<name>[^,]+), UID=(?P<uid>\d+), GID=(?P<gid>\d+)")
+_NEW_GROUP = re.compile(
+    r"(?:new group|group added to \S+): name=(?P<name>[^,]+)(?:, GID=(?P<gid>\d+))?"
+)
+_ADD_TO_GROUP = re.compile(r"add '(?P<user>[^']+)' to (?:shadow )?group '(?P<group>[^']+)'")
+_DELETE_USER = re.compile(r"delete user '(?P<user>[^']+)'")
+_PASSWORD_CHANGED = re.compile(r"password changed for (?P<user>\S+)")
+
+
+@_enricher("useradd", "usermod", "userdel", "groupadd", "groupdel", "gpasswd", "passwd", "chpasswd")
+def enrich_account_change(event: Event, message: str) -> None:
+    if match := _NEW_USER.search(message):
+        _iam(event, "user_created", "creation")
+        event["user.target.name"] = match["name"]
+        event["user.target.id"] = match["uid"]
+        event["group.id"] = match["gid"]
+    elif match := _NEW_GROUP.search(message):
+        _iam(event, "group_created", "creation")
+        event["group.name"] = match["name"]
+        put(event, "group.id", match["gid"])
+    elif match := _ADD_TO_GROUP.search(message):
+        _iam(event, "user_added_to_group", "change")
+        event["user.target.name"] = match["user"]
+        event["group.name"] = match["group"]
+    elif match := _DELETE_USER.search(message):
+        _iam(event, "user_deleted", "deletion")
+        event["user.target.name"] = match["user"]
+    elif match := _PASSWORD_CHANGED.search(message):
+        _iam(event, "password_changed", "change")
+        event["user.target.name"] = match["user"]
+
+
+_CRON_COMMAND = re.compile(r"^\((?P<user>[^)]+)\) CMD \((?P<command>.*)\)\s*$")
+_CRONTAB_EDIT = re.compile(
+    r"^\((?P<user>[^)]+)\) (?P<action>REPLACE|BEGIN EDIT|END EDIT|LIST|DELETE) "
+    r"\((?P<target>[^)]+)\)"
+)
+
+
+@_enricher("CRON", "cron", "crond", "crontab")
+def enrich_cron(event: Event, message: str) -> None:
+    if match := _CRON_COMMAND.match(message):
+        event["event.category"] = ["process"]
+        event["event.action"] = "cron_command"
+        event["user.name"] = match["user"]
+        event["process.command_line"] = match["command"]
+    elif match := _CRONTAB_EDIT.match(message):
+        event["event.category"] = ["configuration"]
+        event["event.action"] = "crontab_" + match["action"].lower().replace(" ", "_")
+        event["user.name"] = match["user"]
+        event["user.target.name"] = match["target"]
+    else:
+        _enrich_pam(event, message)
+
+
+def enrich_program_message(event: Event, program: str, message: str) -> None:
+    """Parse the message of a known program; CEF and audit records are recognised by shape."""
+    enricher = _ENRICHERS.get(program)
+    if enricher is not None:
+        enricher(event, message)
+    elif message.startswith("CEF:"):
+        apply_cef(event, message)
+    elif message.startswith("type=") and "msg=audit(" in message:
+        apply_audit_record(event, message)
+    elif "pam_unix" in message or "authentication failure" in message:
+        _enrich_pam(event, message)

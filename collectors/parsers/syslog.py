@@ -1,0 +1,142 @@
+"""Syslog, RFC 3164 (BSD) and RFC 5424, with program-specific message parsing.
+
+The header gives time, host and program; the message is then handed to the parser for that
+program (sshd, sudo, cron, ...) because Sigma rules need the fields inside the message.
+Embedded formats (CEF, audit records) sent over syslog are parsed as such.
+"""
+
+from __future__ import annotations
+
+import re
+
+from collectors.event import Event, new_event, put
+from collectors.parsers.base import ParseContext, Parser, register
+from collectors.parsers.linux_programs import enrich_program_message
+from collectors.timestamps import parse_bsd_timestamp, parse_iso_timestamp
+
+_PRI = r"(?:<(?P<pri>\d{1,3})>)?"
+# "Mmm dd HH:MM:SS host program[pid]: message"; the program part is optional (kernel lines
+# from some daemons omit it) and may carry a "(pam_unix)" style suffix.
+_BSD = re.compile(
+    _PRI + r"(?P<ts>[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) "
+    r"(?:(?P<host>[^\s:\[]+) )?"
+    r"(?:(?P<prog>[^\s:\[]+?)(?:\((?P<sub>[^)]*)\))?(?:\[(?P<pid>\d+)\])?: ?)?"
+    r"(?P<msg>.*)\Z",
+    re.DOTALL,
+)
+_RFC5424 = re.compile(
+    r"<(?P<pri>\d{1,3})>1 (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) "
+    r"(?P<msgid>\S+) (?P<rest>.*)\Z",
+    re.DOTALL,
+)
+_SD_PARAM = re.compile(r'([^\s=\]"]+)="((?:[^"\\\]]|\\.)*)"')
+
+
+def _put_priority(event: Event, pri: str | None) -> None:
+    if pri is None:
+        return
+    value = int(pri)
+    event["log.syslog.priority"] = value
+    event["log.syslog.facility.code"] = value >> 3
+    event["log.syslog.severity.code"] = value & 7
+
+
+def split_structured_data(rest: str) -> tuple[dict[str, dict[str, str]], str] | None:
+    """Split RFC 5424 ``STRUCTURED-DATA MSG``; ``None`` when the structured data is malformed.
+
+    Brackets inside quoted values are legal (escaped as ``\\]``), so this walks the text rather
+    than splitting on ``]``.
+    """
+    if rest.startswith("-"):
+        return {}, rest[2:] if rest.startswith("- ") else rest[1:]
+    elements: dict[str, dict[str, str]] = {}
+    position = 0
+    while position < len(rest) and rest[position] == "[":
+        end = position + 1
+        in_quotes = False
+        while end < len(rest):
+            char = rest[end]
+            if char == "\\":
+                end += 2
+                continue
+            if char == '"':
+                in_quotes = not in_quotes
+            elif char == "]" and not in_quotes:
+                break
+            end += 1
+        if end >= len(rest):
+            return None
+        body = rest[position + 1 : end]
+        sd_id, _, params = body.partition(" ")
+        elements[sd_id] = {
+            key: re.sub(r"\\([\"\\\]])", r"\1", value) for key, value in _SD_PARAM.findall(params)
+        }
+        position = end + 1
+    message = rest[position:]
+    return elements, message[1:] if message.startswith(" ") else message
+
+
+def _finish(event: Event, message: str, program: str | None, context: ParseContext) -> Event:
+    event["message"] = message
+    event["organization.id"] = context.agency_id
+    put(event, "organization.name", context.agency_name)
+    if program:
+        event["process.name"] = program
+        enrich_program_message(event, program, message)
+    return event
+
+
+@register
+class Rfc5424Parser(Parser):
+    name = "syslog5424"
+
+    def looks_like(self, line: str) -> bool:
+        return line.startswith("<") and ">1 " in line[:6]
+
+    def parse(self, line: str, context: ParseContext) -> Event | None:
+        match = _RFC5424.match(line)
+        if not match:
+            return None
+        split = split_structured_data(match["rest"])
+        if split is None:
+            return None
+        structured, message = split
+        message = message.removeprefix("\ufeff")
+        moment = parse_iso_timestamp(match["ts"], context.zone) if match["ts"] != "-" else None
+        event = new_event(line, "system", "system.syslog", moment or context.reference_time)
+        _put_priority(event, match["pri"])
+        put(event, "host.name", match["host"])
+        put(event, "log.syslog.appname", match["app"])
+        put(event, "log.syslog.procid", match["procid"])
+        put(event, "log.syslog.msgid", match["msgid"])
+        if match["procid"].isdigit():
+            event["process.pid"] = int(match["procid"])
+        for sd_id, params in structured.items():
+            for key, value in params.items():
+                event[f"log.syslog.structured_data.{sd_id}.{key}"] = value
+        app = match["app"] if match["app"] != "-" else None
+        return _finish(event, message, app, context)
+
+
+@register
+class Rfc3164Parser(Parser):
+    name = "syslog"
+
+    def looks_like(self, line: str) -> bool:
+        head = line[line.find(">") + 1 : 4] if line.startswith("<") else line[:3]
+        return head[:1].isupper() and head[1:3].islower() and len(line) > 15
+
+    def parse(self, line: str, context: ParseContext) -> Event | None:
+        match = _BSD.match(line)
+        if not match:
+            return None
+        moment = parse_bsd_timestamp(match["ts"], context.reference_time, context.zone)
+        if moment is None:
+            return None
+        event = new_event(line, "system", "system.syslog", moment)
+        _put_priority(event, match["pri"])
+        put(event, "host.name", match["host"])
+        if match["pid"]:
+            event["process.pid"] = int(match["pid"])
+        put(event, "log.syslog.appname", match["prog"])
+        return _finish(event, match["msg"], match["prog"], context)

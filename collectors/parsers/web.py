@@ -1,0 +1,129 @@
+"""Web server logs: access logs in Common/Combined format (nginx, Apache) and Apache error logs.
+
+``url.original`` keeps the request target exactly as sent; the percent-decoded form goes to
+``url.decoded`` (a socpipe field) so attack rules can match ``'`` as well as ``%27`` without
+ever losing what was on the wire.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from urllib.parse import unquote_plus
+
+from collectors.event import Event, new_event, put
+from collectors.parsers.base import ParseContext, Parser, register
+from collectors.timestamps import parse_clf_timestamp
+
+_ACCESS = re.compile(
+    r"(?:(?P<vhost>[^\s:]+)(?::\d+)? (?=\S+ \S+ \S+ \[))?"
+    r"(?P<client>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]+)\] "
+    r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}|-) (?P<bytes>\d+|-)'
+    r'(?: "(?P<referrer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?'
+)
+_ERROR = re.compile(
+    r"\[(?P<time>[A-Z][a-z]{2} [A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? \d{4})\] "
+    r"\[(?:(?P<module>[\w-]+):)?(?P<level>\w+)\]"
+    r"(?: \[pid (?P<pid>\d+)(?::tid \d+)?\])?"
+    r"(?: \[client (?P<client>[0-9A-Fa-f:.]+?)(?::\d+)?\])? ?"
+    r"(?P<message>.*)\Z",
+    re.DOTALL,
+)
+
+
+def decode_url(target: str) -> str:
+    """Percent- and plus-decode twice: attackers double-encode to slip past single decoding."""
+    once = unquote_plus(target)
+    return unquote_plus(once) if "%" in once else once
+
+
+def _put_request(event: Event, request: str) -> None:
+    parts = request.split(" ")
+    if len(parts) == 3 and parts[2].startswith("HTTP/"):
+        method, target, version = parts
+        event["http.version"] = version[5:]
+    elif len(parts) >= 2:
+        method, target = parts[0], " ".join(parts[1:])
+    else:
+        event["http.request.raw"] = request
+        return
+    event["http.request.method"] = method
+    event["url.original"] = target
+    path, _, query = target.partition("?")
+    event["url.path"] = path
+    put(event, "url.query", query)
+    decoded = decode_url(target)
+    event["url.decoded"] = decoded
+    extension = path.rsplit("/", 1)[-1].rpartition(".")[2] if "." in path.rsplit("/", 1)[-1] else ""
+    put(event, "url.extension", extension.lower())
+
+
+@register
+class AccessLogParser(Parser):
+    name = "web_access"
+
+    def looks_like(self, line: str) -> bool:
+        return '] "' in line and " [" in line[:120]
+
+    def parse(self, line: str, context: ParseContext) -> Event | None:
+        match = _ACCESS.match(line)
+        if not match:
+            return None
+        moment = parse_clf_timestamp(match["time"])
+        if moment is None:
+            return None
+        event = new_event(line, "web", "web.access", moment)
+        event["event.category"] = ["web"]
+        event["event.type"] = ["access"]
+        client = match["client"]
+        put(event, "source.ip" if _is_ip(client) else "source.domain", client)
+        put(event, "user.name", match["user"])
+        put(event, "url.domain", match["vhost"])
+        _put_request(event, match["request"])
+        if match["status"].isdigit():
+            status = int(match["status"])
+            event["http.response.status_code"] = status
+            event["event.outcome"] = "failure" if status >= 400 else "success"
+        if match["bytes"].isdigit():
+            event["http.response.body.bytes"] = int(match["bytes"])
+        put(event, "http.request.referrer", match["referrer"])
+        put(event, "user_agent.original", match["agent"])
+        event["message"] = match["request"]
+        event["organization.id"] = context.agency_id
+        put(event, "organization.name", context.agency_name)
+        return event
+
+
+def _is_ip(text: str) -> bool:
+    dotted_quad = text.count(".") == 3 and text.replace(".", "").isdigit()
+    return dotted_quad or ":" in text
+
+
+@register
+class ApacheErrorParser(Parser):
+    name = "apache_error"
+
+    def looks_like(self, line: str) -> bool:
+        return line.startswith("[") and line[1:4].isalpha() and line[4:5] == " "
+
+    def parse(self, line: str, context: ParseContext) -> Event | None:
+        match = _ERROR.match(line)
+        if not match:
+            return None
+        stamp = match["time"]
+        layout = "%a %b %d %H:%M:%S.%f %Y" if "." in stamp else "%a %b %d %H:%M:%S %Y"
+        try:
+            moment = datetime.strptime(stamp, layout).replace(tzinfo=context.zone)
+        except ValueError:
+            return None
+        event = new_event(line, "apache", "apache.error", moment)
+        event["log.level"] = match["level"].lower()
+        event["event.category"] = ["web"]
+        put(event, "apache.error.module", match["module"])
+        if match["pid"]:
+            event["process.pid"] = int(match["pid"])
+        put(event, "source.ip", match["client"])
+        event["message"] = match["message"]
+        event["organization.id"] = context.agency_id
+        put(event, "organization.name", context.agency_name)
+        return event

@@ -1,0 +1,137 @@
+"""Windows event records -> events laid out as Winlogbeat lays them out.
+
+EventData stays under ``winlog.event_data.<Name>`` exactly as Windows wrote it, so SigmaHQ's
+Windows rules (written against those names) keep their meaning; common ECS fields are filled
+beside it for analysts and alert entities. EVTX files, Winlogbeat JSON and NXLog JSON all end
+up here, so one mapping serves every Windows source.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from collectors.event import Event, new_event, put
+from collectors.parsers.base import ParseContext
+from collectors.timestamps import parse_iso_timestamp
+
+# EventData name -> ECS field, for analysts; rules do not depend on these.
+_ECS_FROM_EVENT_DATA = {
+    "Image": "process.executable",
+    "NewProcessName": "process.executable",
+    "CommandLine": "process.command_line",
+    "ProcessId": "process.pid",
+    "NewProcessId": "process.pid",
+    "ParentImage": "process.parent.executable",
+    "ParentProcessName": "process.parent.executable",
+    "ParentCommandLine": "process.parent.command_line",
+    "CurrentDirectory": "process.working_directory",
+    "TargetFilename": "file.path",
+    "ImageLoaded": "file.path",
+    "TargetObject": "registry.path",
+    "Details": "registry.data.strings",
+    "QueryName": "dns.question.name",
+    "SourceIp": "source.ip",
+    "SourcePort": "source.port",
+    "DestinationIp": "destination.ip",
+    "DestinationPort": "destination.port",
+    "DestinationHostname": "destination.domain",
+    "IpAddress": "source.ip",
+    "IpPort": "source.port",
+    "WorkstationName": "source.domain",
+    "TargetUserName": "user.target.name",
+    "TargetDomainName": "user.target.domain",
+    "SubjectUserName": "user.name",
+    "SubjectDomainName": "user.domain",
+    "ServiceName": "service.name",
+    "ScriptBlockText": "powershell.file.script_block_text",
+    "Hashes": "process.hash.raw",
+}
+# Security 4688 describes a process creation with other names than Sysmon 1; Sigma's
+# process_creation rules use the Sysmon names, so the 4688 values are also given those.
+_PROCESS_CREATION_ALIASES = {
+    "NewProcessName": "Image",
+    "ParentProcessName": "ParentImage",
+    "NewProcessId": "ProcessId",
+    "SubjectLogonId": "LogonId",
+}
+_LEVELS = {
+    "0": "information",
+    "1": "critical",
+    "2": "error",
+    "3": "warning",
+    "4": "information",
+    "5": "verbose",
+}
+_LOGON_FAILURE_CODES = {"4625", "4771", "4776"}
+_LOGON_SUCCESS_CODES = {"4624", "4648"}
+
+
+def windows_event(
+    original: str,
+    system: dict[str, Any],
+    event_data: dict[str, Any],
+    context: ParseContext,
+    dataset: str,
+) -> Event:
+    """Build the event for one Windows record from its System and EventData parts."""
+    moment = _time_created(system.get("TimeCreated"), context)
+    event = new_event(original, "windows", dataset, moment)
+    code = str(system.get("EventID", "")).strip()
+    channel = str(system.get("Channel") or "")
+    event["event.code"] = code
+    put(event, "winlog.channel", channel)
+    put(event, "winlog.provider_name", system.get("Provider_Name"))
+    put(event, "winlog.computer_name", system.get("Computer"))
+    put(event, "host.name", system.get("Computer"))
+    put(event, "winlog.record_id", _text(system.get("EventRecordID")))
+    put(event, "winlog.process.pid", system.get("ProcessID"))
+    put(event, "winlog.user.identifier", system.get("UserID"))
+    put(event, "log.level", _LEVELS.get(str(system.get("Level", ""))))
+    event["organization.id"] = context.agency_id
+    put(event, "organization.name", context.agency_name)
+
+    data = {name: _text(value) for name, value in event_data.items() if value is not None}
+    if code == "4688" and channel == "Security":
+        for source_name, sigma_name in _PROCESS_CREATION_ALIASES.items():
+            if source_name in data and sigma_name not in data:
+                data[sigma_name] = data[source_name]
+    for name, value in data.items():
+        event[f"winlog.event_data.{name}"] = value
+        ecs_field = _ECS_FROM_EVENT_DATA.get(name)
+        if ecs_field and ecs_field not in event:
+            put(event, ecs_field, _ecs_value(ecs_field, value))
+    if "TargetUserName" in data and code in _LOGON_FAILURE_CODES | _LOGON_SUCCESS_CODES:
+        put(event, "user.name", data["TargetUserName"])
+    if code in _LOGON_FAILURE_CODES:
+        event["event.category"] = ["authentication"]
+        event["event.outcome"] = "failure"
+    elif code in _LOGON_SUCCESS_CODES:
+        event["event.category"] = ["authentication"]
+        event["event.outcome"] = "success"
+    return event
+
+
+def _ecs_value(field: str, value: str) -> Any:
+    if field.endswith((".pid", ".port")):
+        return int(value) if value.isdigit() else None
+    return value
+
+
+def _time_created(value: Any, context: ParseContext) -> datetime:
+    if isinstance(value, dict):
+        value = value.get("SystemTime") or value.get("#attributes", {}).get("SystemTime")
+    if isinstance(value, str):
+        moment = parse_iso_timestamp(value.replace(" ", "T", 1), context.zone)
+        if moment is not None:
+            return moment
+    return context.reference_time
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        # The evtx crate renders elements with attributes as {"#attributes": ..., "#text": ...}.
+        return _text(value.get("#text", ""))
+    if isinstance(value, list):
+        return ",".join(_text(item) for item in value)
+    return str(value)
