@@ -1,0 +1,1 @@
+"""Detection: the Sigma engine, and the alert type it produces."""

@@ -1,0 +1,81 @@
+"""Compile a pySigma rule's condition tree into one closure over an event view.
+
+pySigma parses the condition once and resolves identifiers and ``1 of``/``all of`` selectors
+into a tree of AND/OR/NOT nodes whose leaves are field/value pairs; this walks that tree with
+one method per node type (as pySigma's own backends do) and returns nested closures, so no
+tree is interpreted per event.
+"""
+
+from __future__ import annotations
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.rule import SigmaRule
+
+from detectors.errors import UnsupportedRuleError
+from detectors.event_view import EventView
+from detectors.values import Matcher, Necessary, all_of, any_of, compile_value, union
+
+
+def _never(_view: EventView) -> bool:
+    return False
+
+
+class ConditionCompiler:
+    """Turns one rule's conditions into a matcher and its necessary literals."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def compile_rule(self, rule: SigmaRule) -> tuple[Matcher, Necessary]:
+        # Several conditions in one rule are alternatives (Sigma spec: OR-linked).
+        compiled = [self.visit(condition.parsed) for condition in rule.detection.parsed_condition]
+        return any_of([m for m, _ in compiled]), union([n for _, n in compiled])
+
+    def visit(self, node: object) -> tuple[Matcher, Necessary]:
+        if node is None:
+            # Every detection item was dropped by a pipeline: the rule can never match.
+            return _never, None
+        method = getattr(self, f"visit_{type(node).__name__}", None)
+        if method is None:
+            raise UnsupportedRuleError(self.source, f"condition node {type(node).__name__}")
+        return method(node)
+
+    def visit_ConditionAND(self, node: ConditionAND) -> tuple[Matcher, Necessary]:
+        children = [self.visit(arg) for arg in node.args]
+        return all_of([m for m, _ in children]), _most_selective([n for _, n in children])
+
+    def visit_ConditionOR(self, node: ConditionOR) -> tuple[Matcher, Necessary]:
+        children = [self.visit(arg) for arg in node.args]
+        return any_of([m for m, _ in children]), union([n for _, n in children])
+
+    def visit_ConditionNOT(self, node: ConditionNOT) -> tuple[Matcher, Necessary]:
+        inner, _necessary = self.visit(node.args[0])
+        # Nothing is known to be necessary for a negation to hold.
+        return (lambda view: not inner(view)), None
+
+    def visit_ConditionFieldEqualsValueExpression(
+        self, node: ConditionFieldEqualsValueExpression
+    ) -> tuple[Matcher, Necessary]:
+        return compile_value(node.field, node.value, self.source)
+
+    def visit_ConditionValueExpression(
+        self, node: ConditionValueExpression
+    ) -> tuple[Matcher, Necessary]:
+        return compile_value(None, node.value, self.source)
+
+
+def _most_selective(necessaries: list[Necessary]) -> Necessary:
+    """For an AND any child's literals are necessary; keep the set most likely to be rare.
+
+    Longer literals are rarer; among equals, fewer alternatives mean fewer candidate hits.
+    """
+    known = [necessary for necessary in necessaries if necessary]
+    if not known:
+        return None
+    return max(known, key=lambda literals: (min(len(text) for _, text in literals), -len(literals)))

@@ -1,0 +1,57 @@
+"""A per-event view that turns field values into strings once, however many rules ask.
+
+Sigma matching is case-insensitive by default, so most comparisons need the lower-cased text
+of a field; computing it once per event instead of once per rule is most of the speed of the
+engine on events that meet thousands of rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FieldText = str | list[str] | None
+
+
+def as_text(value: Any) -> FieldText:
+    """The string form Sigma compares against: bools as ``true``/``false``, lists element-wise."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return [text for item in value if isinstance(text := as_text(item), str)]
+    return str(value)
+
+
+class EventView:
+    """Cached text and lower-cased text of an event's fields."""
+
+    __slots__ = ("_lower", "_text", "event")
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.event = event
+        self._text: dict[str, FieldText] = {}
+        self._lower: dict[str, FieldText] = {}
+
+    def text(self, field: str) -> FieldText:
+        try:
+            return self._text[field]
+        except KeyError:
+            value = self._text[field] = as_text(self.event.get(field))
+            return value
+
+    def lower(self, field: str) -> FieldText:
+        try:
+            return self._lower[field]
+        except KeyError:
+            text = self.text(field)
+            if isinstance(text, str):
+                lowered: FieldText = text.lower()
+            elif text is None:
+                lowered = None
+            else:
+                lowered = [item.lower() for item in text]
+            self._lower[field] = lowered
+            return lowered

@@ -1,0 +1,166 @@
+"""Load Sigma rule files with pySigma, map their fields, and compile them.
+
+Loading a rule set never stops at the first bad rule: every file is tried, every problem is
+kept with its file and reason, and the valid rules are used (as pySigma's collection loader
+does). Unsupported-but-valid rules are reported apart from broken ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from sigma.exceptions import SigmaError, SigmaRuleLocation
+from sigma.processing.pipeline import ProcessingPipeline
+from sigma.rule import SigmaLogSource, SigmaRule
+
+from detectors.compiler import ConditionCompiler
+from detectors.errors import RuleError, UnsupportedRuleError
+from detectors.values import Matcher, Necessary
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PIPELINE_DIR = PROJECT_ROOT / "config" / "pipelines"
+DEFAULT_RULE_DIR = PROJECT_ROOT / "rules"
+LEVELS = ("informational", "low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A rule ready to run: its metadata and the compiled matcher."""
+
+    id: str
+    title: str
+    level: str
+    tags: tuple[str, ...]
+    logsource: SigmaLogSource
+    matcher: Matcher
+    necessary: Necessary
+    source: str
+    description: str = ""
+    author: str = ""
+    references: tuple[str, ...] = ()
+    falsepositives: tuple[str, ...] = ()
+
+
+@dataclass
+class RuleLoadReport:
+    """What a load produced: usable rules, broken rules and valid-but-unsupported rules."""
+
+    rules: list[CompiledRule] = field(default_factory=list)
+    errors: list[RuleError] = field(default_factory=list)
+    unsupported: list[UnsupportedRuleError] = field(default_factory=list)
+    files: int = 0
+    regex_fallbacks: int = 0
+
+
+def load_pipeline(directory: Path = DEFAULT_PIPELINE_DIR) -> ProcessingPipeline:
+    """All field-mapping pipelines of a folder, merged in priority order."""
+    merged: ProcessingPipeline | None = None
+    for path in sorted(directory.glob("*.yml")):
+        with path.open(encoding="utf-8") as handle:
+            pipeline = ProcessingPipeline.from_dict(yaml.safe_load(handle))
+        merged = pipeline if merged is None else merged + pipeline
+    return merged if merged is not None else ProcessingPipeline()
+
+
+def rule_files(paths: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yml", ".yaml")))
+        else:
+            files.append(path)
+    # Test events kept beside the rules are not rules.
+    return [path for path in files if not path.name.endswith((".tests.yml", ".tests.yaml"))]
+
+
+def load_rules(paths: Iterable[Path], pipeline: ProcessingPipeline | None = None) -> RuleLoadReport:
+    """Load every rule file below ``paths``; problems are collected, never raised."""
+    pipeline = pipeline if pipeline is not None else load_pipeline()
+    report = RuleLoadReport()
+    seen_ids: dict[str, str] = {}
+    for path in rule_files(paths):
+        report.files += 1
+        try:
+            for rule in _load_file(path, pipeline):
+                if rule.id in seen_ids:
+                    raise RuleError(
+                        str(path), f"duplicate rule id {rule.id} (also in {seen_ids[rule.id]})"
+                    )
+                seen_ids[rule.id] = rule.source
+                report.rules.append(rule)
+        except UnsupportedRuleError as error:
+            report.unsupported.append(error)
+        except RuleError as error:
+            report.errors.append(error)
+    return report
+
+
+def _load_file(path: Path, pipeline: ProcessingPipeline) -> list[CompiledRule]:
+    source = str(path)
+    try:
+        documents = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    except (OSError, UnicodeDecodeError) as error:
+        raise RuleError(source, f"cannot read: {error}") from None
+    except yaml.YAMLError as error:
+        raise RuleError(source, f"invalid YAML: {error}".replace("\n", " ")) from None
+    if not documents:
+        raise RuleError(source, "empty file")
+    compiled = []
+    for document in documents:
+        if not isinstance(document, dict):
+            raise RuleError(source, "a rule must be a YAML mapping")
+        if "correlation" in document:
+            raise UnsupportedRuleError(source, "correlation rules are not supported yet")
+        if "filter" in document and "detection" not in document:
+            raise UnsupportedRuleError(source, "Sigma filter documents are not supported yet")
+        if "action" in document:
+            raise UnsupportedRuleError(
+                source, "multi-document 'action:' collections are deprecated"
+            )
+        compiled.append(compile_rule(document, source, pipeline))
+    return compiled
+
+
+def compile_rule(document: dict, source: str, pipeline: ProcessingPipeline) -> CompiledRule:
+    """Parse one rule mapping with pySigma, map its fields and compile its condition."""
+    try:
+        rule = SigmaRule.from_dict(document, collect_errors=True, source=SigmaRuleLocation(source))
+        if rule.errors:
+            raise RuleError(source, "; ".join(_reason(error) for error in rule.errors))
+        pipeline.apply(rule)
+        matcher, necessary = ConditionCompiler(source).compile_rule(rule)
+    except RuleError:
+        raise
+    except SigmaError as error:
+        raise RuleError(source, _reason(error)) from None
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        # pySigma raises plain exceptions on some malformed rules; report, don't crash the load.
+        raise RuleError(source, f"{type(error).__name__}: {error}") from None
+    if rule.id is None:
+        raise RuleError(source, "rule has no id")
+    return CompiledRule(
+        id=str(rule.id),
+        title=rule.title,
+        level=rule.level.name.lower() if rule.level else "medium",
+        tags=tuple(f"{tag.namespace}.{tag.name}" for tag in rule.tags),
+        logsource=rule.logsource,
+        matcher=matcher,
+        necessary=necessary,
+        source=source,
+        description=rule.description or "",
+        author=rule.author or "",
+        references=tuple(rule.references or ()),
+        falsepositives=tuple(rule.falsepositives or ()),
+    )
+
+
+def _reason(error: Exception) -> str:
+    text = str(error)
+    # pySigma appends the location; the caller already names the file.
+    return text.split(" in file ", 1)[0].strip()

@@ -1,0 +1,259 @@
+"""Compile one Sigma value (after pySigma applied its modifiers) into a predicate on an event.
+
+Every compiled value also states a *necessary literal* when it has one: a lower-cased
+substring that the field must contain for the value to match. The engine indexes those so
+that most rules are never evaluated against an event that cannot match them.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from datetime import datetime
+from ipaddress import ip_address
+
+from sigma.types import (
+    CompareOperators,
+    Placeholder,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaString,
+    SigmaTimestampPart,
+    SigmaType,
+    SpecialChars,
+    TimestampPart,
+)
+
+from detectors.errors import UnsupportedRuleError
+from detectors.event_view import EventView
+from detectors.regex import compile_search
+
+Matcher = Callable[[EventView], bool]
+Predicate = Callable[[str], bool]
+#: (field, lower-cased substring) pairs of which at least one must hold, or None if unknown.
+Necessary = frozenset[tuple[str, str]] | None
+
+#: Field-less (keyword) detections search the raw record, which holds every value of the event.
+KEYWORD_FIELD = "event.original"
+
+_COMPARATORS = {
+    CompareOperators.LT: operator.lt,
+    CompareOperators.LTE: operator.le,
+    CompareOperators.GT: operator.gt,
+    CompareOperators.GTE: operator.ge,
+    CompareOperators.NEQ: operator.ne,
+}
+
+
+def field_matcher(field: str, predicate: Predicate, lowered: bool) -> Matcher:
+    """Apply ``predicate`` to a field's (lower-cased) text; lists match if any element does."""
+    read = EventView.lower if lowered else EventView.text
+
+    def match(view: EventView) -> bool:
+        value = read(view, field)
+        if value is None:
+            return False
+        if value.__class__ is str:
+            return predicate(value)  # type: ignore[arg-type]
+        return any(predicate(item) for item in value)  # type: ignore[union-attr]
+
+    return match
+
+
+def string_predicate(
+    parts: list[str | SpecialChars], case_sensitive: bool
+) -> tuple[Predicate, str]:
+    """A predicate for a wildcard pattern, and its longest literal part.
+
+    The common shapes (exact, prefix, suffix, substring) use plain string methods; anything
+    else becomes an anchored RE2 expression, which cannot backtrack.
+    """
+    if not case_sensitive:
+        parts = [part.lower() if isinstance(part, str) else part for part in parts]
+    literals = [part for part in parts if isinstance(part, str)]
+    longest = max(literals, key=len, default="")
+    many = SpecialChars.WILDCARD_MULTI
+    shape = tuple(part if isinstance(part, SpecialChars) else "L" for part in parts)
+    if shape == ("L",):
+        exact = parts[0]
+        return exact.__eq__, longest
+    if shape == ():
+        return "".__eq__, longest
+    if shape == (many,):
+        return _always, longest
+    if shape == ("L", many):
+        return operator.methodcaller("startswith", parts[0]), longest
+    if shape == (many, "L"):
+        return operator.methodcaller("endswith", parts[1]), longest
+    if shape == (many, "L", many):
+        needle = parts[1]
+        return (lambda value: needle in value), longest
+    pattern = "".join(
+        re.escape(part) if isinstance(part, str) else (".*" if part is many else ".")
+        for part in parts
+    )
+    search, _engine = compile_search(f"^{pattern}$", "s", "wildcard")
+    return (lambda value: search(value) is not None), longest
+
+
+def _always(_value: str) -> bool:
+    return True
+
+
+def _string_parts(value: SigmaString, source: str) -> list[str | SpecialChars]:
+    parts: list[str | SpecialChars] = []
+    for part in value.s:
+        if isinstance(part, Placeholder):
+            raise UnsupportedRuleError(source, f"placeholder %{part.name}% has no value configured")
+        parts.append(part)
+    return parts
+
+
+def compile_value(field: str | None, value: SigmaType, source: str) -> tuple[Matcher, Necessary]:
+    """The matcher for ``field`` having ``value``; ``field`` None means a keyword detection."""
+    target = field or KEYWORD_FIELD
+    if isinstance(value, SigmaString):
+        parts = _string_parts(value, source)
+        if field is None:
+            many = SpecialChars.WILDCARD_MULTI
+            parts = ([] if parts[:1] == [many] else [many]) + parts
+            parts = parts + ([] if parts[-1:] == [many] else [many])
+        cased = isinstance(value, SigmaCasedString)
+        predicate, longest = string_predicate(parts, cased)
+        necessary = frozenset({(target, longest.lower())}) if longest else None
+        return field_matcher(target, predicate, lowered=not cased), necessary
+    if isinstance(value, SigmaTimestampPart):
+        return _timestamp_part_matcher(target, value), None
+    if isinstance(value, SigmaNumber | SigmaBool):
+        text = str(value.number) if isinstance(value, SigmaNumber) else str(value.boolean).lower()
+        return field_matcher(target, text.__eq__, lowered=True), frozenset({(target, text)})
+    if isinstance(value, SigmaNull):
+        return _null_matcher(target), None
+    if isinstance(value, SigmaExists):
+        return _exists_matcher(target, bool(value)), None
+    if isinstance(value, SigmaRegularExpression):
+        flags = "".join(value.sigma_to_re_flag[flag] for flag in value.flags)
+        search, _engine = compile_search(str(value.regexp), flags, source)
+        return field_matcher(target, lambda text: search(text) is not None, lowered=False), None
+    if isinstance(value, SigmaCIDRExpression):
+        return field_matcher(target, _cidr_predicate(value), lowered=False), None
+    if isinstance(value, SigmaCompareExpression):
+        return field_matcher(target, _compare_predicate(value), lowered=False), None
+    if isinstance(value, SigmaFieldReference):
+        return _field_reference_matcher(target, value), None
+    if isinstance(value, SigmaExpansion):
+        compiled = [compile_value(field, item, source) for item in value.values]
+        return any_of([matcher for matcher, _ in compiled]), union([n for _, n in compiled])
+    raise UnsupportedRuleError(source, f"value type {type(value).__name__} is not supported")
+
+
+def any_of(matchers: list[Matcher]) -> Matcher:
+    if len(matchers) == 1:
+        return matchers[0]
+    if len(matchers) == 2:
+        first, second = matchers
+        return lambda view: first(view) or second(view)
+    items = tuple(matchers)
+    return lambda view: any(matcher(view) for matcher in items)
+
+
+def all_of(matchers: list[Matcher]) -> Matcher:
+    if len(matchers) == 1:
+        return matchers[0]
+    if len(matchers) == 2:
+        first, second = matchers
+        return lambda view: first(view) and second(view)
+    items = tuple(matchers)
+    return lambda view: all(matcher(view) for matcher in items)
+
+
+def union(necessaries: list[Necessary]) -> Necessary:
+    """Necessary literals of an OR: known only if every branch has some."""
+    if not necessaries or any(necessary is None for necessary in necessaries):
+        return None
+    return frozenset().union(*necessaries)  # type: ignore[arg-type]
+
+
+def _null_matcher(field: str) -> Matcher:
+    def match(view: EventView) -> bool:
+        value = view.text(field)
+        return value is None or value == "" or value == []
+
+    return match
+
+
+def _exists_matcher(field: str, expected: bool) -> Matcher:
+    return lambda view: (view.text(field) is not None) is expected
+
+
+def _cidr_predicate(value: SigmaCIDRExpression) -> Predicate:
+    network = value.network
+
+    def in_network(text: str) -> bool:
+        try:
+            return ip_address(text) in network
+        except ValueError:
+            return False
+
+    return in_network
+
+
+def _compare_predicate(value: SigmaCompareExpression) -> Predicate:
+    compare = _COMPARATORS[value.op]
+    bound = value.number.number
+
+    def predicate(text: str) -> bool:
+        try:
+            return compare(float(text), bound)
+        except ValueError:
+            return False
+
+    return predicate
+
+
+def _field_reference_matcher(field: str, value: SigmaFieldReference) -> Matcher:
+    other = value.field
+
+    def match(view: EventView) -> bool:
+        left, right = view.lower(field), view.lower(other)
+        if not isinstance(left, str) or not isinstance(right, str):
+            return False
+        if value.starts_with:
+            return left.startswith(right)
+        if value.ends_with:
+            return left.endswith(right)
+        return left == right
+
+    return match
+
+
+_TIMESTAMP_PARTS = {
+    TimestampPart.MINUTE: lambda moment: moment.minute,
+    TimestampPart.HOUR: lambda moment: moment.hour,
+    TimestampPart.DAY: lambda moment: moment.day,
+    TimestampPart.WEEK: lambda moment: moment.isocalendar().week,
+    TimestampPart.MONTH: lambda moment: moment.month,
+    TimestampPart.YEAR: lambda moment: moment.year,
+}
+
+
+def _timestamp_part_matcher(field: str, value: SigmaTimestampPart) -> Matcher:
+    extract = _TIMESTAMP_PARTS[value.timestamp_part]
+    expected = int(value.number)
+
+    def predicate(text: str) -> bool:
+        try:
+            return extract(datetime.fromisoformat(text.replace("Z", "+00:00"))) == expected
+        except ValueError:
+            return False
+
+    return field_matcher(field, predicate, lowered=False)
