@@ -21,15 +21,24 @@ def month_number(name: str) -> int | None:
     return _MONTHS.get(name[:3].lower())
 
 
-def infer_year(month: int, reference: datetime) -> int:
-    """The year of a year-less date: a month far ahead of the reference belongs to last year.
+#: How far ahead of the reference a year-less time may be (clock skew between hosts).
+FUTURE_TOLERANCE = timedelta(days=2)
 
-    A log read on 2 January that says "Dec 31" was written in the previous year; one day of
-    clock skew ahead ("Jan 3" read on 2 January) stays in the current year.
+
+def place_in_year(moment: datetime, reference: datetime) -> datetime:
+    """Put a year-less time in the reference's year, or the year before if that is the future.
+
+    A log written before the reference time cannot be from after it: "Dec 31" read on
+    2 January was written last year, while "Jan 3" read on 2 January is clock skew.
     """
-    if month > reference.month + 1:
-        return reference.year - 1
-    return reference.year
+    for year in range(reference.year, reference.year - 8, -1):
+        try:
+            placed = moment.replace(year=year)
+        except ValueError:  # 29 February outside a leap year: look further back
+            continue
+        if placed - reference <= FUTURE_TOLERANCE:
+            return placed
+    raise ValueError(f"cannot place {moment:%b %d} before {reference:%Y-%m-%d}")
 
 
 def parse_bsd_timestamp(text: str, reference: datetime, zone: tzinfo) -> datetime | None:
@@ -44,8 +53,9 @@ def parse_bsd_timestamp(text: str, reference: datetime, zone: tzinfo) -> datetim
         clock, _, fraction = parts[2].partition(".")
         hour, minute, second = (int(piece) for piece in clock.split(":"))
         micros = int((fraction + "000000")[:6]) if fraction.isdigit() else 0
-        year = infer_year(month, reference)
-        return datetime(year, month, int(parts[1]), hour, minute, second, micros, tzinfo=zone)
+        # 2000 is a leap year, so "Feb 29" parses before the real year is chosen.
+        moment = datetime(2000, month, int(parts[1]), hour, minute, second, micros, tzinfo=zone)
+        return place_in_year(moment, reference)
     except ValueError:
         return None
 

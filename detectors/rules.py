@@ -27,6 +27,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PIPELINE_DIR = PROJECT_ROOT / "config" / "pipelines"
 DEFAULT_RULE_DIR = PROJECT_ROOT / "rules"
 LEVELS = ("informational", "low", "medium", "high", "critical")
+# libyaml's safe loader when PyYAML was built with it: same safety, about ten times faster,
+# which matters when loading the few thousand SigmaHQ rules at start-up.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ def load_rules(paths: Iterable[Path], pipeline: ProcessingPipeline | None = None
 def _load_file(path: Path, pipeline: ProcessingPipeline) -> list[CompiledRule]:
     source = str(path)
     try:
-        documents = [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+        text = path.read_text(encoding="utf-8")
+        documents = [doc for doc in yaml.load_all(text, Loader=SAFE_LOADER) if doc]
     except (OSError, UnicodeDecodeError) as error:
         raise RuleError(source, f"cannot read: {error}") from None
     except yaml.YAMLError as error:

@@ -20,7 +20,7 @@ _PRI = r"(?:<(?P<pri>\d{1,3})>)?"
 _BSD = re.compile(
     _PRI + r"(?P<ts>[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) "
     r"(?:(?P<host>[^\s:\[]+) )?"
-    r"(?:(?P<prog>[^\s:\[]+?)(?:\((?P<sub>[^)]*)\))?(?:\[(?P<pid>\d+)\])?: ?)?"
+    r"(?:(?!CEF:)(?P<prog>[^\s:\[]+?)(?:\((?P<sub>[^)]*)\))?(?:\[(?P<pid>\d+)\])?: ?)?"
     r"(?P<msg>.*)\Z",
     re.DOTALL,
 )
@@ -82,7 +82,7 @@ def _finish(event: Event, message: str, program: str | None, context: ParseConte
     put(event, "organization.name", context.agency_name)
     if program:
         event["process.name"] = program
-        enrich_program_message(event, program, message)
+    enrich_program_message(event, program or "", message)
     return event
 
 
@@ -123,7 +123,8 @@ class Rfc3164Parser(Parser):
     name = "syslog"
 
     def looks_like(self, line: str) -> bool:
-        head = line[line.find(">") + 1 : 4] if line.startswith("<") else line[:3]
+        start = line.find(">") + 1 if line.startswith("<") else 0
+        head = line[start : start + 3]
         return head[:1].isupper() and head[1:3].islower() and len(line) > 15
 
     def parse(self, line: str, context: ParseContext) -> Event | None:

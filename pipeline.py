@@ -1,0 +1,164 @@
+"""socpipe command line: the entry point that wires sources, detectors and sinks.
+
+Commands:
+  socpipe scan PATH...        parse files and run the detectors in-process (no servers)
+  socpipe rules check DIR...  validate Sigma rules, listing every problem with its file
+  socpipe rules test [DIR...] run the test events kept beside each rule
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from collectors.files import DEFAULT_MAX_LINE_BYTES
+from collectors.parsers import PARSERS
+from detectors.rules import DEFAULT_RULE_DIR, load_rules
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="socpipe", description="SOC log pipeline")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    scan = commands.add_parser("scan", help="scan log files with the detectors, no servers needed")
+    scan.add_argument("paths", nargs="+", type=Path, help="files or folders (.gz and .evtx too)")
+    scan.add_argument(
+        "--rules",
+        action="append",
+        type=Path,
+        help="rule file or folder (repeatable; default: the bundled rules/)",
+    )
+    scan.add_argument(
+        "--format", default="auto", choices=["auto", *sorted(PARSERS)], help="force one log format"
+    )
+    scan.add_argument("--agency", default="unknown", help="agency id stamped on every event")
+    scan.add_argument("--agency-name", help="agency display name")
+    scan.add_argument(
+        "--timezone",
+        default="UTC",
+        help="zone of timestamps without offset (e.g. Asia/Ho_Chi_Minh)",
+    )
+    scan.add_argument("--out", type=Path, help="write alerts as JSON Lines here ('-' for stdout)")
+    scan.add_argument(
+        "--max-line-bytes",
+        type=int,
+        default=DEFAULT_MAX_LINE_BYTES,
+        help="longer lines are truncated and tagged (default: %(default)s)",
+    )
+    scan.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+
+    rules = commands.add_parser("rules", help="validate and test Sigma rules")
+    rule_commands = rules.add_subparsers(dest="rules_command", required=True)
+    check = rule_commands.add_parser("check", help="validate rules; list every problem")
+    check.add_argument("paths", nargs="+", type=Path)
+    test = rule_commands.add_parser("test", help="run the test events beside each rule")
+    test.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_RULE_DIR])
+    return parser
+
+
+def _missing(paths: Sequence[Path]) -> list[Path]:
+    return [path for path in paths if not path.exists()]
+
+
+def command_scan(args: argparse.Namespace) -> int:
+    from scanner.run import ScanOptions, run_scan
+
+    rule_paths = args.rules or [DEFAULT_RULE_DIR]
+    missing = _missing([*args.paths, *rule_paths])
+    if missing:
+        for path in missing:
+            print(f"socpipe: error: no such file or folder: {path}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        print(f"socpipe: error: unknown timezone {args.timezone!r}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.max_line_bytes < 1024:
+        print("socpipe: error: --max-line-bytes must be at least 1024", file=sys.stderr)
+        return EXIT_USAGE
+    report = load_rules(rule_paths)
+    for problem in report.errors:
+        print(f"socpipe: rule skipped: {problem}", file=sys.stderr)
+    if not report.rules:
+        print("socpipe: error: no usable rule was loaded", file=sys.stderr)
+        return EXIT_FAILED
+    options = ScanOptions(
+        paths=args.paths,
+        rule_paths=rule_paths,
+        format_name=args.format,
+        agency_id=args.agency,
+        agency_name=args.agency_name,
+        timezone=args.timezone,
+        out=args.out,
+        max_line_bytes=args.max_line_bytes,
+        progress=not args.no_progress,
+    )
+    try:
+        summary = run_scan(options, rules=report)
+    except OSError as error:
+        print(f"socpipe: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(summary.render(), file=sys.stderr)
+    if args.out and str(args.out) != "-":
+        print(f"  alerts written to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def command_rules_check(args: argparse.Namespace) -> int:
+    missing = _missing(args.paths)
+    if missing:
+        for path in missing:
+            print(f"socpipe: error: no such file or folder: {path}", file=sys.stderr)
+        return EXIT_USAGE
+    report = load_rules(args.paths)
+    for problem in report.errors:
+        print(f"error: {problem}")
+    for problem in report.unsupported:
+        print(f"unsupported: {problem}")
+    print(
+        f"{report.files} files: {len(report.rules)} rules compiled, {len(report.errors)} with errors,"
+        f" {len(report.unsupported)} unsupported"
+    )
+    return EXIT_FAILED if report.errors else EXIT_OK
+
+
+def command_rules_test(args: argparse.Namespace) -> int:
+    from detectors.rule_tests import run_rule_tests
+
+    report = load_rules(args.paths)
+    for problem in report.errors:
+        print(f"error: {problem}")
+    results = run_rule_tests(report.rules)
+    failed = [result for result in results if not result.passed]
+    for result in failed:
+        print(f"FAIL {result.case}: {result.rule.title}: {result.reason}")
+    print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return EXIT_FAILED if failed or report.errors else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    if args.command == "scan":
+        return command_scan(args)
+    if args.rules_command == "check":
+        return command_rules_check(args)
+    return command_rules_test(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""``socpipe scan``: the embedded, serverless run of parsers and detectors over files."""

@@ -1,0 +1,80 @@
+"""One scan: read files, detect, write alerts, summarise.
+
+Input is streamed event by event (constant memory whatever the input size); alerts are
+written as they are found, so an interrupted scan keeps what it had found.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from collectors.files import DEFAULT_MAX_LINE_BYTES, FileEventReader, expand_paths
+from collectors.parsers import ParseContext
+from detectors.alert import Alert
+from detectors.engine import SigmaEngine
+from detectors.rules import DEFAULT_RULE_DIR, RuleLoadReport, load_rules
+from scanner.progress import Progress
+from scanner.summary import ScanSummary
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    paths: Sequence[Path]
+    rule_paths: Sequence[Path] = (DEFAULT_RULE_DIR,)
+    format_name: str = "auto"
+    agency_id: str = "unknown"
+    agency_name: str | None = None
+    timezone: str = "UTC"
+    out: Path | None = None
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    progress: bool = True
+
+
+def run_scan(
+    options: ScanOptions, stderr: TextIO = sys.stderr, rules: RuleLoadReport | None = None
+) -> ScanSummary:
+    rules = rules if rules is not None else load_rules(options.rule_paths)
+    engine = SigmaEngine(rules.rules)
+    context = ParseContext(options.agency_id, options.agency_name, ZoneInfo(options.timezone))
+    reader = FileEventReader(context, options.format_name, options.max_line_bytes)
+    files = expand_paths(options.paths)
+    summary = ScanSummary(
+        read=reader.stats,
+        rules_loaded=len(rules.rules),
+        rule_errors=len(rules.errors),
+        rules_unsupported=len(rules.unsupported),
+    )
+    total = sum(path.stat().st_size for path in files if path.exists())
+    progress = Progress(stderr, total, options.progress)
+    started = time.monotonic()
+    output = _open_output(options.out)
+    with output as sink:
+        for event in reader.read(files):
+            summary.count_event(event.get("event.dataset", "unknown"))
+            for rule in engine.match(event):
+                alert = Alert.from_match(rule, event)
+                summary.count_alert(alert)
+                if sink is not None:
+                    sink.write(json.dumps(alert.to_dict(), ensure_ascii=False) + "\n")
+            if reader.stats.events % 1024 == 0:
+                progress.update(reader.bytes_read, reader.stats.events, summary.alerts)
+    progress.update(reader.bytes_read, reader.stats.events, summary.alerts, force=True)
+    progress.finish()
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _open_output(out: Path | None) -> nullcontext[TextIO] | nullcontext[None] | TextIO:
+    if out is None:
+        return nullcontext(None)
+    if str(out) == "-":
+        return nullcontext(sys.stdout)
+    return out.open("w", encoding="utf-8")

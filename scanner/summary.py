@@ -1,0 +1,83 @@
+"""The end-of-scan summary an analyst reads at a glance."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from collectors.files import ReadStats
+from detectors.alert import SEVERITY, Alert
+
+TOP = 5
+
+
+@dataclass
+class ScanSummary:
+    read: ReadStats
+    rules_loaded: int = 0
+    rule_errors: int = 0
+    rules_unsupported: int = 0
+    alerts: int = 0
+    by_level: Counter[str] = field(default_factory=Counter)
+    by_rule: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    by_host: Counter[str] = field(default_factory=Counter)
+    by_source: Counter[str] = field(default_factory=Counter)
+    by_dataset: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def count_event(self, dataset: str) -> None:
+        self.by_dataset[dataset] += 1
+
+    def count_alert(self, alert: Alert) -> None:
+        self.alerts += 1
+        self.by_level[alert.rule.level] += 1
+        self.by_rule[(alert.rule.level, alert.rule.title, alert.rule.id)] += 1
+        if host := alert.entities.get("host.name"):
+            self.by_host[str(host)] += 1
+        if source := alert.entities.get("source.ip"):
+            self.by_source[str(source)] += 1
+
+    @property
+    def events_per_second(self) -> float:
+        return self.read.events / self.seconds if self.seconds > 0 else 0.0
+
+    def render(self) -> str:
+        read = self.read
+        lines = [
+            "socpipe scan summary",
+            f"  files read        {read.files:,}"
+            + (f" ({len(read.unreadable_files)} unreadable)" if read.unreadable_files else ""),
+            f"  events            {read.events:,}  ({self.events_per_second:,.0f} events/s"
+            f" in {self.seconds:.1f} s)",
+            f"  not parsed        {read.unparsed:,} (kept as generic events)",
+        ]
+        if read.truncated or read.invalid_utf8:
+            lines.append(
+                f"  truncated lines   {read.truncated:,}; invalid UTF-8 lines {read.invalid_utf8:,}"
+            )
+        lines.append(
+            f"  rules             {self.rules_loaded:,} loaded, {self.rule_errors:,} with errors,"
+            f" {self.rules_unsupported:,} unsupported"
+        )
+        if self.by_dataset:
+            kinds = ", ".join(f"{name} {count:,}" for name, count in self.by_dataset.most_common(6))
+            lines.append(f"  event kinds       {kinds}")
+        levels = sorted(self.by_level.items(), key=lambda item: -SEVERITY.get(item[0], 0))
+        level_text = ", ".join(f"{level} {count:,}" for level, count in levels) or "none"
+        lines.append(f"  alerts            {self.alerts:,}  ({level_text})")
+        if self.by_rule:
+            lines.append("  alerts by rule:")
+            ranked = sorted(
+                self.by_rule.items(), key=lambda item: (-SEVERITY.get(item[0][0], 0), -item[1])
+            )
+            for (level, title, _rule_id), count in ranked[:15]:
+                lines.append(f"    {count:>7,}  {level:<13} {title}")
+            if len(ranked) > 15:
+                lines.append(f"    ... and {len(ranked) - 15} more rules")
+        for label, counter in (("top hosts", self.by_host), ("top sources", self.by_source)):
+            if counter:
+                top = ", ".join(f"{name} ({count:,})" for name, count in counter.most_common(TOP))
+                lines.append(f"  {label:<17} {top}")
+        for problem in read.unreadable_files:
+            lines.append(f"  unreadable: {problem}")
+        return "\n".join(lines)
