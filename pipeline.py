@@ -126,8 +126,8 @@ def command_rules_check(args: argparse.Namespace) -> int:
     for problem in report.unsupported:
         print(f"unsupported: {problem}")
     print(
-        f"{report.files} files: {len(report.rules)} rules compiled, {len(report.errors)} with errors,"
-        f" {len(report.unsupported)} unsupported"
+        f"{report.files} files: {len(report.rules)} rules compiled,"
+        f" {len(report.errors)} with errors, {len(report.unsupported)} unsupported"
     )
     return EXIT_FAILED if report.errors else EXIT_OK
 
