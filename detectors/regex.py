@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 SearchFunction = Callable[[str], object]
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.max_mem = 64 << 20
+# A pattern RE2 rejects is expected (it falls back); RE2 must not print it to stderr.
+_RE2_OPTIONS.log_errors = False
 
 
 def compile_search(pattern: str, flags: str, source: str) -> tuple[SearchFunction, str]:

@@ -8,12 +8,15 @@ does). Unsupported-but-valid rules are reported apart from broken ones.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from sigma.exceptions import SigmaError, SigmaRuleLocation
+from sigma.policy import SigmaPolicy
+from sigma.policy.regex_engine import PythonRegexEngine
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaLogSource, SigmaRule
 
@@ -30,6 +33,10 @@ LEVELS = ("informational", "low", "medium", "high", "critical")
 # libyaml's safe loader when PyYAML was built with it: same safety, about ten times faster,
 # which matters when loading the few thousand SigmaHQ rules at start-up.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# pySigma 2 rejects regexes RE2 cannot run; socpipe runs those on Python re instead (with a
+# warning, see detectors/regex.py), so validation uses Python's syntax. Template variables and
+# external sources stay disabled, as in pySigma's safe default.
+RULE_POLICY = SigmaPolicy(regex_engine=PythonRegexEngine())
 
 
 @dataclass(frozen=True)
@@ -134,7 +141,9 @@ def _load_file(path: Path, pipeline: ProcessingPipeline) -> list[CompiledRule]:
 def compile_rule(document: dict, source: str, pipeline: ProcessingPipeline) -> CompiledRule:
     """Parse one rule mapping with pySigma, map its fields and compile its condition."""
     try:
-        rule = SigmaRule.from_dict(document, collect_errors=True, source=SigmaRuleLocation(source))
+        rule = SigmaRule.from_dict(
+            document, collect_errors=True, source=SigmaRuleLocation(source), policy=RULE_POLICY
+        )
         if rule.errors:
             raise RuleError(source, "; ".join(_reason(error) for error in rule.errors))
         pipeline.apply(rule)
@@ -165,6 +174,5 @@ def compile_rule(document: dict, source: str, pipeline: ProcessingPipeline) -> C
 
 
 def _reason(error: Exception) -> str:
-    text = str(error)
-    # pySigma appends the location; the caller already names the file.
-    return text.split(" in file ", 1)[0].strip()
+    # pySigma appends " in <path>"; the caller already names the file.
+    return re.sub(r" in (?:file )?\S+$", "", str(error)).strip()

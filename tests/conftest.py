@@ -1,0 +1,39 @@
+"""Shared fixtures: where the reference data lives, and how to compile a rule from text."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from sigma.processing.pipeline import ProcessingPipeline
+
+from detectors.event_view import EventView
+from detectors.rules import CompiledRule, compile_rule
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("SOCPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
+FILES = Path(__file__).resolve().parent / "files"
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ../shared/data, skipping the test with a reason when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference data not found: {path} (set SOCPIPE_SHARED_DATA)")
+    return path
+
+
+def make_rule(detection: str, logsource: str = "{product: test}") -> CompiledRule:
+    """Compile a rule from the text of its ``detection`` section, with no field mapping."""
+    text = (
+        "title: test rule\nid: 0c7a8f2e-9f55-4e8a-9a43-6c39a2b4f001\n"
+        f"logsource: {logsource}\ndetection:\n{textwrap.indent(textwrap.dedent(detection), '  ')}"
+    )
+    return compile_rule(yaml.safe_load(text), "inline-test.yml", ProcessingPipeline())
+
+
+def matches(detection: str, event: dict) -> bool:
+    return make_rule(detection).matcher(EventView(event))
