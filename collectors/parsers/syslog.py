@@ -91,7 +91,7 @@ class Rfc5424Parser(Parser):
     name = "syslog5424"
 
     def looks_like(self, line: str) -> bool:
-        return line.startswith("<") and ">1 " in line[:6]
+        return line.startswith("<") and ">1 " in line[:8]
 
     def parse(self, line: str, context: ParseContext) -> Event | None:
         match = _RFC5424.match(line)
