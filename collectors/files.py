@@ -37,7 +37,6 @@ class ReadStats:
     truncated: int = 0
     invalid_utf8: int = 0
     unreadable_files: list[str] = field(default_factory=list)
-    bytes_read: int = 0
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
@@ -212,10 +211,10 @@ class FileEventReader:
             event = preferred.parse(text, context)
             if event is not None:
                 return event, preferred
-        if self.forced is None:
-            event, detected = parse_detected(text, context)
-        else:
-            event, detected = get_parser("generic").parse(text, context), self.forced
+        if self.forced is not None:
+            self.stats.unparsed += 1
+            return get_parser("generic").parse(text, context), self.forced
+        event, detected = parse_detected(text, context)
         if detected.name == "generic":
             self.stats.unparsed += 1
             return event, preferred

@@ -66,7 +66,10 @@ def split_header(text: str) -> tuple[list[str], str] | None:
     """The seven header fields (unescaped) and the raw extension; ``None`` if too few fields."""
     fields: list[str] = []
     current: list[str] = []
-    position = text.index("CEF:") + 4
+    start = text.find("CEF:")
+    if start < 0:
+        return None
+    position = start + 4
     while position < len(text) and len(fields) < 7:
         char = text[position]
         if char == "\\" and position + 1 < len(text) and text[position + 1] in "|\\":
