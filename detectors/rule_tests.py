@@ -29,7 +29,7 @@ class RuleTestResult:
     reason: str = ""
 
 
-def tests_path(rule: CompiledRule) -> Path:
+def rule_tests_file(rule: CompiledRule) -> Path:
     source = Path(rule.source)
     return source.with_name(source.stem + ".tests.yml")
 
@@ -44,7 +44,7 @@ def run_rule_tests(rules: list[CompiledRule]) -> list[RuleTestResult]:
 
 
 def _run_one(rule: CompiledRule, engine: SigmaEngine) -> list[RuleTestResult]:
-    path = tests_path(rule)
+    path = rule_tests_file(rule)
     try:
         cases = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:

@@ -1,0 +1,137 @@
+"""The engine must return exactly what evaluating every routed rule would: the literal
+prefilter may only skip rules that cannot match."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sigma.processing.pipeline import ProcessingPipeline
+
+from collectors.files import FileEventReader, expand_paths
+from collectors.parsers import ParseContext, parse_detected
+from detectors.engine import SigmaEngine
+from detectors.event_view import EventView
+from detectors.rule_tests import TEST_CONTEXT
+from detectors.rules import DEFAULT_RULE_DIR, compile_rule, load_rules
+from tests.conftest import FILES, REPO, SHARED_DATA
+
+
+def brute_force(engine: SigmaEngine, event: dict) -> list[str]:
+    view = EventView(event)
+    return [rule.id for rule in engine.rules_for(event) if rule.matcher(view)]
+
+
+def corpus_events() -> list[dict]:
+    paths = [REPO / "samples", FILES / "security_sample.evtx"]
+    loghub = SHARED_DATA / "loghub" / "2k"
+    paths += [
+        loghub / name / f"{name}_2k.log"
+        for name in ("OpenSSH", "Linux", "Apache")
+        if loghub.exists()
+    ]
+    events = list(FileEventReader(ParseContext()).read(expand_paths(paths)))
+    for tests_file in DEFAULT_RULE_DIR.rglob("*.tests.yml"):
+        cases = yaml.safe_load(tests_file.read_text())
+        for line in [*cases["match"], *cases["no_match"]]:
+            events.append(parse_detected(line, TEST_CONTEXT)[0])
+    return events
+
+
+def test_prefilter_never_drops_a_match_on_real_events() -> None:
+    rule_paths = [DEFAULT_RULE_DIR]
+    if (SHARED_DATA / "sigma").exists():
+        rule_paths.append(SHARED_DATA / "sigma")
+    engine = SigmaEngine(load_rules(rule_paths).rules)
+    hits = 0
+    for event in corpus_events():
+        expected = brute_force(engine, event)
+        assert [rule.id for rule in engine.match(event)] == expected
+        hits += len(expected)
+    assert hits > 100
+
+
+FIELD_VALUES = st.text(alphabet="abcAB*?\\ -", min_size=0, max_size=6)
+PATTERN = st.tuples(
+    st.sampled_from(["", "|contains", "|startswith", "|endswith", "|contains|all"]),
+    st.lists(FIELD_VALUES, min_size=1, max_size=3),
+)
+
+
+@st.composite
+def random_rule(draw: st.DrawFn) -> dict:
+    selections = {}
+    for index in range(draw(st.integers(1, 3))):
+        items = {}
+        for field in draw(
+            st.lists(st.sampled_from(["f", "g"]), min_size=1, max_size=2, unique=True)
+        ):
+            modifier, values = draw(PATTERN)
+            items[field + modifier] = values
+        selections[f"sel{index}"] = items
+    names = list(selections)
+    condition = draw(
+        st.sampled_from(
+            [" or ".join(names), " and ".join(names), f"{names[0]} and not 1 of sel*", "1 of them"]
+        )
+    )
+    return {
+        "title": "r",
+        "id": f"00000000-0000-0000-0000-{draw(st.integers(0, 10**11)):012d}",
+        "logsource": {"product": "test"},
+        "detection": {**selections, "condition": condition},
+    }
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(random_rule(), min_size=1, max_size=6, unique_by=lambda rule: rule["id"]),
+    st.lists(st.fixed_dictionaries({"f": FIELD_VALUES, "g": FIELD_VALUES}), min_size=1, max_size=5),
+)
+def test_prefilter_is_sound_on_random_rules(rules: list[dict], events: list[dict]) -> None:
+    compiled = [compile_rule(rule, "random.yml", ProcessingPipeline()) for rule in rules]
+    engine = SigmaEngine(compiled)
+    for event in events:
+        event = {**event, "event.module": "test"}
+        assert [rule.id for rule in engine.match(event)] == brute_force(engine, event)
+
+
+def test_routing_keeps_windows_rules_off_linux_events() -> None:
+    engine = SigmaEngine(load_rules([DEFAULT_RULE_DIR]).rules)
+    linux, _ = parse_detected(
+        "Mar  3 10:00:01 web01 sshd[1]: Accepted password for root from 203.0.113.5 port 1 ssh2",
+        TEST_CONTEXT,
+    )
+    routed = engine.rules_for(linux)
+    assert routed
+    assert all(rule.logsource.product in (None, "linux") for rule in routed)
+    assert all(rule.logsource.service in (None, "sshd", "auth", "syslog") for rule in routed)
+    windows, _ = parse_detected(
+        json.dumps(
+            {
+                "winlog": {
+                    "channel": "Security",
+                    "event_id": 4625,
+                    "event_data": {"TargetUserName": "x"},
+                }
+            }
+        ),
+        TEST_CONTEXT,
+    )
+    assert {rule.logsource.product for rule in engine.rules_for(windows)} == {"windows"}
+
+
+def test_events_of_unknown_sources_meet_no_rules() -> None:
+    engine = SigmaEngine(load_rules([DEFAULT_RULE_DIR]).rules)
+    event, _ = parse_detected("something nobody parses", TEST_CONTEXT)
+    assert engine.match(event) == []
+
+
+@pytest.mark.parametrize("bad", ["rules/does-not-exist"])
+def test_loading_a_missing_folder_yields_nothing(bad: str) -> None:
+    report = load_rules([Path(bad)])
+    assert report.rules == []
