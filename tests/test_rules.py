@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from detectors.rule_tests import run_rule_tests, rule_tests_file
+from detectors.rule_tests import rule_tests_file, run_rule_tests
 from detectors.rules import DEFAULT_RULE_DIR, LEVELS, load_rules
 
 REPORT = load_rules([DEFAULT_RULE_DIR])
