@@ -1,0 +1,180 @@
+"""The socpipe command line, end to end, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pipeline import main
+from tests.conftest import REPO
+
+EXPECTED_SAMPLE_ALERTS = {
+    # rule title -> alerts expected from the bundled samples (one attack scenario per file)
+    "SSH Login As Root Accepted": 1,
+    "Account Created With UID 0": 1,
+    "User Added To A Privileged Group": 1,
+    "Cron Job Runs A Download Or Temp-Folder Command": 1,
+    "Crontab Replaced": 1,
+    "SSH Too Many Authentication Failures": 1,
+    "SSH Login Attempt For Unknown User": 4,
+    "SQL Injection Attempt In Request": 2,
+    "Path Traversal Attempt In Request": 1,
+    "Cross-Site Scripting Attempt In Request": 1,
+    "Log4Shell JNDI Lookup In Request": 1,
+    "Known Webshell Accessed": 2,
+    "Probe For Secrets And Source Files": 2,
+    "Administration Panel Probing": 2,
+    "Vulnerability Scanner User Agent": 3,
+    "Blocked Inbound Connection To Remote Administration Port": 5,
+    "IDS Or IPS High Severity Event": 3,
+    "WAF Detected SQL Injection": 1,
+    "Network Sensor Detected Malware Or Command And Control": 1,
+    "Remote Desktop Logon From Outside The Province Network": 1,
+    "PowerShell Started With An Encoded Command": 1,
+    "PowerShell Script Downloads And Runs Code": 1,
+    "Windows User Account Created": 1,
+    "Member Added To A Windows Administrators Group": 1,
+    "Windows Event Log Cleared": 1,
+}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "pipeline.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def sample_scan(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], list[dict]]:
+    out = tmp_path_factory.mktemp("scan") / "alerts.jsonl"
+    result = run(
+        "scan",
+        "samples",
+        "--agency",
+        "so-tttt",
+        "--timezone",
+        "Asia/Ho_Chi_Minh",
+        "--out",
+        str(out),
+    )
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    return result, alerts
+
+
+def test_scan_of_samples_finds_every_planted_attack(sample_scan) -> None:
+    result, alerts = sample_scan
+    assert result.returncode == 0, result.stderr
+    counts = Counter(alert["rule.name"] for alert in alerts)
+    for title, expected in EXPECTED_SAMPLE_ALERTS.items():
+        assert counts[title] == expected, title
+
+
+def test_scan_alerts_carry_agency_entities_and_attack_ids(sample_scan) -> None:
+    _, alerts = sample_scan
+    root_login = next(a for a in alerts if a["rule.name"] == "SSH Login As Root Accepted")
+    assert root_login["organization.id"] == "so-tttt"
+    assert root_login["user.name"] == "root"
+    assert root_login["source.ip"].startswith(("203.0.113.", "198.51.100."))
+    assert root_login["threat.technique.id"] == ["T1078.003"]
+    assert "initial_access" in root_login["threat.tactic.name"]
+    assert root_login["rule.level"] == "high"
+    assert root_login["event.severity"] == 4
+    assert root_login["alert.status"] == "new"
+    assert root_login["events"][0]["event.original"].endswith("ssh2")
+    assert len({alert["alert.id"] for alert in alerts}) == len(alerts)
+
+
+def test_scan_summary_is_readable(sample_scan) -> None:
+    result, alerts = sample_scan
+    assert "socpipe scan summary" in result.stderr
+    assert f"alerts            {len(alerts)}" in result.stderr
+    assert "SSH Login As Root Accepted" in result.stderr
+    assert "top sources" in result.stderr
+    assert "events/s" in result.stderr
+
+
+def test_scan_twice_gives_identical_alert_ids(tmp_path: Path) -> None:
+    first, second = tmp_path / "1.jsonl", tmp_path / "2.jsonl"
+    assert main(["scan", "samples/linux", "--out", str(first), "--no-progress"]) == 0
+    assert main(["scan", "samples/linux", "--out", str(second), "--no-progress"]) == 0
+    ids = [
+        [json.loads(line)["alert.id"] for line in path.read_text().splitlines()]
+        for path in (first, second)
+    ]
+    assert ids[0] == ids[1]
+    assert ids[0]
+
+
+def test_scan_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert run("scan", "no/such/path").returncode == 2
+    assert "no such file or folder: no/such/path" in run("scan", "no/such/path").stderr
+    assert run("scan", "samples", "--timezone", "Mars/Olympus").returncode == 2
+    assert run("scan").returncode == 2
+
+
+def test_scan_with_only_broken_rules_fails(tmp_path: Path) -> None:
+    (tmp_path / "bad.yml").write_text("title: [unclosed\n")
+    result = run("scan", "samples/linux", "--rules", str(tmp_path))
+    assert result.returncode == 1
+    assert "bad.yml: invalid YAML" in result.stderr
+    assert "no usable rule" in result.stderr
+
+
+def test_rules_check_lists_every_problem_and_goes_on(tmp_path: Path) -> None:
+    good = (REPO / "rules/linux/ssh_root_login_accepted.yml").read_text()
+    (tmp_path / "good.yml").write_text(good)
+    (tmp_path / "broken_yaml.yml").write_text("title: x\n  detection: [\n")
+    (tmp_path / "bad_modifier.yml").write_text(
+        good.replace("user.name: root", "user.name|contians: root").replace("id: ", "id: 1")
+    )
+    (tmp_path / "no_condition.yml").write_text(
+        "title: t\nid: 5f0c1cde-1f57-4f54-9f8a-3a0b4c7b9d11\nlogsource: {product: linux}\ndetection:\n  sel: {a: 1}\n"
+    )
+    (tmp_path / "correlation.yml").write_text(
+        "title: c\nid: 6f0c1cde-1f57-4f54-9f8a-3a0b4c7b9d11\ncorrelation:\n  type: event_count\n  rules: [x]\n  group-by: [a]\n  timespan: 5m\n  condition: {gte: 5}\n"
+    )
+    result = run("rules", "check", str(tmp_path))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert any("broken_yaml.yml: invalid YAML" in line for line in lines)
+    assert any("bad_modifier.yml" in line and "contians" in line for line in lines)
+    assert any("no_condition.yml" in line and "condition" in line.lower() for line in lines)
+    assert any(line.startswith("unsupported:") and "correlation.yml" in line for line in lines)
+    assert lines[-1] == "5 files: 1 rules compiled, 3 with errors, 1 unsupported"
+
+
+def test_rules_check_of_project_rules_is_clean() -> None:
+    result = run("rules", "check", "rules")
+    assert result.returncode == 0
+    assert result.stdout.strip().endswith("with errors, 0 unsupported")
+    assert " 0 with errors" in result.stdout
+
+
+def test_rules_test_reports_failures(tmp_path: Path) -> None:
+    rule = (REPO / "rules/linux/ssh_root_login_accepted.yml").read_text()
+    (tmp_path / "r.yml").write_text(rule)
+    (tmp_path / "r.tests.yml").write_text(
+        "match:\n  - 'Mar  3 10:05:44 web01 sshd[1]: Accepted password for alice from 10.0.0.1 port 1 ssh2'\n"
+        "no_match:\n  - 'Mar  3 10:05:44 web01 sshd[1]: Accepted password for bob from 10.0.0.1 port 1 ssh2'\n"
+    )
+    result = run("rules", "test", str(tmp_path))
+    assert result.returncode == 1
+    assert "FAIL" in result.stdout and "r.tests.yml:match[1]" in result.stdout
+    assert result.stdout.strip().endswith("1 passed, 1 failed")
+
+
+def test_rules_test_of_project_rules_passes() -> None:
+    result = run("rules", "test")
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.strip().endswith(", 0 failed")
