@@ -199,6 +199,29 @@ def _winlogbeat(
 SECURITY = ("Security", "Microsoft-Windows-Security-Auditing")
 SYSMON = ("Microsoft-Windows-Sysmon/Operational", "Microsoft-Windows-Sysmon")
 POWERSHELL = ("Microsoft-Windows-PowerShell/Operational", "Microsoft-Windows-PowerShell")
+# (image, command line, parent image) as a healthy desktop starts them.
+BENIGN_PROCESSES = [
+    (
+        "C:\\Windows\\System32\\svchost.exe",
+        "C:\\Windows\\system32\\svchost.exe -k netsvcs -p -s Schedule",
+        "C:\\Windows\\System32\\services.exe",
+    ),
+    (
+        "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE",
+        '"C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE" /n "D:\\VanBan\\CongVan.docx"',
+        "C:\\Windows\\explorer.exe",
+    ),
+    (
+        "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
+        '"C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe" --type=renderer',
+        "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
+    ),
+    (
+        "C:\\Windows\\System32\\notepad.exe",
+        "notepad.exe C:\\Users\\Public\\ghichu.txt",
+        "C:\\Windows\\explorer.exe",
+    ),
+]
 WINDOWS_HOSTS = ["PC-KETOAN-01.sotttt.local", "PC-VANTHU-03.sotttt.local", "SRV-AD01.sotttt.local"]
 
 
@@ -222,14 +245,7 @@ def windows_benign(rng: random.Random, clock: Clock) -> str:
             },
         )
     if choice < 0.8:
-        image = rng.choice(
-            [
-                "C:\\Windows\\System32\\svchost.exe",
-                "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE",
-                "C:\\Windows\\explorer.exe",
-                "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
-            ]
-        )
+        image, command_line, parent = rng.choice(BENIGN_PROCESSES)
         return _winlogbeat(
             clock.tick(),
             1,
@@ -237,8 +253,8 @@ def windows_benign(rng: random.Random, clock: Clock) -> str:
             host,
             {
                 "Image": image,
-                "CommandLine": f'"{image}"',
-                "ParentImage": "C:\\Windows\\explorer.exe",
+                "CommandLine": command_line,
+                "ParentImage": parent,
                 "User": f"SOTTTT\\{user}",
                 "IntegrityLevel": "Medium",
                 "OriginalFileName": image.rsplit("\\", 1)[1],

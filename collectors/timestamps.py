@@ -7,7 +7,10 @@ agency that logs local time.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
+
+from collectors.event import format_timestamp
 
 _MONTHS = {
     name: number
@@ -79,11 +82,66 @@ def parse_iso_timestamp(text: str, zone: tzinfo) -> datetime | None:
 
 
 def parse_clf_timestamp(text: str) -> datetime | None:
-    """Parse the Common Log Format time ``10/Oct/2000:13:55:36 -0700``."""
+    """Parse the Common Log Format time ``10/Oct/2000:13:55:36 -0700``.
+
+    Sliced by hand: ``strptime`` costs more than the rest of a web log line's parsing.
+    """
+    month = month_number(text[3:6])
+    if len(text) != 26 or month is None or text[20] != " " or text[21] not in "+-":
+        return None
     try:
-        return datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z")
+        offset = timedelta(hours=int(text[22:24]), minutes=int(text[24:26]))
+        zone = timezone(-offset if text[21] == "-" else offset)
+        return datetime(
+            int(text[7:11]),
+            month,
+            int(text[0:2]),
+            int(text[12:14]),
+            int(text[15:17]),
+            int(text[18:20]),
+            tzinfo=zone,
+        )
     except ValueError:
         return None
+
+
+def clf_to_iso(text: str) -> str | None:
+    """The event timestamp for a CLF time.
+
+    Every real zone offset is a whole number of minutes, so the UTC text up to the minute
+    depends only on the local text up to the minute: that prefix is cached and the seconds
+    appended, which keeps the cache useful on logs where no two lines share a second.
+    """
+    if len(text) != 26:
+        return None
+    prefix = _clf_minute(text[:17] + ":00" + text[20:])
+    return prefix + text[18:20] + ".000Z" if prefix and text[18:20].isdigit() else None
+
+
+@lru_cache(maxsize=4096)
+def _clf_minute(text: str) -> str | None:
+    moment = parse_clf_timestamp(text)
+    return format_timestamp(moment)[:17] if moment else None
+
+
+def bsd_to_iso(text: str, reference: datetime, zone: tzinfo) -> str | None:
+    """The event timestamp for a BSD syslog time, cached per minute like ``clf_to_iso``."""
+    minute, colon, rest = text.rpartition(":")
+    if not colon or len(rest) < 2 or not rest[:2].isdigit():
+        return None
+    prefix = _bsd_minute(minute, reference, zone)
+    if prefix is None:
+        return None
+    seconds, _, fraction = rest.partition(".")
+    if len(seconds) != 2 or int(seconds) > 59 or (fraction and not fraction.isdigit()):
+        return None
+    return f"{prefix}{seconds}.{(fraction + '000')[:3]}Z"
+
+
+@lru_cache(maxsize=4096)
+def _bsd_minute(minute: str, reference: datetime, zone: tzinfo) -> str | None:
+    moment = parse_bsd_timestamp(minute + ":00", reference, zone)
+    return format_timestamp(moment)[:17] if moment else None
 
 
 def parse_epoch(value: str) -> datetime | None:

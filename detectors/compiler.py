@@ -8,6 +8,8 @@ tree is interpreted per event.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
@@ -16,10 +18,19 @@ from sigma.conditions import (
     ConditionValueExpression,
 )
 from sigma.rule import SigmaRule
+from sigma.types import SigmaString
 
 from detectors.errors import UnsupportedRuleError
 from detectors.event_view import EventView
-from detectors.values import Matcher, Necessary, all_of, any_of, compile_value, union
+from detectors.values import (
+    Matcher,
+    Necessary,
+    all_of,
+    any_of,
+    compile_string_alternatives,
+    compile_value,
+    union,
+)
 
 
 def _never(_view: EventView) -> bool:
@@ -51,7 +62,24 @@ class ConditionCompiler:
         return all_of([m for m, _ in children]), _most_selective([n for _, n in children])
 
     def visit_ConditionOR(self, node: ConditionOR) -> tuple[Matcher, Necessary]:
-        children = [self.visit(arg) for arg in node.args]
+        # Value lists ("field: [a, b, c]") arrive as an OR of same-field leaves; plain
+        # case-insensitive strings on one field are fused into a single matcher.
+        by_field: dict[str, list[SigmaString]] = defaultdict(list)
+        others = []
+        for arg in node.args:
+            if (
+                isinstance(arg, ConditionFieldEqualsValueExpression)
+                and type(arg.value) is SigmaString
+            ):
+                by_field[arg.field].append(arg.value)
+            else:
+                others.append(arg)
+        children = [self.visit(arg) for arg in others]
+        for field, values in by_field.items():
+            if len(values) == 1:
+                children.append(compile_value(field, values[0], self.source))
+            else:
+                children.append(compile_string_alternatives(field, values, self.source))
         return any_of([m for m, _ in children]), union([n for _, n in children])
 
     def visit_ConditionNOT(self, node: ConditionNOT) -> tuple[Matcher, Necessary]:

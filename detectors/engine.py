@@ -25,6 +25,8 @@ from detectors.rules import CompiledRule
 _SET_OPTIONS = re2.Options()
 _SET_OPTIONS.max_mem = 256 << 20
 _SET_OPTIONS.log_errors = False
+#: Below this many rules, scanning the literal sets costs more than running every matcher.
+PREFILTER_MIN_RULES = 48
 
 
 class _FieldIndex:
@@ -47,17 +49,30 @@ class _RuleGroup:
 
     def __init__(self, rules: list[CompiledRule]) -> None:
         self.rules = rules
+        self.filtered = len(rules) >= PREFILTER_MIN_RULES
+        self.everyone = tuple(range(len(rules)))
         self.unfiltered = tuple(i for i, rule in enumerate(rules) if rule.necessary is None)
         by_field: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         for position, rule in enumerate(rules):
             for field, literal in rule.necessary or ():
                 by_field[field][literal].append(position)
-        self.indexes = tuple(_FieldIndex(field, literals) for field, literals in by_field.items())
+        self.indexes = (
+            {field: _FieldIndex(field, literals) for field, literals in by_field.items()}
+            if self.filtered
+            else {}
+        )
 
-    def candidates(self, view: EventView) -> list[int]:
+    def candidates(self, view: EventView) -> Iterable[int]:
+        if not self.filtered:
+            return self.everyone
         found: set[int] = set(self.unfiltered)
-        for index in self.indexes:
-            value = view.lower(index.field)
+        indexes = self.indexes
+        # Walk the event's fields (a few dozen) rather than every indexed field (hundreds).
+        for field in view.event:
+            index = indexes.get(field)
+            if index is None:
+                continue
+            value = view.lower(field)
             if value is None:
                 continue
             texts = (value,) if value.__class__ is str else value

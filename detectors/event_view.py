@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 FieldText = str | list[str] | None
+# Cache misses are the common case for rules on absent fields; a sentinel is cheaper than
+# catching KeyError.
+_UNSET = object()
 
 
 def as_text(value: Any) -> FieldText:
@@ -36,22 +39,21 @@ class EventView:
         self._lower: dict[str, FieldText] = {}
 
     def text(self, field: str) -> FieldText:
-        try:
-            return self._text[field]
-        except KeyError:
-            value = self._text[field] = as_text(self.event.get(field))
-            return value
+        text = self._text.get(field, _UNSET)
+        if text is _UNSET:
+            value = self.event.get(field)
+            text = self._text[field] = value if value.__class__ is str else as_text(value)
+        return text  # type: ignore[return-value]
 
     def lower(self, field: str) -> FieldText:
-        try:
-            return self._lower[field]
-        except KeyError:
+        lowered = self._lower.get(field, _UNSET)
+        if lowered is _UNSET:
             text = self.text(field)
-            if isinstance(text, str):
-                lowered: FieldText = text.lower()
+            if text.__class__ is str:
+                lowered = text.lower()  # type: ignore[union-attr]
             elif text is None:
                 lowered = None
             else:
-                lowered = [item.lower() for item in text]
-            self._lower[field] = lowered
-            return lowered
+                lowered = [item.lower() for item in text]  # type: ignore[union-attr]
+            self._lower[field] = lowered  # type: ignore[assignment]
+        return lowered  # type: ignore[return-value]

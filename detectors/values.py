@@ -97,6 +97,8 @@ def string_predicate(
     if shape == (many, "L", many):
         needle = parts[1]
         return (lambda value: needle in value), longest
+    if SpecialChars.WILDCARD_SINGLE not in parts:
+        return _glob_predicate(parts), longest
     pattern = "".join(
         re.escape(part) if isinstance(part, str) else (".*" if part is many else ".")
         for part in parts
@@ -107,6 +109,33 @@ def string_predicate(
 
 def _always(_value: str) -> bool:
     return True
+
+
+def _glob_predicate(parts: list[str | SpecialChars]) -> Predicate:
+    """A ``*``-only pattern matched by finding its pieces in order: linear, no regex.
+
+    Leftmost matching of each middle piece is correct for ``*`` (any later match would leave
+    less room for the rest), so no backtracking is ever needed.
+    """
+    many = SpecialChars.WILDCARD_MULTI
+    head = parts[0] if isinstance(parts[0], str) else ""
+    tail = parts[-1] if isinstance(parts[-1], str) and len(parts) > 1 else ""
+    middle = [part for part in parts[1 if head else 0 : len(parts) - 1 if tail else len(parts)]]
+    pieces = tuple(part for part in middle if part is not many)
+    minimum = len(head) + len(tail)
+
+    def predicate(value: str) -> bool:
+        if len(value) < minimum or not value.startswith(head) or not value.endswith(tail):
+            return False
+        position, end = len(head), len(value) - len(tail)
+        for piece in pieces:
+            found = value.find(piece, position, end)  # type: ignore[arg-type]
+            if found < 0:
+                return False
+            position = found + len(piece)  # type: ignore[arg-type]
+        return True
+
+    return predicate
 
 
 def _string_parts(value: SigmaString, source: str) -> list[str | SpecialChars]:
@@ -154,6 +183,44 @@ def compile_value(field: str | None, value: SigmaType, source: str) -> tuple[Mat
         compiled = [compile_value(field, item, source) for item in value.values]
         return any_of([matcher for matcher, _ in compiled]), union([n for _, n in compiled])
     raise UnsupportedRuleError(source, f"value type {type(value).__name__} is not supported")
+
+
+def compile_string_alternatives(
+    field: str, values: list[SigmaString], source: str
+) -> tuple[Matcher, Necessary]:
+    """One matcher for "field equals any of these patterns": the field is read once and plain
+    substring needles are tested in one loop, instead of one closure per value."""
+    needles: list[str] = []
+    predicates: list[Predicate] = []
+    literals: set[tuple[str, str]] = set()
+    known = True
+    many = SpecialChars.WILDCARD_MULTI
+    for value in values:
+        parts = _string_parts(value, source)
+        lowered = [part.lower() if isinstance(part, str) else part for part in parts]
+        if len(lowered) == 3 and lowered[0] is many and lowered[2] is many:
+            needles.append(lowered[1])  # type: ignore[arg-type]
+            longest = lowered[1]
+        else:
+            predicate, longest = string_predicate(parts, case_sensitive=False)
+            predicates.append(predicate)
+        if longest:
+            literals.add((field, longest))  # type: ignore[arg-type]
+        else:
+            known = False
+    needle_tuple, predicate_tuple = tuple(needles), tuple(predicates)
+
+    def any_needle(text: str) -> bool:
+        for needle in needle_tuple:
+            if needle in text:
+                return True
+        return False
+
+    def any_pattern(text: str) -> bool:
+        return any_needle(text) or any(predicate(text) for predicate in predicate_tuple)
+
+    test = any_pattern if predicate_tuple else any_needle
+    return field_matcher(field, test, lowered=True), frozenset(literals) if known else None
 
 
 def any_of(matchers: list[Matcher]) -> Matcher:

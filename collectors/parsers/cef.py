@@ -70,6 +70,10 @@ def split_header(text: str) -> tuple[list[str], str] | None:
     if start < 0:
         return None
     position = start + 4
+    parts = text[position:].split("|", 7)
+    if len(parts) == 8 and "\\" not in text[position : len(text) - len(parts[7])]:
+        # No escapes in the header (the common case): a plain split is exact.
+        return parts[:7], parts[7]
     while position < len(text) and len(fields) < 7:
         char = text[position]
         if char == "\\" and position + 1 < len(text) and text[position + 1] in "|\\":

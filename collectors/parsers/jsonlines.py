@@ -56,23 +56,47 @@ def flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _winlogbeat(line: str, flat: dict[str, Any], context: ParseContext) -> Event:
+def _lookup(document: dict[str, Any], dotted: str) -> Any:
+    """A value by dotted name, whether the JSON nests it (``{"winlog": {...}}``) or not."""
+    if dotted in document:
+        return document[dotted]
+    node: Any = document
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _winlogbeat(line: str, document: dict[str, Any], context: ParseContext) -> Event:
+    # Read the few System values and EventData directly: flattening the whole document first
+    # cost more than the rest of the Windows mapping.
     system = {
-        "EventID": flat.get("winlog.event_id", flat.get("event.code")),
-        "Channel": flat.get("winlog.channel"),
-        "Computer": flat.get("winlog.computer_name", flat.get("host.name")),
-        "Provider_Name": flat.get("winlog.provider_name"),
-        "TimeCreated": flat.get("@timestamp"),
-        "EventRecordID": flat.get("winlog.record_id"),
-        "ProcessID": flat.get("winlog.process.pid"),
+        "EventID": _lookup(document, "winlog.event_id") or _lookup(document, "event.code"),
+        "Channel": _lookup(document, "winlog.channel"),
+        "Computer": _lookup(document, "winlog.computer_name") or _lookup(document, "host.name"),
+        "Provider_Name": _lookup(document, "winlog.provider_name"),
+        "TimeCreated": document.get("@timestamp"),
+        "EventRecordID": _lookup(document, "winlog.record_id"),
+        "ProcessID": _lookup(document, "winlog.process.pid"),
     }
-    prefix = "winlog.event_data."
-    data = {key[len(prefix) :]: value for key, value in flat.items() if key.startswith(prefix)}
+    data = _lookup(document, "winlog.event_data")
+    if not isinstance(data, dict):
+        prefix = "winlog.event_data."
+        data = {
+            key[len(prefix) :]: value for key, value in document.items() if key.startswith(prefix)
+        }
     event = windows_event(line, system, data, context, "windows.winlogbeat")
-    for key, value in flat.items():
-        if not key.startswith((prefix, "event.", "@timestamp", "organization.")):
+    for key, value in flatten(
+        {k: v for k, v in document.items() if k not in _WINLOGBEAT_OWN}
+    ).items():
+        if not key.startswith(("winlog.event_data.", "event.", "organization.")):
             event.setdefault(key, value)
     return event
+
+
+# Parts of a Winlogbeat document that windows_event already mapped.
+_WINLOGBEAT_OWN = {"@timestamp", "event", "organization", "message"}
 
 
 def _nxlog(line: str, document: dict[str, Any], context: ParseContext) -> Event:
@@ -124,7 +148,7 @@ class JsonLinesParser(Parser):
         if not isinstance(document, dict):
             return None
         if "winlog" in document or "winlog.channel" in document:
-            event = _winlogbeat(line, flatten(document), context)
+            event = _winlogbeat(line, document, context)
         elif "EventID" in document and ("Channel" in document or "SourceName" in document):
             event = _nxlog(line, document, context)
         else:

@@ -12,7 +12,7 @@ import re
 from collectors.event import Event, new_event, put
 from collectors.parsers.base import ParseContext, Parser, register
 from collectors.parsers.linux_programs import enrich_program_message
-from collectors.timestamps import parse_bsd_timestamp, parse_iso_timestamp
+from collectors.timestamps import bsd_to_iso, parse_iso_timestamp
 
 _PRI = r"(?:<(?P<pri>\d{1,3})>)?"
 # "Mmm dd HH:MM:SS host program[pid]: message"; the program part is optional (kernel lines
@@ -131,7 +131,7 @@ class Rfc3164Parser(Parser):
         match = _BSD.match(line)
         if not match:
             return None
-        moment = parse_bsd_timestamp(match["ts"], context.reference_time, context.zone)
+        moment = bsd_to_iso(match["ts"], context.reference_time, context.zone)
         if moment is None:
             return None
         event = new_event(line, "system", "system.syslog", moment)

@@ -13,14 +13,19 @@ from urllib.parse import unquote_plus
 
 from collectors.event import Event, new_event, put
 from collectors.parsers.base import ParseContext, Parser, register
-from collectors.timestamps import parse_clf_timestamp
+from collectors.timestamps import clf_to_iso
 
-_ACCESS = re.compile(
-    r"(?:(?P<vhost>[^\s:]+)(?::\d+)? (?=\S+ \S+ \S+ \[))?"
+# Quoted fields use the unrolled form [^"\\]*(?:\\.[^"\\]*)*: it runs in one pass where an
+# alternation per character would cost several times more on every line.
+_QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'
+_ACCESS_BODY = (
     r"(?P<client>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>[^\]]+)\] "
-    r'"(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}|-) (?P<bytes>\d+|-)'
-    r'(?: "(?P<referrer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?'
+    rf'"(?P<request>{_QUOTED})" (?P<status>\d{{3}}|-) (?P<bytes>\d+|-)'
+    rf'(?: "(?P<referrer>{_QUOTED})" "(?P<agent>{_QUOTED})")?'
 )
+_ACCESS = re.compile(_ACCESS_BODY)
+# Apache's vhost_combined: the virtual host (and port) comes first.
+_ACCESS_VHOST = re.compile(r"(?P<vhost>[^\s:]+)(?::\d+)? " + _ACCESS_BODY)
 _ERROR = re.compile(
     r"\[(?P<time>[A-Z][a-z]{2} [A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? \d{4})\] "
     r"\[(?:(?P<module>[\w-]+):)?(?P<level>\w+)\]"
@@ -66,10 +71,10 @@ class AccessLogParser(Parser):
         return '] "' in line and " [" in line[:120]
 
     def parse(self, line: str, context: ParseContext) -> Event | None:
-        match = _ACCESS.match(line)
+        match = _ACCESS.match(line) or _ACCESS_VHOST.match(line)
         if not match:
             return None
-        moment = parse_clf_timestamp(match["time"])
+        moment = clf_to_iso(match["time"])
         if moment is None:
             return None
         event = new_event(line, "web", "web.access", moment)
@@ -78,7 +83,8 @@ class AccessLogParser(Parser):
         client = match["client"]
         put(event, "source.ip" if _is_ip(client) else "source.domain", client)
         put(event, "user.name", match["user"])
-        put(event, "url.domain", match["vhost"])
+        if "vhost" in match.re.groupindex:
+            event["url.domain"] = match["vhost"]
         _put_request(event, match["request"])
         if match["status"].isdigit():
             status = int(match["status"])
