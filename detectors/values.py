@@ -198,7 +198,12 @@ def compile_string_alternatives(
     for value in values:
         parts = _string_parts(value, source)
         lowered = [part.lower() if isinstance(part, str) else part for part in parts]
-        if len(lowered) == 3 and lowered[0] is many and lowered[2] is many:
+        if (
+            len(lowered) == 3
+            and lowered[0] is many
+            and lowered[2] is many
+            and isinstance(lowered[1], str)
+        ):
             needles.append(lowered[1])  # type: ignore[arg-type]
             longest = lowered[1]
         else:
