@@ -99,11 +99,19 @@ class ConditionCompiler:
 
 
 def _most_selective(necessaries: list[Necessary]) -> Necessary:
-    """For an AND any child's literals are necessary; keep the set most likely to be rare.
+    """For an AND any child's atoms are necessary; keep the set most likely to be rare.
 
-    Longer literals are rarer; among equals, fewer alternatives mean fewer candidate hits.
+    Exact atoms come first (a dictionary lookup tests them, even in small rule groups); then
+    longer literals are rarer; among equals, fewer alternatives mean fewer candidate hits.
     """
     known = [necessary for necessary in necessaries if necessary]
     if not known:
         return None
-    return max(known, key=lambda literals: (min(len(text) for _, text in literals), -len(literals)))
+    return max(
+        known,
+        key=lambda atoms: (
+            all(exact for _, _, exact in atoms),
+            min(len(text) for _, text, _ in atoms),
+            -len(atoms),
+        ),
+    )

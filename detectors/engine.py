@@ -45,41 +45,56 @@ class _FieldIndex:
 
 
 class _RuleGroup:
-    """The rules of one log source, with their prefilter."""
+    """The rules of one log source, with their prefilter.
+
+    Exact atoms (field equals literal) are looked up in a dictionary, which pays off even for
+    a handful of rules; substring atoms need the RE2 sets, which pay off only for large groups.
+    """
 
     def __init__(self, rules: list[CompiledRule]) -> None:
         self.rules = rules
-        self.filtered = len(rules) >= PREFILTER_MIN_RULES
-        self.everyone = tuple(range(len(rules)))
-        self.unfiltered = tuple(i for i, rule in enumerate(rules) if rule.necessary is None)
-        by_field: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        use_sets = len(rules) >= PREFILTER_MIN_RULES
+        unfiltered: list[int] = []
+        exact: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        contained: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         for position, rule in enumerate(rules):
-            for field, literal in rule.necessary or ():
-                by_field[field][literal].append(position)
-        self.indexes = (
-            {field: _FieldIndex(field, literals) for field, literals in by_field.items()}
-            if self.filtered
-            else {}
-        )
+            atoms = rule.necessary
+            if atoms is None or (not use_sets and not all(is_exact for *_, is_exact in atoms)):
+                unfiltered.append(position)
+                continue
+            for field, literal, is_exact in atoms:
+                (exact if is_exact else contained)[field][literal].append(position)
+        self.unfiltered = tuple(unfiltered)
+        self.exact = {
+            field: {literal: tuple(positions) for literal, positions in literals.items()}
+            for field, literals in exact.items()
+        }
+        self.indexes = {
+            field: _FieldIndex(field, literals) for field, literals in contained.items()
+        }
 
     def candidates(self, view: EventView) -> Iterable[int]:
-        if not self.filtered:
-            return self.everyone
+        if len(self.unfiltered) == len(self.rules):
+            return self.unfiltered
         found: set[int] = set(self.unfiltered)
-        indexes = self.indexes
+        exact, indexes = self.exact, self.indexes
         # Walk the event's fields (a few dozen) rather than every indexed field (hundreds).
         for field in view.event:
+            by_value = exact.get(field)
             index = indexes.get(field)
-            if index is None:
+            if by_value is None and index is None:
                 continue
             value = view.lower(field)
             if value is None:
                 continue
             texts = (value,) if value.__class__ is str else value
             for text in texts:
-                # RE2's Set.Match returns None (not an empty list) when nothing matched.
-                for atom in index.matcher.Match(text) or ():
-                    found.update(index.atom_rules[atom])
+                if by_value is not None and (hit := by_value.get(text)) is not None:  # type: ignore[arg-type]
+                    found.update(hit)
+                if index is not None:
+                    # RE2's Set.Match returns None (not an empty list) when nothing matched.
+                    for atom in index.matcher.Match(text) or ():
+                        found.update(index.atom_rules[atom])
         return sorted(found)
 
 

@@ -39,8 +39,11 @@ from detectors.regex import compile_search
 
 Matcher = Callable[[EventView], bool]
 Predicate = Callable[[str], bool]
-#: (field, lower-cased substring) pairs of which at least one must hold, or None if unknown.
-Necessary = frozenset[tuple[str, str]] | None
+#: Atoms of which at least one must hold for a match, or None if nothing is known. An atom is
+#: (field, lower-cased literal, exact): exact means the whole field equals the literal,
+#: otherwise the field contains it.
+Atom = tuple[str, str, bool]
+Necessary = frozenset[Atom] | None
 
 #: Field-less (keyword) detections search the raw record, which holds every value of the event.
 KEYWORD_FIELD = "event.original"
@@ -158,13 +161,14 @@ def compile_value(field: str | None, value: SigmaType, source: str) -> tuple[Mat
             parts = parts + ([] if parts[-1:] == [many] else [many])
         cased = isinstance(value, SigmaCasedString)
         predicate, longest = string_predicate(parts, cased)
-        necessary = frozenset({(target, longest.lower())}) if longest else None
+        exact = len(parts) == 1 and isinstance(parts[0], str)
+        necessary = frozenset({(target, longest.lower(), exact)}) if longest else None
         return field_matcher(target, predicate, lowered=not cased), necessary
     if isinstance(value, SigmaTimestampPart):
         return _timestamp_part_matcher(target, value), None
     if isinstance(value, SigmaNumber | SigmaBool):
         text = str(value.number) if isinstance(value, SigmaNumber) else str(value.boolean).lower()
-        return field_matcher(target, text.__eq__, lowered=True), frozenset({(target, text)})
+        return field_matcher(target, text.__eq__, lowered=True), frozenset({(target, text, True)})
     if isinstance(value, SigmaNull):
         return _null_matcher(target), None
     if isinstance(value, SigmaExists):
@@ -192,7 +196,7 @@ def compile_string_alternatives(
     substring needles are tested in one loop, instead of one closure per value."""
     needles: list[str] = []
     predicates: list[Predicate] = []
-    literals: set[tuple[str, str]] = set()
+    literals: set[Atom] = set()
     known = True
     many = SpecialChars.WILDCARD_MULTI
     for value in values:
@@ -205,18 +209,20 @@ def compile_string_alternatives(
             and isinstance(lowered[1], str)
         ):
             needles.append(lowered[1])  # type: ignore[arg-type]
-            longest = lowered[1]
+            longest, exact = lowered[1], False
         else:
             predicate, longest = string_predicate(parts, case_sensitive=False)
             predicates.append(predicate)
+            exact = len(lowered) == 1 and isinstance(lowered[0], str)
         if longest:
-            literals.add((field, longest))  # type: ignore[arg-type]
+            literals.add((field, longest, exact))  # type: ignore[arg-type]
         else:
             known = False
     needle_tuple, predicate_tuple = tuple(needles), tuple(predicates)
 
     def any_needle(text: str) -> bool:
-        for needle in needle_tuple:
+        # A plain loop: any() over a generator costs a frame per call on this hot path.
+        for needle in needle_tuple:  # noqa: SIM110
             if needle in text:
                 return True
         return False
