@@ -101,8 +101,9 @@ class ConditionCompiler:
 def _most_selective(necessaries: list[Necessary]) -> Necessary:
     """For an AND any child's atoms are necessary; keep the set most likely to be rare.
 
-    Exact atoms come first (a dictionary lookup tests them, even in small rule groups); then
-    longer literals are rarer; among equals, fewer alternatives mean fewer candidate hits.
+    Longer literals are rarer, except numbers: an event id or status code is shared by a
+    large part of the events of its source. Among equally rare sets, exact atoms win (a
+    dictionary lookup tests them, even in small rule groups), then fewer alternatives.
     """
     known = [necessary for necessary in necessaries if necessary]
     if not known:
@@ -110,8 +111,8 @@ def _most_selective(necessaries: list[Necessary]) -> Necessary:
     return max(
         known,
         key=lambda atoms: (
+            min(1 if text.isdigit() else len(text) for _, text, _ in atoms),
             all(exact for _, _, exact in atoms),
-            min(len(text) for _, text, _ in atoms),
             -len(atoms),
         ),
     )

@@ -107,7 +107,7 @@ def string_predicate(
         for part in parts
     )
     search, _engine = compile_search(f"^{pattern}$", "s", "wildcard")
-    return (lambda value: search(value) is not None), longest
+    return search, longest
 
 
 def _always(_value: str) -> bool:
@@ -176,7 +176,7 @@ def compile_value(field: str | None, value: SigmaType, source: str) -> tuple[Mat
     if isinstance(value, SigmaRegularExpression):
         flags = "".join(value.sigma_to_re_flag[flag] for flag in value.flags)
         search, _engine = compile_search(str(value.regexp), flags, source)
-        return field_matcher(target, lambda text: search(text) is not None, lowered=False), None
+        return field_matcher(target, search, lowered=False), None
     if isinstance(value, SigmaCIDRExpression):
         return field_matcher(target, _cidr_predicate(value), lowered=False), None
     if isinstance(value, SigmaCompareExpression):
