@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from collectors.event import Event
@@ -28,7 +28,26 @@ ENTITY_FIELDS = (
     "dns.question.name",
     "registry.path",
 )
-TRIAGE_STATES = ("new", "in_progress", "resolved", "false_positive")
+#: ATT&CK enterprise tactics as Sigma tags name them (attack.<tactic>).
+ATTACK_TACTICS = frozenset(
+    {
+        "reconnaissance",
+        "resource_development",
+        "initial_access",
+        "execution",
+        "persistence",
+        "privilege_escalation",
+        "defense_evasion",
+        "stealth",
+        "credential_access",
+        "discovery",
+        "lateral_movement",
+        "collection",
+        "command_and_control",
+        "exfiltration",
+        "impact",
+    }
+)
 
 
 def alert_id(rule_id: str, event: Event) -> str:
@@ -46,7 +65,6 @@ class Alert:
     entities: dict[str, Any]
     events: tuple[Event, ...]
     status: str = "new"
-    history: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     @classmethod
     def from_match(cls, rule: CompiledRule, event: Event) -> Alert:
@@ -73,10 +91,7 @@ class Alert:
         return sorted(
             tag.split(".", 1)[1]
             for tag in self.rule.tags
-            if tag.startswith("attack.")
-            and not tag[8:9].isdigit()
-            and not tag.startswith("attack.g")
-            and not tag.startswith("attack.s")
+            if tag.split(".", 1)[-1] in ATTACK_TACTICS
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -235,23 +235,24 @@ def compile_string_alternatives(
 
 
 def any_of(matchers: list[Matcher]) -> Matcher:
-    if len(matchers) == 1:
-        return matchers[0]
-    if len(matchers) == 2:
-        first, second = matchers
-        return lambda view: first(view) or second(view)
-    items = tuple(matchers)
-    return lambda view: any(matcher(view) for matcher in items)
+    return _combine(matchers, any)
 
 
 def all_of(matchers: list[Matcher]) -> Matcher:
+    return _combine(matchers, all)
+
+
+def _combine(matchers: list[Matcher], quantifier: Callable[..., bool]) -> Matcher:
+    """One matcher for several; one or two children get a closure without a generator."""
     if len(matchers) == 1:
         return matchers[0]
     if len(matchers) == 2:
         first, second = matchers
+        if quantifier is any:
+            return lambda view: first(view) or second(view)
         return lambda view: first(view) and second(view)
     items = tuple(matchers)
-    return lambda view: all(matcher(view) for matcher in items)
+    return lambda view: quantifier(matcher(view) for matcher in items)
 
 
 def union(necessaries: list[Necessary]) -> Necessary:

@@ -104,11 +104,9 @@ class AuditdParser(Parser):
     def looks_like(self, line: str) -> bool:
         return line.startswith("type=") and "msg=audit(" in line[:80]
 
-    def parse(self, line: str, context: ParseContext) -> Event | None:
+    def parse_line(self, line: str, context: ParseContext) -> Event | None:
         event = new_event(line, "auditd", "auditd.log", context.reference_time)
         if not apply_audit_record(event, line):
             return None
         event["message"] = line
-        event["organization.id"] = context.agency_id
-        put(event, "organization.name", context.agency_name)
         return event

@@ -28,6 +28,15 @@ class ParseContext:
     zone: tzinfo = UTC
     reference_time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    def stamp(self, event: Event) -> Event:
+        """Set the agency fields, overwriting whatever the record claimed."""
+        event["organization.id"] = self.agency_id
+        if self.agency_name:
+            event["organization.name"] = self.agency_name
+        else:
+            event.pop("organization.name", None)
+        return event
+
 
 class Parser(ABC):
     """One log format."""
@@ -39,8 +48,13 @@ class Parser(ABC):
         """A cheap test used by auto-detection; ``parse`` still decides."""
 
     @abstractmethod
+    def parse_line(self, line: str, context: ParseContext) -> Event | None:
+        """The format-specific fields for ``line``, or ``None`` when it is not this format."""
+
     def parse(self, line: str, context: ParseContext) -> Event | None:
-        """The event for ``line``, or ``None`` when the line is not in this format."""
+        """The event for ``line`` with the agency stamped, or ``None`` if not this format."""
+        event = self.parse_line(line, context)
+        return context.stamp(event) if event is not None else None
 
 
 PARSERS: dict[str, Parser] = {}

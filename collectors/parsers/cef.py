@@ -165,10 +165,8 @@ class CefParser(Parser):
     def looks_like(self, line: str) -> bool:
         return line.startswith("CEF:")
 
-    def parse(self, line: str, context: ParseContext) -> Event | None:
+    def parse_line(self, line: str, context: ParseContext) -> Event | None:
         event = new_event(line, "cef", "cef.log", context.reference_time)
         if not apply_cef(event, line):
             return None
-        event["organization.id"] = context.agency_id
-        put(event, "organization.name", context.agency_name)
         return event

@@ -87,9 +87,6 @@ def read_evtx(path: Path, context: ParseContext) -> Iterator[tuple[int, Event]]:
             )
             continue
         system = system_fields(document.get("System", {}))
-        yield (
-            record["event_record_id"],
-            windows_event(
-                record["data"], system, event_data_fields(document), context, "windows.evtx"
-            ),
-        )
+        data = event_data_fields(document)
+        event = windows_event(record["data"], system, data, context, "windows.evtx")
+        yield record["event_record_id"], context.stamp(event)

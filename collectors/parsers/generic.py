@@ -13,10 +13,9 @@ class GenericParser(Parser):
     def looks_like(self, line: str) -> bool:
         return True
 
-    def parse(self, line: str, context: ParseContext) -> Event:
+    def parse_line(self, line: str, context: ParseContext) -> Event:
         event = new_event(line, "generic", "generic.log", context.reference_time)
         event["message"] = line
-        event["organization.id"] = context.agency_id
         # The time is when socpipe read the line: the tag tells analysts not to trust it.
         event["tags"] = ["socpipe_unparsed"]
         return event

@@ -140,7 +140,7 @@ class JsonLinesParser(Parser):
     def looks_like(self, line: str) -> bool:
         return line.startswith("{") and line.rstrip().endswith("}")
 
-    def parse(self, line: str, context: ParseContext) -> Event | None:
+    def parse_line(self, line: str, context: ParseContext) -> Event | None:
         try:
             document = json.loads(line)
         except (json.JSONDecodeError, RecursionError):
@@ -153,6 +153,4 @@ class JsonLinesParser(Parser):
             event = _nxlog(line, document, context)
         else:
             event = _ecs_or_generic(line, flatten(document), context)
-        event["organization.id"] = context.agency_id
-        put(event, "organization.name", context.agency_name)
         return event

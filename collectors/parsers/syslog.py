@@ -78,8 +78,6 @@ def split_structured_data(rest: str) -> tuple[dict[str, dict[str, str]], str] | 
 
 def _finish(event: Event, message: str, program: str | None, context: ParseContext) -> Event:
     event["message"] = message
-    event["organization.id"] = context.agency_id
-    put(event, "organization.name", context.agency_name)
     if program:
         event["process.name"] = program
     enrich_program_message(event, program or "", message)
@@ -93,7 +91,7 @@ class Rfc5424Parser(Parser):
     def looks_like(self, line: str) -> bool:
         return line.startswith("<") and ">1 " in line[:8]
 
-    def parse(self, line: str, context: ParseContext) -> Event | None:
+    def parse_line(self, line: str, context: ParseContext) -> Event | None:
         match = _RFC5424.match(line)
         if not match:
             return None
@@ -127,7 +125,7 @@ class Rfc3164Parser(Parser):
         head = line[start : start + 3]
         return head[:1].isupper() and head[1:3].islower() and len(line) > 15
 
-    def parse(self, line: str, context: ParseContext) -> Event | None:
+    def parse_line(self, line: str, context: ParseContext) -> Event | None:
         match = _BSD.match(line)
         if not match:
             return None

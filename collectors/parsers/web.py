@@ -70,7 +70,7 @@ class AccessLogParser(Parser):
     def looks_like(self, line: str) -> bool:
         return '] "' in line and " [" in line[:120]
 
-    def parse(self, line: str, context: ParseContext) -> Event | None:
+    def parse_line(self, line: str, context: ParseContext) -> Event | None:
         match = _ACCESS.match(line) or _ACCESS_VHOST.match(line)
         if not match:
             return None
@@ -95,8 +95,6 @@ class AccessLogParser(Parser):
         put(event, "http.request.referrer", match["referrer"])
         put(event, "user_agent.original", match["agent"])
         event["message"] = match["request"]
-        event["organization.id"] = context.agency_id
-        put(event, "organization.name", context.agency_name)
         return event
 
 
@@ -112,7 +110,7 @@ class ApacheErrorParser(Parser):
     def looks_like(self, line: str) -> bool:
         return line.startswith("[") and line[1:4].isalpha() and line[4:5] == " "
 
-    def parse(self, line: str, context: ParseContext) -> Event | None:
+    def parse_line(self, line: str, context: ParseContext) -> Event | None:
         match = _ERROR.match(line)
         if not match:
             return None
@@ -130,6 +128,4 @@ class ApacheErrorParser(Parser):
             event["process.pid"] = int(match["pid"])
         put(event, "source.ip", match["client"])
         event["message"] = match["message"]
-        event["organization.id"] = context.agency_id
-        put(event, "organization.name", context.agency_name)
         return event

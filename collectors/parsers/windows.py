@@ -88,8 +88,6 @@ def windows_event(
     put(event, "winlog.process.pid", system.get("ProcessID"))
     put(event, "winlog.user.identifier", system.get("UserID"))
     put(event, "log.level", _LEVELS.get(str(system.get("Level", ""))))
-    event["organization.id"] = context.agency_id
-    put(event, "organization.name", context.agency_name)
 
     data = {name: _text(value) for name, value in event_data.items() if value is not None}
     if code == "4688" and channel == "Security":
