@@ -252,7 +252,24 @@ def _combine(matchers: list[Matcher], quantifier: Callable[..., bool]) -> Matche
             return lambda view: first(view) or second(view)
         return lambda view: first(view) and second(view)
     items = tuple(matchers)
-    return lambda view: quantifier(matcher(view) for matcher in items)
+    # Plain loops: any()/all() over a generator cost a frame per call on this hot path.
+    if quantifier is any:
+
+        def match_any(view: EventView) -> bool:
+            for matcher in items:  # noqa: SIM110
+                if matcher(view):
+                    return True
+            return False
+
+        return match_any
+
+    def match_all(view: EventView) -> bool:
+        for matcher in items:  # noqa: SIM110
+            if not matcher(view):
+                return False
+        return True
+
+    return match_all
 
 
 def union(necessaries: list[Necessary]) -> Necessary:
