@@ -192,46 +192,70 @@ def compile_value(field: str | None, value: SigmaType, source: str) -> tuple[Mat
 def compile_string_alternatives(
     field: str, values: list[SigmaString], source: str
 ) -> tuple[Matcher, Necessary]:
-    """One matcher for "field equals any of these patterns": the field is read once and plain
-    substring needles are tested in one loop, instead of one closure per value."""
+    """One matcher for "field equals any of these patterns": the field is read once; exact
+    values become a set, prefixes and suffixes one ``startswith``/``endswith`` call with a
+    tuple, substrings one loop; only other wildcard shapes keep a predicate each."""
+    many = SpecialChars.WILDCARD_MULTI
+    exact: set[str] = set()
+    prefixes: list[str] = []
+    suffixes: list[str] = []
     needles: list[str] = []
     predicates: list[Predicate] = []
-    literals: set[Atom] = set()
+    atoms: set[Atom] = set()
     known = True
-    many = SpecialChars.WILDCARD_MULTI
     for value in values:
-        parts = _string_parts(value, source)
-        lowered = [part.lower() if isinstance(part, str) else part for part in parts]
-        if (
-            len(lowered) == 3
-            and lowered[0] is many
-            and lowered[2] is many
-            and isinstance(lowered[1], str)
-        ):
-            needles.append(lowered[1])  # type: ignore[arg-type]
-            longest, exact = lowered[1], False
+        parts = [
+            part.lower() if isinstance(part, str) else part for part in _string_parts(value, source)
+        ]
+        shape = tuple("L" if isinstance(part, str) else part for part in parts)
+        if shape == ("L",):
+            exact.add(parts[0])  # type: ignore[arg-type]
+        elif shape == ("L", many):
+            prefixes.append(parts[0])  # type: ignore[arg-type]
+        elif shape == (many, "L"):
+            suffixes.append(parts[1])  # type: ignore[arg-type]
+        elif shape == (many, "L", many):
+            needles.append(parts[1])  # type: ignore[arg-type]
         else:
-            predicate, longest = string_predicate(parts, case_sensitive=False)
-            predicates.append(predicate)
-            exact = len(lowered) == 1 and isinstance(lowered[0], str)
-        if longest:
-            literals.add((field, longest, exact))  # type: ignore[arg-type]
+            predicates.append(string_predicate(parts, case_sensitive=True)[0])
+        literals = [part for part in parts if isinstance(part, str)]
+        if literals and (longest := max(literals, key=len)):
+            atoms.add((field, longest, shape == ("L",)))
         else:
             known = False
-    needle_tuple, predicate_tuple = tuple(needles), tuple(predicates)
+    tests: list[Predicate] = []
+    if exact:
+        tests.append(frozenset(exact).__contains__)
+    if prefixes:
+        prefix_tuple = tuple(prefixes)
+        tests.append(lambda text: text.startswith(prefix_tuple))
+    if suffixes:
+        suffix_tuple = tuple(suffixes)
+        tests.append(lambda text: text.endswith(suffix_tuple))
+    if needles:
+        needle_tuple = tuple(needles)
 
-    def any_needle(text: str) -> bool:
-        # A plain loop: any() over a generator costs a frame per call on this hot path.
-        for needle in needle_tuple:  # noqa: SIM110
-            if needle in text:
-                return True
-        return False
+        def any_needle(text: str) -> bool:
+            # A plain loop: any() over a generator costs a frame per call on this hot path.
+            for needle in needle_tuple:  # noqa: SIM110
+                if needle in text:
+                    return True
+            return False
 
-    def any_pattern(text: str) -> bool:
-        return any_needle(text) or any(predicate(text) for predicate in predicate_tuple)
+        tests.append(any_needle)
+    tests.extend(predicates)
+    if len(tests) == 1:
+        test = tests[0]
+    else:
+        test_tuple = tuple(tests)
 
-    test = any_pattern if predicate_tuple else any_needle
-    return field_matcher(field, test, lowered=True), frozenset(literals) if known else None
+        def test(text: str) -> bool:
+            for candidate in test_tuple:  # noqa: SIM110
+                if candidate(text):
+                    return True
+            return False
+
+    return field_matcher(field, test, lowered=True), frozenset(atoms) if known else None
 
 
 def any_of(matchers: list[Matcher]) -> Matcher:

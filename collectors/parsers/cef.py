@@ -93,6 +93,15 @@ def split_header(text: str) -> tuple[list[str], str] | None:
 
 def parse_extension(text: str) -> dict[str, str]:
     """Key/value pairs of the extension; values may contain spaces and escaped '='."""
+    if "\\" not in text:
+        # No escapes (the common case): every "key=" is a real key and values need no work.
+        keys = list(_EXTENSION_KEY.finditer(text))
+        return {
+            match.group(1): text[
+                match.end() : keys[i + 1].start() if i + 1 < len(keys) else len(text)
+            ].rstrip(" ")
+            for i, match in enumerate(keys)
+        }
     pairs: dict[str, str] = {}
     matches = [
         match
