@@ -100,3 +100,19 @@ def test_generic_json_and_non_objects() -> None:
     assert event["nested.a"] == [1, 2]
     assert get_parser("json").parse("[1, 2]", CONTEXT) is None
     assert get_parser("json").parse("{broken", CONTEXT) is None
+
+
+def test_winlogbeat_with_already_flat_keys() -> None:
+    line = json.dumps(
+        {
+            "winlog.channel": "Security",
+            "winlog.event_id": 4720,
+            "winlog.event_data.TargetUserName": "support01",
+            "host.name": "SRV-AD01",
+        }
+    )
+    event, _ = parse_detected(line, CONTEXT)
+    assert event["event.code"] == "4720"
+    assert event["winlog.event_data.TargetUserName"] == "support01"
+    assert event["host.name"] == "SRV-AD01"
+    assert "security" in event_logsource(routing_key(event)).services

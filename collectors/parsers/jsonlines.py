@@ -71,25 +71,31 @@ def _lookup(document: dict[str, Any], dotted: str) -> Any:
 def _winlogbeat(line: str, document: dict[str, Any], context: ParseContext) -> Event:
     # Read the few System values and EventData directly: flattening the whole document first
     # cost more than the rest of the Windows mapping.
-    system = {
-        "EventID": _lookup(document, "winlog.event_id") or _lookup(document, "event.code"),
-        "Channel": _lookup(document, "winlog.channel"),
-        "Computer": _lookup(document, "winlog.computer_name") or _lookup(document, "host.name"),
-        "Provider_Name": _lookup(document, "winlog.provider_name"),
-        "TimeCreated": document.get("@timestamp"),
-        "EventRecordID": _lookup(document, "winlog.record_id"),
-        "ProcessID": _lookup(document, "winlog.process.pid"),
-    }
-    data = _lookup(document, "winlog.event_data")
-    if not isinstance(data, dict):
-        prefix = "winlog.event_data."
+    winlog = document.get("winlog")
+    if isinstance(winlog, dict):
+        nested = winlog
+        data = winlog.get("event_data") or {}
+    else:  # already-flat keys ("winlog.channel": ...)
+        nested = {key[7:]: value for key, value in document.items() if key.startswith("winlog.")}
+        prefix = "event_data."
         data = {
-            key[len(prefix) :]: value for key, value in document.items() if key.startswith(prefix)
+            key[len(prefix) :]: value for key, value in nested.items() if key.startswith(prefix)
         }
+    system = {
+        "EventID": nested.get("event_id") or _lookup(document, "event.code"),
+        "Channel": nested.get("channel"),
+        "Computer": nested.get("computer_name") or _lookup(document, "host.name"),
+        "Provider_Name": nested.get("provider_name"),
+        "TimeCreated": document.get("@timestamp"),
+        "EventRecordID": nested.get("record_id"),
+        "ProcessID": _lookup(nested, "process.pid"),
+    }
     event = windows_event(line, system, data, context, "windows.winlogbeat")
-    for key, value in flatten(
-        {k: v for k, v in document.items() if k not in _WINLOGBEAT_OWN}
-    ).items():
+    # Keep what Winlogbeat added beyond System and EventData (host, agent, winlog.task, ...).
+    rest = {key: value for key, value in document.items() if key not in _WINLOGBEAT_OWN}
+    if isinstance(winlog, dict):
+        rest["winlog"] = {key: value for key, value in winlog.items() if key != "event_data"}
+    for key, value in flatten(rest).items():
         if not key.startswith(("winlog.event_data.", "event.", "organization.")):
             event.setdefault(key, value)
     return event

@@ -8,6 +8,7 @@ up here, so one mapping serves every Windows source.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -116,9 +117,15 @@ def _ecs_value(field: str, value: str) -> Any:
     return value
 
 
-def _time_created(value: Any, context: ParseContext) -> datetime:
+# Winlogbeat and the evtx parser already write UTC with a Z: such a time is used as it is.
+_UTC_MILLIS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(?:\d{3,4})?Z")
+
+
+def _time_created(value: Any, context: ParseContext) -> datetime | str:
     if isinstance(value, dict):
         value = value.get("SystemTime") or value.get("#attributes", {}).get("SystemTime")
+    if isinstance(value, str) and _UTC_MILLIS.fullmatch(value):
+        return value[:23] + "Z"
     if isinstance(value, str):
         moment = parse_iso_timestamp(value.replace(" ", "T", 1), context.zone)
         if moment is not None:
