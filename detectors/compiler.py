@@ -64,7 +64,8 @@ class ConditionCompiler:
     def visit_ConditionOR(self, node: ConditionOR) -> tuple[Matcher, Necessary]:
         # Value lists ("field: [a, b, c]") arrive as an OR of same-field leaves; plain
         # case-insensitive strings on one field are fused into a single matcher.
-        by_field: dict[str, list[SigmaString]] = defaultdict(list)
+        # Keyword lists (field None) are fused the same way, on the raw record.
+        by_field: dict[str | None, list[SigmaString]] = defaultdict(list)
         others = []
         for arg in node.args:
             if (
@@ -72,6 +73,8 @@ class ConditionCompiler:
                 and type(arg.value) is SigmaString
             ):
                 by_field[arg.field].append(arg.value)
+            elif isinstance(arg, ConditionValueExpression) and type(arg.value) is SigmaString:
+                by_field[None].append(arg.value)
             else:
                 others.append(arg)
         children = [self.visit(arg) for arg in others]

@@ -25,8 +25,9 @@ from detectors.rules import CompiledRule
 _SET_OPTIONS = re2.Options()
 _SET_OPTIONS.max_mem = 256 << 20
 _SET_OPTIONS.log_errors = False
-#: Below this many rules, scanning the literal sets costs more than running every matcher.
-PREFILTER_MIN_RULES = 48
+#: Below this many rules needing substrings, one RE2 set scan per field costs more than
+#: running their matchers.
+SUBSTRING_PREFILTER_MIN_RULES = 8
 
 
 class _FieldIndex:
@@ -44,6 +45,10 @@ class _FieldIndex:
         self.matcher.Compile()
 
 
+def _all_exact(atoms: frozenset[tuple[str, str, bool]]) -> bool:
+    return all(is_exact for *_, is_exact in atoms)
+
+
 class _RuleGroup:
     """The rules of one log source, with their prefilter.
 
@@ -53,13 +58,16 @@ class _RuleGroup:
 
     def __init__(self, rules: list[CompiledRule]) -> None:
         self.rules = rules
-        use_sets = len(rules) >= PREFILTER_MIN_RULES
+        use_sets = (
+            sum(1 for rule in rules if rule.necessary and not _all_exact(rule.necessary))
+            >= SUBSTRING_PREFILTER_MIN_RULES
+        )
         unfiltered: list[int] = []
         exact: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         contained: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         for position, rule in enumerate(rules):
             atoms = rule.necessary
-            if atoms is None or (not use_sets and not all(is_exact for *_, is_exact in atoms)):
+            if atoms is None or (not use_sets and not _all_exact(atoms)):
                 unfiltered.append(position)
                 continue
             for field, literal, is_exact in atoms:

@@ -150,15 +150,21 @@ def _string_parts(value: SigmaString, source: str) -> list[str | SpecialChars]:
     return parts
 
 
+def _pattern_parts(value: SigmaString, keyword: bool, source: str) -> list[str | SpecialChars]:
+    """The pattern of a string value; keywords match anywhere in the raw record."""
+    parts = _string_parts(value, source)
+    if keyword:
+        many = SpecialChars.WILDCARD_MULTI
+        parts = ([] if parts[:1] == [many] else [many]) + parts
+        parts = parts + ([] if parts[-1:] == [many] else [many])
+    return parts
+
+
 def compile_value(field: str | None, value: SigmaType, source: str) -> tuple[Matcher, Necessary]:
     """The matcher for ``field`` having ``value``; ``field`` None means a keyword detection."""
     target = field or KEYWORD_FIELD
     if isinstance(value, SigmaString):
-        parts = _string_parts(value, source)
-        if field is None:
-            many = SpecialChars.WILDCARD_MULTI
-            parts = ([] if parts[:1] == [many] else [many]) + parts
-            parts = parts + ([] if parts[-1:] == [many] else [many])
+        parts = _pattern_parts(value, field is None, source)
         cased = isinstance(value, SigmaCasedString)
         predicate, longest = string_predicate(parts, cased)
         exact = len(parts) == 1 and isinstance(parts[0], str)
@@ -190,12 +196,14 @@ def compile_value(field: str | None, value: SigmaType, source: str) -> tuple[Mat
 
 
 def compile_string_alternatives(
-    field: str, values: list[SigmaString], source: str
+    field: str | None, values: list[SigmaString], source: str
 ) -> tuple[Matcher, Necessary]:
     """One matcher for "field equals any of these patterns": the field is read once; exact
     values become a set, prefixes and suffixes one ``startswith``/``endswith`` call with a
     tuple, substrings one loop; only other wildcard shapes keep a predicate each."""
     many = SpecialChars.WILDCARD_MULTI
+    keyword = field is None
+    field = field or KEYWORD_FIELD
     exact: set[str] = set()
     prefixes: list[str] = []
     suffixes: list[str] = []
@@ -205,7 +213,8 @@ def compile_string_alternatives(
     known = True
     for value in values:
         parts = [
-            part.lower() if isinstance(part, str) else part for part in _string_parts(value, source)
+            part.lower() if isinstance(part, str) else part
+            for part in _pattern_parts(value, keyword, source)
         ]
         shape = tuple("L" if isinstance(part, str) else part for part in parts)
         if shape == ("L",):
