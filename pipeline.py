@@ -4,6 +4,9 @@ Commands:
   socpipe scan PATH...        parse files and run the detectors in-process (no servers)
   socpipe rules check DIR...  validate Sigma rules, listing every problem with its file
   socpipe rules test [DIR...] run the test events kept beside each rule
+  socpipe setup               create the Kafka topics and Elasticsearch templates (idempotent)
+  socpipe run                 the daemon: detect and index stages as Kafka consumer groups
+  socpipe collect file|syslog agency collectors publishing events to Kafka
 """
 
 from __future__ import annotations
@@ -62,6 +65,31 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="+", type=Path)
     test = rule_commands.add_parser("test", help="run the test events beside each rule")
     test.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_RULE_DIR])
+
+    config_help = "daemon configuration (default: config/socpipe.yml)"
+    setup = commands.add_parser("setup", help="create Kafka topics and Elasticsearch templates")
+    setup.add_argument("--config", type=Path, help=config_help)
+    run = commands.add_parser("run", help="run the daemon stages")
+    run.add_argument("--config", type=Path, help=config_help)
+    run.add_argument("--stages", default="detect,index", help="comma-separated: detect,index")
+
+    collect = commands.add_parser("collect", help="collect agency logs into Kafka")
+    collectors = collect.add_subparsers(dest="collector", required=True)
+    follow = collectors.add_parser("file", help="follow files (tail -F) with persisted offsets")
+    follow.add_argument("--glob", action="append", required=True, help="file pattern (repeatable)")
+    follow.add_argument("--state", type=Path, required=True, help="where read positions are kept")
+    syslog = collectors.add_parser("syslog", help="receive syslog over UDP, TCP or TLS")
+    syslog.add_argument("--udp", action="append", default=[], metavar="HOST:PORT")
+    syslog.add_argument("--tcp", action="append", default=[], metavar="HOST:PORT")
+    syslog.add_argument("--tls", action="append", default=[], metavar="HOST:PORT")
+    syslog.add_argument("--tls-cert", help="server certificate (PEM) for --tls")
+    syslog.add_argument("--tls-key", help="server key (PEM) for --tls")
+    syslog.add_argument("--tls-client-ca", help="require client certificates from this CA")
+    for command in (follow, syslog):
+        command.add_argument("--config", type=Path, help=config_help)
+        command.add_argument("--agency", required=True, help="agency id stamped on every event")
+        command.add_argument("--agency-name")
+        command.add_argument("--timezone", default="UTC")
     return parser
 
 
@@ -146,6 +174,80 @@ def command_rules_test(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed or report.errors else EXIT_OK
 
 
+def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from daemon.config import DEFAULT_CONFIG, load_config
+
+    return load_config(args.config or DEFAULT_CONFIG)
+
+
+def command_setup(args: argparse.Namespace) -> int:
+    from daemon.kafka_io import ensure_topics
+    from sinks.elasticsearch import connect, install_templates
+
+    config = _config(args)
+    created = ensure_topics(config.kafka)
+    print(f"kafka topics: {', '.join(created) if created else 'all present'}")
+    templates = install_templates(connect(config.elasticsearch), config.elasticsearch)
+    alerts = config.elasticsearch.alerts_index
+    print(f"elasticsearch templates: {', '.join(templates)}; alerts index: {alerts}")
+    return EXIT_OK
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from daemon import runner
+
+    names = [name.strip() for name in args.stages.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(runner.STAGE_NAMES))
+    if unknown or not names:
+        print(
+            f"socpipe: error: unknown stage(s) {unknown}; choose from {runner.STAGE_NAMES}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    runner.run(_config(args), names)
+    return EXIT_OK
+
+
+def command_collect(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from collectors.parsers import ParseContext
+    from collectors.publisher import EventPublisher
+
+    config = _config(args)
+    context = ParseContext(args.agency, args.agency_name, ZoneInfo(args.timezone))
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    publisher = EventPublisher(config.kafka, args.collector)
+    if args.collector == "file":
+        from collectors.follow import FileFollower
+
+        FileFollower(args.glob, args.state, publisher, context).run(stop)
+    else:
+        from collectors.syslog_listener import SyslogListener, SyslogReceiver, tls_context
+
+        listener = SyslogListener(SyslogReceiver(publisher, context))
+        for address in args.udp:
+            print(f"syslog udp on {listener.add_udp(address)}", file=sys.stderr)
+        for address in args.tcp:
+            print(f"syslog tcp on {listener.add_tcp(address)}", file=sys.stderr)
+        if args.tls:
+            if not (args.tls_cert and args.tls_key):
+                print("socpipe: error: --tls needs --tls-cert and --tls-key", file=sys.stderr)
+                return EXIT_USAGE
+            tls = tls_context(args.tls_cert, args.tls_key, args.tls_client_ca)
+            for address in args.tls:
+                print(f"syslog tls on {listener.add_tcp(address, tls)}", file=sys.stderr)
+        if not listener.servers:
+            print("socpipe: error: give at least one of --udp, --tcp, --tls", file=sys.stderr)
+            return EXIT_USAGE
+        listener.run(stop)
+    publisher.close()
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     logging.basicConfig(
@@ -155,6 +257,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "scan":
         return command_scan(args)
+    if args.command in ("setup", "run", "collect"):
+        from daemon.config import ConfigError
+
+        handler = {"setup": command_setup, "run": command_run, "collect": command_collect}[
+            args.command
+        ]
+        try:
+            return handler(args)
+        except ConfigError as error:
+            print(f"socpipe: config error: {error}", file=sys.stderr)
+            return EXIT_USAGE
     if args.rules_command == "check":
         return command_rules_check(args)
     return command_rules_test(args)

@@ -1,0 +1,159 @@
+"""Follow log files like ``tail -F``, with read positions that survive restarts.
+
+A position is saved only after Kafka acknowledged every event read up to it, so a restart
+neither loses nor repeats lines. Rotation by rename is seen as a new inode at the path (the
+old file is read to its end first); rotation by truncation as a file shorter than the saved
+position (reading starts over). New files matching the glob are picked up as they appear.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from collectors.event import event_id
+from collectors.files import DEFAULT_MAX_LINE_BYTES, decode_line
+from collectors.parsers import ParseContext, parse_detected
+from collectors.publisher import EventPublisher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Tracked:
+    path: str
+    handle: BinaryIO
+    inode: int
+    offset: int
+    pending: bytes = b""
+
+
+class FileFollower:
+    def __init__(
+        self,
+        patterns: list[str],
+        state_file: Path,
+        publisher: EventPublisher,
+        context: ParseContext,
+        poll_interval: float = 0.5,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        self.patterns = patterns
+        self.state_file = state_file
+        self.publisher = publisher
+        self.context = context
+        self.poll_interval = poll_interval
+        self.max_line_bytes = max_line_bytes
+        self.files: dict[str, _Tracked] = {}
+        self.saved = self._load_state()
+
+    def _load_state(self) -> dict[str, dict[str, int]]:
+        try:
+            return json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, json.JSONDecodeError) as error:
+            raise SystemExit(f"cannot read collector state {self.state_file}: {error}") from None
+
+    def _save_state(self) -> None:
+        state = {
+            path: {"inode": tracked.inode, "offset": tracked.offset}
+            for path, tracked in self.files.items()
+        }
+        temporary = self.state_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state))
+        os.replace(temporary, self.state_file)  # atomic: a crash leaves the old or the new state
+
+    def _open(self, path: str) -> None:
+        try:
+            handle = open(path, "rb")  # noqa: SIM115  (kept open to follow the file)
+            inode = os.fstat(handle.fileno()).st_ino
+        except OSError as error:
+            log.warning("cannot open file=%s reason=%s", path, error)
+            return
+        saved = self.saved.get(path, {})
+        offset = saved.get("offset", 0) if saved.get("inode") == inode else 0
+        if offset > os.fstat(handle.fileno()).st_size:
+            offset = 0  # truncated while we were down
+        handle.seek(offset)
+        self.files[path] = _Tracked(path, handle, inode, offset)
+        log.info("following file=%s from offset=%d", path, offset)
+
+    def poll_once(self) -> int:
+        """Read what is new in every followed file, publish it, confirm, save positions."""
+        for pattern in self.patterns:
+            for path in sorted(glob.glob(pattern)):
+                if path not in self.files:
+                    self._open(path)
+        count = 0
+        for tracked in list(self.files.values()):
+            count += self._read_new(tracked)
+            self._check_rotation(tracked)
+        if count:
+            self.publisher.confirm()
+        self._save_state()
+        return count
+
+    def _read_new(self, tracked: _Tracked) -> int:
+        try:
+            size = os.fstat(tracked.handle.fileno()).st_size
+        except OSError:
+            return 0
+        if size < tracked.offset:
+            log.warning("file truncated, reading from start file=%s", tracked.path)
+            tracked.handle.seek(0)
+            tracked.offset = 0
+            tracked.pending = b""
+        count = 0
+        while chunk := tracked.handle.read(1 << 20):
+            data = tracked.pending + chunk
+            lines = data.split(b"\n")
+            tracked.pending = lines.pop()
+            # (line, bytes it consumed): an over-long unfinished line is cut, and its bytes count
+            # as consumed so positions stay exact.
+            entries = [(raw, len(raw) + 1) for raw in lines]
+            if len(tracked.pending) > self.max_line_bytes:
+                entries.append((tracked.pending[: self.max_line_bytes], len(tracked.pending)))
+                tracked.pending = b""
+            start = tracked.offset
+            for raw, consumed in entries:
+                line_offset = start
+                start += consumed
+                text, _valid = decode_line(raw.rstrip(b"\r"))
+                if not text.strip():
+                    continue
+                event, _parser = parse_detected(text, self.context)
+                event["log.file.path"] = tracked.path
+                event["log.offset"] = line_offset
+                event["event.id"] = event_id(
+                    self.context.agency_id, tracked.path, line_offset, text
+                )
+                self.publisher.publish(event)
+                count += 1
+            tracked.offset = start
+        return count
+
+    def _check_rotation(self, tracked: _Tracked) -> None:
+        try:
+            current = os.stat(tracked.path).st_ino
+        except FileNotFoundError:
+            return  # renamed away and not yet recreated: keep reading the old file
+        if current != tracked.inode:
+            log.info("file rotated file=%s", tracked.path)
+            self._read_new(tracked)  # the rest of the old file first
+            tracked.handle.close()
+            del self.files[tracked.path]
+            self.saved.pop(tracked.path, None)
+            self._open(tracked.path)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.poll_once()
+            stop.wait(self.poll_interval)
+        self.poll_once()

@@ -1,0 +1,1 @@
+"""The streaming daemon: configuration, Kafka stages, process lifecycle and metrics."""

@@ -1,0 +1,151 @@
+"""The daemon configuration: one strict loader.
+
+Unknown keys are errors naming their path (``kafka.topic: unknown key``), because a typo in a
+production config must stop the daemon at start, not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "socpipe.yml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with the file and key path in the message."""
+
+
+@dataclass(frozen=True)
+class TopicsConfig:
+    events: str = "soc.events"
+    alerts: str = "soc.alerts"
+    deadletter: str = "soc.deadletter"
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: list[str] = field(default_factory=lambda: ["127.0.0.1:9092"])
+    security_protocol: str = "PLAINTEXT"
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username_env: str | None = None
+    sasl_password_env: str | None = None
+    partitions: int = 4
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
+
+    def client_options(self) -> dict[str, Any]:
+        """Options shared by kafka-python producers, consumers and admin clients."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "sasl_mechanism"):
+            if getattr(self, name):
+                options[name] = getattr(self, name)
+        if self.sasl_username_env:
+            options["sasl_plain_username"] = _secret(self.sasl_username_env)
+        if self.sasl_password_env:
+            options["sasl_plain_password"] = _secret(self.sasl_password_env)
+        return options
+
+
+@dataclass(frozen=True)
+class ElasticsearchConfig:
+    hosts: list[str] = field(default_factory=lambda: ["http://127.0.0.1:9200"])
+    api_key_env: str | None = None
+    ca_certs: str | None = None
+    events_index_prefix: str = "soc-events-"
+    alerts_index: str = "soc-alerts"
+    bulk_max_docs: int = 500
+    retry_max_secs: float = 30.0
+
+
+@dataclass(frozen=True)
+class StagesConfig:
+    batch_max_records: int = 500
+    poll_timeout_ms: int = 1000
+    detect_group: str = "socpipe-detect"
+    index_group: str = "socpipe-index"
+    rules: list[str] = field(default_factory=lambda: ["rules"])
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    port: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    elasticsearch: ElasticsearchConfig = field(default_factory=ElasticsearchConfig)
+    stages: StagesConfig = field(default_factory=StagesConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+    def rule_paths(self) -> list[Path]:
+        """Rule folders; relative ones are relative to the project, like the bundled rules/."""
+        return [
+            path if path.is_absolute() else PROJECT_ROOT / path
+            for path in map(Path, self.stages.rules)
+        ]
+
+
+def _secret(variable: str) -> str:
+    value = os.environ.get(variable)
+    if value is None:
+        raise ConfigError(f"environment variable {variable} (named in the config) is not set")
+    return value
+
+
+def load_config(path: Path = DEFAULT_CONFIG) -> Config:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read: {error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: invalid YAML: {error}".replace("\n", " ")) from None
+    return _build(Config, document, f"{path}:")
+
+
+def _build(kind: type, document: Any, where: str) -> Any:
+    if not isinstance(document, dict):
+        raise ConfigError(f"{where} expected a mapping")
+    hints = get_type_hints(kind)
+    known = {item.name for item in fields(kind)}
+    unknown = sorted(set(document) - known)
+    if unknown:
+        raise ConfigError(f"{where} unknown key(s): {', '.join(unknown)}")
+    values = {}
+    for name, value in document.items():
+        path = f"{where}{'' if where.endswith(':') else '.'}{name}"
+        values[name] = _convert(hints[name], value, path)
+    return kind(**values)
+
+
+def _convert(expected: Any, value: Any, path: str) -> Any:
+    if is_dataclass(expected):
+        return _build(expected, value or {}, path)
+    origin, arguments = get_origin(expected), get_args(expected)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list")
+        return [
+            _convert(arguments[0], item, f"{path}[{index}]") for index, item in enumerate(value)
+        ]
+    if type(None) in arguments:  # Optional[X]
+        if value is None:
+            return None
+        inner = next(argument for argument in arguments if argument is not type(None))
+        return _convert(inner, value, path)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(f"{path}: expected {expected.__name__}, got {type(value).__name__}")
+    return value

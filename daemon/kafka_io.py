@@ -1,0 +1,64 @@
+"""Kafka clients configured the one way socpipe uses them.
+
+Producers: acks=all and idempotence (no loss, no duplicates from retries), gzip batches.
+Consumers: a group id, auto-commit off; stages commit themselves after durable output.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient
+from kafka.errors import TopicAlreadyExistsError
+
+from daemon.config import KafkaConfig
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(config: KafkaConfig) -> KafkaProducer:
+    return KafkaProducer(
+        acks="all",
+        enable_idempotence=True,
+        compression_type="gzip",
+        linger_ms=20,
+        max_request_size=4 * 1024 * 1024,
+        **config.client_options(),
+    )
+
+
+def make_consumer(
+    config: KafkaConfig, group_id: str, topics: list[str], max_records: int
+) -> KafkaConsumer:
+    consumer = KafkaConsumer(
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=max_records,
+        **config.client_options(),
+    )
+    consumer.subscribe(topics)
+    return consumer
+
+
+def ensure_topics(config: KafkaConfig) -> list[str]:
+    """Create the pipeline's topics if missing; returns the ones created."""
+    admin = KafkaAdminClient(**config.client_options())
+    wanted = [config.topics.events, config.topics.alerts, config.topics.deadletter]
+    existing = set(admin.list_topics())
+    created = []
+    try:
+        for topic in wanted:
+            if topic in existing:
+                continue
+            try:
+                admin.create_topics(
+                    {topic: {"num_partitions": config.partitions, "replication_factor": 1}}
+                )
+                created.append(topic)
+            except TopicAlreadyExistsError:
+                pass  # another process created it between list and create
+    finally:
+        admin.close()
+    return created

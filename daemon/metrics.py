@@ -1,0 +1,27 @@
+"""Prometheus metrics of every socpipe process (low-cardinality labels only)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+RECORDS_IN = Counter("socpipe_stage_records_in_total", "Records consumed by a stage", ["stage"])
+RECORDS_OUT = Counter("socpipe_stage_records_out_total", "Records written by a stage", ["stage"])
+DEADLETTERED = Counter(
+    "socpipe_deadletter_records_total", "Records sent to the dead-letter topic", ["stage"]
+)
+ALERTS = Counter("socpipe_alerts_total", "Alerts raised", ["level"])
+BATCH_SECONDS = Histogram(
+    "socpipe_stage_batch_seconds", "Time to process and commit one batch", ["stage"]
+)
+ES_REJECTED = Counter("socpipe_elasticsearch_rejected_total", "Documents Elasticsearch refused")
+ES_DUPLICATES = Counter(
+    "socpipe_elasticsearch_already_present_total", "Documents already indexed (replays)"
+)
+COLLECTED = Counter("socpipe_collector_records_total", "Records read by a collector", ["collector"])
+CONSUMER_LAG = Gauge("socpipe_consumer_lag_records", "Records not yet consumed", ["stage"])
+
+
+def serve(port: int) -> None:
+    """Expose /metrics on 127.0.0.1:port (0 disables it)."""
+    if port:
+        start_http_server(port, addr="127.0.0.1")

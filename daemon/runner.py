@@ -1,0 +1,147 @@
+"""Runs stages as Kafka consumer groups until SIGTERM.
+
+One thread per stage, each with its own consumer. A batch's offsets (last + 1 per partition)
+are committed only after the stage has durably written its output. If processing fails, the
+consumer seeks back to the batch start and tries again after a pause, so nothing is skipped.
+SIGTERM/SIGINT let the current batch finish and commit, then the process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import defaultdict
+
+from kafka import KafkaConsumer
+from kafka.errors import CommitFailedError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from daemon import metrics
+from daemon.config import Config
+from daemon.kafka_io import make_consumer, make_producer
+from daemon.stages import DetectStage, IndexStage, Stage
+from detectors.engine import SigmaEngine
+from detectors.rules import load_rules
+from sinks.elasticsearch import ElasticsearchSink, connect
+
+log = logging.getLogger(__name__)
+STAGE_NAMES = ("detect", "index")
+RETRY_PAUSE_SECS = 2.0
+
+
+class StageLoop:
+    def __init__(
+        self, stage: Stage, consumer: KafkaConsumer, stop: threading.Event, config: Config
+    ) -> None:
+        self.stage = stage
+        self.consumer = consumer
+        self.stop = stop
+        self.config = config
+
+    def run(self) -> None:
+        settings = self.config.stages
+        while not self.stop.is_set():
+            batch = self.consumer.poll(
+                timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
+            )
+            records = [
+                record for partition_records in batch.values() for record in partition_records
+            ]
+            if not records:
+                continue
+            metrics.RECORDS_IN.labels(self.stage.name).inc(len(records))
+            started = time.monotonic()
+            try:
+                self.stage.process(records)
+            except InterruptedError:
+                log.warning(
+                    "stage=%s stopping before its batch was written; it will be replayed",
+                    self.stage.name,
+                )
+                self._rewind(records)
+                return
+            except Exception:
+                log.exception(
+                    "stage=%s batch failed; retrying it in %.0fs", self.stage.name, RETRY_PAUSE_SECS
+                )
+                self._rewind(records)
+                self.stop.wait(RETRY_PAUSE_SECS)
+                continue
+            self._commit(records)
+            metrics.BATCH_SECONDS.labels(self.stage.name).observe(time.monotonic() - started)
+
+    def _commit(self, records: list) -> None:
+        last: dict[TopicPartition, int] = {}
+        for record in records:
+            partition = TopicPartition(record.topic, record.partition)
+            last[partition] = max(last.get(partition, -1), record.offset)
+        offsets = {
+            partition: OffsetAndMetadata(offset + 1, "", -1) for partition, offset in last.items()
+        }
+        try:
+            self.consumer.commit(offsets)
+        except CommitFailedError as error:
+            # The partitions moved to another process during the batch; it replays them, and
+            # deterministic ids make that harmless.
+            log.warning("stage=%s commit refused after rebalance: %s", self.stage.name, error)
+
+    def _rewind(self, records: list) -> None:
+        first: dict[TopicPartition, int] = defaultdict(lambda: 1 << 62)
+        for record in records:
+            partition = TopicPartition(record.topic, record.partition)
+            first[partition] = min(first[partition], record.offset)
+        for partition, offset in first.items():
+            if partition in self.consumer.assignment():
+                self.consumer.seek(partition, offset)
+
+
+def build_stages(config: Config, names: list[str], stop: threading.Event) -> list[Stage]:
+    producer = make_producer(config.kafka)
+    stages: list[Stage] = []
+    for name in names:
+        if name == "detect":
+            report = load_rules(config.rule_paths())
+            for problem in report.errors:
+                log.error("rule skipped: %s", problem)
+            log.info("detect stage rules=%d", len(report.rules))
+            stages.append(DetectStage(config, producer, SigmaEngine(report.rules)))
+        elif name == "index":
+            sink = ElasticsearchSink(
+                connect(config.elasticsearch), config.elasticsearch, stop.is_set
+            )
+            stages.append(IndexStage(config, producer, sink))
+        else:
+            raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
+    return stages
+
+
+def run(config: Config, names: list[str], stop: threading.Event | None = None) -> None:
+    """Run the named stages until ``stop`` is set (SIGTERM and SIGINT set it)."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    metrics.serve(config.metrics.port)
+    stages = build_stages(config, names, stop)
+    loops = [
+        StageLoop(
+            stage,
+            make_consumer(config.kafka, stage.group, stage.topics, config.stages.batch_max_records),
+            stop,
+            config,
+        )
+        for stage in stages
+    ]
+    threads = [threading.Thread(target=loop.run, name=f"stage-{loop.stage.name}") for loop in loops]
+    for thread in threads:
+        thread.start()
+    log.info("running stages=%s", ",".join(names))
+    for thread in threads:
+        thread.join()
+    for loop in loops:
+        loop.consumer.close(autocommit=False)
+    if stages:
+        stages[0].producer.close()
+    log.info("stopped")

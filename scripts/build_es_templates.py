@@ -1,0 +1,145 @@
+"""Build the Elasticsearch index templates in config/elasticsearch/ from the ECS definitions.
+
+    .venv/bin/python scripts/build_es_templates.py [path/to/ecs_flat.yml]
+
+Field types come from ECS (``ecs_flat.yml``), not from hand-written mappings. Types that a
+minimal Elasticsearch lacks (the test distribution has no mapper-extras, wildcard or
+constant_keyword) fall back to ones every distribution has, so the product runs on any cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "config" / "elasticsearch"
+FALLBACK_TYPES = {
+    "match_only_text": "text",
+    "wildcard": "keyword",
+    "constant_keyword": "keyword",
+    "scaled_float": "float",
+}
+# Object-like ECS types: their leaves are mapped one by one or dynamically.
+SKIPPED_TYPES = {"object", "nested", "flattened"}
+KEPT_ATTRIBUTES = ("ignore_above", "index", "doc_values", "scaling_factor")
+# socpipe's own fields beside ECS.
+SOCPIPE_FIELDS = {
+    "url.decoded": {"type": "keyword", "ignore_above": 8191, "fields": {"text": {"type": "text"}}},
+    "http.request.raw": {"type": "keyword", "ignore_above": 8191},
+}
+ALERT_FIELDS = {
+    "alert.id": {"type": "keyword"},
+    "alert.status": {"type": "keyword"},
+    "alert.assignee": {"type": "keyword"},
+    "alert.first_seen": {"type": "date"},
+    "alert.last_seen": {"type": "date"},
+    "alert.updated": {"type": "date"},
+    "alert.history": {"type": "object", "enabled": False},
+    "rule.level": {"type": "keyword"},
+    # The matched events are kept whole for the analyst but not indexed: their fields are
+    # searchable in the events indices, and indexing them here would double the mapping.
+    "events": {"type": "object", "enabled": False},
+}
+DYNAMIC_TEMPLATES = [
+    {
+        "strings_as_keywords": {
+            "match_mapping_type": "string",
+            "mapping": {"type": "keyword", "ignore_above": 1024},
+        }
+    }
+]
+
+
+def field_mapping(definition: dict[str, Any]) -> dict[str, Any] | None:
+    kind = definition["type"]
+    if kind in SKIPPED_TYPES:
+        return None
+    mapping: dict[str, Any] = {"type": FALLBACK_TYPES.get(kind, kind)}
+    if kind == "scaled_float":
+        return mapping
+    for attribute in KEPT_ATTRIBUTES:
+        if attribute in definition:
+            mapping[attribute] = definition[attribute]
+    multi = {
+        extra["name"]: {"type": FALLBACK_TYPES.get(extra["type"], extra["type"])}
+        for extra in definition.get("multi_fields", [])
+        if extra["type"] not in SKIPPED_TYPES
+    }
+    if multi:
+        mapping["fields"] = multi
+    return mapping
+
+
+def nest(flat: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Dotted field names -> the object tree of ``properties`` Elasticsearch expects."""
+    root: dict[str, Any] = {}
+    for name in sorted(flat):
+        node = root
+        parts = name.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {"properties": {}})
+            if "properties" not in node:  # a leaf that also has children: skip the children
+                break
+            node = node["properties"]
+        else:
+            node.setdefault(parts[-1], flat[name])
+    return root
+
+
+def template(
+    patterns: list[str], fields: dict[str, dict[str, Any]], priority: int
+) -> dict[str, Any]:
+    return {
+        "index_patterns": patterns,
+        "priority": priority,
+        "template": {
+            # ignore_malformed: an event with one bad value (an "IP" that is not one) is kept
+            # and searchable, with that field listed in _ignored, instead of being rejected.
+            "settings": {
+                "index.mapping.total_fields.limit": 5000,
+                "index.mapping.ignore_malformed": True,
+                "number_of_replicas": 0,
+            },
+            "mappings": {"dynamic_templates": DYNAMIC_TEMPLATES, "properties": nest(fields)},
+        },
+        "_meta": {"description": "socpipe: ECS mappings built by scripts/build_es_templates.py"},
+    }
+
+
+def build(ecs_flat: Path) -> dict[str, dict[str, Any]]:
+    definitions = yaml.load(
+        ecs_flat.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    )
+    ecs = {
+        name: mapping
+        for name, definition in definitions.items()
+        if (mapping := field_mapping(definition))
+    }
+    events = {**ecs, **SOCPIPE_FIELDS}
+    alerts = {**events, **ALERT_FIELDS}
+    return {
+        "soc-events": template(["soc-events-*"], events, 200),
+        "soc-alerts": template(["soc-alerts*"], alerts, 210),
+    }
+
+
+def main() -> None:
+    source = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else REPO.parent / "shared" / "data" / "ecs" / "ecs_flat.yml"
+    )
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, body in build(source).items():
+        path = OUT / f"{name}.template.json"
+        path.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

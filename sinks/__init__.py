@@ -1,0 +1,1 @@
+"""Where events and alerts leave the pipeline: Elasticsearch (and, later, the national center)."""
