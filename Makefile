@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: demo test lint bench-scan
+.PHONY: demo test lint bench-scan services-up services-down
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,16 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# The whole suite: unit tests and integration tests against the real Kafka and Elasticsearch,
+# which scripts/services.sh fetches (first run), starts and waits for.
+test: lint services-up
 	bash scripts/run-tests.sh $(BIN)
+
+services-up:
+	bash scripts/services.sh up
+
+services-down:
+	bash scripts/services.sh down
 
 bench-scan: $(BIN)/.installed
 	$(BIN)/python -m bench.scan

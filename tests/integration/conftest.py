@@ -1,0 +1,101 @@
+"""Integration tests run against the real Kafka and Elasticsearch that scripts/services.sh
+starts (the README's test command does). Each test gets its own topics, groups and indices."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+from kafka import KafkaConsumer
+from kafka.admin import KafkaAdminClient
+
+from daemon.config import Config, TopicsConfig, load_config
+from daemon.kafka_io import ensure_topics
+from sinks.elasticsearch import connect, install_templates
+
+pytestmark = pytest.mark.integration
+SERVICES_HINT = "start them with: scripts/services.sh up"
+
+
+@pytest.fixture(scope="session")
+def base_config() -> Config:
+    config = load_config()
+    try:
+        KafkaAdminClient(**config.kafka.client_options(), bootstrap_timeout_ms=10_000).close()
+    except Exception as error:  # noqa: BLE001  any failure means: no broker
+        pytest.fail(f"Kafka is not reachable at {config.kafka.bootstrap_servers}: {error}; {SERVICES_HINT}")
+    try:
+        connect(config.elasticsearch).cluster.health(wait_for_status="yellow", timeout="30s")
+    except Exception as error:  # noqa: BLE001
+        pytest.fail(f"Elasticsearch is not reachable at {config.elasticsearch.hosts}: {error}; {SERVICES_HINT}")
+    return config
+
+
+@pytest.fixture
+def config(base_config: Config) -> Iterator[Config]:
+    """A configuration whose topics, consumer groups and indices belong to this test alone."""
+    tag = uuid.uuid4().hex[:10]
+    topics = TopicsConfig(events=f"t{tag}.events", alerts=f"t{tag}.alerts", deadletter=f"t{tag}.deadletter")
+    isolated = replace(
+        base_config,
+        kafka=replace(base_config.kafka, topics=topics, partitions=2),
+        elasticsearch=replace(base_config.elasticsearch, events_index_prefix=f"t{tag}-events-", alerts_index=f"t{tag}-alerts"),
+        stages=replace(base_config.stages, detect_group=f"t{tag}-detect", index_group=f"t{tag}-index", poll_timeout_ms=200),
+    )
+    ensure_topics(isolated.kafka)
+    client = connect(isolated.elasticsearch)
+    install_templates(client, isolated.elasticsearch)
+    yield isolated
+    client.indices.delete(index=f"t{tag}-*", ignore_unavailable=True)
+    client.indices.delete_index_template(name=f"t{tag}-*")
+    admin = KafkaAdminClient(**isolated.kafka.client_options())
+    admin.delete_topics([topics.events, topics.alerts, topics.deadletter])
+    admin.close()
+
+
+@pytest.fixture
+def es(config: Config) -> Elasticsearch:
+    return connect(config.elasticsearch)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    """Poll until ``check`` returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def read_topic(config: Config, topic: str, expected: int, timeout: float = 30.0) -> list[dict]:
+    """Read a topic from the start until ``expected`` records arrived (or time runs out)."""
+    consumer = KafkaConsumer(
+        topic,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=1000,
+        **config.kafka.client_options(),
+    )
+    records: list[dict] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            records.extend(json.loads(message.value) for message in consumer)
+    finally:
+        consumer.close()
+    return records
+
+
+def search(es: Elasticsearch, index: str, size: int = 1000) -> list[dict]:
+    es.indices.refresh(index=index, ignore_unavailable=True)
+    response = es.search(index=index, size=size, ignore_unavailable=True)
+    return [hit["_source"] for hit in response["hits"]["hits"]]

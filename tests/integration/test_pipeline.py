@@ -1,0 +1,137 @@
+"""The streaming pipeline end to end on the real Kafka and Elasticsearch."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from collectors.follow import FileFollower
+from collectors.parsers import ParseContext
+from collectors.publisher import EventPublisher
+from collectors.syslog_listener import SyslogListener, SyslogReceiver
+from daemon import runner
+from daemon.config import Config
+from daemon.kafka_io import make_producer
+from tests.integration.conftest import read_topic, search, wait_for
+
+CONTEXT = ParseContext(agency_id="so-tttt", agency_name="So TT&TT", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
+ATTACK_LINES = [
+    "<38>Mar  3 10:05:44 web01 sshd[2301]: Accepted password for root from 203.0.113.50 port 51199 ssh2",
+    "<38>Mar  3 10:06:00 web02 useradd[3301]: new user: name=sysbackup, UID=0, GID=0, home=/root, shell=/bin/bash",
+    "<38>Mar  3 10:06:30 web02 sshd[2302]: Accepted publickey for deploy from 10.20.1.5 port 40022 ssh2",
+]
+WEB_LINES = [
+    '203.0.113.77 - - [03/Mar/2026:10:15:32 +0700] "GET /download.php?file=..%2F..%2Fetc%2Fpasswd HTTP/1.1" 200 1832 "-" "curl/8"',
+    '10.20.5.14 - - [03/Mar/2026:10:15:33 +0700] "GET /tintuc/chitiet.php?id=15 HTTP/1.1" 200 5120 "-" "Mozilla/5.0"',
+]
+
+
+@pytest.fixture
+def daemon(config: Config) -> Iterator[None]:
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(config, ["detect", "index"], stop))
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the daemon did not stop within 60 s of being asked"
+
+
+def test_syslog_and_files_flow_to_events_and_alerts(config: Config, es: Elasticsearch, daemon: None, tmp_path: Path) -> None:
+    stop = threading.Event()
+    listener = SyslogListener(SyslogReceiver(EventPublisher(config.kafka, "syslog"), CONTEXT))
+    host, port = listener.add_tcp("127.0.0.1:0")
+    listening = threading.Thread(target=listener.run, args=(stop,))
+    listening.start()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    follower = FileFollower([str(logs / "*.log")], tmp_path / "state.json", EventPublisher(config.kafka, "file"), CONTEXT, poll_interval=0.2)
+    following = threading.Thread(target=follower.run, args=(stop,))
+    following.start()
+    try:
+        with socket.create_connection((host, port)) as connection:
+            connection.sendall(("\n".join(ATTACK_LINES[:2]) + "\n").encode())
+            framed = ATTACK_LINES[2].encode()
+            connection.sendall(str(len(framed)).encode() + b" " + framed)  # octet counting
+        (logs / "access.log").write_text("\n".join(WEB_LINES) + "\n")
+
+        events_index = f"{config.elasticsearch.events_index_prefix}*"
+        events = wait_for(lambda: (found := search(es, events_index)) and len(found) >= 5 and found, what="5 events in Elasticsearch")
+        alerts = wait_for(lambda: (found := search(es, config.elasticsearch.alerts_index)) and len(found) >= 4 and found, what="4 alerts")
+    finally:
+        stop.set()
+        listening.join(timeout=30)
+        following.join(timeout=30)
+
+    assert len(events) == 5
+    assert {event["organization.id"] for event in events} == {"so-tttt"}
+    assert Counter(event["event.dataset"] for event in events) == {"system.auth": 3, "web.access": 2}
+    titles = Counter(alert["rule.name"] for alert in alerts)
+    assert titles == {
+        "SSH Login As Root Accepted": 1,
+        "Account Created With UID 0": 1,
+        "Local User Account Created": 1,
+        "Path Traversal Attempt In Request": 1,
+    }
+    root_login = next(alert for alert in alerts if alert["rule.name"] == "SSH Login As Root Accepted")
+    assert root_login["source.ip"] == "203.0.113.50"
+    assert root_login["host.name"] == "web01"
+    assert root_login["organization.id"] == "so-tttt"
+    assert root_login["alert.status"] == "new"
+    assert root_login["threat.technique.id"] == ["T1078.003"]
+
+
+def test_undecodable_records_are_dead_lettered_with_a_reason(config: Config, daemon: None) -> None:
+    producer = make_producer(config.kafka)
+    producer.send(config.kafka.topics.events, value=b"\xff\xfe not json")
+    producer.send(config.kafka.topics.events, value=b"[1, 2, 3]")
+    producer.send(config.kafka.topics.events, value=b'{"no": "timestamp or id"}')
+    producer.flush()
+    producer.close()
+    # Each stage reports what it could not handle: detect the two non-objects, index all three.
+    dead = read_topic(config, config.kafka.topics.deadletter, expected=5, timeout=60)
+    reasons = Counter((record["stage"], record["reason"].split(":")[0]) for record in dead)
+    assert reasons == {
+        ("detect", "not JSON"): 1,
+        ("detect", "not a JSON object but list"): 1,
+        ("index", "cannot index"): 3,
+    }
+    assert all(record["topic"] == config.kafka.topics.events for record in dead)
+    assert any(record["record"].startswith("\\xff\\xfe") for record in dead)
+
+
+def test_file_follower_resumes_and_follows_rotation_without_loss_or_repeats(config: Config, tmp_path: Path) -> None:
+    path = tmp_path / "auth.log"
+    state = tmp_path / "state.json"
+    line = "Mar  3 10:00:{:02d} web01 sshd[1]: Failed password for user{} from 10.0.0.1 port 22 ssh2"
+
+    def follower() -> FileFollower:
+        return FileFollower([str(path)], state, EventPublisher(config.kafka, "file"), CONTEXT)
+
+    path.write_text("".join(line.format(i % 60, i) + "\n" for i in range(100)))
+    first = follower()
+    assert first.poll_once() == 100
+    # A restart: the new follower starts where the last confirmed position was saved.
+    with path.open("a") as handle:
+        handle.write("".join(line.format(i % 60, i) + "\n" for i in range(100, 150)))
+    second = follower()
+    assert second.poll_once() == 50
+    # Rotation by rename: lines written to the old file before the switch are still read.
+    with path.open("a") as handle:
+        handle.write(line.format(0, 150) + "\n")
+    os.rename(path, tmp_path / "auth.log.1")
+    path.write_text("".join(line.format(i % 60, i) + "\n" for i in range(151, 160)))
+    assert second.poll_once() + second.poll_once() == 10
+    # Rotation by truncation.
+    path.write_text(line.format(0, 160) + "\n")
+    assert second.poll_once() == 1
+    users = [record["user.name"] for record in read_topic(config, config.kafka.topics.events, expected=161)]
+    assert sorted(users, key=lambda name: int(name[4:])) == [f"user{i}" for i in range(161)]
