@@ -28,12 +28,16 @@ def base_config() -> Config:
     config = load_config()
     try:
         KafkaAdminClient(**config.kafka.client_options(), bootstrap_timeout_ms=10_000).close()
-    except Exception as error:  # noqa: BLE001  any failure means: no broker
-        pytest.fail(f"Kafka is not reachable at {config.kafka.bootstrap_servers}: {error}; {SERVICES_HINT}")
+    except Exception as error:
+        pytest.fail(
+            f"Kafka is not reachable at {config.kafka.bootstrap_servers}: {error}; {SERVICES_HINT}"
+        )
     try:
         connect(config.elasticsearch).cluster.health(wait_for_status="yellow", timeout="30s")
-    except Exception as error:  # noqa: BLE001
-        pytest.fail(f"Elasticsearch is not reachable at {config.elasticsearch.hosts}: {error}; {SERVICES_HINT}")
+    except Exception as error:
+        pytest.fail(
+            f"Elasticsearch is not reachable at {config.elasticsearch.hosts}: {error}; {SERVICES_HINT}"
+        )
     return config
 
 
@@ -41,12 +45,23 @@ def base_config() -> Config:
 def config(base_config: Config) -> Iterator[Config]:
     """A configuration whose topics, consumer groups and indices belong to this test alone."""
     tag = uuid.uuid4().hex[:10]
-    topics = TopicsConfig(events=f"t{tag}.events", alerts=f"t{tag}.alerts", deadletter=f"t{tag}.deadletter")
+    topics = TopicsConfig(
+        events=f"t{tag}.events", alerts=f"t{tag}.alerts", deadletter=f"t{tag}.deadletter"
+    )
     isolated = replace(
         base_config,
         kafka=replace(base_config.kafka, topics=topics, partitions=2),
-        elasticsearch=replace(base_config.elasticsearch, events_index_prefix=f"t{tag}-events-", alerts_index=f"t{tag}-alerts"),
-        stages=replace(base_config.stages, detect_group=f"t{tag}-detect", index_group=f"t{tag}-index", poll_timeout_ms=200),
+        elasticsearch=replace(
+            base_config.elasticsearch,
+            events_index_prefix=f"t{tag}-events-",
+            alerts_index=f"t{tag}-alerts",
+        ),
+        stages=replace(
+            base_config.stages,
+            detect_group=f"t{tag}-detect",
+            index_group=f"t{tag}-index",
+            poll_timeout_ms=200,
+        ),
     )
     ensure_topics(isolated.kafka)
     client = connect(isolated.elasticsearch)

@@ -9,10 +9,24 @@ from sinks.elasticsearch import Document, ElasticsearchSink, events_index, insta
 
 
 def test_setup_is_idempotent_and_maps_ecs_types(config: Config, es: Elasticsearch) -> None:
-    assert install_templates(es, config.elasticsearch) == install_templates(es, config.elasticsearch)
+    assert install_templates(es, config.elasticsearch) == install_templates(
+        es, config.elasticsearch
+    )
     sink = ElasticsearchSink(es, config.elasticsearch)
     index = events_index(config.elasticsearch, "2026-03-03T10:00:00.000Z")
-    sink.write([Document(index, "e1", {"@timestamp": "2026-03-03T10:00:00.000Z", "source.ip": "203.0.113.5", "event.original": "raw"})])
+    sink.write(
+        [
+            Document(
+                index,
+                "e1",
+                {
+                    "@timestamp": "2026-03-03T10:00:00.000Z",
+                    "source.ip": "203.0.113.5",
+                    "event.original": "raw",
+                },
+            )
+        ]
+    )
     mapping = es.indices.get_mapping(index=index)[index]["mappings"]["properties"]
     assert mapping["source"]["properties"]["ip"]["type"] == "ip"
     assert mapping["@timestamp"]["type"] == "date"
@@ -23,11 +37,20 @@ def test_setup_is_idempotent_and_maps_ecs_types(config: Config, es: Elasticsearc
 
 def test_replay_neither_duplicates_nor_overwrites_triage(config: Config, es: Elasticsearch) -> None:
     sink = ElasticsearchSink(es, config.elasticsearch)
-    alert = Document(config.elasticsearch.alerts_index, "alert-1", {"@timestamp": "2026-03-03T10:00:00.000Z", "alert.id": "alert-1", "alert.status": "new"})
+    alert = Document(
+        config.elasticsearch.alerts_index,
+        "alert-1",
+        {"@timestamp": "2026-03-03T10:00:00.000Z", "alert.id": "alert-1", "alert.status": "new"},
+    )
     first = sink.write([alert])
     assert (first.created, first.already_present) == (1, 0)
     # The analyst takes the alert: a partial-document update (no scripts on this cluster).
-    es.update(index=alert.index, id=alert.id, doc={"alert.status": "in_progress", "alert.assignee": "huongtt"}, refresh=True)
+    es.update(
+        index=alert.index,
+        id=alert.id,
+        doc={"alert.status": "in_progress", "alert.assignee": "huongtt"},
+        refresh=True,
+    )
     replay = sink.write([alert])
     assert (replay.created, replay.already_present, replay.rejected) == (0, 1, [])
     stored = es.get(index=alert.index, id=alert.id)["_source"]
@@ -39,7 +62,19 @@ def test_replay_neither_duplicates_nor_overwrites_triage(config: Config, es: Ela
 def test_malformed_values_are_kept_not_rejected(config: Config, es: Elasticsearch) -> None:
     sink = ElasticsearchSink(es, config.elasticsearch)
     index = events_index(config.elasticsearch, "2026-03-03T10:00:00.000Z")
-    result = sink.write([Document(index, "odd", {"@timestamp": "2026-03-03T10:00:00.000Z", "source.ip": "not-an-ip", "event.original": "raw"})])
+    result = sink.write(
+        [
+            Document(
+                index,
+                "odd",
+                {
+                    "@timestamp": "2026-03-03T10:00:00.000Z",
+                    "source.ip": "not-an-ip",
+                    "event.original": "raw",
+                },
+            )
+        ]
+    )
     assert (result.created, result.rejected) == (1, [])
     assert es.get(index=index, id="odd")["_source"]["source.ip"] == "not-an-ip"
     es.indices.refresh(index=index)
@@ -47,11 +82,21 @@ def test_malformed_values_are_kept_not_rejected(config: Config, es: Elasticsearc
     assert ignored["hits"]["total"]["value"] == 1
 
 
-def test_documents_elasticsearch_refuses_are_returned_with_the_reason(config: Config, es: Elasticsearch) -> None:
+def test_documents_elasticsearch_refuses_are_returned_with_the_reason(
+    config: Config, es: Elasticsearch
+) -> None:
     sink = ElasticsearchSink(es, config.elasticsearch)
     index = events_index(config.elasticsearch, "2026-03-03T10:00:00.000Z")
     # An object where the mapping has a keyword cannot be ignored: the document is refused.
-    result = sink.write([Document(index, "bad", {"@timestamp": "2026-03-03T10:00:00.000Z", "host": {"name": {"nested": 1}}})])
+    result = sink.write(
+        [
+            Document(
+                index,
+                "bad",
+                {"@timestamp": "2026-03-03T10:00:00.000Z", "host": {"name": {"nested": 1}}},
+            )
+        ]
+    )
     assert result.created == 0
     assert len(result.rejected) == 1
     assert "HTTP 400" in result.rejected[0][1]

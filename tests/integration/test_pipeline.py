@@ -22,7 +22,9 @@ from daemon.config import Config
 from daemon.kafka_io import make_producer
 from tests.integration.conftest import read_topic, search, wait_for
 
-CONTEXT = ParseContext(agency_id="so-tttt", agency_name="So TT&TT", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
+CONTEXT = ParseContext(
+    agency_id="so-tttt", agency_name="So TT&TT", reference_time=datetime(2026, 3, 10, tzinfo=UTC)
+)
 ATTACK_LINES = [
     "<38>Mar  3 10:05:44 web01 sshd[2301]: Accepted password for root from 203.0.113.50 port 51199 ssh2",
     "<38>Mar  3 10:06:00 web02 useradd[3301]: new user: name=sysbackup, UID=0, GID=0, home=/root, shell=/bin/bash",
@@ -45,7 +47,9 @@ def daemon(config: Config) -> Iterator[None]:
     assert not thread.is_alive(), "the daemon did not stop within 60 s of being asked"
 
 
-def test_syslog_and_files_flow_to_events_and_alerts(config: Config, es: Elasticsearch, daemon: None, tmp_path: Path) -> None:
+def test_syslog_and_files_flow_to_events_and_alerts(
+    config: Config, es: Elasticsearch, daemon: None, tmp_path: Path
+) -> None:
     stop = threading.Event()
     listener = SyslogListener(SyslogReceiver(EventPublisher(config.kafka, "syslog"), CONTEXT))
     host, port = listener.add_tcp("127.0.0.1:0")
@@ -53,7 +57,13 @@ def test_syslog_and_files_flow_to_events_and_alerts(config: Config, es: Elastics
     listening.start()
     logs = tmp_path / "logs"
     logs.mkdir()
-    follower = FileFollower([str(logs / "*.log")], tmp_path / "state.json", EventPublisher(config.kafka, "file"), CONTEXT, poll_interval=0.2)
+    follower = FileFollower(
+        [str(logs / "*.log")],
+        tmp_path / "state.json",
+        EventPublisher(config.kafka, "file"),
+        CONTEXT,
+        poll_interval=0.2,
+    )
     following = threading.Thread(target=follower.run, args=(stop,))
     following.start()
     try:
@@ -64,8 +74,18 @@ def test_syslog_and_files_flow_to_events_and_alerts(config: Config, es: Elastics
         (logs / "access.log").write_text("\n".join(WEB_LINES) + "\n")
 
         events_index = f"{config.elasticsearch.events_index_prefix}*"
-        events = wait_for(lambda: (found := search(es, events_index)) and len(found) >= 5 and found, what="5 events in Elasticsearch")
-        alerts = wait_for(lambda: (found := search(es, config.elasticsearch.alerts_index)) and len(found) >= 4 and found, what="4 alerts")
+        events = wait_for(
+            lambda: (found := search(es, events_index)) and len(found) >= 5 and found,
+            what="5 events in Elasticsearch",
+        )
+        alerts = wait_for(
+            lambda: (
+                (found := search(es, config.elasticsearch.alerts_index))
+                and len(found) >= 4
+                and found
+            ),
+            what="4 alerts",
+        )
     finally:
         stop.set()
         listening.join(timeout=30)
@@ -73,7 +93,10 @@ def test_syslog_and_files_flow_to_events_and_alerts(config: Config, es: Elastics
 
     assert len(events) == 5
     assert {event["organization.id"] for event in events} == {"so-tttt"}
-    assert Counter(event["event.dataset"] for event in events) == {"system.auth": 3, "web.access": 2}
+    assert Counter(event["event.dataset"] for event in events) == {
+        "system.auth": 3,
+        "web.access": 2,
+    }
     titles = Counter(alert["rule.name"] for alert in alerts)
     assert titles == {
         "SSH Login As Root Accepted": 1,
@@ -81,7 +104,9 @@ def test_syslog_and_files_flow_to_events_and_alerts(config: Config, es: Elastics
         "Local User Account Created": 1,
         "Path Traversal Attempt In Request": 1,
     }
-    root_login = next(alert for alert in alerts if alert["rule.name"] == "SSH Login As Root Accepted")
+    root_login = next(
+        alert for alert in alerts if alert["rule.name"] == "SSH Login As Root Accepted"
+    )
     assert root_login["source.ip"] == "203.0.113.50"
     assert root_login["host.name"] == "web01"
     assert root_login["organization.id"] == "so-tttt"
@@ -108,10 +133,14 @@ def test_undecodable_records_are_dead_lettered_with_a_reason(config: Config, dae
     assert any(record["record"].startswith("\\xff\\xfe") for record in dead)
 
 
-def test_file_follower_resumes_and_follows_rotation_without_loss_or_repeats(config: Config, tmp_path: Path) -> None:
+def test_file_follower_resumes_and_follows_rotation_without_loss_or_repeats(
+    config: Config, tmp_path: Path
+) -> None:
     path = tmp_path / "auth.log"
     state = tmp_path / "state.json"
-    line = "Mar  3 10:00:{:02d} web01 sshd[1]: Failed password for user{} from 10.0.0.1 port 22 ssh2"
+    line = (
+        "Mar  3 10:00:{:02d} web01 sshd[1]: Failed password for user{} from 10.0.0.1 port 22 ssh2"
+    )
 
     def follower() -> FileFollower:
         return FileFollower([str(path)], state, EventPublisher(config.kafka, "file"), CONTEXT)
@@ -133,5 +162,8 @@ def test_file_follower_resumes_and_follows_rotation_without_loss_or_repeats(conf
     # Rotation by truncation.
     path.write_text(line.format(0, 160) + "\n")
     assert second.poll_once() == 1
-    users = [record["user.name"] for record in read_topic(config, config.kafka.topics.events, expected=161)]
+    users = [
+        record["user.name"]
+        for record in read_topic(config, config.kafka.topics.events, expected=161)
+    ]
     assert sorted(users, key=lambda name: int(name[4:])) == [f"user{i}" for i in range(161)]
