@@ -125,7 +125,11 @@ fetch_es() {
   "${MVN[@]}" "$DEPENDENCY_PLUGIN:copy" \
     -Dartifact="org.elasticsearch.distribution.integ-test-zip:elasticsearch:$ES_VERSION:zip" \
     -DoutputDirectory="$ES_DIR/dist"
-  command -v unzip >/dev/null || die "unzip is needed (apt-get install unzip)"
+  if ! command -v unzip >/dev/null; then
+    command -v apt-get >/dev/null || die "unzip is needed"
+    log "installing unzip"
+    apt-get update -qq && apt-get install -y -qq unzip >/dev/null
+  fi
   # unzip keeps the file modes the distribution needs; Python's zipfile would not.
   unzip -q -o "$ES_DIR/dist/elasticsearch-$ES_VERSION.zip" -d "$ES_DIR"
 }
