@@ -7,10 +7,12 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
@@ -108,6 +110,12 @@ def read_topic(config: Config, topic: str, expected: int, timeout: float = 30.0)
     finally:
         consumer.close()
     return records
+
+
+def write_config(config: Config, path: Path) -> Path:
+    """The configuration as a YAML file, for a daemon started as its own process."""
+    path.write_text(yaml.safe_dump(asdict(config)))
+    return path
 
 
 def search(es: Elasticsearch, index: str, size: int = 1000) -> list[dict]:
