@@ -85,6 +85,12 @@ def _build_parser() -> argparse.ArgumentParser:
     syslog.add_argument("--tls-cert", help="server certificate (PEM) for --tls")
     syslog.add_argument("--tls-key", help="server key (PEM) for --tls")
     syslog.add_argument("--tls-client-ca", help="require client certificates from this CA")
+    syslog.add_argument(
+        "--spool", type=Path, required=True, help="journal folder: messages wait here for Kafka"
+    )
+    syslog.add_argument(
+        "--spool-max-bytes", type=int, default=1 << 30, help="journal bound (default 1 GiB)"
+    )
     for command in (follow, syslog):
         command.add_argument("--config", type=Path, help=config_help)
         command.add_argument("--agency", required=True, help="agency id stamped on every event")
@@ -220,15 +226,21 @@ def command_collect(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    publisher = EventPublisher(config.kafka, args.collector)
     if args.collector == "file":
         from collectors.follow import FileFollower
 
+        publisher = EventPublisher(config.kafka, args.collector)
         FileFollower(args.glob, args.state, publisher, context).run(stop)
+        publisher.close()
     else:
+        from collectors.publisher import SpooledPublisher
+        from collectors.spool import DiskSpool
         from collectors.syslog_listener import SyslogListener, SyslogReceiver, tls_context
 
-        listener = SyslogListener(SyslogReceiver(publisher, context))
+        spool = DiskSpool(args.spool, args.spool_max_bytes)
+        listener = SyslogListener(
+            SyslogReceiver(SpooledPublisher(config.kafka, "syslog", spool), context)
+        )
         for address in args.udp:
             print(f"syslog udp on {listener.add_udp(address)}", file=sys.stderr)
         for address in args.tcp:
@@ -244,7 +256,6 @@ def command_collect(args: argparse.Namespace) -> int:
             print("socpipe: error: give at least one of --udp, --tcp, --tls", file=sys.stderr)
             return EXIT_USAGE
         listener.run(stop)
-    publisher.close()
     return EXIT_OK
 
 

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from kafka.errors import KafkaError
+
 from collectors.event import event_id
 from collectors.files import DEFAULT_MAX_LINE_BYTES, decode_line
 from collectors.parsers import ParseContext, parse_detected
 from collectors.publisher import EventPublisher
+from daemon import metrics
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ class _Tracked:
     handle: BinaryIO
     inode: int
     offset: int
+    confirmed: int = 0
     pending: bytes = b""
 
 
@@ -82,21 +86,37 @@ class FileFollower:
         if offset > os.fstat(handle.fileno()).st_size:
             offset = 0  # truncated while we were down
         handle.seek(offset)
-        self.files[path] = _Tracked(path, handle, inode, offset)
+        self.files[path] = _Tracked(path, handle, inode, offset, confirmed=offset)
         log.info("following file=%s from offset=%d", path, offset)
 
     def poll_once(self) -> int:
-        """Read what is new in every followed file, publish it, confirm, save positions."""
+        """Read what is new in every followed file, publish it, confirm, save positions.
+
+        If Kafka does not acknowledge, every file goes back to its last confirmed position and
+        the lines are read again next time: the log file itself is the buffer, and the events
+        keep their ids, so a line sent twice is indexed once.
+        """
         for pattern in self.patterns:
             for path in sorted(glob.glob(pattern)):
                 if path not in self.files:
                     self._open(path)
-        count = 0
-        for tracked in list(self.files.values()):
-            count += self._read_new(tracked)
-            self._check_rotation(tracked)
-        if count:
+        try:
+            count = sum(self._read_new(tracked) for tracked in list(self.files.values()))
             self.publisher.confirm()
+            for tracked in list(self.files.values()):
+                count += self._follow_rotation(tracked)
+        except KafkaError as error:
+            metrics.FOLLOWER_RETRIES.labels("file").inc()
+            log.warning(
+                "kafka did not acknowledge; rereading from confirmed positions reason=%s", error
+            )
+            for tracked in self.files.values():
+                tracked.handle.seek(tracked.confirmed)
+                tracked.offset = tracked.confirmed
+                tracked.pending = b""
+            return 0
+        for tracked in self.files.values():
+            tracked.confirmed = tracked.offset
         self._save_state()
         return count
 
@@ -139,21 +159,27 @@ class FileFollower:
             tracked.offset = start
         return count
 
-    def _check_rotation(self, tracked: _Tracked) -> None:
+    def _follow_rotation(self, tracked: _Tracked) -> int:
+        """Switch to a new file at the path, after the rest of the old one is confirmed."""
         try:
             current = os.stat(tracked.path).st_ino
         except FileNotFoundError:
-            return  # renamed away and not yet recreated: keep reading the old file
-        if current != tracked.inode:
-            log.info("file rotated file=%s", tracked.path)
-            self._read_new(tracked)  # the rest of the old file first
-            tracked.handle.close()
-            del self.files[tracked.path]
-            self.saved.pop(tracked.path, None)
-            self._open(tracked.path)
+            return 0  # renamed away and not yet recreated: keep reading the old file
+        if current == tracked.inode:
+            return 0
+        log.info("file rotated file=%s", tracked.path)
+        count = self._read_new(tracked)
+        self.publisher.confirm()
+        tracked.handle.close()
+        del self.files[tracked.path]
+        self.saved.pop(tracked.path, None)
+        self._open(tracked.path)
+        return count
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             self.poll_once()
             stop.wait(self.poll_interval)
         self.poll_once()
+        for tracked in self.files.values():
+            tracked.handle.close()

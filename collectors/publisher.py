@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from collectors.event import Event
+from collectors.spool import DiskSpool
 from daemon import metrics
 from daemon.config import KafkaConfig
 from daemon.kafka_io import make_producer
@@ -49,4 +52,66 @@ class EventPublisher:
 
     def close(self) -> None:
         self.confirm()
+        self.producer.close()
+
+
+class SpooledPublisher:
+    """Publishes through the on-disk journal: for sources that cannot replay (syslog)."""
+
+    def __init__(
+        self,
+        config: KafkaConfig,
+        collector: str,
+        spool: DiskSpool,
+        producer: KafkaProducer | None = None,
+    ) -> None:
+        self.topic = config.topics.events
+        self.collector = collector
+        self.spool = spool
+        self.producer = producer or make_producer(config)
+        self._last_warning = 0.0
+
+    def publish(self, event: Event) -> None:
+        value = json.dumps(event, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        self.spool.append(event_key(event), value)
+        metrics.COLLECTED.labels(self.collector).inc()
+        metrics.BUFFERED_BYTES.labels(self.collector).set(self.spool.buffered_bytes)
+
+    def drain_once(self, max_records: int = 500) -> int:
+        """Send the oldest journaled records; remove them once Kafka acknowledged them all."""
+        records, position = self.spool.read_batch(max_records)
+        if not records:
+            return 0
+        futures = [self.producer.send(self.topic, key=key, value=value) for key, value in records]
+        self.producer.flush()
+        for future in futures:
+            future.get()
+        self.spool.commit(position, records)
+        metrics.BUFFERED_BYTES.labels(self.collector).set(self.spool.buffered_bytes)
+        return len(records)
+
+    def drain(self, stop: threading.Event, retry_secs: float = 2.0) -> None:
+        """Send until ``stop``; while Kafka is unreachable keep the journal and say how much."""
+        while True:
+            try:
+                sent = self.drain_once()
+            except KafkaError as error:
+                now = time.monotonic()
+                if now - self._last_warning > 30:
+                    log.warning(
+                        "kafka unreachable, buffering on disk"
+                        " collector=%s buffered_bytes=%d reason=%s",
+                        self.collector,
+                        self.spool.buffered_bytes,
+                        error,
+                    )
+                    self._last_warning = now
+                if stop.wait(retry_secs):
+                    return
+                continue
+            if stop.is_set() and not sent:
+                return
+
+    def close(self) -> None:
+        self.spool.sync()
         self.producer.close()

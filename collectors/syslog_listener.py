@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from collectors.files import DEFAULT_MAX_LINE_BYTES, decode_line
 from collectors.parsers import ParseContext, parse_detected
-from collectors.publisher import EventPublisher
+from collectors.publisher import SpooledPublisher
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def read_frames(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_LINE_BYTES) -> It
 class SyslogReceiver:
     """Shared handling of received messages."""
 
-    def __init__(self, publisher: EventPublisher, context: ParseContext) -> None:
+    def __init__(self, publisher: SpooledPublisher, context: ParseContext) -> None:
         self.publisher = publisher
         self.context = context
 
@@ -125,7 +125,7 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 class SyslogListener:
-    """Runs the configured servers in threads; ``confirm`` loop flushes to Kafka."""
+    """Runs the configured servers in threads while the journal drains to Kafka."""
 
     def __init__(self, receiver: SyslogReceiver) -> None:
         self.receiver = receiver
@@ -146,15 +146,17 @@ class SyslogListener:
         self.servers.append(server)
         return server.server_address[:2]
 
-    def run(self, stop: threading.Event, confirm_interval: float = 0.5) -> None:
+    def run(self, stop: threading.Event) -> None:
+        """Serve until ``stop``; the journal is drained to Kafka all along (and kept if not)."""
         threads = [
             threading.Thread(target=server.serve_forever, daemon=True) for server in self.servers
         ]
         for thread in threads:
             thread.start()
-        while not stop.wait(confirm_interval):
-            self.receiver.publisher.confirm()
-        for server in self.servers:
-            server.shutdown()
-            server.server_close()
-        self.receiver.publisher.confirm()
+        try:
+            self.receiver.publisher.drain(stop)
+        finally:
+            for server in self.servers:
+                server.shutdown()
+                server.server_close()
+            self.receiver.publisher.close()

@@ -111,21 +111,24 @@ def load_config(path: Path = DEFAULT_CONFIG) -> Config:
         raise ConfigError(f"{path}: cannot read: {error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: invalid YAML: {error}".replace("\n", " ")) from None
-    return _build(Config, document, f"{path}:")
+    try:
+        return _build(Config, document, "")
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
 
 
 def _build(kind: type, document: Any, where: str) -> Any:
+    """A config dataclass from a mapping; ``where`` is the dotted key path, for messages."""
     if not isinstance(document, dict):
-        raise ConfigError(f"{where} expected a mapping")
+        raise ConfigError(f"{where or 'top level'}: expected a mapping")
     hints = get_type_hints(kind)
     known = {item.name for item in fields(kind)}
     unknown = sorted(set(document) - known)
     if unknown:
-        raise ConfigError(f"{where} unknown key(s): {', '.join(unknown)}")
+        raise ConfigError(f"{where or 'top level'}: unknown key(s): {', '.join(unknown)}")
     values = {}
     for name, value in document.items():
-        path = f"{where}{'' if where.endswith(':') else '.'}{name}"
-        values[name] = _convert(hints[name], value, path)
+        values[name] = _convert(hints[name], value, f"{where}.{name}" if where else name)
     return kind(**values)
 
 

@@ -23,6 +23,8 @@ def make_producer(config: KafkaConfig) -> KafkaProducer:
         enable_idempotence=True,
         compression_type="gzip",
         linger_ms=20,
+        # Fail fast when Kafka is away: callers then retry from their own durable position.
+        max_block_ms=10_000,
         max_request_size=4 * 1024 * 1024,
         **config.client_options(),
     )

@@ -18,6 +18,12 @@ ES_DUPLICATES = Counter(
     "socpipe_elasticsearch_already_present_total", "Documents already indexed (replays)"
 )
 COLLECTED = Counter("socpipe_collector_records_total", "Records read by a collector", ["collector"])
+BUFFERED_BYTES = Gauge(
+    "socpipe_collector_buffered_bytes", "Bytes journaled on disk awaiting Kafka", ["collector"]
+)
+FOLLOWER_RETRIES = Counter(
+    "socpipe_collector_kafka_failures_total", "Batches a collector had to retry", ["collector"]
+)
 CONSUMER_LAG = Gauge("socpipe_consumer_lag_records", "Records not yet consumed", ["stage"])
 
 

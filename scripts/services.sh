@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real Kafka (KRaft) and Elasticsearch on this machine, from Maven Central, for development,
-# tests and CI.   scripts/services.sh up|down|status|logs
+# tests and CI.   scripts/services.sh up|down [kafka] [es]  |  status  |  logs [lines]
 #
 # Versions are pinned; downloads are cached under $SOCPIPE_SERVICES_DIR (default
 # /var/lib/socpipe-services, outside any home folder: Elasticsearch runs as its own user and
@@ -220,19 +220,31 @@ status() {
   return $code
 }
 
-case "${1:-}" in
+command=${1:-}
+shift || true
+# up/down act on the services named after the command, or on both.
+services=(kafka es)
+if [[ "$command" == up || "$command" == down ]] && [ $# -gt 0 ]; then
+  services=("$@")
+  for name in "${services[@]}"; do
+    case "$name" in kafka|es) ;; *) die "unknown service $name (kafka, es)";; esac
+  done
+fi
+has() { [[ " ${services[*]} " == *" $1 "* ]]; }
+
+case "$command" in
   up)
     mkdir -p "$SVC"
-    start_kafka
-    start_es
-    wait_kafka
-    wait_es
+    if has kafka; then start_kafka; fi
+    if has es; then start_es; fi
+    if has kafka; then wait_kafka; fi
+    if has es; then wait_es; fi
     ;;
   down)
-    stop_one Kafka "$KAFKA_DIR/kafka.pid" 30
-    stop_one Elasticsearch "$ES_DIR/es.pid" 60
+    if has kafka; then stop_one Kafka "$KAFKA_DIR/kafka.pid" 30; fi
+    if has es; then stop_one Elasticsearch "$ES_DIR/es.pid" 60; fi
     ;;
   status) status ;;
-  logs) tail -n "${2:-50}" "$KAFKA_DIR/kafka.log" "$ES_DIR/logs/socpipe-dev.log" ;;
-  *) echo "usage: $0 up|down|status|logs [lines]" >&2; exit 2 ;;
+  logs) tail -n "${1:-50}" "$KAFKA_DIR/kafka.log" "$ES_DIR/logs/socpipe-dev.log" ;;
+  *) echo "usage: $0 up|down [kafka] [es] | status | logs [lines]" >&2; exit 2 ;;
 esac

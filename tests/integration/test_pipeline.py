@@ -15,7 +15,8 @@ from elasticsearch import Elasticsearch
 
 from collectors.follow import FileFollower
 from collectors.parsers import ParseContext
-from collectors.publisher import EventPublisher
+from collectors.publisher import EventPublisher, SpooledPublisher
+from collectors.spool import DiskSpool
 from collectors.syslog_listener import SyslogListener, SyslogReceiver
 from daemon import runner
 from daemon.config import Config
@@ -51,7 +52,10 @@ def test_syslog_and_files_flow_to_events_and_alerts(
     config: Config, es: Elasticsearch, daemon: None, tmp_path: Path
 ) -> None:
     stop = threading.Event()
-    listener = SyslogListener(SyslogReceiver(EventPublisher(config.kafka, "syslog"), CONTEXT))
+    spool = DiskSpool(tmp_path / "spool")
+    listener = SyslogListener(
+        SyslogReceiver(SpooledPublisher(config.kafka, "syslog", spool), CONTEXT)
+    )
     host, port = listener.add_tcp("127.0.0.1:0")
     listening = threading.Thread(target=listener.run, args=(stop,))
     listening.start()

@@ -1,0 +1,57 @@
+"""The strict daemon configuration loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.config import DEFAULT_CONFIG, ConfigError, load_config
+
+
+def test_bundled_config_loads() -> None:
+    config = load_config(DEFAULT_CONFIG)
+    assert config.kafka.topics.events == "soc.events"
+    assert config.elasticsearch.retry_max_secs == 30.0
+    assert config.rule_paths()[0].name == "rules"
+
+
+def test_unknown_keys_are_errors_with_their_path(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("kafka:\n  topics:\n    event: x\n")
+    with pytest.raises(ConfigError, match=r"c\.yml: kafka\.topics: unknown key\(s\): event"):
+        load_config(path)
+
+
+def test_wrong_types_are_errors(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("kafka:\n  partitions: many\n")
+    with pytest.raises(ConfigError, match=r"kafka\.partitions: expected int, got str"):
+        load_config(path)
+    path.write_text("stages:\n  rules: rules\n")
+    with pytest.raises(ConfigError, match=r"stages\.rules: expected a list"):
+        load_config(path)
+
+
+def test_secrets_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text(
+        "kafka:\n  security_protocol: SASL_SSL\n  sasl_mechanism: PLAIN\n  sasl_username_env: SOC_USER\n  sasl_password_env: SOC_PASS\n"
+    )
+    config = load_config(path)
+    with pytest.raises(ConfigError, match="SOC_USER"):
+        config.kafka.client_options()
+    monkeypatch.setenv("SOC_USER", "province")
+    monkeypatch.setenv("SOC_PASS", "secret")
+    options = config.kafka.client_options()
+    assert (options["sasl_plain_username"], options["sasl_plain_password"]) == (
+        "province",
+        "secret",
+    )
+
+
+def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yml"
+    path.write_text("kafka: [\n")
+    with pytest.raises(ConfigError, match=r"broken\.yml: invalid YAML"):
+        load_config(path)
