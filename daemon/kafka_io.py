@@ -38,6 +38,9 @@ def make_consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=max_records,
+        # A topic created just before a group forms can be missing from the first assignment;
+        # refreshing metadata every few seconds (not the default 5 minutes) heals that quickly.
+        metadata_max_age_ms=5_000,
         **config.client_options(),
     )
     consumer.subscribe(topics)
@@ -56,7 +59,8 @@ def ensure_topics(config: KafkaConfig) -> list[str]:
                 continue
             try:
                 admin.create_topics(
-                    {topic: {"num_partitions": config.partitions, "replication_factor": 1}}
+                    {topic: {"num_partitions": config.partitions, "replication_factor": 1}},
+                    wait_for_metadata=True,
                 )
                 created.append(topic)
             except TopicAlreadyExistsError:

@@ -126,7 +126,7 @@ def test_undecodable_records_are_dead_lettered_with_a_reason(config: Config, dae
     producer.flush()
     producer.close()
     # Each stage reports what it could not handle: detect the two non-objects, index all three.
-    dead = read_topic(config, config.kafka.topics.deadletter, expected=5, timeout=60)
+    dead = read_topic(config, config.kafka.topics.deadletter, expected=5, timeout=120)
     reasons = Counter((record["stage"], record["reason"].split(":")[0]) for record in dead)
     assert reasons == {
         ("detect", "not JSON"): 1,
