@@ -20,6 +20,12 @@ from daemon.kafka_io import make_producer
 log = logging.getLogger(__name__)
 
 
+def _count(collector: str, event: Event) -> None:
+    metrics.COLLECTED.labels(collector).inc()
+    if "socpipe_unparsed" in event.get("tags", ()):
+        metrics.UNPARSED.labels(collector).inc()
+
+
 def event_key(event: Event) -> bytes:
     return f"{event.get('organization.id', 'unknown')}/{event.get('host.name', '-')}".encode()
 
@@ -39,7 +45,7 @@ class EventPublisher:
         future = self.producer.send(self.topic, key=event_key(event), value=value)
         with self._lock:
             self._pending.append(future)
-        metrics.COLLECTED.labels(self.collector).inc()
+        _count(self.collector, event)
 
     def confirm(self) -> int:
         """Block until Kafka acknowledged every published event; raises if one failed."""
@@ -74,7 +80,7 @@ class SpooledPublisher:
     def publish(self, event: Event) -> None:
         value = json.dumps(event, ensure_ascii=False).encode("utf-8", "surrogatepass")
         self.spool.append(event_key(event), value)
-        metrics.COLLECTED.labels(self.collector).inc()
+        _count(self.collector, event)
         metrics.BUFFERED_BYTES.labels(self.collector).set(self.spool.buffered_bytes)
 
     def drain_once(self, max_records: int = 500) -> int:

@@ -18,6 +18,11 @@ ES_DUPLICATES = Counter(
     "socpipe_elasticsearch_already_present_total", "Documents already indexed (replays)"
 )
 COLLECTED = Counter("socpipe_collector_records_total", "Records read by a collector", ["collector"])
+UNPARSED = Counter(
+    "socpipe_collector_unparsed_total",
+    "Records no parser understood (kept as generic events)",
+    ["collector"],
+)
 BUFFERED_BYTES = Gauge(
     "socpipe_collector_buffered_bytes", "Bytes journaled on disk awaiting Kafka", ["collector"]
 )

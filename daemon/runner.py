@@ -39,6 +39,7 @@ class StageLoop:
         self.consumer = consumer
         self.stop = stop
         self.config = config
+        self._lag_reported = 0.0
 
     def run(self) -> None:
         settings = self.config.stages
@@ -71,6 +72,22 @@ class StageLoop:
                 continue
             self._commit(records)
             metrics.BATCH_SECONDS.labels(self.stage.name).observe(time.monotonic() - started)
+            self._report_lag()
+
+    def _report_lag(self, every_secs: float = 10.0) -> None:
+        """Records waiting in this stage's partitions (one broker round trip, so not per batch)."""
+        now = time.monotonic()
+        if now - self._lag_reported < every_secs:
+            return
+        self._lag_reported = now
+        assigned = list(self.consumer.assignment())
+        if not assigned:
+            return
+        ends = self.consumer.end_offsets(assigned)
+        lag = sum(
+            max(ends[partition] - self.consumer.position(partition), 0) for partition in assigned
+        )
+        metrics.CONSUMER_LAG.labels(self.stage.name).set(lag)
 
     def _commit(self, records: list) -> None:
         last: dict[TopicPartition, int] = {}

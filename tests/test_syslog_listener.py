@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import io
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
-from collectors.syslog_listener import parse_address, read_frames
+from collectors.parsers import ParseContext
+from collectors.syslog_listener import (
+    SyslogListener,
+    SyslogReceiver,
+    parse_address,
+    read_frames,
+    tls_context,
+)
 
 
 def test_newline_and_octet_counted_frames_mix() -> None:
@@ -37,3 +50,89 @@ def test_addresses() -> None:
     assert parse_address("[::1]:514") == ("[::1]", 514)
     with pytest.raises(ValueError, match="HOST:PORT"):
         parse_address("5514")
+
+
+class _Collected:
+    """Stands in for the Kafka publisher: this test is about the TLS listener alone."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    def publish(self, event: dict) -> None:
+        self.events.append(event)
+
+    def drain(self, stop: threading.Event) -> None:
+        stop.wait()
+
+    def close(self) -> None:
+        pass
+
+
+def test_tls_listener_with_client_certificates(tmp_path: Path) -> None:
+    def make_cert(name: str, *extra: str) -> None:
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                f"/CN={name}",
+                "-keyout",
+                str(tmp_path / f"{name}.key"),
+                "-out",
+                str(tmp_path / f"{name}.crt"),
+                *extra,
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    make_cert("server", "-addext", "subjectAltName=IP:127.0.0.1")
+    make_cert("agency")
+    collected = _Collected()
+    listener = SyslogListener(SyslogReceiver(collected, ParseContext(agency_id="so-tttt")))  # type: ignore[arg-type]
+    context = tls_context(
+        str(tmp_path / "server.crt"), str(tmp_path / "server.key"), str(tmp_path / "agency.crt")
+    )
+    host, port = listener.add_tcp("127.0.0.1:0", context)
+    stop = threading.Event()
+    thread = threading.Thread(target=listener.run, args=(stop,))
+    thread.start()
+    try:
+        client = ssl.create_default_context(cafile=str(tmp_path / "server.crt"))
+        client.load_cert_chain(str(tmp_path / "agency.crt"), str(tmp_path / "agency.key"))
+        message = b"<38>Mar  3 10:05:44 web01 sshd[1]: Accepted password for root from 203.0.113.5 port 22 ssh2"
+        with (
+            socket.create_connection((host, port)) as raw,
+            client.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(str(len(message)).encode() + b" " + message)
+        # Without a client certificate the server refuses the connection (during the handshake
+        # with TLS 1.2, at the first read with TLS 1.3).
+        anonymous = ssl.create_default_context(cafile=str(tmp_path / "server.crt"))
+        with (
+            pytest.raises((ssl.SSLError, ConnectionError)),
+            socket.create_connection((host, port)) as raw,
+            anonymous.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.sendall(b"<38>Mar  3 10:05:45 web01 sshd[1]: refused\n")
+            tls.recv(1)
+        deadline = time.monotonic() + 10
+        while not collected.events and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert len(collected.events) == 1
+    event = collected.events[0]
+    assert (event["user.name"], event["organization.id"], event["log.source.address"]) == (
+        "root",
+        "so-tttt",
+        "127.0.0.1",
+    )
+    assert event["event.id"]
