@@ -22,14 +22,13 @@ from importlib import metadata
 from pathlib import Path
 
 from bench.corpus import generate
+from bench.report import write_section
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "bench" / ".cache"
 SHARED = Path(os.environ.get("SOCPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
 SIGMA_ALL = [SHARED / "sigma" / "rules", SHARED / "sigma" / "rules-threat-hunting"]
 PROJECT = [REPO / "rules"]
-RESULTS_START = "<!-- bench.scan results start -->"
-RESULTS_END = "<!-- bench.scan results end -->"
 
 
 @dataclass(frozen=True)
@@ -242,9 +241,9 @@ def main() -> None:
             print(split_rows[-1], flush=True)
     if args.quick:
         return
-    section = "\n".join(
+    document = write_section(
+        "bench.scan",
         [
-            RESULTS_START,
             *machine(),
             "- Command: `make bench-scan` (= `.venv/bin/python -m bench.scan`)",
             "",
@@ -253,13 +252,9 @@ def main() -> None:
             "Where the time goes (50,000-event slices, one process, not pinned):",
             "",
             *split_rows,
-            RESULTS_END,
-        ]
+        ],
+        "## `socpipe scan` (bench/scan.py)",
     )
-    document = REPO / "docs" / "benchmarks.md"
-    text = document.read_text(encoding="utf-8")
-    start, end = text.index(RESULTS_START), text.index(RESULTS_END) + len(RESULTS_END)
-    document.write_text(text[:start] + section + text[end:], encoding="utf-8")
     print(f"written to {document}")
 
 

@@ -4,10 +4,12 @@ starts (the README's test command does). Each test gets its own topics, groups a
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, replace
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,24 @@ from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 
+from collectors.follow import FileFollower
+from collectors.parsers import ParseContext
+from collectors.publisher import EventPublisher, SpooledPublisher
+from collectors.spool import DiskSpool
+from collectors.syslog_listener import SyslogListener, SyslogReceiver
 from daemon.config import Config, TopicsConfig, load_config
 from daemon.kafka_io import ensure_topics
 from sinks.elasticsearch import connect, install_templates
 
-pytestmark = pytest.mark.integration
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything in this folder needs the services: `-m "not integration"` leaves it out."""
+    folder = Path(__file__).parent
+    for item in items:
+        if folder in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
 SERVICES_HINT = "start them with: scripts/services.sh up"
 
 
@@ -110,6 +125,44 @@ def read_topic(config: Config, topic: str, expected: int, timeout: float = 30.0)
     finally:
         consumer.close()
     return records
+
+
+@dataclass
+class Collectors:
+    address: tuple[str, int]
+    spool: DiskSpool
+
+
+@contextmanager
+def running_collectors(
+    config: Config, folder: Path, pattern: str, context: ParseContext
+) -> Iterator[Collectors]:
+    """A syslog TCP listener (journaled) and a file follower, as threads, for one test."""
+    stop = threading.Event()
+    spool = DiskSpool(folder / "spool")
+    listener = SyslogListener(
+        SyslogReceiver(SpooledPublisher(config.kafka, "syslog", spool), context)
+    )
+    address = listener.add_tcp("127.0.0.1:0")
+    follower = FileFollower(
+        [pattern],
+        folder / "state.json",
+        EventPublisher(config.kafka, "file"),
+        context,
+        poll_interval=0.2,
+    )
+    threads = [
+        threading.Thread(target=listener.run, args=(stop,)),
+        threading.Thread(target=follower.run, args=(stop,)),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield Collectors(address, spool)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=180)
 
 
 def write_config(config: Config, path: Path) -> Path:

@@ -16,16 +16,12 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from collectors.follow import FileFollower
 from collectors.parsers import ParseContext
-from collectors.publisher import EventPublisher, SpooledPublisher
-from collectors.spool import DiskSpool
-from collectors.syslog_listener import SyslogListener, SyslogReceiver
 from daemon import runner
 from daemon.config import Config
 from daemon.kafka_io import make_producer
 from tests.conftest import REPO
-from tests.integration.conftest import read_topic, wait_for
+from tests.integration.conftest import read_topic, running_collectors, wait_for
 
 CONTEXT = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
 
@@ -47,58 +43,38 @@ def file_line(number: int) -> str:
 def test_kafka_outage_under_running_collectors_loses_nothing(
     config: Config, tmp_path: Path
 ) -> None:
-    stop = threading.Event()
-    spool = DiskSpool(tmp_path / "spool")
-    listener = SyslogListener(
-        SyslogReceiver(SpooledPublisher(config.kafka, "syslog", spool), CONTEXT)
-    )
-    host, port = listener.add_tcp("127.0.0.1:0")
     log = tmp_path / "app.log"
     log.touch()
-    follower = FileFollower(
-        [str(log)],
-        tmp_path / "state.json",
-        EventPublisher(config.kafka, "file"),
-        CONTEXT,
-        poll_interval=0.2,
-    )
-    threads = [
-        threading.Thread(target=listener.run, args=(stop,)),
-        threading.Thread(target=follower.run, args=(stop,)),
-    ]
-    for thread in threads:
-        thread.start()
-    connection = socket.create_connection((host, port))
+    with running_collectors(config, tmp_path, str(log), CONTEXT) as collectors:
+        connection = socket.create_connection(collectors.address)
 
-    def send(numbers: range) -> None:
-        connection.sendall("".join(syslog_line(n) + "\n" for n in numbers).encode())
-        with log.open("a") as handle:
-            handle.write("".join(file_line(n) + "\n" for n in numbers))
+        def send(numbers: range) -> None:
+            connection.sendall("".join(syslog_line(n) + "\n" for n in numbers).encode())
+            with log.open("a") as handle:
+                handle.write("".join(file_line(n) + "\n" for n in numbers))
 
-    try:
-        send(range(50))
-        wait_for(lambda: spool.buffered_bytes == 0, timeout=60, what="the journal to drain")
-        services("down", "kafka")
+        spool = collectors.spool
         try:
-            send(range(50, 100))
+            send(range(50))
+            wait_for(lambda: spool.buffered_bytes == 0, timeout=60, what="the journal to drain")
+            services("down", "kafka")
+            try:
+                send(range(50, 100))
+                wait_for(
+                    lambda: spool.buffered_bytes > 0,
+                    timeout=30,
+                    what="messages buffered on disk while Kafka is down",
+                )
+            finally:
+                services("up", "kafka")
             wait_for(
-                lambda: spool.buffered_bytes > 0,
-                timeout=30,
-                what="messages buffered on disk while Kafka is down",
+                lambda: spool.buffered_bytes == 0,
+                timeout=180,
+                what="the journal to drain after Kafka returned",
             )
+            time.sleep(2)  # the follower's next poll
         finally:
-            services("up", "kafka")
-        wait_for(
-            lambda: spool.buffered_bytes == 0,
-            timeout=180,
-            what="the journal to drain after Kafka returned",
-        )
-        time.sleep(2)  # the follower's next poll
-    finally:
-        connection.close()
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=180)
+            connection.close()
     records = read_topic(config, config.kafka.topics.events, expected=200, timeout=60)
     users = {record["user.name"] for record in records}
     assert users == {f"syslog{n}" for n in range(100)} | {f"file{n}" for n in range(100)}

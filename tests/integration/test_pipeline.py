@@ -15,13 +15,11 @@ from elasticsearch import Elasticsearch
 
 from collectors.follow import FileFollower
 from collectors.parsers import ParseContext
-from collectors.publisher import EventPublisher, SpooledPublisher
-from collectors.spool import DiskSpool
-from collectors.syslog_listener import SyslogListener, SyslogReceiver
+from collectors.publisher import EventPublisher
 from daemon import runner
 from daemon.config import Config
 from daemon.kafka_io import make_producer
-from tests.integration.conftest import read_topic, search, wait_for
+from tests.integration.conftest import read_topic, running_collectors, search, wait_for
 
 CONTEXT = ParseContext(
     agency_id="so-tttt", agency_name="So TT&TT", reference_time=datetime(2026, 3, 10, tzinfo=UTC)
@@ -51,35 +49,20 @@ def daemon(config: Config) -> Iterator[None]:
 def test_syslog_and_files_flow_to_events_and_alerts(
     config: Config, es: Elasticsearch, daemon: None, tmp_path: Path
 ) -> None:
-    stop = threading.Event()
-    spool = DiskSpool(tmp_path / "spool")
-    listener = SyslogListener(
-        SyslogReceiver(SpooledPublisher(config.kafka, "syslog", spool), CONTEXT)
-    )
-    host, port = listener.add_tcp("127.0.0.1:0")
-    listening = threading.Thread(target=listener.run, args=(stop,))
-    listening.start()
     logs = tmp_path / "logs"
     logs.mkdir()
-    follower = FileFollower(
-        [str(logs / "*.log")],
-        tmp_path / "state.json",
-        EventPublisher(config.kafka, "file"),
-        CONTEXT,
-        poll_interval=0.2,
-    )
-    following = threading.Thread(target=follower.run, args=(stop,))
-    following.start()
-    try:
-        with socket.create_connection((host, port)) as connection:
+    with running_collectors(config, tmp_path, str(logs / "*.log"), CONTEXT) as collectors:
+        with socket.create_connection(collectors.address) as connection:
             connection.sendall(("\n".join(ATTACK_LINES[:2]) + "\n").encode())
             framed = ATTACK_LINES[2].encode()
             connection.sendall(str(len(framed)).encode() + b" " + framed)  # octet counting
         (logs / "access.log").write_text("\n".join(WEB_LINES) + "\n")
-
-        events_index = f"{config.elasticsearch.events_index_prefix}*"
         events = wait_for(
-            lambda: (found := search(es, events_index)) and len(found) >= 5 and found,
+            lambda: (
+                (found := search(es, f"{config.elasticsearch.events_index_prefix}*"))
+                and len(found) >= 5
+                and found
+            ),
             what="5 events in Elasticsearch",
         )
         alerts = wait_for(
@@ -90,10 +73,6 @@ def test_syslog_and_files_flow_to_events_and_alerts(
             ),
             what="4 alerts",
         )
-    finally:
-        stop.set()
-        listening.join(timeout=30)
-        following.join(timeout=30)
 
     assert len(events) == 5
     assert {event["organization.id"] for event in events} == {"so-tttt"}

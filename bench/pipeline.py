@@ -1,0 +1,252 @@
+"""End-to-end benchmark of the streaming pipeline on the local Kafka and Elasticsearch.
+
+    scripts/services.sh up && .venv/bin/python -m bench.pipeline [--quick]
+
+1. Saturation: a file of N lines is followed by ``socpipe collect file`` while ``socpipe run``
+   (detect + index) runs; events/s = N / time until all N are indexed.
+2. Latency: lines are appended to a followed file at a fixed rate, every 100th an attack;
+   latency = time its alert becomes searchable (polled every 100 ms, no forced refresh, so
+   Elasticsearch's 1 s refresh interval is part of it) minus the time the line was written.
+Each run uses its own topics and indices, removed afterwards. Results go to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import yaml
+from kafka.admin import KafkaAdminClient
+
+from daemon.config import Config, TopicsConfig, load_config
+from daemon.kafka_io import ensure_topics
+from sinks.elasticsearch import connect, install_templates
+
+REPO = Path(__file__).resolve().parent.parent
+START, END = "<!-- bench.pipeline results start -->", "<!-- bench.pipeline results end -->"
+BENIGN = (
+    "Mar  3 10:00:00 web01 sshd[{n}]: Accepted publickey for deploy from 10.20.1.{h} port {p} ssh2"
+)
+ATTACK = (
+    "Mar  3 10:00:00 web01 sshd[{n}]: Accepted password for root from 203.0.113.{h} port {p} ssh2"
+)
+
+
+def isolated(base: Config) -> Config:
+    tag = "b" + uuid.uuid4().hex[:8]
+    return replace(
+        base,
+        kafka=replace(
+            base.kafka, topics=TopicsConfig(f"{tag}.events", f"{tag}.alerts", f"{tag}.deadletter")
+        ),
+        elasticsearch=replace(
+            base.elasticsearch, events_index_prefix=f"{tag}-events-", alerts_index=f"{tag}-alerts"
+        ),
+        stages=replace(base.stages, detect_group=f"{tag}-detect", index_group=f"{tag}-index"),
+    )
+
+
+class Pipeline:
+    """The daemon and a file collector as separate processes, as in production."""
+
+    def __init__(self, config: Config, folder: Path) -> None:
+        self.config, self.folder = config, folder
+        ensure_topics(config.kafka)
+        self.es = connect(config.elasticsearch)
+        install_templates(self.es, config.elasticsearch)
+        self.config_file = folder / "socpipe.yml"
+        self.config_file.write_text(yaml.safe_dump(asdict(config)))
+        self.log = folder / "bench.log"
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, glob: str) -> None:
+        base = [sys.executable, str(REPO / "pipeline.py")]
+        with self.log.open("a") as log:
+            self.processes.append(
+                subprocess.Popen(
+                    [*base, "run", "--config", str(self.config_file)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        *base,
+                        "collect",
+                        "file",
+                        "--config",
+                        str(self.config_file),
+                        "--glob",
+                        glob,
+                        "--state",
+                        str(self.folder / "state.json"),
+                        "--agency",
+                        "bench",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+
+    def count(self, index: str) -> int:
+        return self.es.count(index=index, ignore_unavailable=True)["count"]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            process.wait(timeout=120)
+        settings = self.config.elasticsearch
+        self.es.indices.delete(
+            index=f"{settings.events_index_prefix}*,{settings.alerts_index}",
+            ignore_unavailable=True,
+        )
+        for name in (
+            f"{settings.events_index_prefix}template",
+            f"{settings.alerts_index}-template",
+        ):
+            self.es.indices.delete_index_template(name=name)
+        admin = KafkaAdminClient(**self.config.kafka.client_options())
+        topics = self.config.kafka.topics
+        admin.delete_topics([topics.events, topics.alerts, topics.deadletter])
+        admin.close()
+
+
+def line(number: int) -> str:
+    template = ATTACK if number % 100 == 0 else BENIGN
+    return template.format(n=number, h=number % 250 + 1, p=number % 60000 + 1)
+
+
+def saturation(base: Config, lines: int) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        pipeline = Pipeline(isolated(base), Path(folder))
+        path = Path(folder) / "auth.log"
+        path.write_text("".join(line(n) + "\n" for n in range(lines)))
+        started = time.monotonic()
+        pipeline.start(str(path))
+        index = f"{pipeline.config.elasticsearch.events_index_prefix}*"
+        try:
+            while pipeline.count(index) < lines:
+                time.sleep(0.5)
+                if time.monotonic() - started > 1800:
+                    raise TimeoutError("saturation run did not finish in 30 minutes")
+            seconds = time.monotonic() - started
+        finally:
+            pipeline.stop()
+    return {"lines": lines, "seconds": seconds, "rate": lines / seconds}
+
+
+def latency(base: Config, rate: int, seconds: int) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        pipeline = Pipeline(isolated(base), Path(folder))
+        path = Path(folder) / "auth.log"
+        path.touch()
+        pipeline.start(str(path))
+        time.sleep(8)  # processes up and groups joined before the clock starts
+        alerts_index = pipeline.config.elasticsearch.alerts_index
+        written: dict[int, float] = {}
+        seen: dict[int, float] = {}
+        total = rate * seconds
+        started = time.monotonic()
+        offset = 0
+        try:
+            with path.open("a") as handle:
+                for number in range(total):
+                    target = started + number / rate
+                    while (now := time.monotonic()) < target:
+                        time.sleep(min(target - now, 0.01))
+                    text = line(number) + "\n"
+                    handle.write(text)
+                    handle.flush()
+                    if number % 100 == 0:
+                        written[offset] = time.monotonic()
+                    offset += len(text)
+                    if number % max(rate // 10, 1) == 0:
+                        _poll(pipeline, alerts_index, seen)
+            achieved = total / (time.monotonic() - started)
+            deadline = time.monotonic() + 60
+            while len(seen) < len(written) and time.monotonic() < deadline:
+                _poll(pipeline, alerts_index, seen)
+                time.sleep(0.1)
+        finally:
+            pipeline.stop()
+    delays = sorted(seen[offset] - written[offset] for offset in written if offset in seen)
+    return {
+        "rate": rate,
+        "achieved": achieved,
+        "alerts": len(delays),
+        "expected": len(written),
+        "p50": statistics.median(delays) if delays else float("nan"),
+        "p99": delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else float("nan"),
+    }
+
+
+def _poll(pipeline: Pipeline, index: str, seen: dict[int, float]) -> None:
+    now = time.monotonic()
+    response = pipeline.es.search(
+        index=index, size=10_000, source=["events"], ignore_unavailable=True
+    )
+    for hit in response["hits"]["hits"]:
+        offset = hit["_source"]["events"][0]["log.offset"]
+        seen.setdefault(offset, now)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    base = load_config()
+    lines = 20_000 if args.quick else 200_000
+    rates = [500, 2_000] if args.quick else [1_000, 5_000, 10_000]
+    seconds = 10 if args.quick else 30
+    run = saturation(base, lines)
+    rows = [
+        f"- Saturation: {run['lines']:,} lines followed, detected and indexed in {run['seconds']:.1f} s: **{run['rate']:,.0f} events/s** end to end",
+        "",
+        "| offered lines/s | written lines/s | alerts seen / expected | p50 line→searchable alert | p99 |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    print(rows[0], flush=True)
+    for rate in rates:
+        result = latency(base, rate, seconds)
+        rows.append(
+            f"| {rate:,} | {result['achieved']:,.0f} | {result['alerts']} / {result['expected']} | {result['p50']:.2f} s | {result['p99']:.2f} s |"
+        )
+        print(rows[-1], flush=True)
+    if args.quick:
+        return
+    section = "\n".join(
+        [
+            START,
+            f"- Date: {time.strftime('%Y-%m-%d')}; machine as above; Kafka 4.1.1 and Elasticsearch 9.5.0 (768 MB heap) on the same 2 cores, one daemon process (detect + index) and one file collector",
+            "- Command: `scripts/services.sh up && .venv/bin/python -m bench.pipeline`",
+            "",
+            *rows,
+            END,
+        ]
+    )
+    document = REPO / "docs" / "benchmarks.md"
+    text = document.read_text(encoding="utf-8")
+    if START in text:
+        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
+    else:
+        text += "\n## Streaming pipeline (bench/pipeline.py)\n\n" + section + "\n"
+    document.write_text(text, encoding="utf-8")
+    print(f"written to {document}")
+
+
+if __name__ == "__main__":
+    os.chdir(REPO)
+    main()
