@@ -51,9 +51,9 @@ class KafkaConfig:
             if getattr(self, name):
                 options[name] = getattr(self, name)
         if self.sasl_username_env:
-            options["sasl_plain_username"] = _secret(self.sasl_username_env)
+            options["sasl_plain_username"] = secret_from_env(self.sasl_username_env)
         if self.sasl_password_env:
-            options["sasl_plain_password"] = _secret(self.sasl_password_env)
+            options["sasl_plain_password"] = secret_from_env(self.sasl_password_env)
         return options
 
 
@@ -97,7 +97,7 @@ class Config:
         ]
 
 
-def _secret(variable: str) -> str:
+def secret_from_env(variable: str) -> str:
     value = os.environ.get(variable)
     if value is None:
         raise ConfigError(f"environment variable {variable} (named in the config) is not set")

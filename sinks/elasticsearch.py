@@ -19,7 +19,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
-from daemon.config import PROJECT_ROOT, ElasticsearchConfig, _secret
+from daemon.config import PROJECT_ROOT, ElasticsearchConfig, secret_from_env
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class WriteResult:
 def connect(config: ElasticsearchConfig) -> Elasticsearch:
     options: dict[str, Any] = {"request_timeout": 30}
     if config.api_key_env:
-        options["api_key"] = _secret(config.api_key_env)
+        options["api_key"] = secret_from_env(config.api_key_env)
     if config.ca_certs:
         options["ca_certs"] = config.ca_certs
     return Elasticsearch(config.hosts, **options)
