@@ -9,7 +9,8 @@ RECORDS_OUT = Counter("socpipe_stage_records_out_total", "Records written by a s
 DEADLETTERED = Counter(
     "socpipe_deadletter_records_total", "Records sent to the dead-letter topic", ["stage"]
 )
-ALERTS = Counter("socpipe_alerts_total", "Alerts raised", ["level"])
+# One series per loaded rule at most: bounded by the rule set, not by the traffic.
+ALERTS = Counter("socpipe_alerts_total", "Alerts raised", ["rule_id", "level"])
 BATCH_SECONDS = Histogram(
     "socpipe_stage_batch_seconds", "Time to process and commit one batch", ["stage"]
 )

@@ -120,7 +120,7 @@ class DetectStage(Stage):
                 continue
             for rule in self.engine.match(event):
                 alert = Alert.from_match(rule, event)
-                metrics.ALERTS.labels(rule.level).inc()
+                metrics.ALERTS.labels(rule.id, rule.level).inc()
                 value = json.dumps(alert.to_dict(), ensure_ascii=False).encode()
                 self.send(self.config.kafka.topics.alerts, alert.id.encode(), value)
                 alerts += 1
