@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
@@ -43,8 +43,26 @@ def make_consumer(
         metadata_max_age_ms=5_000,
         **config.client_options(),
     )
-    consumer.subscribe(topics)
+    consumer.subscribe(topics, listener=_AssignmentLog(group_id))
     return consumer
+
+
+class _AssignmentLog(ConsumerRebalanceListener):
+    """Logs which partitions this process holds: how operators see processes sharing work."""
+
+    def __init__(self, group_id: str) -> None:
+        self.group_id = group_id
+
+    def on_partitions_revoked(self, revoked: list) -> None:
+        if revoked:
+            log.info("group=%s revoked partitions=%s", self.group_id, _names(revoked))
+
+    def on_partitions_assigned(self, assigned: list) -> None:
+        log.info("group=%s assigned partitions=%s", self.group_id, _names(assigned))
+
+
+def _names(partitions: list) -> str:
+    return ",".join(sorted(f"{p.topic}/{p.partition}" for p in partitions)) or "none"
 
 
 def ensure_topics(config: KafkaConfig) -> list[str]:

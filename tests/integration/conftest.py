@@ -4,6 +4,8 @@ starts (the README's test command does). Each test gets its own topics, groups a
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -27,6 +29,7 @@ from collectors.syslog_listener import SyslogListener, SyslogReceiver
 from daemon.config import Config, TopicsConfig, load_config
 from daemon.kafka_io import ensure_topics
 from sinks.elasticsearch import connect, install_templates
+from tests.conftest import REPO
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -163,6 +166,24 @@ def running_collectors(
         stop.set()
         for thread in threads:
             thread.join(timeout=180)
+
+
+def start_daemon(config_file: Path, log: Path, *options: str) -> subprocess.Popen:
+    """``socpipe run`` as its own process, as in production; output appended to ``log``."""
+    with log.open("a") as output:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "pipeline.py"),
+                *options,
+                "run",
+                "--config",
+                str(config_file),
+            ],
+            cwd=REPO,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def write_config(config: Config, path: Path) -> Path:

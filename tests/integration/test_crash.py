@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,8 +11,7 @@ from elasticsearch import Elasticsearch
 
 from daemon.config import Config
 from daemon.kafka_io import make_producer
-from tests.conftest import REPO
-from tests.integration.conftest import wait_for, write_config
+from tests.integration.conftest import start_daemon, wait_for, write_config
 
 EVENTS = 100_000
 ATTACK_EVERY = 1_000
@@ -38,15 +35,6 @@ def event(number: int) -> dict:
         "source.ip": f"203.0.113.{number % 250}",
         "organization.id": "so-tttt",
     }
-
-
-def start_daemon(config_file: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(REPO / "pipeline.py"), "run", "--config", str(config_file)],
-        cwd=REPO,
-        stdout=log.open("a"),
-        stderr=subprocess.STDOUT,
-    )
 
 
 def count(es: Elasticsearch, index: str) -> int:
