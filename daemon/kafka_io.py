@@ -7,6 +7,7 @@ Consumers: a group id, auto-commit off; stages commit themselves after durable o
 from __future__ import annotations
 
 import logging
+import time
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
@@ -38,13 +39,30 @@ def make_consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=max_records,
-        # A topic created just before a group forms can be missing from the first assignment;
-        # refreshing metadata every few seconds (not the default 5 minutes) heals that quickly.
-        metadata_max_age_ms=5_000,
         **config.client_options(),
     )
+    _wait_for_partitions(consumer, topics)
     consumer.subscribe(topics, listener=_AssignmentLog(group_id))
     return consumer
+
+
+def _wait_for_partitions(
+    consumer: KafkaConsumer, topics: list[str], timeout_secs: float = 60
+) -> None:
+    """Know every topic's partitions before joining the group.
+
+    kafka-python assigns from the metadata it has at join time: a topic still missing there
+    (created a moment ago) gets no partitions, and the group was seen not to rebalance for
+    minutes after the metadata arrived. Asking first closes that window.
+    """
+    deadline = time.monotonic() + timeout_secs
+    while missing := [topic for topic in topics if not consumer.partitions_for_topic(topic)]:
+        if time.monotonic() > deadline:
+            consumer.close()
+            raise RuntimeError(
+                f"Kafka topics not found: {', '.join(missing)} (run `socpipe setup`)"
+            )
+        time.sleep(0.5)
 
 
 class _AssignmentLog(ConsumerRebalanceListener):
