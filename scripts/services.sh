@@ -38,7 +38,16 @@ find_java() {
   echo "$best"
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A pid file names a live process of ours only if that pid still runs the expected program:
+# after a machine or session restart the number may belong to something else.
+alive() {
+  local pidfile=$1 marker=${2:-}
+  [ -f "$pidfile" ] || return 1
+  local pid
+  pid=$(cat "$pidfile")
+  kill -0 "$pid" 2>/dev/null || return 1
+  [ -z "$marker" ] || tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$marker"
+}
 
 fetch_kafka() {
   local libs=$KAFKA_DIR/libs-$KAFKA_VERSION
@@ -103,7 +112,7 @@ kafka_java() {
 }
 
 start_kafka() {
-  if alive "$KAFKA_DIR/kafka.pid"; then log "Kafka already running"; return; fi
+  if alive "$KAFKA_DIR/kafka.pid" kafka.Kafka; then log "Kafka already running"; return; fi
   fetch_kafka
   configure_kafka
   kafka_java
@@ -160,7 +169,7 @@ YML
 }
 
 start_es() {
-  if alive "$ES_DIR/es.pid"; then log "Elasticsearch already running"; return; fi
+  if alive "$ES_DIR/es.pid" org.elasticsearch; then log "Elasticsearch already running"; return; fi
   fetch_es
   configure_es
   local java_home
@@ -186,7 +195,7 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2) as con
     sys.exit(0 if struct.unpack(">h", reply[4:6])[0] == 0 else 1)
 PY
   do
-    alive "$KAFKA_DIR/kafka.pid" || { tail -n 40 "$KAFKA_DIR/kafka.log" >&2; die "Kafka exited"; }
+    alive "$KAFKA_DIR/kafka.pid" kafka.Kafka || { tail -n 40 "$KAFKA_DIR/kafka.log" >&2; die "Kafka exited"; }
     [ $SECONDS -lt $deadline ] || { tail -n 40 "$KAFKA_DIR/kafka.log" >&2; die "Kafka not ready after 120 s"; }
     sleep 1
   done
@@ -203,8 +212,8 @@ wait_es() {
 }
 
 stop_one() {
-  local name=$1 pidfile=$2 grace=$3 pid
-  alive "$pidfile" || { log "$name not running"; rm -f "$pidfile"; return; }
+  local name=$1 pidfile=$2 grace=$3 marker=$4 pid
+  alive "$pidfile" "$marker" || { log "$name not running"; rm -f "$pidfile"; return; }
   pid=$(cat "$pidfile")
   kill -TERM "$pid"
   for _ in $(seq "$grace"); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
@@ -215,8 +224,8 @@ stop_one() {
 
 status() {
   local code=0
-  if alive "$KAFKA_DIR/kafka.pid"; then echo "kafka: running (pid $(cat "$KAFKA_DIR/kafka.pid"), 127.0.0.1:$KAFKA_PORT)"; else echo "kafka: stopped"; code=1; fi
-  if alive "$ES_DIR/es.pid"; then echo "elasticsearch: running (pid $(cat "$ES_DIR/es.pid"), 127.0.0.1:$ES_PORT)"; else echo "elasticsearch: stopped"; code=1; fi
+  if alive "$KAFKA_DIR/kafka.pid" kafka.Kafka; then echo "kafka: running (pid $(cat "$KAFKA_DIR/kafka.pid"), 127.0.0.1:$KAFKA_PORT)"; else echo "kafka: stopped"; code=1; fi
+  if alive "$ES_DIR/es.pid" org.elasticsearch; then echo "elasticsearch: running (pid $(cat "$ES_DIR/es.pid"), 127.0.0.1:$ES_PORT)"; else echo "elasticsearch: stopped"; code=1; fi
   return $code
 }
 
@@ -241,8 +250,8 @@ case "$command" in
     if has es; then wait_es; fi
     ;;
   down)
-    if has kafka; then stop_one Kafka "$KAFKA_DIR/kafka.pid" 30; fi
-    if has es; then stop_one Elasticsearch "$ES_DIR/es.pid" 60; fi
+    if has kafka; then stop_one Kafka "$KAFKA_DIR/kafka.pid" 30 kafka.Kafka; fi
+    if has es; then stop_one Elasticsearch "$ES_DIR/es.pid" 60 org.elasticsearch; fi
     ;;
   status) status ;;
   logs) tail -n "${1:-50}" "$KAFKA_DIR/kafka.log" "$ES_DIR/logs/socpipe-dev.log" ;;
