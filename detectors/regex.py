@@ -23,8 +23,8 @@ _RE2_OPTIONS.max_mem = 64 << 20
 _RE2_OPTIONS.log_errors = False
 
 
-def compile_search(pattern: str, flags: str, source: str) -> tuple[SearchFunction, str]:
-    """A ``search`` function for the pattern, and the engine name (``re2`` or ``re``).
+def compile_search(pattern: str, flags: str, source: str) -> SearchFunction:
+    """Whether the pattern occurs in a text: RE2 when it can run the pattern, else Python re.
 
     ``flags`` holds the Sigma regex flags as letters (``i``, ``m``, ``s``).
     """
@@ -39,11 +39,11 @@ def compile_search(pattern: str, flags: str, source: str) -> tuple[SearchFunctio
         pass
     else:
         set_match = pattern_set.Match
-        return (lambda text: set_match(text) is not None), "re2"
+        return lambda text: set_match(text) is not None
     python_flags = 0
     for letter, flag in (("i", re.IGNORECASE), ("m", re.MULTILINE), ("s", re.DOTALL)):
         if letter in flags:
             python_flags |= flag
     search = re.compile(pattern, python_flags).search
     log.warning("regex not RE2-compatible, using Python re rule=%s pattern=%r", source, pattern)
-    return (lambda text: search(text) is not None), "re"
+    return lambda text: search(text) is not None

@@ -65,7 +65,6 @@ class RuleLoadReport:
     errors: list[RuleError] = field(default_factory=list)
     unsupported: list[UnsupportedRuleError] = field(default_factory=list)
     files: int = 0
-    regex_fallbacks: int = 0
 
 
 def load_pipeline(directory: Path = DEFAULT_PIPELINE_DIR) -> ProcessingPipeline:

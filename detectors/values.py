@@ -106,8 +106,7 @@ def string_predicate(
         re.escape(part) if isinstance(part, str) else (".*" if part is many else ".")
         for part in parts
     )
-    search, _engine = compile_search(f"^{pattern}$", "s", "wildcard")
-    return search, longest
+    return compile_search(f"^{pattern}$", "s", "wildcard"), longest
 
 
 def _always(_value: str) -> bool:
@@ -181,8 +180,9 @@ def compile_value(field: str | None, value: SigmaType, source: str) -> tuple[Mat
         return _exists_matcher(target, bool(value)), None
     if isinstance(value, SigmaRegularExpression):
         flags = "".join(value.sigma_to_re_flag[flag] for flag in value.flags)
-        search, _engine = compile_search(str(value.regexp), flags, source)
-        return field_matcher(target, search, lowered=False), None
+        return field_matcher(
+            target, compile_search(str(value.regexp), flags, source), lowered=False
+        ), None
     if isinstance(value, SigmaCIDRExpression):
         return field_matcher(target, _cidr_predicate(value), lowered=False), None
     if isinstance(value, SigmaCompareExpression):
