@@ -160,7 +160,8 @@ def command_rules_check(args: argparse.Namespace) -> int:
     for problem in report.unsupported:
         print(f"unsupported: {problem}")
     print(
-        f"{report.files} files: {len(report.rules)} rules compiled,"
+        f"{report.files} files: {len(report.rules)} rules and"
+        f" {len(report.correlations)} correlations compiled,"
         f" {len(report.errors)} with errors, {len(report.unsupported)} unsupported"
     )
     return EXIT_FAILED if report.errors else EXIT_OK
@@ -172,7 +173,7 @@ def command_rules_test(args: argparse.Namespace) -> int:
     report = load_rules(args.paths)
     for problem in report.errors:
         print(f"error: {problem}")
-    results = run_rule_tests(report.rules)
+    results = run_rule_tests(report)
     failed = [result for result in results if not result.passed]
     for result in failed:
         print(f"FAIL {result.case}: {result.rule.title}: {result.reason}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,17 +41,42 @@ class ReadStats:
     unreadable_files: list[str] = field(default_factory=list)
 
 
+_ROTATION = re.compile(r"^(?P<base>.+?)[.-](?P<number>\d+)(?P<ext>(?:\.[a-z0-9]+)?)$")
+
+
+def rotation_order(path: Path) -> tuple[str, str, float]:
+    """Sort key putting rotated logs oldest first: ``auth.log.2.gz``, ``auth.log.1``,
+    ``auth.log``; ``access.log-20260301.gz`` before ``access.log-20260302.gz``.
+
+    Reading a host's history in time order is what lets correlation windows see it whole.
+    """
+    name = path.name
+    match = _ROTATION.match(name)
+    if match is None:
+        return (str(path.parent), name, math.inf)
+    number = int(match["number"])
+    # Small numbers count back from the live file (logrotate); long ones are dates (dateext).
+    rank = -number if len(match["number"]) < 6 else number - 10**12
+    return (str(path.parent), match["base"], rank)
+
+
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files named directly, and every non-hidden file below named folders, in a stable order."""
+    """Files named directly, and every non-hidden file below named folders, in a stable order
+    (rotated logs oldest first)."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
             files.extend(
                 sorted(
-                    candidate
-                    for candidate in path.rglob("*")
-                    if candidate.is_file()
-                    and not any(part.startswith(".") for part in candidate.relative_to(path).parts)
+                    (
+                        candidate
+                        for candidate in path.rglob("*")
+                        if candidate.is_file()
+                        and not any(
+                            part.startswith(".") for part in candidate.relative_to(path).parts
+                        )
+                    ),
+                    key=rotation_order,
                 )
             )
         else:

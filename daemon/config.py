@@ -75,6 +75,12 @@ class StagesConfig:
     detect_group: str = "socpipe-detect"
     index_group: str = "socpipe-index"
     rules: list[str] = field(default_factory=lambda: ["rules"])
+    #: Correlation state (see docs/correlation.md): how late an event may arrive, and caps.
+    correlation_lateness_secs: float = 300.0
+    correlation_max_groups: int = 100_000
+    correlation_max_entries_per_group: int = 10_000
+    #: Anomaly model artifacts (from `socpipe train`) the detect stage scores events with.
+    anomaly_models: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,12 @@ BUFFERED_BYTES = Gauge(
 FOLLOWER_RETRIES = Counter(
     "socpipe_collector_kafka_failures_total", "Batches a collector had to retry", ["collector"]
 )
+CORRELATION_GROUPS = Gauge("socpipe_correlation_groups", "Correlation groups held in memory")
+CORRELATION_LOST = Counter(
+    "socpipe_correlation_matches_left_out_total",
+    "Rule matches a correlation could not use (late, future, no group-by field, evicted)",
+    ["reason"],
+)
 CONSUMER_LAG = Gauge("socpipe_consumer_lag_records", "Records not yet consumed", ["stage"])
 
 

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 
 from kafka import KafkaConsumer
 from kafka.errors import CommitFailedError
@@ -22,7 +23,9 @@ from daemon import metrics
 from daemon.config import Config
 from daemon.kafka_io import make_consumer, make_producer
 from daemon.stages import DetectStage, IndexStage, Stage
-from detectors.engine import SigmaEngine
+from detectors.anomaly.artifact import load_scorer
+from detectors.correlation import CorrelationEngine
+from detectors.detection import Detector
 from detectors.rules import load_rules
 from sinks.elasticsearch import ElasticsearchSink, connect
 
@@ -114,16 +117,33 @@ class StageLoop:
                 self.consumer.seek(partition, offset)
 
 
+def build_detector(config: Config) -> Detector:
+    report = load_rules(config.rule_paths())
+    for problem in report.errors:
+        log.error("rule skipped: %s", problem)
+    settings = config.stages
+    correlations = CorrelationEngine(
+        report.correlations,
+        lateness=settings.correlation_lateness_secs,
+        max_groups=settings.correlation_max_groups,
+        max_entries_per_group=settings.correlation_max_entries_per_group,
+    )
+    scorers = [load_scorer(Path(path)) for path in settings.anomaly_models]
+    log.info(
+        "detect stage rules=%d correlations=%d anomaly_models=%d",
+        len(report.rules),
+        len(report.correlations),
+        len(scorers),
+    )
+    return Detector(report, correlations, scorers)
+
+
 def build_stages(config: Config, names: list[str], stop: threading.Event) -> list[Stage]:
     producer = make_producer(config.kafka)
     stages: list[Stage] = []
     for name in names:
         if name == "detect":
-            report = load_rules(config.rule_paths())
-            for problem in report.errors:
-                log.error("rule skipped: %s", problem)
-            log.info("detect stage rules=%d", len(report.rules))
-            stages.append(DetectStage(config, producer, SigmaEngine(report.rules)))
+            stages.append(DetectStage(config, producer, build_detector(config)))
         elif name == "index":
             sink = ElasticsearchSink(
                 connect(config.elasticsearch), config.elasticsearch, stop.is_set

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from typing import Any
 
 from kafka import KafkaProducer
@@ -14,8 +15,8 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from daemon import metrics
 from daemon.config import Config
-from detectors.alert import Alert
-from detectors.engine import SigmaEngine
+from detectors.correlation import CorrelationStats
+from detectors.detection import Detector
 from sinks.elasticsearch import Document, ElasticsearchSink, events_index
 
 log = logging.getLogger(__name__)
@@ -94,13 +95,18 @@ class Stage(ABC):
 
 
 class DetectStage(Stage):
-    """Events -> Sigma engine -> alerts on the alerts topic."""
+    """Events -> Sigma rules, correlations and anomaly models -> alerts on the alerts topic.
+
+    Correlation and anomaly state lives in this process's memory (docs/correlation.md says
+    what that means for partitioning and restarts).
+    """
 
     name = "detect"
 
-    def __init__(self, config: Config, producer: KafkaProducer, engine: SigmaEngine) -> None:
+    def __init__(self, config: Config, producer: KafkaProducer, detector: Detector) -> None:
         super().__init__(config, producer)
-        self.engine = engine
+        self.detector = detector
+        self._reported = CorrelationStats()
 
     @property
     def topics(self) -> list[str]:
@@ -118,15 +124,24 @@ class DetectStage(Stage):
             except ValueError as error:
                 self.deadletter(record, str(error))
                 continue
-            for rule in self.engine.match(event):
-                alert = Alert.from_match(rule, event)
-                metrics.ALERTS.labels(rule.id, rule.level).inc()
+            for alert in self.detector.process(event):
+                metrics.ALERTS.labels(alert.rule.id, alert.rule.level).inc()
                 value = json.dumps(alert.to_dict(), ensure_ascii=False).encode()
                 self.send(self.config.kafka.topics.alerts, alert.id.encode(), value)
                 alerts += 1
         # Raises if Kafka did not take an alert: the runner then does not commit the batch.
         self.confirm_sent()
         metrics.RECORDS_OUT.labels(self.name).inc(alerts)
+        self._report_correlation_state()
+
+    def _report_correlation_state(self) -> None:
+        correlations = self.detector.correlations
+        metrics.CORRELATION_GROUPS.set(correlations.group_count)
+        now, before = correlations.stats, self._reported
+        for reason in ("late", "future", "missing_group_field", "groups_evicted"):
+            if delta := getattr(now, reason) - getattr(before, reason):
+                metrics.CORRELATION_LOST.labels(reason).inc(delta)
+        self._reported = replace(now)
 
 
 class IndexStage(Stage):

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from collectors.event import Event
-from detectors.rules import CompiledRule
 
 #: ECS event.severity per Sigma level, so alerts sort the same way in every tool.
 SEVERITY = {"informational": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
@@ -56,18 +55,44 @@ def alert_id(rule_id: str, event: Event) -> str:
     return hashlib.blake2b(f"{rule_id}\x1f{anchor}".encode(), digest_size=16).hexdigest()
 
 
+class RuleInfo(Protocol):
+    """What an alert needs to know of whatever raised it: a Sigma rule, a correlation rule or
+    an anomaly model."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def author(self) -> str: ...
+    @property
+    def references(self) -> tuple[str, ...]: ...
+
+
 @dataclass(frozen=True)
 class Alert:
     id: str
-    rule: CompiledRule
+    rule: RuleInfo
     timestamp: str
     agency: str
     entities: dict[str, Any]
     events: tuple[Event, ...]
+    first_seen: str
+    last_seen: str
+    #: Detector-specific fields of the alert document (correlation.*, anomaly.*).
+    details: dict[str, Any] = field(default_factory=dict)
     status: str = "new"
 
     @classmethod
-    def from_match(cls, rule: CompiledRule, event: Event) -> Alert:
+    def from_match(cls, rule: RuleInfo, event: Event) -> Alert:
         entities = {name: event[name] for name in ENTITY_FIELDS if name in event}
         return cls(
             id=alert_id(rule.id, event),
@@ -76,6 +101,8 @@ class Alert:
             agency=event.get("organization.id", "unknown"),
             entities=entities,
             events=(event,),
+            first_seen=event["@timestamp"],
+            last_seen=event["@timestamp"],
         )
 
     @property
@@ -102,8 +129,8 @@ class Alert:
             "event.severity": SEVERITY.get(self.rule.level, 3),
             "alert.id": self.id,
             "alert.status": self.status,
-            "alert.first_seen": self.events[0]["@timestamp"],
-            "alert.last_seen": self.events[-1]["@timestamp"],
+            "alert.first_seen": self.first_seen,
+            "alert.last_seen": self.last_seen,
             "rule.id": self.rule.id,
             "rule.name": self.rule.title,
             "rule.level": self.rule.level,
@@ -119,4 +146,5 @@ class Alert:
             "events": list(self.events),
         }
         document.update(self.entities)
+        document.update(self.details)
         return document

@@ -2,20 +2,26 @@
 
 Test entries are raw log lines, parsed exactly as ``socpipe scan`` parses them, so a rule test
 also proves that the parser produces the fields the rule relies on. Each rule must have at
-least one event it matches and one it does not; a rule without tests fails.
+least one event it matches and one it does not; a rule without tests fails. A correlation
+rule's cases are sequences of lines, each run through a fresh detector.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from collectors.parsers import ParseContext, parse_detected
+from detectors.correlation_rules import CorrelationRule
+from detectors.detection import Detector
 from detectors.engine import SigmaEngine
-from detectors.rules import CompiledRule
+from detectors.rules import CompiledRule, RuleLoadReport
 
 #: Year-less test lines ("Mar  3 ...") are read as if written in March 2026.
 TEST_CONTEXT = ParseContext(agency_id="rule-test", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
@@ -23,27 +29,31 @@ TEST_CONTEXT = ParseContext(agency_id="rule-test", reference_time=datetime(2026,
 
 @dataclass(frozen=True)
 class RuleTestResult:
-    rule: CompiledRule
+    rule: CompiledRule | CorrelationRule
     case: str
     passed: bool
     reason: str = ""
 
 
-def rule_tests_file(rule: CompiledRule) -> Path:
+def rule_tests_file(rule: CompiledRule | CorrelationRule) -> Path:
     source = Path(rule.source)
     return source.with_name(source.stem + ".tests.yml")
 
 
-def run_rule_tests(rules: list[CompiledRule]) -> list[RuleTestResult]:
-    """Every test case of every rule, against an engine holding all the given rules."""
-    engine = SigmaEngine(rules)
+def run_rule_tests(report: RuleLoadReport) -> list[RuleTestResult]:
+    """Every test case of every rule and correlation rule of a loaded rule set."""
+    engine = SigmaEngine(report.rules)
     results: list[RuleTestResult] = []
-    for rule in rules:
-        results.extend(_run_one(rule, engine))
+    for rule in report.rules:
+        results.extend(_run_cases(rule, partial(_single_event_matches, engine, rule)))
+    for correlation in report.correlations:
+        results.extend(_run_cases(correlation, partial(_sequence_matches, report, correlation)))
     return results
 
 
-def _run_one(rule: CompiledRule, engine: SigmaEngine) -> list[RuleTestResult]:
+def _run_cases(
+    rule: CompiledRule | CorrelationRule, matches: Callable[[Any], tuple[bool, str]]
+) -> list[RuleTestResult]:
     path = rule_tests_file(rule)
     try:
         cases = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -53,20 +63,57 @@ def _run_one(rule: CompiledRule, engine: SigmaEngine) -> list[RuleTestResult]:
         return [RuleTestResult(rule, str(path), False, f"cannot read tests: {error}")]
     results = []
     for expected_key, expected in (("match", True), ("no_match", False)):
-        lines = cases.get(expected_key) or []
-        if not lines:
+        entries = cases.get(expected_key) or []
+        if not entries:
             results.append(
                 RuleTestResult(rule, f"{path}:{expected_key}", False, f"no '{expected_key}' events")
             )
-        for number, line in enumerate(lines, 1):
-            case = f"{path}:{expected_key}[{number}]"
-            event, parser = parse_detected(str(line), TEST_CONTEXT)
-            matched = any(hit.id == rule.id for hit in engine.match(event))
+        for number, case in enumerate(entries, 1):
+            name = f"{path}:{expected_key}[{number}]"
+            try:
+                matched, parsed_as = matches(case)
+            except ValueError as error:
+                results.append(RuleTestResult(rule, name, False, str(error)))
+                continue
             if matched == expected:
-                results.append(RuleTestResult(rule, case, True))
+                results.append(RuleTestResult(rule, name, True))
             else:
                 verb = "did not match" if expected else "matched"
-                results.append(
-                    RuleTestResult(rule, case, False, f"{verb} (parsed as {parser.name})")
-                )
+                results.append(RuleTestResult(rule, name, False, f"{verb} (parsed as {parsed_as})"))
     return results
+
+
+def _single_event_matches(engine: SigmaEngine, rule: CompiledRule, line: Any) -> tuple[bool, str]:
+    event, parser = parse_detected(str(line), TEST_CONTEXT)
+    return any(hit.id == rule.id for hit in engine.match(event)), parser.name
+
+
+def _sequence_matches(
+    report: RuleLoadReport, correlation: CorrelationRule, case: Any
+) -> tuple[bool, str]:
+    """Feed a sequence of lines through a fresh detector (no state shared between cases)."""
+    if not isinstance(case, list):
+        raise ValueError("a correlation test case is a list of lines")
+    detector = Detector(report)
+    alerts = []
+    parsers = []
+    for item in case:
+        line, repeat, agency = _sequence_item(item)
+        context = replace(TEST_CONTEXT, agency_id=agency)
+        for _ in range(repeat):
+            event, parser = parse_detected(line, context)
+            parsers.append(parser.name)
+            alerts.extend(detector.process(event))
+    alerts.extend(detector.flush())
+    return any(alert.rule.id == correlation.id for alert in alerts), ", ".join(sorted(set(parsers)))
+
+
+def _sequence_item(item: Any) -> tuple[str, int, str]:
+    if isinstance(item, str):
+        return item, 1, TEST_CONTEXT.agency_id
+    if isinstance(item, dict) and isinstance(item.get("line"), str):
+        repeat = item.get("repeat", 1)
+        if not isinstance(repeat, int) or repeat < 1:
+            raise ValueError(f"repeat must be a positive number, not {repeat!r}")
+        return item["line"], repeat, str(item.get("agency", TEST_CONTEXT.agency_id))
+    raise ValueError(f"a sequence item is a line or {{line, repeat, agency}}, not {item!r}")

@@ -21,6 +21,12 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaLogSource, SigmaRule
 
 from detectors.compiler import ConditionCompiler
+from detectors.correlation_rules import (
+    CorrelationDraft,
+    CorrelationRule,
+    parse_correlation,
+    resolve_correlation,
+)
 from detectors.errors import RuleError, UnsupportedRuleError
 from detectors.values import Matcher, Necessary
 
@@ -55,6 +61,7 @@ class CompiledRule:
     author: str = ""
     references: tuple[str, ...] = ()
     falsepositives: tuple[str, ...] = ()
+    name: str = ""
 
 
 @dataclass
@@ -62,6 +69,7 @@ class RuleLoadReport:
     """What a load produced: usable rules, broken rules and valid-but-unsupported rules."""
 
     rules: list[CompiledRule] = field(default_factory=list)
+    correlations: list[CorrelationRule] = field(default_factory=list)
     errors: list[RuleError] = field(default_factory=list)
     unsupported: list[UnsupportedRuleError] = field(default_factory=list)
     files: int = 0
@@ -93,6 +101,7 @@ def load_rules(paths: Iterable[Path], pipeline: ProcessingPipeline | None = None
     pipeline = pipeline if pipeline is not None else load_pipeline()
     report = RuleLoadReport()
     seen_ids: dict[str, str] = {}
+    drafts: list[CorrelationDraft] = []
     for path in rule_files(paths):
         report.files += 1
         try:
@@ -102,15 +111,53 @@ def load_rules(paths: Iterable[Path], pipeline: ProcessingPipeline | None = None
                         str(path), f"duplicate rule id {rule.id} (also in {seen_ids[rule.id]})"
                     )
                 seen_ids[rule.id] = rule.source
-                report.rules.append(rule)
+                if isinstance(rule, CorrelationDraft):
+                    drafts.append(rule)
+                else:
+                    report.rules.append(rule)
         except UnsupportedRuleError as error:
             report.unsupported.append(error)
         except RuleError as error:
             report.errors.append(error)
+    _resolve_correlations(drafts, report)
     return report
 
 
-def _load_file(path: Path, pipeline: ProcessingPipeline) -> list[CompiledRule]:
+def _resolve_correlations(drafts: list[CorrelationDraft], report: RuleLoadReport) -> None:
+    """Resolve references by id or name; a correlation may reference another correlation, so
+    resolve in rounds until nothing more resolves (what is left is unknown or cyclic)."""
+    known = {rule.id: rule.id for rule in report.rules}
+    known.update({rule.name: rule.id for rule in report.rules if rule.name})
+    pending = drafts
+    while pending:
+        waiting = []
+        for draft in pending:
+            unresolved = [ref for ref in draft.references if ref not in known]
+            if unresolved and any(ref in _draft_keys(pending) for ref in unresolved):
+                waiting.append(draft)
+                continue
+            try:
+                report.correlations.append(resolve_correlation(draft, known))
+            except RuleError as error:
+                report.errors.append(error)
+                continue
+            known[draft.id] = draft.id
+            if draft.name:
+                known[draft.name] = draft.id
+        if len(waiting) == len(pending):
+            report.errors.extend(
+                RuleError(draft.source, "correlation rules reference each other in a cycle")
+                for draft in waiting
+            )
+            return
+        pending = waiting
+
+
+def _draft_keys(drafts: list[CorrelationDraft]) -> set[str]:
+    return {key for draft in drafts for key in (draft.id, draft.name) if key}
+
+
+def _load_file(path: Path, pipeline: ProcessingPipeline) -> list[CompiledRule | CorrelationDraft]:
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -121,12 +168,13 @@ def _load_file(path: Path, pipeline: ProcessingPipeline) -> list[CompiledRule]:
         raise RuleError(source, f"invalid YAML: {error}".replace("\n", " ")) from None
     if not documents:
         raise RuleError(source, "empty file")
-    compiled = []
+    compiled: list[CompiledRule | CorrelationDraft] = []
     for document in documents:
         if not isinstance(document, dict):
             raise RuleError(source, "a rule must be a YAML mapping")
         if "correlation" in document:
-            raise UnsupportedRuleError(source, "correlation rules are not supported yet")
+            compiled.append(parse_correlation(document, source))
+            continue
         if "filter" in document and "detection" not in document:
             raise UnsupportedRuleError(source, "Sigma filter documents are not supported yet")
         if "action" in document:
@@ -169,6 +217,7 @@ def compile_rule(document: dict, source: str, pipeline: ProcessingPipeline) -> C
         author=rule.author or "",
         references=tuple(rule.references or ()),
         falsepositives=tuple(rule.falsepositives or ()),
+        name=rule.name or "",
     )
 
 

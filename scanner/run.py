@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from collectors.files import DEFAULT_MAX_LINE_BYTES, FileEventReader, expand_paths
 from collectors.parsers import ParseContext
 from detectors.alert import Alert
-from detectors.engine import SigmaEngine
+from detectors.detection import Detector
 from detectors.rules import DEFAULT_RULE_DIR, RuleLoadReport, load_rules
 from scanner.progress import Progress
 from scanner.summary import ScanSummary
@@ -42,13 +42,14 @@ def run_scan(
     options: ScanOptions, stderr: TextIO = sys.stderr, rules: RuleLoadReport | None = None
 ) -> ScanSummary:
     rules = rules if rules is not None else load_rules(options.rule_paths)
-    engine = SigmaEngine(rules.rules)
+    detector = Detector(rules)
     context = ParseContext(options.agency_id, options.agency_name, ZoneInfo(options.timezone))
     reader = FileEventReader(context, options.format_name, options.max_line_bytes)
     files = expand_paths(options.paths)
     summary = ScanSummary(
         read=reader.stats,
         rules_loaded=len(rules.rules),
+        correlations_loaded=len(rules.correlations),
         rule_errors=len(rules.errors),
         rules_unsupported=len(rules.unsupported),
     )
@@ -59,17 +60,22 @@ def run_scan(
     with output as sink:
         for event in reader.read(files):
             summary.count_event(event.get("event.dataset", "unknown"))
-            for rule in engine.match(event):
-                alert = Alert.from_match(rule, event)
-                summary.count_alert(alert)
-                if sink is not None:
-                    sink.write(json.dumps(alert.to_dict(), ensure_ascii=False) + "\n")
+            _emit(detector.process(event), summary, sink)
             if reader.stats.events % 1024 == 0:
                 progress.update(reader.bytes_read, reader.stats.events, summary.alerts)
+        _emit(detector.flush(), summary, sink)
+    summary.correlation = detector.correlations.stats
     progress.update(reader.bytes_read, reader.stats.events, summary.alerts, force=True)
     progress.finish()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _emit(alerts: list[Alert], summary: ScanSummary, sink: TextIO | None) -> None:
+    for alert in alerts:
+        summary.count_alert(alert)
+        if sink is not None:
+            sink.write(json.dumps(alert.to_dict(), ensure_ascii=False) + "\n")
 
 
 def _open_output(out: Path | None) -> nullcontext[TextIO] | nullcontext[None] | TextIO:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from collectors.files import ReadStats
 from detectors.alert import SEVERITY, Alert
+from detectors.correlation import CorrelationStats
 
 TOP = 5
 
@@ -15,6 +16,7 @@ TOP = 5
 class ScanSummary:
     read: ReadStats
     rules_loaded: int = 0
+    correlations_loaded: int = 0
     rule_errors: int = 0
     rules_unsupported: int = 0
     alerts: int = 0
@@ -24,6 +26,7 @@ class ScanSummary:
     by_source: Counter[str] = field(default_factory=Counter)
     by_dataset: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    correlation: CorrelationStats = field(default_factory=CorrelationStats)
 
     def count_event(self, dataset: str) -> None:
         self.by_dataset[dataset] += 1
@@ -57,8 +60,15 @@ class ScanSummary:
             )
         lines.append(
             f"  rules             {self.rules_loaded:,} loaded, {self.rule_errors:,} with errors,"
-            f" {self.rules_unsupported:,} unsupported"
+            f" {self.rules_unsupported:,} unsupported; {self.correlations_loaded:,} correlations"
         )
+        lost = self.correlation.late + self.correlation.groups_evicted
+        if lost or self.correlation.missing_group_field:
+            lines.append(
+                f"  correlation       {self.correlation.late:,} matches too late,"
+                f" {self.correlation.groups_evicted:,} groups evicted at the memory cap,"
+                f" {self.correlation.missing_group_field:,} matches without a group-by field"
+            )
         if self.by_dataset:
             kinds = ", ".join(f"{name} {count:,}" for name, count in self.by_dataset.most_common(6))
             lines.append(f"  event kinds       {kinds}")

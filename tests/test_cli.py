@@ -40,6 +40,12 @@ EXPECTED_SAMPLE_ALERTS = {
     "Windows User Account Created": 1,
     "Member Added To A Windows Administrators Group": 1,
     "Windows Event Log Cleared": 1,
+    "SSH Brute Force From One Source": 2,
+    "SSH Brute Force Followed By A Successful Login": 1,
+    "Password Spraying From One Source": 2,
+    # Base rules that only feed correlations (generate: false) raise nothing on their own.
+    "SSH Login Failed": 0,
+    "Windows Logon Failure": 0,
 }
 
 
@@ -144,14 +150,18 @@ def test_rules_check_lists_every_problem_and_goes_on(tmp_path: Path) -> None:
     (tmp_path / "correlation.yml").write_text(
         "title: c\nid: 6f0c1cde-1f57-4f54-9f8a-3a0b4c7b9d11\ncorrelation:\n  type: event_count\n  rules: [x]\n  group-by: [a]\n  timespan: 5m\n  condition: {gte: 5}\n"
     )
+    (tmp_path / "value_sum.yml").write_text(
+        "title: s\nid: 7f0c1cde-1f57-4f54-9f8a-3a0b4c7b9d11\ncorrelation:\n  type: value_sum\n  rules: [x]\n  timespan: 5m\n  condition: {gte: 5, field: b}\n"
+    )
     result = run("rules", "check", str(tmp_path))
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert any("broken_yaml.yml: invalid YAML" in line for line in lines)
     assert any("bad_modifier.yml" in line and "contians" in line for line in lines)
     assert any("no_condition.yml" in line and "condition" in line.lower() for line in lines)
-    assert any(line.startswith("unsupported:") and "correlation.yml" in line for line in lines)
-    assert lines[-1] == "5 files: 1 rules compiled, 3 with errors, 1 unsupported"
+    assert any("correlation.yml" in line and "unknown rule 'x'" in line for line in lines)
+    assert any(line.startswith("unsupported:") and "value_sum.yml" in line for line in lines)
+    assert lines[-1] == "6 files: 1 rules and 0 correlations compiled, 4 with errors, 1 unsupported"
 
 
 def test_rules_check_of_project_rules_is_clean() -> None:
@@ -178,3 +188,34 @@ def test_rules_test_of_project_rules_passes() -> None:
     result = run("rules", "test")
     assert result.returncode == 0, result.stdout
     assert result.stdout.strip().endswith(", 0 failed")
+
+
+def test_scan_raises_brute_force_followed_by_success(tmp_path: Path) -> None:
+    lines = [
+        f"Mar  3 10:{minute:02d}:{second:02d} web01 sshd[{800 + minute}]: Failed password for"
+        f" root from 203.0.113.50 port {40000 + second} ssh2"
+        for minute in range(2)
+        for second in range(0, 60, 10)
+    ]
+    lines += [
+        # An administrator mistyping twice, then logging in: not a brute force.
+        "Mar  3 10:03:00 web01 sshd[900]: Failed password for hanh from 10.20.0.8 port 50000 ssh2",
+        "Mar  3 10:03:05 web01 sshd[900]: Failed password for hanh from 10.20.0.8 port 50000 ssh2",
+        "Mar  3 10:03:09 web01 sshd[900]: Accepted password for hanh from 10.20.0.8 port 50001 ssh2",
+        "Mar  3 10:20:00 web01 sshd[901]: Accepted password for root from 203.0.113.50 port 40100 ssh2",
+    ]
+    log = tmp_path / "auth.log"
+    log.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "alerts.jsonl"
+    result = run("scan", str(log), "--agency", "so-tttt", "--out", str(out), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    by_rule = Counter(alert["rule.name"] for alert in alerts)
+    assert by_rule["SSH Brute Force From One Source"] == 1
+    [chained] = [a for a in alerts if a["rule.name"].startswith("SSH Brute Force Followed")]
+    assert chained["rule.level"] == "critical"
+    assert chained["correlation.group"] == {"source.ip": "203.0.113.50"}
+    assert chained["alert.last_seen"].endswith("10:20:00.000Z")
+    assert chained["organization.id"] == "so-tttt"
+    assert "SSH Login Failed" not in by_rule
+    assert "7 correlations" in result.stderr

@@ -37,8 +37,11 @@ def corpus_events() -> list[dict]:
     events = list(FileEventReader(ParseContext()).read(expand_paths(paths)))
     for tests_file in DEFAULT_RULE_DIR.rglob("*.tests.yml"):
         cases = yaml.safe_load(tests_file.read_text())
-        for line in [*cases["match"], *cases["no_match"]]:
-            events.append(parse_detected(line, TEST_CONTEXT)[0])
+        for case in [*cases["match"], *cases["no_match"]]:
+            # Correlation cases are sequences of lines or {line, repeat} items.
+            for item in case if isinstance(case, list) else [case]:
+                line = item["line"] if isinstance(item, dict) else item
+                events.append(parse_detected(line, TEST_CONTEXT)[0])
     return events
 
 

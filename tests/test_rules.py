@@ -10,7 +10,7 @@ from detectors.rule_tests import rule_tests_file, run_rule_tests
 from detectors.rules import DEFAULT_RULE_DIR, LEVELS, load_rules
 
 REPORT = load_rules([DEFAULT_RULE_DIR])
-RESULTS = run_rule_tests(REPORT.rules)
+RESULTS = run_rule_tests(REPORT)
 
 
 def test_all_project_rules_load() -> None:

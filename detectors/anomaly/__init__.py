@@ -1,0 +1,1 @@
+"""Anomaly models: learned baselines that flag what rules cannot describe."""

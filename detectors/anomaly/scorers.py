@@ -1,0 +1,185 @@
+"""Anomaly models at work on an event stream: windows close, get scored, and become alerts."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from collectors.event import Event
+from detectors.alert import Alert
+from detectors.anomaly.behaviour import BehaviourModel, Window, entity_value
+from detectors.anomaly.sequence import TransitionModel
+from detectors.anomaly.templates import TemplateVocabulary
+from detectors.anomaly.windows import TumblingWindows
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """An anomaly model in the role of a rule, so its alerts look like every other alert."""
+
+    id: str
+    title: str
+    level: str
+    source: str
+    description: str
+    tags: tuple[str, ...] = ()
+    author: str = "socpipe train"
+    references: tuple[str, ...] = ()
+
+
+@dataclass
+class Session:
+    """The template sequence of one session (a key within a window)."""
+
+    key: str
+    start: float
+    templates: list[str] = field(default_factory=list)
+    event_ids: list[str] = field(default_factory=list)
+    agency: str = "unknown"
+    last_time: float = 0.0
+
+
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _anomaly_alert(
+    info: ModelInfo,
+    field_name: str,
+    key: str,
+    start: float,
+    last: float,
+    agency: str,
+    details: dict[str, Any],
+) -> Alert:
+    anchor = f"{info.id}\x1f{key}\x1f{start}"
+    return Alert(
+        id=hashlib.blake2b(anchor.encode(), digest_size=16).hexdigest(),
+        rule=info,
+        timestamp=iso(last),
+        agency=agency,
+        entities={field_name: key},
+        events=(),
+        first_seen=iso(start),
+        last_seen=iso(last),
+        details={"anomaly.model": info.id, "anomaly.entity_field": field_name, **details},
+    )
+
+
+def behaviour_windows(entity_field: str, seconds: float) -> TumblingWindows[Window]:
+    return TumblingWindows(
+        key_of=lambda event: entity_value(event, entity_field),
+        open_window=lambda key, start: Window(key, start),
+        add=lambda window, event, moment: window.add(event, moment),
+        seconds=seconds,
+    )
+
+
+def message_of(event: Event) -> str:
+    return str(event.get("message") or event.get("event.original") or "")
+
+
+def session_windows(
+    session_field: str, seconds: float, template_of: Any
+) -> TumblingWindows[Session]:
+    def add(session: Session, event: Event, moment: float) -> None:
+        session.templates.append(template_of(message_of(event)))
+        session.event_ids.append(str(event.get("event.id", "")))
+        session.agency = str(event.get("organization.id", session.agency))
+        session.last_time = max(session.last_time, moment)
+
+    return TumblingWindows(
+        key_of=lambda event: entity_value(event, session_field),
+        open_window=lambda key, start: Session(key, start),
+        add=add,
+        seconds=seconds,
+    )
+
+
+class BehaviourScorer:
+    def __init__(
+        self, info: ModelInfo, model: BehaviourModel, entity_field: str, seconds: float
+    ) -> None:
+        self.info, self.model, self.entity_field = info, model, entity_field
+        self.windows = behaviour_windows(entity_field, seconds)
+
+    def observe(self, event: Event) -> list[Alert]:
+        return self._score(self.windows.observe(event))
+
+    def flush(self) -> list[Alert]:
+        return self._score(self.windows.flush())
+
+    def _score(self, windows: list[Window]) -> list[Alert]:
+        alerts = []
+        for window in windows:
+            score, features, reasons = self.model.score(window)
+            if score < self.model.threshold:
+                details = {
+                    "anomaly.score": round(score, 4),
+                    "anomaly.threshold": round(self.model.threshold, 4),
+                    "anomaly.features": {k: round(v, 4) for k, v in features.items()},
+                    "anomaly.explanation": reasons,
+                }
+                alerts.append(
+                    _anomaly_alert(
+                        self.info,
+                        self.entity_field,
+                        window.entity,
+                        window.start,
+                        window.last_time,
+                        window.agency,
+                        details,
+                    )
+                )
+        return alerts
+
+
+class LogPatternScorer:
+    def __init__(
+        self,
+        info: ModelInfo,
+        vocabulary: TemplateVocabulary,
+        transitions: TransitionModel,
+        session_field: str,
+        seconds: float,
+    ) -> None:
+        self.info, self.vocabulary, self.transitions = info, vocabulary, transitions
+        self.session_field = session_field
+        self.windows = session_windows(session_field, seconds, vocabulary.template_of)
+
+    def observe(self, event: Event) -> list[Alert]:
+        return self._score(self.windows.observe(event))
+
+    def flush(self) -> list[Alert]:
+        return self._score(self.windows.flush())
+
+    def _score(self, sessions: list[Session]) -> list[Alert]:
+        alerts = []
+        templates = self.vocabulary.templates
+        for session in sessions:
+            unseen = self.transitions.unseen_steps(session.templates)
+            if not unseen:
+                continue
+            details = {
+                "anomaly.unseen_steps": [
+                    f"{templates.get(a, a)} -> {templates.get(b, b)}" for a, b in unseen[:10]
+                ],
+                "anomaly.session_events": len(session.templates),
+                "anomaly.explanation": [
+                    f"{len(unseen)} template transition(s) never seen in training"
+                ],
+            }
+            alerts.append(
+                _anomaly_alert(
+                    self.info,
+                    self.session_field,
+                    session.key,
+                    session.start,
+                    session.last_time,
+                    session.agency,
+                    details,
+                )
+            )
+        return alerts

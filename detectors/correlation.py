@@ -1,0 +1,364 @@
+"""Correlation state: windows over the matches of base rules, driven by event time.
+
+How a window behaves (documented for analysts in docs/correlation.md):
+
+* Every match of a referenced rule is kept as a small entry (time, event id, value) in the
+  state of its group (the values of ``group-by``). Events lacking a group-by field do not
+  contribute: grouping them under "missing" would join unrelated sources.
+* Conditions with only a lower bound (``gte: 5``) fire as soon as some window of ``timespan``
+  holds enough entries; the entries that fired are consumed, so the next alert needs fresh ones.
+* Other conditions (``lt``, ``eq``, ranges) can only be judged on a final count: a window opens
+  at a group's first entry and is judged once event time has passed its end (or at the end of a
+  scan).
+* Event time, not arrival time, decides: entries are kept sorted, so events up to
+  ``lateness`` seconds older than the newest one of their group still land in the right
+  window. Older ones are counted as late and left out. Lateness is judged per group, so
+  sources whose clocks or delivery lag each other (or files scanned one after another) do not
+  make each other late; expiry follows the newest event time seen overall. An event stamped
+  more than ``max_future`` seconds ahead of the wall clock is left out too (and counted): a
+  single host with a clock years ahead would otherwise expire everybody's state.
+* Memory is bounded: state expires with its timespan, a group holds at most
+  ``max_entries_per_group`` entries and the engine at most ``max_groups`` groups; beyond that the
+  least recently active group is evicted, counted and logged.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import logging
+import time
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from collectors.event import Event
+from detectors.alert import ENTITY_FIELDS, Alert
+from detectors.correlation_rules import CorrelationRule
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LATENESS_SECONDS = 300.0
+DEFAULT_MAX_GROUPS = 100_000
+DEFAULT_MAX_ENTRIES_PER_GROUP = 10_000
+DEFAULT_MAX_FUTURE_SECONDS = 3600.0
+#: How many contributing event ids an alert lists (the count is always exact).
+MAX_LISTED_EVENTS = 100
+#: Expired state is swept every this many observed matches.
+SWEEP_EVERY = 1024
+
+
+@dataclass
+class CorrelationStats:
+    """Counters the daemon exports as metrics and the scan summary prints."""
+
+    observed: int = 0
+    late: int = 0
+    missing_group_field: int = 0
+    bad_timestamp: int = 0
+    future: int = 0
+    groups_evicted: int = 0
+    entries_dropped: int = 0
+    alerts: int = 0
+
+
+@dataclass(frozen=True, order=True)
+class _Entry:
+    time: float
+    event_id: str = field(compare=False)
+    rule_id: str = field(compare=False)
+    value: str | None = field(compare=False)
+    agency: str = field(compare=False)
+
+
+@dataclass
+class _Group:
+    rule: CorrelationRule
+    key: tuple[str, ...]
+    entries: list[_Entry] = field(default_factory=list)
+    entities: dict[str, Any] = field(default_factory=dict)
+    newest: float = float("-inf")
+
+
+def event_time(event: Event) -> float | None:
+    try:
+        return datetime.fromisoformat(str(event["@timestamp"])).timestamp()
+    except (KeyError, ValueError):
+        return None
+
+
+def _iso(seconds: float) -> str:
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+class CorrelationEngine:
+    """Feeds base-rule matches into correlation windows and returns the correlation alerts."""
+
+    def __init__(
+        self,
+        rules: list[CorrelationRule],
+        lateness: float = DEFAULT_LATENESS_SECONDS,
+        max_groups: int = DEFAULT_MAX_GROUPS,
+        max_entries_per_group: int = DEFAULT_MAX_ENTRIES_PER_GROUP,
+        max_future: float = DEFAULT_MAX_FUTURE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.rules = rules
+        self.lateness = lateness
+        self.max_groups = max_groups
+        self.max_entries_per_group = max_entries_per_group
+        self.max_future = max_future
+        self.clock = clock
+        self.stats = CorrelationStats()
+        self._by_referenced: dict[str, list[CorrelationRule]] = defaultdict(list)
+        for rule in rules:
+            for rule_id in dict.fromkeys(rule.rule_ids):
+                self._by_referenced[rule_id].append(rule)
+        self._groups: OrderedDict[tuple[str, tuple[str, ...]], _Group] = OrderedDict()
+        self._newest_time = float("-inf")
+
+    @property
+    def referenced_rule_ids(self) -> frozenset[str]:
+        return frozenset(self._by_referenced)
+
+    @property
+    def group_count(self) -> int:
+        return len(self._groups)
+
+    def observe(self, rule_id: str, event: Event) -> list[Alert]:
+        """Record that ``rule_id`` matched ``event``; the correlation alerts this completes."""
+        correlations = self._by_referenced.get(rule_id)
+        if not correlations:
+            return []
+        moment = event_time(event)
+        if moment is None:
+            self.stats.bad_timestamp += 1
+            return []
+        self.stats.observed += 1
+        if moment > self.clock() + self.max_future:
+            self.stats.future += 1
+            return []
+        self._newest_time = max(self._newest_time, moment)
+        alerts: list[Alert] = []
+        for rule in correlations:
+            group = self._group_for(rule, rule_id, event)
+            if group is None:
+                continue
+            if moment < group.newest - self.lateness:
+                self.stats.late += 1
+                continue
+            group.newest = max(group.newest, moment)
+            self._add(group, _entry(rule, rule_id, event, moment))
+            if rule.condition.monotone and (alert := _fire_monotone(group)) is not None:
+                alerts.append(alert)
+        if self.stats.observed % SWEEP_EVERY == 0:
+            alerts.extend(self._sweep(self._newest_time - self.lateness))
+        return self._chain(alerts)
+
+    def flush(self) -> list[Alert]:
+        """End of input: judge every open window as final and forget all state."""
+        alerts = self._sweep(float("inf"))
+        self._groups.clear()
+        return self._chain(alerts)
+
+    def _chain(self, alerts: list[Alert]) -> list[Alert]:
+        """Correlation alerts are matches too: feed them to correlations that reference them."""
+        self.stats.alerts += len(alerts)
+        chained: list[Alert] = []
+        for alert in alerts:
+            chained.extend(self.observe(alert.rule.id, as_event(alert)))
+        return alerts + chained
+
+    def _group_for(self, rule: CorrelationRule, rule_id: str, event: Event) -> _Group | None:
+        values = []
+        for name in rule.group_by:
+            value = event.get(rule.group_field(name, rule_id))
+            if value is None or value == "":
+                self.stats.missing_group_field += 1
+                return None
+            values.append(str(value))
+        key = (rule.id, tuple(values))
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group(rule, key[1])
+            if len(self._groups) > self.max_groups:
+                _, evicted = self._groups.popitem(last=False)
+                self.stats.groups_evicted += 1
+                if (
+                    self.stats.groups_evicted in (1, 10, 100)
+                    or not self.stats.groups_evicted % 1000
+                ):
+                    log.warning(
+                        "correlation state cap of %d groups reached: evicted %s %s"
+                        " (%d groups evicted so far)",
+                        self.max_groups,
+                        evicted.rule.id,
+                        evicted.key,
+                        self.stats.groups_evicted,
+                    )
+        else:
+            self._groups.move_to_end(key)
+        group.entities.update(
+            {name: event[name] for name in ENTITY_FIELDS if name in event},
+            **{name: value for name, value in zip(rule.group_by, values, strict=True)},
+        )
+        return group
+
+    def _add(self, group: _Group, entry: _Entry) -> None:
+        entries = group.entries
+        if entry.event_id and any(
+            existing.event_id == entry.event_id and existing.rule_id == entry.rule_id
+            for existing in entries
+        ):
+            # A replayed event (the daemon re-reads a batch after a failure) counts once.
+            return
+        if group.rule.type in ("value_count", "temporal"):
+            # Only distinct values (rules, for temporal) count: the latest entry of a value is
+            # the one that can still take part in future windows, so older ones go.
+            for position, existing in enumerate(entries):
+                if existing.value == entry.value:
+                    if existing.time >= entry.time:
+                        return
+                    del entries[position]
+                    break
+        bisect.insort(entries, entry)
+        if len(entries) > self.max_entries_per_group:
+            del entries[0]
+            self.stats.entries_dropped += 1
+
+    def _sweep(self, watermark: float) -> list[Alert]:
+        """Judge closed windows of final-count conditions and drop expired state."""
+        alerts: list[Alert] = []
+        for key in list(self._groups):
+            group = self._groups[key]
+            rule = group.rule
+            if not rule.condition.monotone:
+                while group.entries and group.entries[0].time + rule.timespan < watermark:
+                    if (alert := _judge_first_window(group)) is not None:
+                        alerts.append(alert)
+            else:
+                cutoff = watermark - rule.timespan
+                group.entries = [entry for entry in group.entries if entry.time >= cutoff]
+            if not group.entries:
+                del self._groups[key]
+        return alerts
+
+
+def _entry(rule: CorrelationRule, rule_id: str, event: Event, time: float) -> _Entry:
+    if rule.type == "value_count":
+        assert rule.value_field is not None
+        raw = event.get(rule.group_field(rule.value_field, rule_id))
+        value = None if raw is None else str(raw)
+    elif rule.type == "temporal":
+        value = rule_id
+    else:
+        value = None
+    event_id = str(event.get("event.id") or event.get("alert.id") or "")
+    return _Entry(time, event_id, rule_id, value, str(event.get("organization.id", "unknown")))
+
+
+def _measure(rule: CorrelationRule, entries: list[_Entry]) -> int:
+    if rule.type == "event_count":
+        return len(entries)
+    return len({entry.value for entry in entries if entry.value is not None})
+
+
+def _fire_monotone(group: _Group) -> Alert | None:
+    """Alert on the first window that meets a lower-bound condition, consuming its entries."""
+    rule, entries = group.rule, group.entries
+    if rule.type == "temporal_ordered":
+        chain = _ordered_chain(rule, entries)
+        if chain is None:
+            return None
+        return _consume(group, chain)
+    times = [entry.time for entry in entries]
+    for start in range(len(entries)):
+        end = bisect.bisect_right(times, times[start] + rule.timespan)
+        window = entries[start:end]
+        if rule.condition.holds(_measure(rule, window)):
+            return _consume(group, window)
+    return None
+
+
+def _ordered_chain(rule: CorrelationRule, entries: list[_Entry]) -> list[_Entry] | None:
+    """Entries of the referenced rules in their listed order, all within the timespan."""
+    first_rule, *next_rules = rule.rule_ids
+    for first in (entry for entry in entries if entry.rule_id == first_rule):
+        chain, previous = [first], first
+        for rule_id in next_rules:
+            following = next(
+                (
+                    entry
+                    for entry in entries
+                    if entry.rule_id == rule_id
+                    and entry.time >= previous.time
+                    and all(entry is not taken for taken in chain)
+                ),
+                None,
+            )
+            if following is None or following.time - first.time > rule.timespan:
+                break
+            chain.append(following)
+            previous = following
+        else:
+            return chain
+    return None
+
+
+def _judge_first_window(group: _Group) -> Alert | None:
+    """Close the window opened by the group's oldest entry; alert if its final count holds."""
+    rule, entries = group.rule, group.entries
+    end = entries[0].time + rule.timespan
+    window = [entry for entry in entries if entry.time <= end]
+    group.entries = entries[len(window) :]
+    if rule.condition.holds(_measure(rule, window)):
+        return _alert(group, window)
+    return None
+
+
+def _consume(group: _Group, used: list[_Entry]) -> Alert:
+    used_ids = {id(entry) for entry in used}
+    group.entries = [entry for entry in group.entries if id(entry) not in used_ids]
+    return _alert(group, used)
+
+
+def _alert(group: _Group, entries: list[_Entry]) -> Alert:
+    rule = group.rule
+    agencies = sorted({entry.agency for entry in entries})
+    anchor = f"{rule.id}\x1f{group.key}\x1f{entries[0].event_id}\x1f{entries[0].time}"
+    details: dict[str, Any] = {
+        "correlation.type": rule.type,
+        "correlation.group": dict(zip(rule.group_by, group.key, strict=True)),
+        "correlation.count": len(entries),
+        "correlation.condition": rule.condition.describe(),
+        "correlation.timespan_seconds": rule.timespan,
+        "correlation.rules": sorted({entry.rule_id for entry in entries}),
+        "correlation.event_ids": [entry.event_id for entry in entries[:MAX_LISTED_EVENTS]],
+        "correlation.agencies": agencies,
+    }
+    if rule.type == "value_count":
+        values = Counter(entry.value for entry in entries if entry.value is not None)
+        details["correlation.distinct_values"] = len(values)
+        details["correlation.values"] = sorted(values)[:MAX_LISTED_EVENTS]
+    return Alert(
+        id=hashlib.blake2b(anchor.encode(), digest_size=16).hexdigest(),
+        rule=rule,
+        timestamp=_iso(entries[-1].time),
+        agency=agencies[0] if len(agencies) == 1 else "multiple",
+        entities=dict(group.entities),
+        events=(),
+        first_seen=_iso(entries[0].time),
+        last_seen=_iso(entries[-1].time),
+        details=details,
+    )
+
+
+def as_event(alert: Alert) -> Event:
+    """A correlation alert in the shape of an event, for correlations that reference it."""
+    document = alert.to_dict()
+    document.update(alert.details.get("correlation.group", {}))
+    document["event.id"] = alert.id
+    return document

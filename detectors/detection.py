@@ -1,0 +1,63 @@
+"""Everything that turns events into alerts, in one place for `socpipe scan`, the daemon's
+detect stage and the rule tests: Sigma rules, then correlations over their matches, then
+anomaly models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from collectors.event import Event
+from detectors.alert import Alert
+from detectors.anomaly.scoring import AnomalyScorer
+from detectors.correlation import CorrelationEngine
+from detectors.engine import SigmaEngine
+from detectors.rules import RuleLoadReport
+
+
+class Detector:
+    """Sigma matches, correlation alerts and anomaly alerts for a stream of events.
+
+    Output follows the Sigma ``generate`` flag: a single-event rule referenced by a correlation
+    raises alerts of its own only if a referencing correlation says ``generate: true``.
+    Correlation rules always raise their own alerts, even when another correlation builds on
+    them (brute force, then brute force followed by a login): a correlation is written to be
+    read by an analyst.
+    """
+
+    def __init__(
+        self,
+        report: RuleLoadReport,
+        correlations: CorrelationEngine | None = None,
+        scorers: Sequence[AnomalyScorer] = (),
+    ) -> None:
+        self.engine = SigmaEngine(report.rules)
+        self.correlations = correlations or CorrelationEngine(report.correlations)
+        self.scorers = list(scorers)
+        generating = {
+            rule_id
+            for correlation in report.correlations
+            if correlation.generate
+            for rule_id in correlation.rule_ids
+        }
+        self._silent = {
+            rule.id
+            for rule in report.rules
+            if rule.id in self.correlations.referenced_rule_ids and rule.id not in generating
+        }
+
+    def process(self, event: Event) -> list[Alert]:
+        alerts: list[Alert] = []
+        for rule in self.engine.match(event):
+            if rule.id not in self._silent:
+                alerts.append(Alert.from_match(rule, event))
+            alerts.extend(self.correlations.observe(rule.id, event))
+        for scorer in self.scorers:
+            alerts.extend(scorer.observe(event))
+        return alerts
+
+    def flush(self) -> list[Alert]:
+        """End of input: close every open window and judge it."""
+        alerts = self.correlations.flush()
+        for scorer in self.scorers:
+            alerts.extend(scorer.flush())
+        return alerts
