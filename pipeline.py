@@ -4,6 +4,7 @@ Commands:
   socpipe scan PATH...        parse files and run the detectors in-process (no servers)
   socpipe rules check DIR...  validate Sigma rules, listing every problem with its file
   socpipe rules test [DIR...] run the test events kept beside each rule
+  socpipe train KIND PATH...  fit an anomaly model (behaviour or log-pattern) from log files
   socpipe setup               create the Kafka topics and Elasticsearch templates (idempotent)
   socpipe run                 the daemon: detect and index stages as Kafka consumer groups
   socpipe collect file|syslog agency collectors publishing events to Kafka
@@ -58,6 +59,31 @@ def _build_parser() -> argparse.ArgumentParser:
         help="longer lines are truncated and tagged (default: %(default)s)",
     )
     scan.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    scan.add_argument(
+        "--model",
+        action="append",
+        type=Path,
+        default=[],
+        help="anomaly model folder from `socpipe train` (repeatable)",
+    )
+
+    train = commands.add_parser("train", help="fit an anomaly model from log files")
+    train.add_argument("kind", choices=["behaviour", "log-pattern"])
+    train.add_argument("paths", nargs="+", type=Path, help="training logs (taken as normal)")
+    train.add_argument("--out", type=Path, required=True, help="model folder to write")
+    train.add_argument("--name", help="model name (default: the --out folder name)")
+    train.add_argument(
+        "--entity", default="source.ip", help="behaviour: whose behaviour (default: %(default)s)"
+    )
+    train.add_argument(
+        "--session-field",
+        default="host.name",
+        help="log-pattern: what a session is per window (default: %(default)s)",
+    )
+    train.add_argument("--window", default="1h", help="window length, e.g. 10m, 1h (default 1h)")
+    train.add_argument("--format", default="auto", choices=["auto", *sorted(PARSERS)])
+    train.add_argument("--agency", default="unknown")
+    train.add_argument("--timezone", default="UTC")
 
     rules = commands.add_parser("rules", help="validate and test Sigma rules")
     rule_commands = rules.add_subparsers(dest="rules_command", required=True)
@@ -104,6 +130,7 @@ def _missing(paths: Sequence[Path]) -> list[Path]:
 
 
 def command_scan(args: argparse.Namespace) -> int:
+    from detectors.anomaly.artifact import ModelArtifactError, load_scorer
     from scanner.run import ScanOptions, run_scan
 
     rule_paths = args.rules or [DEFAULT_RULE_DIR]
@@ -126,6 +153,11 @@ def command_scan(args: argparse.Namespace) -> int:
     if not report.rules:
         print("socpipe: error: no usable rule was loaded", file=sys.stderr)
         return EXIT_FAILED
+    try:
+        scorers = [load_scorer(path) for path in args.model]
+    except ModelArtifactError as error:
+        print(f"socpipe: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     options = ScanOptions(
         paths=args.paths,
         rule_paths=rule_paths,
@@ -138,13 +170,59 @@ def command_scan(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     try:
-        summary = run_scan(options, rules=report)
+        summary = run_scan(options, rules=report, scorers=scorers)
     except OSError as error:
         print(f"socpipe: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(summary.render(), file=sys.stderr)
     if args.out and str(args.out) != "-":
         print(f"  alerts written to {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def command_train(args: argparse.Namespace) -> int:
+    from sigma.correlations import SigmaCorrelationTimespan
+    from sigma.exceptions import SigmaTimespanError
+
+    from collectors.files import FileEventReader, expand_paths
+    from collectors.parsers import ParseContext
+    from detectors.anomaly.training import train_behaviour, train_log_pattern
+
+    missing = _missing(args.paths)
+    if missing:
+        for path in missing:
+            print(f"socpipe: error: no such file or folder: {path}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        window = float(SigmaCorrelationTimespan(args.window).seconds)
+    except SigmaTimespanError:
+        print(f"socpipe: error: --window {args.window!r} is not like 30s, 10m, 1h", file=sys.stderr)
+        return EXIT_USAGE
+    files = expand_paths(args.paths)
+    reader = FileEventReader(ParseContext(args.agency, None, ZoneInfo(args.timezone)), args.format)
+    name = args.name or args.out.name
+    sources = [str(path) for path in files]
+    try:
+        if args.kind == "behaviour":
+            manifest = train_behaviour(
+                reader.read(files), args.out, name, args.entity, window, sources
+            )
+        else:
+            manifest = train_log_pattern(
+                reader.read(files), args.out, name, args.session_field, window, sources
+            )
+    except ValueError as error:
+        print(f"socpipe: error: cannot train: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    training = manifest["training"]
+    print(
+        f"trained {manifest['kind']} model {name!r} on {training['events']:,} events"
+        f" ({training['windows']:,} windows, {training['first_event']} .. {training['last_event']})"
+        f" -> {args.out}",
+        file=sys.stderr,
+    )
+    for problem in reader.stats.unreadable_files:
+        print(f"  unreadable: {problem}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -269,8 +347,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "scan":
         return command_scan(args)
+    if args.command == "train":
+        return command_train(args)
     if args.command in ("setup", "run", "collect"):
         from daemon.config import ConfigError
+        from detectors.anomaly.artifact import ModelArtifactError
 
         handler = {"setup": command_setup, "run": command_run, "collect": command_collect}[
             args.command
@@ -280,6 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as error:
             print(f"socpipe: config error: {error}", file=sys.stderr)
             return EXIT_USAGE
+        except ModelArtifactError as error:
+            print(f"socpipe: error: {error}", file=sys.stderr)
+            return EXIT_FAILED
     if args.rules_command == "check":
         return command_rules_check(args)
     return command_rules_test(args)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from collectors.files import DEFAULT_MAX_LINE_BYTES, FileEventReader, expand_paths
 from collectors.parsers import ParseContext
 from detectors.alert import Alert
+from detectors.anomaly.scoring import AnomalyScorer
 from detectors.detection import Detector
 from detectors.rules import DEFAULT_RULE_DIR, RuleLoadReport, load_rules
 from scanner.progress import Progress
@@ -39,10 +40,13 @@ class ScanOptions:
 
 
 def run_scan(
-    options: ScanOptions, stderr: TextIO = sys.stderr, rules: RuleLoadReport | None = None
+    options: ScanOptions,
+    stderr: TextIO = sys.stderr,
+    rules: RuleLoadReport | None = None,
+    scorers: Sequence[AnomalyScorer] = (),
 ) -> ScanSummary:
     rules = rules if rules is not None else load_rules(options.rule_paths)
-    detector = Detector(rules)
+    detector = Detector(rules, scorers=scorers)
     context = ParseContext(options.agency_id, options.agency_name, ZoneInfo(options.timezone))
     reader = FileEventReader(context, options.format_name, options.max_line_bytes)
     files = expand_paths(options.paths)

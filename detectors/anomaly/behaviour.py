@@ -1,8 +1,15 @@
 """Behaviour of one entity (a user, a source address, a host, an agency) over a time window.
 
 Each window of an entity becomes a feature vector; an Isolation Forest learns what windows
-usually look like, and a window scoring below the trained threshold is an anomaly. The alert
-says why: the features furthest from their training median, in units of their spread.
+usually look like. A window is an anomaly when two things hold:
+
+* the forest finds it rare (its score is below the 1st percentile of the training windows);
+* some feature lies outside everything training saw, by at least one spread (interquartile
+  range). Isolation Forest scores saturate: a window ten times beyond the training range
+  scores about like the strangest training window, so the forest alone cannot separate "new"
+  from "the usual odd hour". The envelope test can, and it keeps unchanged behaviour quiet.
+
+The alert says why: the features furthest outside the training envelope.
 """
 
 from __future__ import annotations
@@ -146,9 +153,11 @@ class BehaviourModel:
     threshold: float
     medians: list[float]
     spreads: list[float]
+    lows: list[float]
+    highs: list[float]
 
     @classmethod
-    def fit(cls, windows: Iterable[Window], margin: float = 0.02) -> BehaviourModel:
+    def fit(cls, windows: Iterable[Window], quantile: float = 1.0) -> BehaviourModel:
         windows = list(windows)
         if len(windows) < 20:
             raise ValueError(
@@ -163,35 +172,42 @@ class BehaviourModel:
         scores = forest.score_samples(matrix)
         low, median, high = np.percentile(matrix, [25, 50, 75], axis=0)
         spreads = np.maximum(high - low, 0.1 * np.abs(median) + 0.05)
-        # Training windows are taken as normal: the threshold sits just below the least normal
-        # of them, so unchanged behaviour stays quiet and only something new scores lower.
         return cls(
             forest=forest,
             profile=profile,
-            threshold=float(scores.min()) - margin,
+            threshold=float(np.percentile(scores, quantile)),
             medians=median.tolist(),
             spreads=spreads.tolist(),
+            lows=matrix.min(axis=0).tolist(),
+            highs=matrix.max(axis=0).tolist(),
         )
 
-    def score(self, window: Window) -> tuple[float, dict[str, float], list[str]]:
-        """The window's score (lower is stranger), its features, and the top reasons."""
+    def score(self, window: Window) -> Verdict:
         features = self.profile.features(window)
         row = vector(features)
         score = float(self.forest.score_samples(np.array([row]))[0])
-        deviations = [
-            ((value - median) / spread, name)
-            for value, median, spread, name in zip(
-                row, self.medians, self.spreads, FEATURES, strict=True
-            )
-        ]
-        deviations.sort(key=lambda item: -abs(item[0]))
+        outside = []
+        for value, low, high, spread, name in zip(
+            row, self.lows, self.highs, self.spreads, FEATURES, strict=True
+        ):
+            beyond = max(value - high, low - value) / spread
+            if beyond >= 1:
+                outside.append((beyond, name, "above" if value > high else "below"))
+        outside.sort(reverse=True)
         reasons = [
-            f"{name}={features[name]:g}"
-            f" ({'above' if z > 0 else 'below'} usual by {abs(z):.1f} spreads)"
-            for z, name in deviations[:3]
-            if abs(z) >= 1
+            f"{name}={features[name]:g} ({direction} anything seen in training,"
+            f" by {beyond:.1f} spreads)"
+            for beyond, name, direction in outside[:3]
         ]
-        return score, features, reasons
+        return Verdict(score < self.threshold and bool(outside), score, features, reasons)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    anomalous: bool
+    score: float
+    features: dict[str, float]
+    reasons: list[str]
 
 
 def entity_value(event: Event, entity_field: str) -> str | None:

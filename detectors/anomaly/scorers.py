@@ -114,13 +114,13 @@ class BehaviourScorer:
     def _score(self, windows: list[Window]) -> list[Alert]:
         alerts = []
         for window in windows:
-            score, features, reasons = self.model.score(window)
-            if score < self.model.threshold:
+            verdict = self.model.score(window)
+            if verdict.anomalous:
                 details = {
-                    "anomaly.score": round(score, 4),
+                    "anomaly.score": round(verdict.score, 4),
                     "anomaly.threshold": round(self.model.threshold, 4),
-                    "anomaly.features": {k: round(v, 4) for k, v in features.items()},
-                    "anomaly.explanation": reasons,
+                    "anomaly.features": {k: round(v, 4) for k, v in verdict.features.items()},
+                    "anomaly.explanation": verdict.reasons,
                 }
                 alerts.append(
                     _anomaly_alert(

@@ -1,0 +1,156 @@
+"""Anomaly models: template mining, the sequence model, the behaviour model and artifacts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from bench.anomaly.hdfs import evaluate_hdfs
+from collectors.files import FileEventReader
+from collectors.parsers import ParseContext
+from detectors.anomaly.artifact import ModelArtifactError, load_scorer
+from detectors.anomaly.sequence import TransitionModel
+from detectors.anomaly.templates import TemplateVocabulary, grouping_accuracy
+from detectors.anomaly.training import train_behaviour, train_log_pattern
+from detectors.rules import DEFAULT_RULE_DIR, load_rules
+from scanner.run import ScanOptions, run_scan
+from tests.behaviour_data import scanning_client, steady_traffic, write
+from tests.conftest import shared_data
+
+
+def _by_time(line: str) -> datetime:
+    return datetime.strptime(line.split("[")[1][:20], "%d/%b/%Y:%H:%M:%S")
+
+
+def events_of(path: Path) -> list[dict]:
+    return list(FileEventReader(ParseContext(agency_id="so-tttt")).read([path]))
+
+
+@pytest.fixture(scope="module")
+def behaviour_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("behaviour")
+    training = write(folder / "train.log", steady_traffic(0, 5, seed=1))
+    train_behaviour(events_of(training), folder / "model", "web", "source.ip", 3600, ["train.log"])
+    return folder / "model"
+
+
+def anomaly_alerts(model: Path, log: Path, tmp_path: Path) -> list[dict]:
+    out = tmp_path / "alerts.jsonl"
+    options = ScanOptions(paths=[log], out=out, progress=False, agency_id="so-tttt")
+    run_scan(options, rules=load_rules([DEFAULT_RULE_DIR]), scorers=[load_scorer(model)])
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    return [alert for alert in alerts if "anomaly.model" in alert]
+
+
+def test_behaviour_model_stays_quiet_on_unchanged_behaviour(
+    behaviour_model: Path, tmp_path: Path
+) -> None:
+    same = write(tmp_path / "same.log", steady_traffic(5, 1, seed=2))
+    assert anomaly_alerts(behaviour_model, same, tmp_path) == []
+
+
+def test_behaviour_model_flags_an_injected_change_and_says_why(
+    behaviour_model: Path, tmp_path: Path
+) -> None:
+    lines = sorted(steady_traffic(5, 1, seed=2) + scanning_client(5), key=_by_time)
+    changed = write(tmp_path / "changed.log", lines)
+    [alert] = anomaly_alerts(behaviour_model, changed, tmp_path)
+    assert alert["source.ip"] == "10.20.1.15"
+    assert alert["rule.id"] == "anomaly-behaviour-web"
+    assert alert["anomaly.score"] < alert["anomaly.threshold"]
+    explained = " ".join(alert["anomaly.explanation"])
+    assert "distinct_urls=500" in explained
+    assert alert["anomaly.features"]["http_error_ratio"] == 1.0
+
+
+def test_artifact_round_trip_keeps_model_and_manifest(behaviour_model: Path) -> None:
+    manifest = json.loads((behaviour_model / "manifest.json").read_text())
+    assert manifest["format"] == "socpipe-anomaly-model"
+    assert manifest["kind"] == "behaviour"
+    assert manifest["entity_field"] == "source.ip"
+    assert "failure_ratio" in manifest["features"]
+    assert manifest["training"]["first_event"].startswith("2026-03-02T08")
+    assert manifest["versions"]["scikit-learn"]
+    scorer = load_scorer(behaviour_model)
+    assert scorer.model.threshold == pytest.approx(manifest["threshold"])
+
+
+def test_missing_incompatible_or_tampered_artifacts_are_clear_errors(
+    behaviour_model: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ModelArtifactError, match=r"no manifest\.json"):
+        load_scorer(tmp_path)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    manifest = json.loads((behaviour_model / "manifest.json").read_text())
+    (copy / "model.joblib").write_bytes((behaviour_model / "model.joblib").read_bytes())
+    old = {**manifest, "versions": {**manifest["versions"], "scikit-learn": "0.24.2"}}
+    (copy / "manifest.json").write_text(json.dumps(old))
+    with pytest.raises(ModelArtifactError, match=r"trained with scikit-learn 0\.24\.2"):
+        load_scorer(copy)
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "model_sha256": "0" * 64}))
+    with pytest.raises(ModelArtifactError, match="checksum"):
+        load_scorer(copy)
+
+
+def test_transition_model_flags_unseen_steps_within_reach() -> None:
+    model = TransitionModel(reach=1).fit([["open", "read", "close"], ["open", "close"]])
+    assert model.unseen_steps(["open", "read", "close"]) == []
+    # "read" then end: a session cut short.
+    assert model.unseen_steps(["open", "read"]) == [("read", "$")]
+    # Within reach 2, "read" was followed by the end (through "close"): tolerated.
+    tolerant = TransitionModel(reach=2).fit([["open", "read", "close"]])
+    assert tolerant.unseen_steps(["open", "read"]) == []
+    adjacent_only = TransitionModel(reach=1).fit([["a", "b", "c"]])
+    assert adjacent_only.unseen_steps(["a", "c"]) == [("a", "c")]
+    assert TransitionModel(reach=2).fit([["a", "b", "c"]]).unseen_steps(["a", "c"]) == []
+
+
+def test_grouping_accuracy_counts_only_exact_groups() -> None:
+    truth = ["A", "A", "B", "C"]
+    assert grouping_accuracy(truth, ["x", "x", "y", "z"]) == 1.0
+    # A split in two: both its messages are wrong; B and C merged: both wrong.
+    assert grouping_accuracy(truth, ["x", "w", "y", "y"]) == 0.0
+    assert grouping_accuracy(truth, ["x", "x", "y", "y"]) == 0.5
+
+
+def test_template_vocabulary_masks_variables_and_names_unseen_messages() -> None:
+    vocabulary = TemplateVocabulary()
+    learned = vocabulary.learn(
+        [
+            "Failed password for root from 10.0.0.1 port 22 ssh2",
+            "Failed password for admin from 10.0.0.2 port 2222 ssh2",
+        ]
+    )
+    assert learned[0] == learned[1]
+    assert vocabulary.template_of("Kernel panic - not syncing") == "<unseen>"
+
+
+def test_log_pattern_model_flags_a_session_with_new_messages(tmp_path: Path) -> None:
+    normal = [
+        f"Mar  3 {hour:02d}:{minute:02d}:00 web01 sshd[{100 + minute}]: Accepted publickey for deploy"
+        f" from 10.20.0.{minute} port 5{minute:04d} ssh2"
+        for hour in range(0, 12)
+        for minute in range(0, 60, 5)
+    ]
+    training = write(tmp_path / "train.log", normal)
+    model = tmp_path / "model"
+    train_log_pattern(events_of(training), model, "ssh", "host.name", 3600, ["train.log"])
+    odd = [*normal[:3], "Mar  3 00:20:00 web01 kernel: Out of memory: Killed process 4242 (java)"]
+    scorer = load_scorer(model)
+    alerts = [a for e in events_of(write(tmp_path / "odd.log", odd)) for a in scorer.observe(e)]
+    alerts += scorer.flush()
+    [alert] = alerts
+    assert alert.entities == {"host.name": "web01"}
+    assert any("<unseen>" in step for step in alert.details["anomaly.unseen_steps"])
+
+
+def test_hdfs_sequence_model_beats_the_goal_on_loglizers_split() -> None:
+    result = evaluate_hdfs(shared_data("loghub", "hdfs_100k"))
+    assert result.train_sessions + result.test_sessions == 7940
+    assert result.test_anomalies == 157
+    assert result.f1 >= 0.74
+    assert result.f1 <= result.ceiling_f1 + 0.01
