@@ -14,7 +14,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from collectors.follow import FileFollower
-from collectors.parsers import ParseContext
+from collectors.parsers import ParseContext, parse_detected
 from collectors.publisher import EventPublisher
 from daemon import runner
 from daemon.config import Config
@@ -150,3 +150,41 @@ def test_file_follower_resumes_and_follows_rotation_without_loss_or_repeats(
         for record in read_topic(config, config.kafka.topics.events, expected=161)
     ]
     assert sorted(users, key=lambda name: int(name[4:])) == [f"user{i}" for i in range(161)]
+
+
+def test_detect_stage_raises_correlation_alerts(
+    config: Config, es: Elasticsearch, daemon: None
+) -> None:
+    lines = [
+        f"Mar  3 11:00:{second:02d} web01 sshd[2400]: Failed password for root from"
+        f" 203.0.113.66 port {41000 + second} ssh2"
+        for second in range(12)
+    ]
+    lines.append(
+        "Mar  3 11:04:00 web01 sshd[2401]: Accepted password for root from 203.0.113.66 port 42000 ssh2"
+    )
+    publisher = EventPublisher(config.kafka, "test")
+    for number, line in enumerate(lines):
+        event, _ = parse_detected(line, CONTEXT)
+        event["event.id"] = f"correlation-test-{number}"
+        publisher.publish(event)
+    publisher.close()
+    wanted = {"SSH Brute Force From One Source", "SSH Brute Force Followed By A Successful Login"}
+    alerts = wait_for(
+        lambda: (
+            (found := search(es, config.elasticsearch.alerts_index))
+            and wanted <= {alert["rule.name"] for alert in found}
+            and found
+        ),
+        timeout=120,
+        what="correlation alerts in Elasticsearch",
+    )
+    titles = Counter(alert["rule.name"] for alert in alerts)
+    # One brute force (the first ten failures; two left over), then the login completes it.
+    assert titles["SSH Brute Force From One Source"] == 1
+    assert titles["SSH Brute Force Followed By A Successful Login"] == 1
+    # The failures feed correlations only (generate: false): no alert per failed login.
+    assert titles["SSH Login Failed"] == 0
+    brute_force = next(a for a in alerts if a["rule.name"] == "SSH Brute Force From One Source")
+    assert brute_force["correlation.group"] == {"source.ip": "203.0.113.66", "host.name": "web01"}
+    assert brute_force["correlation.event_ids"] == [f"correlation-test-{n}" for n in range(10)]
