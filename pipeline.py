@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,6 +33,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    config_help = "daemon configuration (default: config/socpipe.yml)"
     scan = commands.add_parser("scan", help="scan log files with the detectors, no servers needed")
     scan.add_argument("paths", nargs="+", type=Path, help="files or folders (.gz and .evtx too)")
     scan.add_argument(
@@ -67,9 +68,17 @@ def _build_parser() -> argparse.ArgumentParser:
         help="anomaly model folder from `socpipe train` (repeatable)",
     )
 
-    train = commands.add_parser("train", help="fit an anomaly model from log files")
+    train = commands.add_parser("train", help="fit an anomaly model from logs or history")
     train.add_argument("kind", choices=["behaviour", "log-pattern"])
-    train.add_argument("paths", nargs="+", type=Path, help="training logs (taken as normal)")
+    train.add_argument("paths", nargs="*", type=Path, help="training logs (taken as normal)")
+    train.add_argument(
+        "--from-elasticsearch",
+        metavar="INDEX",
+        help="train on indexed events instead of files (e.g. 'soc-events-*'; uses --config)",
+    )
+    train.add_argument("--since", help="with --from-elasticsearch: from this time (ISO 8601)")
+    train.add_argument("--until", help="with --from-elasticsearch: before this time")
+    train.add_argument("--config", type=Path, help=config_help)
     train.add_argument("--out", type=Path, required=True, help="model folder to write")
     train.add_argument("--name", help="model name (default: the --out folder name)")
     train.add_argument(
@@ -92,7 +101,6 @@ def _build_parser() -> argparse.ArgumentParser:
     test = rule_commands.add_parser("test", help="run the test events beside each rule")
     test.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_RULE_DIR])
 
-    config_help = "daemon configuration (default: config/socpipe.yml)"
     setup = commands.add_parser("setup", help="create Kafka topics and Elasticsearch templates")
     setup.add_argument("--config", type=Path, help=config_help)
     run = commands.add_parser("run", help="run the daemon stages")
@@ -181,6 +189,8 @@ def command_scan(args: argparse.Namespace) -> int:
 
 
 def command_train(args: argparse.Namespace) -> int:
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError
     from sigma.correlations import SigmaCorrelationTimespan
     from sigma.exceptions import SigmaTimespanError
 
@@ -188,6 +198,9 @@ def command_train(args: argparse.Namespace) -> int:
     from collectors.parsers import ParseContext
     from detectors.anomaly.training import train_behaviour, train_log_pattern
 
+    if bool(args.paths) == bool(args.from_elasticsearch):
+        print("socpipe: error: give log files or --from-elasticsearch INDEX", file=sys.stderr)
+        return EXIT_USAGE
     missing = _missing(args.paths)
     if missing:
         for path in missing:
@@ -198,21 +211,32 @@ def command_train(args: argparse.Namespace) -> int:
     except SigmaTimespanError:
         print(f"socpipe: error: --window {args.window!r} is not like 30s, 10m, 1h", file=sys.stderr)
         return EXIT_USAGE
-    files = expand_paths(args.paths)
     reader = FileEventReader(ParseContext(args.agency, None, ZoneInfo(args.timezone)), args.format)
+    if args.from_elasticsearch:
+        from collectors.elasticsearch_history import read_history
+        from sinks.elasticsearch import connect
+
+        client = connect(_config(args).elasticsearch)
+        events = read_history(client, args.from_elasticsearch, args.since, args.until)
+        span = f"{args.since or 'start'}..{args.until or 'now'}"
+        sources = [f"elasticsearch:{args.from_elasticsearch} {span}"]
+    else:
+        files = expand_paths(args.paths)
+        events = reader.read(files)
+        sources = [str(path) for path in files]
     name = args.name or args.out.name
-    sources = [str(path) for path in files]
+    trainer = train_behaviour if args.kind == "behaviour" else train_log_pattern
+    field = args.entity if args.kind == "behaviour" else args.session_field
     try:
-        if args.kind == "behaviour":
-            manifest = train_behaviour(
-                reader.read(files), args.out, name, args.entity, window, sources
-            )
-        else:
-            manifest = train_log_pattern(
-                reader.read(files), args.out, name, args.session_field, window, sources
-            )
+        manifest = trainer(_with_progress(events), args.out, name, field, window, sources)
     except ValueError as error:
         print(f"socpipe: error: cannot train: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except ApiError as error:
+        print(f"socpipe: error: elasticsearch: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except TransportError as error:
+        print(f"socpipe: error: elasticsearch unreachable: {error}", file=sys.stderr)
         return EXIT_FAILED
     training = manifest["training"]
     print(
@@ -224,6 +248,15 @@ def command_train(args: argparse.Namespace) -> int:
     for problem in reader.stats.unreadable_files:
         print(f"  unreadable: {problem}", file=sys.stderr)
     return EXIT_OK
+
+
+def _with_progress(events: Iterable[dict], every: int = 100_000) -> Iterator[dict]:
+    """Pass events through, telling the user how far a long read has come."""
+    count = 0
+    for count, event in enumerate(events, 1):
+        if count % every == 0:
+            print(f"  read {count:,} events", file=sys.stderr)
+        yield event
 
 
 def command_rules_check(args: argparse.Namespace) -> int:
@@ -347,15 +380,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "scan":
         return command_scan(args)
-    if args.command == "train":
-        return command_train(args)
-    if args.command in ("setup", "run", "collect"):
+    if args.command in ("setup", "run", "collect", "train"):
         from daemon.config import ConfigError
         from detectors.anomaly.artifact import ModelArtifactError
 
-        handler = {"setup": command_setup, "run": command_run, "collect": command_collect}[
-            args.command
-        ]
+        handler = {
+            "setup": command_setup,
+            "run": command_run,
+            "collect": command_collect,
+            "train": command_train,
+        }[args.command]
         try:
             return handler(args)
         except ConfigError as error:

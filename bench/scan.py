@@ -131,20 +131,20 @@ def child(inputs: list[str], rules: list[str]) -> None:
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     from collectors.files import FileEventReader
     from collectors.parsers import ParseContext
-    from detectors.alert import Alert
-    from detectors.engine import SigmaEngine
+    from detectors.detection import Detector
     from detectors.rules import load_rules
 
     started = time.perf_counter()
     report = load_rules([Path(path) for path in rules])
-    engine = SigmaEngine(report.rules)
+    detector = Detector(report)
     loaded = time.perf_counter()
     reader = FileEventReader(ParseContext(agency_id="bench"))
     alerts = 0
     for event in reader.read([Path(path) for path in inputs]):
-        for rule in engine.match(event):
-            Alert.from_match(rule, event).to_dict()
+        for alert in detector.process(event):
+            alert.to_dict()
             alerts += 1
+    alerts += len(detector.flush())
     finished = time.perf_counter()
     print(
         json.dumps(

@@ -78,8 +78,25 @@ class _Group:
     rule: CorrelationRule
     key: tuple[str, ...]
     entries: list[_Entry] = field(default_factory=list)
+    #: (rule id, event id) of the entries, so a replayed event is recognised in O(1).
+    ids: set[tuple[str, str]] = field(default_factory=set)
+    #: Entity fields of the latest event, kept only where an alert can come later (windows
+    #: judged at close); lower-bound conditions fire on the event at hand and take its fields.
     entities: dict[str, Any] = field(default_factory=dict)
     newest: float = float("-inf")
+
+    def keep(self, entries: list[_Entry]) -> None:
+        self.entries = entries
+        self.ids = {(entry.rule_id, entry.event_id) for entry in entries}
+
+    def entities_with(self, event: Event | None) -> dict[str, Any]:
+        entities = _entities(event) if event is not None else dict(self.entities)
+        entities.update(zip(self.rule.group_by, self.key, strict=True))
+        return entities
+
+
+def _entities(event: Event) -> dict[str, Any]:
+    return {name: event[name] for name in ENTITY_FIELDS if name in event}
 
 
 def event_time(event: Event) -> float | None:
@@ -152,7 +169,9 @@ class CorrelationEngine:
                 continue
             group.newest = max(group.newest, moment)
             self._add(group, _entry(rule, rule_id, event, moment))
-            if rule.condition.monotone and (alert := _fire_monotone(group)) is not None:
+            if not rule.condition.monotone:
+                group.entities = _entities(event)
+            elif (alert := _fire_monotone(group, event)) is not None:
                 alerts.append(alert)
         if self.stats.observed % SWEEP_EVERY == 0:
             alerts.extend(self._sweep(self._newest_time - self.lateness))
@@ -201,18 +220,12 @@ class CorrelationEngine:
                     )
         else:
             self._groups.move_to_end(key)
-        group.entities.update(
-            {name: event[name] for name in ENTITY_FIELDS if name in event},
-            **{name: value for name, value in zip(rule.group_by, values, strict=True)},
-        )
         return group
 
     def _add(self, group: _Group, entry: _Entry) -> None:
         entries = group.entries
-        if entry.event_id and any(
-            existing.event_id == entry.event_id and existing.rule_id == entry.rule_id
-            for existing in entries
-        ):
+        identity = (entry.rule_id, entry.event_id)
+        if entry.event_id and identity in group.ids:
             # A replayed event (the daemon re-reads a batch after a failure) counts once.
             return
         if group.rule.type in ("value_count", "temporal"):
@@ -222,11 +235,14 @@ class CorrelationEngine:
                 if existing.value == entry.value:
                     if existing.time >= entry.time:
                         return
+                    group.ids.discard((existing.rule_id, existing.event_id))
                     del entries[position]
                     break
         bisect.insort(entries, entry)
+        group.ids.add(identity)
         if len(entries) > self.max_entries_per_group:
-            del entries[0]
+            dropped = entries.pop(0)
+            group.ids.discard((dropped.rule_id, dropped.event_id))
             self.stats.entries_dropped += 1
 
     def _sweep(self, watermark: float) -> list[Alert]:
@@ -241,7 +257,8 @@ class CorrelationEngine:
                         alerts.append(alert)
             else:
                 cutoff = watermark - rule.timespan
-                group.entries = [entry for entry in group.entries if entry.time >= cutoff]
+                if group.entries and group.entries[0].time < cutoff:
+                    group.keep([entry for entry in group.entries if entry.time >= cutoff])
             if not group.entries:
                 del self._groups[key]
         return alerts
@@ -266,20 +283,23 @@ def _measure(rule: CorrelationRule, entries: list[_Entry]) -> int:
     return len({entry.value for entry in entries if entry.value is not None})
 
 
-def _fire_monotone(group: _Group) -> Alert | None:
+def _fire_monotone(group: _Group, event: Event) -> Alert | None:
     """Alert on the first window that meets a lower-bound condition, consuming its entries."""
     rule, entries = group.rule, group.entries
+    if not rule.condition.holds(len(entries)):
+        # No window holds more entries (or distinct values) than the group: nothing to find.
+        return None
     if rule.type == "temporal_ordered":
         chain = _ordered_chain(rule, entries)
         if chain is None:
             return None
-        return _consume(group, chain)
+        return _consume(group, chain, event)
     times = [entry.time for entry in entries]
     for start in range(len(entries)):
         end = bisect.bisect_right(times, times[start] + rule.timespan)
         window = entries[start:end]
         if rule.condition.holds(_measure(rule, window)):
-            return _consume(group, window)
+            return _consume(group, window, event)
     return None
 
 
@@ -313,19 +333,19 @@ def _judge_first_window(group: _Group) -> Alert | None:
     rule, entries = group.rule, group.entries
     end = entries[0].time + rule.timespan
     window = [entry for entry in entries if entry.time <= end]
-    group.entries = entries[len(window) :]
+    group.keep(entries[len(window) :])
     if rule.condition.holds(_measure(rule, window)):
-        return _alert(group, window)
+        return _alert(group, window, group.entities_with(None))
     return None
 
 
-def _consume(group: _Group, used: list[_Entry]) -> Alert:
+def _consume(group: _Group, used: list[_Entry], event: Event) -> Alert:
     used_ids = {id(entry) for entry in used}
-    group.entries = [entry for entry in group.entries if id(entry) not in used_ids]
-    return _alert(group, used)
+    group.keep([entry for entry in group.entries if id(entry) not in used_ids])
+    return _alert(group, used, group.entities_with(event))
 
 
-def _alert(group: _Group, entries: list[_Entry]) -> Alert:
+def _alert(group: _Group, entries: list[_Entry], entities: dict[str, Any]) -> Alert:
     rule = group.rule
     agencies = sorted({entry.agency for entry in entries})
     anchor = f"{rule.id}\x1f{group.key}\x1f{entries[0].event_id}\x1f{entries[0].time}"
@@ -348,7 +368,7 @@ def _alert(group: _Group, entries: list[_Entry]) -> Alert:
         rule=rule,
         timestamp=_iso(entries[-1].time),
         agency=agencies[0] if len(agencies) == 1 else "multiple",
-        entities=dict(group.entities),
+        entities=entities,
         events=(),
         first_seen=_iso(entries[0].time),
         last_seen=_iso(entries[-1].time),

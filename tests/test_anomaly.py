@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -11,11 +12,14 @@ import pytest
 from bench.anomaly.hdfs import evaluate_hdfs
 from collectors.files import FileEventReader
 from collectors.parsers import ParseContext
+from daemon.config import DEFAULT_CONFIG, load_config
+from daemon.runner import build_detector
 from detectors.anomaly.artifact import ModelArtifactError, load_scorer
 from detectors.anomaly.sequence import TransitionModel
 from detectors.anomaly.templates import TemplateVocabulary, grouping_accuracy
 from detectors.anomaly.training import train_behaviour, train_log_pattern
 from detectors.rules import DEFAULT_RULE_DIR, load_rules
+from pipeline import main
 from scanner.run import ScanOptions, run_scan
 from tests.behaviour_data import scanning_client, steady_traffic, write
 from tests.conftest import shared_data
@@ -154,3 +158,24 @@ def test_hdfs_sequence_model_beats_the_goal_on_loglizers_split() -> None:
     assert result.test_anomalies == 157
     assert result.f1 >= 0.74
     assert result.f1 <= result.ceiling_f1 + 0.01
+
+
+def test_daemon_detector_loads_the_configured_models(behaviour_model: Path, tmp_path: Path) -> None:
+    base = load_config(DEFAULT_CONFIG)
+    configured = replace(base, stages=replace(base.stages, anomaly_models=[str(behaviour_model)]))
+    detector = build_detector(configured)
+    assert [scorer.info.id for scorer in detector.scorers] == ["anomaly-behaviour-web"]
+    broken = replace(base, stages=replace(base.stages, anomaly_models=[str(tmp_path)]))
+    with pytest.raises(ModelArtifactError, match=str(tmp_path)):
+        build_detector(broken)
+
+
+def test_train_command_says_what_it_needs(tmp_path: Path) -> None:
+    assert main(["train", "behaviour", "--out", str(tmp_path / "m")]) == 2
+    log = write(tmp_path / "tiny.log", steady_traffic(0, 1, seed=3)[:5])
+    assert (
+        main(["train", "behaviour", str(log), "--out", str(tmp_path / "m"), "--window", "1x"]) == 2
+    )
+    # Five events make too few windows: a clear failure, no artifact.
+    assert main(["train", "behaviour", str(log), "--out", str(tmp_path / "m")]) == 1
+    assert not (tmp_path / "m" / "manifest.json").exists()
