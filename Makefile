@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: demo test lint bench-scan services-up services-down
+.PHONY: demo test lint bench-scan bench-anomaly services-up services-down
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,6 @@ services-down:
 
 bench-scan: $(BIN)/.installed
 	$(BIN)/python -m bench.scan
+
+bench-anomaly: $(BIN)/.installed
+	$(BIN)/python -m bench.anomaly

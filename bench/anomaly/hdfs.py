@@ -99,24 +99,37 @@ def evaluate_hdfs(data: Path = DEFAULT_DATA, reach: int = DEFAULT_REACH) -> Hdfs
     )
 
 
+def report_lines(data: Path = DEFAULT_DATA) -> list[str]:
+    """A Markdown table of the model at every reach, with the ceiling and the baselines."""
+    shipped = evaluate_hdfs(data)
+    lines = [
+        f"Split: {shipped.train_sessions:,} training sessions (normal ones used),"
+        f" {shipped.test_sessions:,} test sessions of which {shipped.test_anomalies} anomalies.",
+        "",
+        "| model | precision | recall | F1 | TP / FP |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for reach in range(1, 11):
+        result = shipped if reach == DEFAULT_REACH else evaluate_hdfs(data, reach)
+        name = f"socpipe transitions, reach {reach}"
+        if reach == DEFAULT_REACH:
+            name = f"**{name} (shipped default)**"
+        lines.append(
+            f"| {name} | {result.precision:.3f} | {result.recall:.3f} | {result.f1:.3f}"
+            f" | {result.true_positives} / {result.false_positives} |"
+        )
+    lines.append(
+        f"| ceiling (perfect precision) | 1.000 | {shipped.ceiling_recall:.3f}"
+        f" | {shipped.ceiling_f1:.3f} | |"
+    )
+    lines.extend(f"| loglizer {name} | | | {f1:.2f} | |" for name, f1 in BASELINES.items())
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    args = parser.parse_args()
-    print("reach  precision  recall  F1     (TP / FP)")
-    for reach in range(1, 11):
-        result = evaluate_hdfs(args.data, reach)
-        marker = "  <- shipped default" if reach == DEFAULT_REACH else ""
-        print(
-            f"{reach:>5}  {result.precision:.3f}      {result.recall:.3f}   {result.f1:.3f}"
-            f"  ({result.true_positives} / {result.false_positives}){marker}"
-        )
-    result = evaluate_hdfs(args.data)
-    print(
-        f"ceiling: recall {result.ceiling_recall:.3f} with perfect precision,"
-        f" F1 {result.ceiling_f1:.3f}"
-    )
-    print("loglizer baselines (F1): " + ", ".join(f"{k} {v:.2f}" for k, v in BASELINES.items()))
+    print("\n".join(report_lines(parser.parse_args().data)))
 
 
 if __name__ == "__main__":

@@ -27,18 +27,24 @@ def system_accuracy(folder: Path) -> tuple[int, int, float]:
     return len(rows), len(set(truth)), grouping_accuracy(truth, predicted)
 
 
+def report_lines(data: Path = DEFAULT_DATA) -> list[str]:
+    lines = [
+        "| system | messages | true templates | grouping accuracy |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    accuracies = []
+    for folder in sorted(path for path in data.iterdir() if path.is_dir()):
+        messages, templates, accuracy = system_accuracy(folder)
+        accuracies.append(accuracy)
+        lines.append(f"| {folder.name} | {messages:,} | {templates} | {accuracy:.3f} |")
+    lines.append(f"| **mean** | | | **{sum(accuracies) / len(accuracies):.3f}** |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    args = parser.parse_args()
-    print("| system | messages | true templates | grouping accuracy |")
-    print("| --- | ---: | ---: | ---: |")
-    accuracies = []
-    for folder in sorted(path for path in args.data.iterdir() if path.is_dir()):
-        messages, templates, accuracy = system_accuracy(folder)
-        accuracies.append(accuracy)
-        print(f"| {folder.name} | {messages:,} | {templates} | {accuracy:.3f} |")
-    print(f"| **mean** | | | **{sum(accuracies) / len(accuracies):.3f}** |")
+    print("\n".join(report_lines(parser.parse_args().data)))
 
 
 if __name__ == "__main__":
