@@ -19,8 +19,7 @@ def main() -> None:
     )
     lines = [
         f"- Date: {time.strftime('%Y-%m-%d')}; Python {platform.python_version()}, {versions}",
-        "- Command: `make bench-anomaly` (= `.venv/bin/python -m bench.anomaly`); the parts"
-        " alone: `python -m bench.anomaly.hdfs`, `python -m bench.anomaly.templates`",
+        "- Command: `make bench-anomaly` (= `.venv/bin/python -m bench.anomaly`)",
         "",
         "### HDFS-100k anomaly detection (loglizer's split)",
         "",

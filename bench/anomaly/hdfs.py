@@ -5,12 +5,11 @@ first-appearance order; the first half of the anomalies and the first half of th
 sessions train, the rest test. socpipe's model is unsupervised: it learns from the normal
 training sessions only.
 
-    python -m bench.anomaly.hdfs [--data ../shared/data/loghub/hdfs_100k]
+    python -m bench.anomaly        (this and the template-mining evaluation)
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,13 +123,3 @@ def report_lines(data: Path = DEFAULT_DATA) -> list[str]:
     )
     lines.extend(f"| loglizer {name} | | | {f1:.2f} | |" for name, f1 in BASELINES.items())
     return lines
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    print("\n".join(report_lines(parser.parse_args().data)))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,11 +1,10 @@
 """Grouping accuracy of socpipe's template miner on the loghub 2k samples.
 
-python -m bench.anomaly.templates [--data ../shared/data/loghub/2k]
+python -m bench.anomaly        (this and the HDFS evaluation)
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
@@ -39,13 +38,3 @@ def report_lines(data: Path = DEFAULT_DATA) -> list[str]:
         lines.append(f"| {folder.name} | {messages:,} | {templates} | {accuracy:.3f} |")
     lines.append(f"| **mean** | | | **{sum(accuracies) / len(accuracies):.3f}** |")
     return lines
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    print("\n".join(report_lines(parser.parse_args().data)))
-
-
-if __name__ == "__main__":
-    main()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from collectors.event import Event
 from detectors.alert import Alert
@@ -13,6 +14,8 @@ from detectors.anomaly.behaviour import BehaviourModel, Window, entity_value
 from detectors.anomaly.sequence import TransitionModel
 from detectors.anomaly.templates import TemplateVocabulary
 from detectors.anomaly.windows import TumblingWindows
+
+W = TypeVar("W")
 
 
 @dataclass(frozen=True)
@@ -98,12 +101,10 @@ def session_windows(
     )
 
 
-class BehaviourScorer:
-    def __init__(
-        self, info: ModelInfo, model: BehaviourModel, entity_field: str, seconds: float
-    ) -> None:
-        self.info, self.model, self.entity_field = info, model, entity_field
-        self.windows = behaviour_windows(entity_field, seconds)
+class _WindowScorer(ABC, Generic[W]):
+    """Feeds events to tumbling windows and scores each window as it closes."""
+
+    windows: TumblingWindows[W]
 
     def observe(self, event: Event) -> list[Alert]:
         return self._score(self.windows.observe(event))
@@ -111,9 +112,20 @@ class BehaviourScorer:
     def flush(self) -> list[Alert]:
         return self._score(self.windows.flush())
 
-    def _score(self, windows: list[Window]) -> list[Alert]:
+    @abstractmethod
+    def _score(self, closed: list[W]) -> list[Alert]: ...
+
+
+class BehaviourScorer(_WindowScorer[Window]):
+    def __init__(
+        self, info: ModelInfo, model: BehaviourModel, entity_field: str, seconds: float
+    ) -> None:
+        self.info, self.model, self.entity_field = info, model, entity_field
+        self.windows = behaviour_windows(entity_field, seconds)
+
+    def _score(self, closed: list[Window]) -> list[Alert]:
         alerts = []
-        for window in windows:
+        for window in closed:
             verdict = self.model.score(window)
             if verdict.anomalous:
                 details = {
@@ -136,7 +148,7 @@ class BehaviourScorer:
         return alerts
 
 
-class LogPatternScorer:
+class LogPatternScorer(_WindowScorer[Session]):
     def __init__(
         self,
         info: ModelInfo,
@@ -149,16 +161,10 @@ class LogPatternScorer:
         self.session_field = session_field
         self.windows = session_windows(session_field, seconds, vocabulary.template_of)
 
-    def observe(self, event: Event) -> list[Alert]:
-        return self._score(self.windows.observe(event))
-
-    def flush(self) -> list[Alert]:
-        return self._score(self.windows.flush())
-
-    def _score(self, sessions: list[Session]) -> list[Alert]:
+    def _score(self, closed: list[Session]) -> list[Alert]:
         alerts = []
         templates = self.vocabulary.templates
-        for session in sessions:
+        for session in closed:
             unseen = self.transitions.unseen_steps(session.templates)
             if not unseen:
                 continue
