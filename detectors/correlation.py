@@ -32,6 +32,7 @@ from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from collectors.event import Event
@@ -64,13 +65,16 @@ class CorrelationStats:
     alerts: int = 0
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     time: float
-    event_id: str = field(compare=False)
-    rule_id: str = field(compare=False)
-    value: str | None = field(compare=False)
-    agency: str = field(compare=False)
+    event_id: str
+    rule_id: str
+    value: str | None
+    agency: str
+
+
+_TIME = attrgetter("time")
 
 
 @dataclass
@@ -185,6 +189,8 @@ class CorrelationEngine:
 
     def _chain(self, alerts: list[Alert]) -> list[Alert]:
         """Correlation alerts are matches too: feed them to correlations that reference them."""
+        if not alerts:
+            return alerts
         self.stats.alerts += len(alerts)
         chained: list[Alert] = []
         for alert in alerts:
@@ -238,7 +244,10 @@ class CorrelationEngine:
                     group.ids.discard((existing.rule_id, existing.event_id))
                     del entries[position]
                     break
-        bisect.insort(entries, entry)
+        if not entries or entries[-1].time <= entry.time:
+            entries.append(entry)  # the usual case: events arrive in time order
+        else:
+            bisect.insort(entries, entry, key=_TIME)
         group.ids.add(identity)
         if len(entries) > self.max_entries_per_group:
             dropped = entries.pop(0)

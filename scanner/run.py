@@ -54,6 +54,7 @@ def run_scan(
         read=reader.stats,
         rules_loaded=len(rules.rules),
         correlations_loaded=len(rules.correlations),
+        models_loaded=len(scorers),
         rule_errors=len(rules.errors),
         rules_unsupported=len(rules.unsupported),
     )

@@ -17,6 +17,7 @@ class ScanSummary:
     read: ReadStats
     rules_loaded: int = 0
     correlations_loaded: int = 0
+    models_loaded: int = 0
     rule_errors: int = 0
     rules_unsupported: int = 0
     alerts: int = 0
@@ -61,6 +62,7 @@ class ScanSummary:
         lines.append(
             f"  rules             {self.rules_loaded:,} loaded, {self.rule_errors:,} with errors,"
             f" {self.rules_unsupported:,} unsupported; {self.correlations_loaded:,} correlations"
+            + (f"; {self.models_loaded} anomaly models" if self.models_loaded else "")
         )
         lost = self.correlation.late + self.correlation.groups_evicted
         if lost or self.correlation.missing_group_field:

@@ -179,3 +179,13 @@ def test_train_command_says_what_it_needs(tmp_path: Path) -> None:
     # Five events make too few windows: a clear failure, no artifact.
     assert main(["train", "behaviour", str(log), "--out", str(tmp_path / "m")]) == 1
     assert not (tmp_path / "m" / "manifest.json").exists()
+
+
+def test_scan_command_uses_models_and_refuses_a_broken_one(
+    behaviour_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = write(tmp_path / "same.log", steady_traffic(5, 1, seed=2))
+    assert main(["scan", str(log), "--model", str(behaviour_model), "--no-progress"]) == 0
+    assert "; 1 anomaly models" in capsys.readouterr().err
+    assert main(["scan", str(log), "--model", str(tmp_path), "--no-progress"]) == 1
+    assert f"{tmp_path}: no manifest.json" in capsys.readouterr().err

@@ -226,12 +226,13 @@ def test_state_expires_with_its_timespan(monkeypatch: pytest.MonkeyPatch) -> Non
     assert engine.group_count == 1
 
 
-def test_memory_cap_evicts_least_recently_active_groups() -> None:
+def test_memory_cap_evicts_least_recently_active_groups(caplog: pytest.LogCaptureFixture) -> None:
     engine = CorrelationEngine([correlation(COUNT)], max_groups=3)
     for number in range(5):
         engine.observe("fail", event(number, number, **{"source.ip": f"10.0.0.{number}"}))
     assert engine.group_count == 3
     assert engine.stats.groups_evicted == 2
+    assert "correlation state cap of 3 groups reached" in caplog.text
     # The evicted groups restart from nothing: 10.0.0.0 needs three fresh events.
     fresh = [("fail", event(10, n, **{"source.ip": "10.0.0.0"})) for n in (10, 11)]
     assert feed(engine, fresh) == []

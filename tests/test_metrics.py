@@ -8,6 +8,10 @@ import urllib.request
 from prometheus_client import REGISTRY
 
 from daemon import metrics
+from daemon.config import DEFAULT_CONFIG, load_config
+from daemon.stages import DetectStage
+from detectors.detection import Detector
+from detectors.rules import DEFAULT_RULE_DIR, load_rules
 
 
 def free_port() -> int:
@@ -33,3 +37,16 @@ def test_metrics_endpoint_serves_the_pipeline_metrics() -> None:
         "socpipe_collector_buffered_bytes",
     ):
         assert f"# TYPE {name}" in body
+
+
+def test_detect_stage_exports_what_correlation_left_out() -> None:
+    detector = Detector(load_rules([DEFAULT_RULE_DIR]))
+    stage = DetectStage(load_config(DEFAULT_CONFIG), None, detector)  # type: ignore[arg-type]
+    labels = {"reason": "late"}
+    before = REGISTRY.get_sample_value("socpipe_correlation_matches_left_out_total", labels) or 0
+    detector.correlations.stats.late += 3
+    stage._report_correlation_state()
+    stage._report_correlation_state()  # reports the change once, not the running total again
+    after = REGISTRY.get_sample_value("socpipe_correlation_matches_left_out_total", labels)
+    assert after == before + 3
+    assert REGISTRY.get_sample_value("socpipe_correlation_groups") == 0

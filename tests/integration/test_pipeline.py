@@ -7,6 +7,7 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from collectors.publisher import EventPublisher
 from daemon import runner
 from daemon.config import Config
 from daemon.kafka_io import make_producer
+from detectors.anomaly.training import train_log_pattern
 from tests.integration.conftest import read_topic, running_collectors, search, wait_for
 
 CONTEXT = ParseContext(
@@ -188,3 +190,47 @@ def test_detect_stage_raises_correlation_alerts(
     brute_force = next(a for a in alerts if a["rule.name"] == "SSH Brute Force From One Source")
     assert brute_force["correlation.group"] == {"source.ip": "203.0.113.66", "host.name": "web01"}
     assert brute_force["correlation.event_ids"] == [f"correlation-test-{n}" for n in range(10)]
+
+
+def test_detect_stage_raises_anomaly_alerts_from_a_configured_model(
+    config: Config, es: Elasticsearch, tmp_path: Path
+) -> None:
+    def sshd(hour: int, minute: int, text: str) -> dict:
+        line = f"Mar  3 {hour:02d}:{minute:02d}:00 app01 sshd[{minute + 100}]: {text}"
+        event, _ = parse_detected(line, CONTEXT)
+        event["event.id"] = f"anomaly-test-{hour}-{minute}-{len(text)}"
+        return event
+
+    usual = "Accepted publickey for deploy from 10.20.0.9 port 50022 ssh2"
+    training = [sshd(hour, minute, usual) for hour in range(8) for minute in range(0, 60, 10)]
+    model = tmp_path / "model"
+    train_log_pattern(training, model, "app-logs", "host.name", 3600, ["test"])
+    configured = replace(config, stages=replace(config.stages, anomaly_models=[str(model)]))
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(configured, ["detect", "index"], stop))
+    thread.start()
+    try:
+        publisher = EventPublisher(config.kafka, "test")
+        for event in (
+            sshd(9, 0, usual),
+            sshd(9, 5, "error: kex_exchange_identification: Connection closed by remote host"),
+            sshd(10, 0, usual),  # the next window: the 09:00 session closes and is scored
+        ):
+            publisher.publish(event)
+        publisher.close()
+        alerts = wait_for(
+            lambda: [
+                alert
+                for alert in search(es, config.elasticsearch.alerts_index)
+                if alert["rule.id"] == "anomaly-log_pattern-app-logs"
+            ],
+            timeout=120,
+            what="an anomaly alert in Elasticsearch",
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    [alert] = alerts
+    assert alert["host.name"] == "app01"
+    assert alert["alert.first_seen"].startswith("2026-03-03T09:00")
+    assert any("<unseen>" in step for step in alert["anomaly.unseen_steps"])
