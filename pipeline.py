@@ -105,7 +105,9 @@ def _build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--config", type=Path, help=config_help)
     run = commands.add_parser("run", help="run the daemon stages")
     run.add_argument("--config", type=Path, help=config_help)
-    run.add_argument("--stages", default="detect,index", help="comma-separated: detect,index")
+    run.add_argument(
+        "--stages", default="detect,index", help="comma-separated: detect,index,forward"
+    )
 
     collect = commands.add_parser("collect", help="collect agency logs into Kafka")
     collectors = collect.add_subparsers(dest="collector", required=True)

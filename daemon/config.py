@@ -89,11 +89,98 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    """TLS towards a destination: the CA to trust, and a client certificate for mTLS."""
+
+    ca_certs: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ForwardPolicyConfig:
+    """Which alerts go to a destination, and how fast."""
+
+    min_level: str = "low"
+    include_rules: list[str] = field(default_factory=list)
+    exclude_rules: list[str] = field(default_factory=list)
+    include_tags: list[str] = field(default_factory=list)
+    exclude_tags: list[str] = field(default_factory=list)
+    include_agencies: list[str] = field(default_factory=list)
+    exclude_agencies: list[str] = field(default_factory=list)
+    #: Alerts per minute at most (0: no limit). Alerts over the rate wait, they are not dropped.
+    max_per_minute: int = 0
+
+
+@dataclass(frozen=True)
+class MinimiseConfig:
+    """What is removed before an alert leaves the province."""
+
+    drop_fields: list[str] = field(default_factory=list)
+    hash_fields: list[str] = field(default_factory=list)
+    keep_original: bool = False
+
+
+@dataclass(frozen=True)
+class DestinationConfig:
+    name: str = ""
+    type: str = ""  # taxii | syslog | webhook | kafka
+    url: str | None = None  # taxii: the API root; webhook: the endpoint
+    collection: str | None = None  # taxii collection id
+    address: str | None = None  # syslog: host:port
+    topic: str | None = None  # kafka
+    bootstrap_servers: list[str] = field(default_factory=list)  # kafka
+    security_protocol: str = "SSL"  # kafka
+    sasl_mechanism: str | None = None  # kafka
+    username_env: str | None = None
+    password_env: str | None = None
+    token_env: str | None = None  # webhook bearer token
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    policy: ForwardPolicyConfig = field(default_factory=ForwardPolicyConfig)
+    minimise: MinimiseConfig = field(default_factory=MinimiseConfig)
+    timeout_secs: float = 10.0
+    retry_initial_secs: float = 1.0
+    retry_max_secs: float = 60.0
+    #: A batch keeps retrying this long before it is handed back (and replayed later).
+    retry_budget_secs: float = 60.0
+    breaker_failures: int = 5
+    breaker_reset_secs: float = 30.0
+
+
+@dataclass(frozen=True)
+class IndicatorFeedConfig:
+    """The national center's indicators, polled from a TAXII 2.1 collection."""
+
+    url: str | None = None
+    collection: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    poll_secs: float = 300.0
+    files: list[str] = field(default_factory=list)  # STIX bundles on disk (also for scan)
+
+
+@dataclass(frozen=True)
+class ForwardingConfig:
+    province_id: str = "province-soc"
+    province_name: str = "Provincial SOC"
+    #: Variable holding the key for hashed fields (HMAC-SHA256); without it hashing refuses.
+    hash_key_env: str | None = None
+    group_prefix: str = "socpipe-forward-"
+    #: Where forward stages record each destination's last success and failure, for
+    #: `socpipe forward status` (relative paths: to the working directory).
+    status_dir: str = "state/forwarding"
+    destinations: list[DestinationConfig] = field(default_factory=list)
+    indicators: IndicatorFeedConfig = field(default_factory=IndicatorFeedConfig)
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     elasticsearch: ElasticsearchConfig = field(default_factory=ElasticsearchConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    forwarding: ForwardingConfig = field(default_factory=ForwardingConfig)
 
     def rule_paths(self) -> list[Path]:
         """Rule folders; relative ones are relative to the project, like the bundled rules/."""

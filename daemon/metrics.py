@@ -36,6 +36,26 @@ CORRELATION_LOST = Counter(
     "Rule matches a correlation could not use (late, future, no group-by field, evicted)",
     ["reason"],
 )
+FORWARDED = Counter(
+    "socpipe_forward_alerts_total",
+    "Alerts handled by a forward destination, by outcome",
+    ["destination", "outcome"],  # sent | retried | failed | deadlettered | skipped
+)
+FORWARD_LAST_SUCCESS = Gauge(
+    "socpipe_forward_last_success_timestamp_seconds",
+    "When a destination last took an alert",
+    ["destination"],
+)
+FORWARD_LAST_FAILURE = Gauge(
+    "socpipe_forward_last_failure_timestamp_seconds",
+    "When a destination last failed",
+    ["destination"],
+)
+FORWARD_BREAKER_OPEN = Gauge(
+    "socpipe_forward_circuit_open",
+    "1 while a destination's circuit breaker is open",
+    ["destination"],
+)
 CONSUMER_LAG = Gauge("socpipe_consumer_lag_records", "Records not yet consumed", ["stage"])
 
 

@@ -15,22 +15,23 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from daemon import metrics
-from daemon.config import Config
+from daemon.config import Config, ConfigError
 from daemon.kafka_io import make_consumer, make_producer
-from daemon.stages import DetectStage, IndexStage, Stage
+from daemon.stages import DetectStage, IndexStage, RetryLater, Stage
 from detectors.anomaly.artifact import load_scorer
 from detectors.correlation import CorrelationEngine
 from detectors.detection import Detector
 from detectors.rules import load_rules
+from forwarding.stage import ForwardStage
 from sinks.elasticsearch import ElasticsearchSink, connect
 
 log = logging.getLogger(__name__)
-STAGE_NAMES = ("detect", "index")
+STAGE_NAMES = ("detect", "index", "forward")
 RETRY_PAUSE_SECS = 2.0
 
 
@@ -66,6 +67,16 @@ class StageLoop:
                 )
                 self._rewind(records)
                 return
+            except RetryLater as error:
+                log.warning(
+                    "stage=%s output unavailable (%s); batch handed back, retrying in %.0fs",
+                    self.stage.name,
+                    error,
+                    RETRY_PAUSE_SECS,
+                )
+                self._rewind(records)
+                self.stop.wait(RETRY_PAUSE_SECS)
+                continue
             except Exception:
                 log.exception(
                     "stage=%s batch failed; retrying it in %.0fs", self.stage.name, RETRY_PAUSE_SECS
@@ -138,6 +149,22 @@ def build_detector(config: Config) -> Detector:
     return Detector(report, correlations, scorers)
 
 
+def build_forward_stages(
+    config: Config, producer: KafkaProducer, stop: threading.Event
+) -> list[ForwardStage]:
+    """One stage per destination; a destination that cannot be built is a config error."""
+    destinations = config.forwarding.destinations
+    if not destinations:
+        raise ConfigError("stage forward: no forwarding.destinations configured")
+    stages = []
+    for destination in destinations:
+        try:
+            stages.append(ForwardStage(config, producer, destination, stop))
+        except ValueError as error:
+            raise ConfigError(f"forwarding.destinations: {error}") from None
+    return stages
+
+
 def build_stages(config: Config, names: list[str], stop: threading.Event) -> list[Stage]:
     producer = make_producer(config.kafka)
     stages: list[Stage] = []
@@ -149,6 +176,8 @@ def build_stages(config: Config, names: list[str], stop: threading.Event) -> lis
                 connect(config.elasticsearch), config.elasticsearch, stop.is_set
             )
             stages.append(IndexStage(config, producer, sink))
+        elif name == "forward":
+            stages.extend(build_forward_stages(config, producer, stop))
         else:
             raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
     return stages

@@ -22,6 +22,11 @@ from sinks.elasticsearch import Document, ElasticsearchSink, events_index
 log = logging.getLogger(__name__)
 
 
+class RetryLater(Exception):
+    """The stage's output is unavailable for now: the runner hands the batch back (uncommitted)
+    and tries again after a pause, without a stack trace in the log."""
+
+
 def decode(record: ConsumerRecord) -> dict[str, Any]:
     """The JSON object in a record; ValueError with the reason otherwise."""
     try:

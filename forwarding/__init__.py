@@ -1,0 +1,1 @@
+"""Forwarding incidents to the national monitoring center, and indicators coming back."""

@@ -1,0 +1,74 @@
+"""The destination interface and its registry: one class per way of reaching a receiver."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from daemon.config import DestinationConfig, ForwardingConfig, secret_from_env
+
+REGISTRY: dict[str, type[Destination]] = {}
+#: HTTP statuses that say "not now" rather than "never".
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+
+
+class Destination(ABC):
+    kind: ClassVar[str]
+
+    def __init__(self, config: DestinationConfig, forwarding: ForwardingConfig) -> None:
+        self.config = config
+        self.forwarding = forwarding
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        REGISTRY[cls.kind] = cls
+
+    @abstractmethod
+    def send(self, alert: dict[str, Any]) -> str:
+        """Deliver one minimised alert; return a short receipt for the logs.
+
+        Raise TransientError when it may work later, PermanentError when it never will.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the destination's connections."""
+
+    def required(self, *names: str) -> None:
+        missing = [name for name in names if not getattr(self.config, name)]
+        if missing:
+            raise ValueError(
+                f"destination {self.config.name!r} ({self.kind}) needs {', '.join(missing)}"
+            )
+
+    def secret(self, variable: str | None) -> str | None:
+        return secret_from_env(variable) if variable else None
+
+    def client_cert(self) -> tuple[str, str] | None:
+        tls = self.config.tls
+        if tls.client_cert and tls.client_key:
+            return (tls.client_cert, tls.client_key)
+        return None
+
+    def verify(self) -> str | bool:
+        """requests' ``verify``: the configured CA file, else the system's trust store."""
+        ca = self.config.tls.ca_certs
+        if ca and not os.path.exists(ca):
+            raise ValueError(f"destination {self.config.name!r}: CA file {ca} not found")
+        return ca or True
+
+
+def build_destination(config: DestinationConfig, forwarding: ForwardingConfig) -> Destination:
+    # Importing the package registers every destination class.
+    import forwarding.destinations
+
+    if not config.name:
+        raise ValueError("every destination needs a name")
+    kind = REGISTRY.get(config.type)
+    if kind is None:
+        raise ValueError(
+            f"destination {config.name!r}: type must be one of {', '.join(sorted(REGISTRY))},"
+            f" not {config.type!r}"
+        )
+    return kind(config, forwarding)

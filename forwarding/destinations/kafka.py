@@ -1,0 +1,52 @@
+"""A remote Kafka cluster (e.g. the national center's), over TLS and/or SASL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+
+from forwarding.delivery import TransientError
+from forwarding.destinations.base import Destination
+
+
+class KafkaDestination(Destination):
+    kind = "kafka"
+
+    def __init__(self, config: Any, forwarding: Any) -> None:
+        super().__init__(config, forwarding)
+        self.required("topic", "bootstrap_servers")
+        options: dict[str, Any] = {
+            "bootstrap_servers": config.bootstrap_servers,
+            "security_protocol": config.security_protocol,
+            "acks": "all",
+            "enable_idempotence": True,
+            "max_block_ms": int(config.timeout_secs * 1000),
+        }
+        tls = config.tls
+        for option, value in (
+            ("ssl_cafile", tls.ca_certs),
+            ("ssl_certfile", tls.client_cert),
+            ("ssl_keyfile", tls.client_key),
+            ("sasl_mechanism", config.sasl_mechanism),
+            ("sasl_plain_username", self.secret(config.username_env)),
+            ("sasl_plain_password", self.secret(config.password_env)),
+        ):
+            if value:
+                options[option] = value
+        self.producer = KafkaProducer(**options)
+
+    def send(self, alert: dict[str, Any]) -> str:
+        value = json.dumps(alert, ensure_ascii=False).encode()
+        try:
+            metadata = self.producer.send(
+                str(self.config.topic), key=str(alert["alert.id"]).encode(), value=value
+            ).get(timeout=self.config.timeout_secs)
+        except KafkaError as error:
+            raise TransientError(f"kafka: {error}") from None
+        return f"{metadata.topic}[{metadata.partition}]@{metadata.offset}"
+
+    def close(self) -> None:
+        self.producer.close(timeout=5)

@@ -1,0 +1,59 @@
+"""Syslog over TLS (RFC 5425): CEF lines with octet-counted framing, optionally with mTLS.
+
+Syslog has no application-level acknowledgement: an alert counts as delivered once the TLS
+connection accepted its bytes. A connection that breaks is reopened and the alert resent
+(at-least-once; the CEF ``externalId`` is the alert id, so receivers can drop repeats).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import Any
+
+from forwarding.cef import syslog_frame
+from forwarding.delivery import TransientError
+from forwarding.destinations.base import Destination
+
+
+class SyslogDestination(Destination):
+    kind = "syslog"
+
+    def __init__(self, config: Any, forwarding: Any) -> None:
+        super().__init__(config, forwarding)
+        self.required("address")
+        host, _, port = str(config.address).rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"destination {config.name!r}: address must be host:port")
+        self.host, self.port = host.strip("[]"), int(port)
+        self.context = ssl.create_default_context(cafile=config.tls.ca_certs)
+        if (cert := self.client_cert()) is not None:
+            self.context.load_cert_chain(*cert)
+        self.connection: ssl.SSLSocket | None = None
+        self.hostname = socket.gethostname()
+
+    def _connect(self) -> ssl.SSLSocket:
+        if self.connection is None:
+            raw = socket.create_connection((self.host, self.port), self.config.timeout_secs)
+            try:
+                self.connection = self.context.wrap_socket(raw, server_hostname=self.host)
+            except Exception:
+                raw.close()
+                raise
+        return self.connection
+
+    def send(self, alert: dict[str, Any]) -> str:
+        frame = syslog_frame(alert, self.hostname)
+        try:
+            self._connect().sendall(frame)
+        except (OSError, ssl.SSLError) as error:
+            self.close()
+            raise TransientError(f"syslog {self.host}:{self.port}: {error}") from None
+        return f"{len(frame)} bytes"
+
+    def close(self) -> None:
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            finally:
+                self.connection = None

@@ -1,0 +1,54 @@
+"""TAXII 2.1: each alert becomes a STIX bundle added to the national center's collection."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from taxii2client.exceptions import TAXIIServiceException
+from taxii2client.v21 import Collection
+
+from forwarding.delivery import PermanentError, TransientError
+from forwarding.destinations.base import Destination
+from forwarding.destinations.http_errors import TimeoutAdapter, classify
+from forwarding.stix import alert_bundle
+
+
+class TaxiiDestination(Destination):
+    kind = "taxii"
+
+    def __init__(self, config: Any, forwarding: Any) -> None:
+        super().__init__(config, forwarding)
+        self.required("url", "collection")
+        root = config.url if config.url.endswith("/") else config.url + "/"
+        self.collection = Collection(
+            f"{root}collections/{config.collection}/",
+            user=self.secret(config.username_env),
+            password=self.secret(config.password_env),
+            verify=self.verify(),
+            cert=self.client_cert(),
+        )
+        # taxii2-client keeps its requests session on the connection object it builds.
+        session = self.collection._conn.session
+        for scheme in ("http://", "https://"):
+            session.mount(scheme, TimeoutAdapter(config.timeout_secs))
+
+    def send(self, alert: dict[str, Any]) -> str:
+        bundle = alert_bundle(alert, self.forwarding.province_id, self.forwarding.province_name)
+        envelope = {"objects": json.loads(bundle.serialize())["objects"]}
+        try:
+            status = classify(
+                lambda: self.collection.add_objects(
+                    envelope, wait_for_completion=True, timeout=self.config.timeout_secs
+                )
+            )
+        except TAXIIServiceException as error:
+            raise PermanentError(f"TAXII: {error}") from None
+        if status.failure_count:
+            raise PermanentError(f"TAXII refused objects: {status.failures}")
+        if status.status != "complete":
+            raise TransientError(f"TAXII status {status.id} still {status.status}")
+        return f"taxii status {status.id}: {status.success_count} objects"
+
+    def close(self) -> None:
+        self.collection.close()

@@ -1,0 +1,126 @@
+"""Per-destination policy: which alerts go, what leaves the province, and how fast.
+
+Selection and minimisation are applied before anything is sent; minimisation works on a copy,
+so the alert stored in the province (Kafka, Elasticsearch) keeps every field.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from typing import Any
+
+from daemon.config import ForwardPolicyConfig, MinimiseConfig
+from detectors.alert import SEVERITY
+from detectors.rules import LEVELS
+
+AlertDocument = dict[str, Any]
+
+
+class Selection:
+    """Decides whether an alert goes to a destination; says why not, for the logs."""
+
+    def __init__(self, policy: ForwardPolicyConfig) -> None:
+        if policy.min_level not in LEVELS:
+            raise ValueError(f"min_level must be one of {', '.join(LEVELS)}")
+        self.policy = policy
+        self.min_severity = SEVERITY[policy.min_level]
+
+    def refusal(self, alert: AlertDocument) -> str | None:
+        """None when the alert goes; otherwise the reason it does not."""
+        policy = self.policy
+        if SEVERITY.get(str(alert.get("rule.level")), 0) < self.min_severity:
+            return f"level below {policy.min_level}"
+        rule_id = str(alert.get("rule.id"))
+        if policy.include_rules and rule_id not in policy.include_rules:
+            return "rule not included"
+        if rule_id in policy.exclude_rules:
+            return "rule excluded"
+        tags = set(alert.get("tags") or ())
+        if policy.include_tags and not tags & set(policy.include_tags):
+            return "no included tag"
+        if tags & set(policy.exclude_tags):
+            return "tag excluded"
+        agency = str(alert.get("organization.id"))
+        if policy.include_agencies and agency not in policy.include_agencies:
+            return "agency not included"
+        if agency in policy.exclude_agencies:
+            return "agency excluded"
+        return None
+
+
+class Minimiser:
+    """Drops or hashes named fields in the alert and in the events it carries.
+
+    Hashes are keyed (HMAC-SHA256 with the province's key), so the national center can see
+    that two alerts name the same user without learning the name, and nobody without the key
+    can confirm a guess.
+    """
+
+    def __init__(self, settings: MinimiseConfig, hash_key: bytes | None) -> None:
+        if settings.hash_fields and not hash_key:
+            raise ValueError(
+                "hash_fields needs a key: set forwarding.hash_key_env to a variable holding it"
+            )
+        self.settings = settings
+        self.hash_key = hash_key or b""
+
+    def apply(self, alert: AlertDocument) -> AlertDocument:
+        document = copy.deepcopy(alert)
+        self._clean(document)
+        for event in document.get("events") or ():
+            if isinstance(event, dict):
+                self._clean(event)
+        return document
+
+    def _clean(self, document: dict[str, Any]) -> None:
+        settings = self.settings
+        for name in settings.drop_fields:
+            document.pop(name, None)
+        if not settings.keep_original:
+            document.pop("event.original", None)
+            document.pop("message", None)
+        for name in settings.hash_fields:
+            if name in document and document[name] is not None:
+                document[name] = self.pseudonym(document[name])
+
+    def pseudonym(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.pseudonym(item) for item in value]
+        digest = hmac.new(self.hash_key, str(value).encode(), hashlib.sha256).hexdigest()
+        return f"hmac-sha256:{digest[:32]}"
+
+
+class RateLimiter:
+    """Paces sending to at most ``per_minute`` alerts (a token bucket with a one-second burst).
+
+    Over the rate, ``wait`` sleeps: alerts queue up in Kafka (the lag metric shows it) rather
+    than being dropped.
+    """
+
+    def __init__(
+        self,
+        per_minute: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = max(self.rate, 1.0)
+        self.tokens = self.capacity
+        self.clock, self.sleep = clock, sleep
+        self.updated = clock()
+
+    def wait(self) -> None:
+        if self.rate <= 0:
+            return
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            self.sleep((1 - self.tokens) / self.rate)
+            self.updated = self.clock()
+            self.tokens = 1
+        self.tokens -= 1

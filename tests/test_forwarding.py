@@ -1,0 +1,216 @@
+"""Forwarding logic without peers: selection, minimisation, pacing, retries, CEF and STIX."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import stix2
+
+from collectors.parsers import ParseContext, parse_detected
+from daemon.config import DestinationConfig, ForwardingConfig, ForwardPolicyConfig, MinimiseConfig
+from forwarding.cef import cef_line, syslog_frame
+from forwarding.delivery import (
+    Backoff,
+    CircuitBreaker,
+    DestinationUnavailable,
+    PermanentError,
+    TransientError,
+    deliver,
+)
+from forwarding.destinations.base import build_destination
+from forwarding.policy import Minimiser, RateLimiter, Selection
+from forwarding.stix import alert_bundle
+from pipeline import main
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def alerts(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    out = tmp_path_factory.mktemp("scan") / "alerts.jsonl"
+    assert main(["scan", str(REPO / "samples"), "--agency", "so-tttt", "--out", str(out),
+                 "--no-progress"]) == 0  # fmt: skip
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def string_values(document: object) -> list[str]:
+    if isinstance(document, dict):
+        return [text for value in document.values() for text in string_values(value)]
+    if isinstance(document, list):
+        return [text for value in document for text in string_values(value)]
+    return [document] if isinstance(document, str) else []
+
+
+def by_rule(alerts: list[dict], name: str) -> dict:
+    return next(alert for alert in alerts if alert["rule.name"] == name)
+
+
+def test_selection_by_level_rule_tag_and_agency(alerts: list[dict]) -> None:
+    critical = by_rule(alerts, "Account Created With UID 0")
+    low = by_rule(alerts, "SSH Login Attempt For Unknown User")
+    assert Selection(ForwardPolicyConfig(min_level="high")).refusal(critical) is None
+    assert Selection(ForwardPolicyConfig(min_level="high")).refusal(low) == "level below high"
+    only = ForwardPolicyConfig(include_rules=[critical["rule.id"]])
+    assert Selection(only).refusal(low) == "rule not included"
+    assert Selection(ForwardPolicyConfig(exclude_tags=["attack.t1136.001"])).refusal(critical)
+    assert Selection(ForwardPolicyConfig(include_agencies=["so-yte"])).refusal(critical)
+    assert Selection(ForwardPolicyConfig(exclude_agencies=["so-tttt"])).refusal(critical)
+    with pytest.raises(ValueError, match="min_level"):
+        Selection(ForwardPolicyConfig(min_level="urgent"))
+
+
+def test_minimisation_drops_and_hashes_everywhere_and_keeps_the_original(
+    alerts: list[dict],
+) -> None:
+    alert = by_rule(alerts, "SSH Login As Root Accepted")
+    settings = MinimiseConfig(drop_fields=["host.name"], hash_fields=["user.name", "source.ip"])
+    minimised = Minimiser(settings, b"province-key").apply(alert)
+    text = json.dumps(minimised)
+    for removed in ('"event.original"', '"message"', '"host.name"', alert["source.ip"]):
+        assert removed not in text
+    assert alert["user.name"] not in set(string_values(minimised))
+    assert minimised["user.name"].startswith("hmac-sha256:")
+    assert minimised["events"][0]["user.name"] == minimised["user.name"]
+    assert "event.original" in alert["events"][0], "the stored alert must keep everything"
+    other_key = Minimiser(settings, b"another-key").apply(alert)
+    assert other_key["user.name"] != minimised["user.name"]
+    kept = Minimiser(MinimiseConfig(keep_original=True), None).apply(alert)
+    assert kept["events"][0]["event.original"] == alert["events"][0]["event.original"]
+    with pytest.raises(ValueError, match="hash_key_env"):
+        Minimiser(MinimiseConfig(hash_fields=["user.name"]), None)
+
+
+def test_rate_limiter_paces_instead_of_dropping() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = RateLimiter(60, clock=lambda: now[0], sleep=sleep)
+    for _ in range(5):
+        limiter.wait()
+    # One per second: the first goes at once, the next four each wait a second.
+    assert slept == pytest.approx([1.0] * 4)
+    unlimited = RateLimiter(0, clock=lambda: now[0], sleep=sleep)
+    unlimited.wait()
+    assert len(slept) == 4
+
+
+def test_delivery_retries_transient_failures_then_succeeds() -> None:
+    attempts = []
+
+    def send() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise TransientError("503")
+        return "ok"
+
+    breaker = CircuitBreaker(failures=5, reset_secs=30, clock=lambda: 0)
+    backoff = Backoff(1, 60, random.Random(1))
+    retries: list[TransientError] = []
+    result = deliver(
+        send, breaker, backoff, 600, lambda: False, retries.append, sleep=lambda _: None
+    )
+    assert result == "ok"
+    assert len(retries) == 2
+    assert breaker.state == "closed"
+
+
+def test_delivery_gives_permanent_errors_back_at_once() -> None:
+    def send() -> str:
+        raise PermanentError("HTTP 400")
+
+    breaker = CircuitBreaker(5, 30)
+    with pytest.raises(PermanentError):
+        deliver(send, breaker, Backoff(1, 2, random.Random()), 60, lambda: False, print)
+
+
+def test_circuit_breaker_opens_then_lets_one_trial_through() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(failures=3, reset_secs=30, clock=lambda: now[0])
+
+    def failing() -> str:
+        raise TransientError("down")
+
+    with pytest.raises(DestinationUnavailable):
+        deliver(failing, breaker, Backoff(0, 0, random.Random()), 1e9, lambda: False,
+                lambda _: None, clock=lambda: now[0], sleep=lambda _: None)  # fmt: skip
+    assert breaker.state == "open" and breaker.failures == 3
+    calls = []
+    with pytest.raises(DestinationUnavailable, match="circuit open"):
+        deliver(lambda: calls.append(1), breaker, Backoff(0, 0, random.Random()), 60,
+                lambda: False, lambda _: None)  # fmt: skip
+    assert calls == []
+    now[0] = 31
+    assert breaker.state == "half-open"
+    deliver(lambda: "ok", breaker, Backoff(0, 0, random.Random()), 60, lambda: False, print)
+    assert breaker.state == "closed"
+
+
+def test_backoff_is_jittered_and_capped() -> None:
+    backoff = Backoff(1, 8, random.Random(7))
+    delays = [backoff.delay(attempt) for attempt in range(10)]
+    assert all(0 <= delay <= 8 for delay in delays)
+    assert len(set(delays)) == len(delays)
+
+
+def test_cef_line_escapes_and_parses_back(alerts: list[dict]) -> None:
+    alert = dict(by_rule(alerts, "Path Traversal Attempt In Request"))
+    alert["rule.name"] = "Pipe | and back\\slash"
+    alert["rule.description"] = "a=b\nnext line"
+    line = cef_line(alert)
+    assert "Pipe \\| and back\\\\slash" in line
+    assert "msg=a\\=b\\nnext line" in line
+    frame = syslog_frame(alert, "soc01")
+    length, _, message = frame.partition(b" ")
+    assert int(length) == len(message)
+    event, parser = parse_detected(message.decode(), ParseContext(agency_id="national"))
+    assert parser.name == "syslog5424"
+    assert event["cef.name"] == alert["rule.name"]
+    assert event["cef.extensions.externalId"] == alert["alert.id"]
+    assert event["source.ip"] == alert["source.ip"]
+
+
+def test_stix_bundle_is_valid_and_identical_on_resend(alerts: list[dict]) -> None:
+    alert = by_rule(alerts, "SSH Brute Force From One Source")
+    first = alert_bundle(alert, "province-soc", "Provincial SOC")
+    again = alert_bundle(alert, "province-soc", "Provincial SOC")
+    assert first.serialize() == again.serialize()
+    parsed = stix2.parse(first.serialize(), allow_custom=False)
+    kinds = [item.type for item in parsed.objects]
+    assert kinds.count("sighting") == 1 and "observed-data" in kinds and "indicator" in kinds
+    sighting = next(item for item in parsed.objects if item.type == "sighting")
+    assert sighting.count == 10
+    pattern = next(item for item in parsed.objects if item.type == "attack-pattern")
+    assert {"source_name": "mitre-attack", "external_id": "T1110.001"} in [
+        {"source_name": ref.source_name, "external_id": ref.external_id}
+        for ref in pattern.external_references
+    ]
+    other = by_rule(alerts, "Password Spraying From One Source")
+    assert alert_bundle(other, "province-soc", "P").objects[-2].id != sighting.id
+
+
+def test_destination_registry_names_what_is_wrong() -> None:
+    forwarding = ForwardingConfig()
+    with pytest.raises(ValueError, match="type must be one of kafka, syslog, taxii, webhook"):
+        build_destination(DestinationConfig(name="x", type="smtp"), forwarding)
+    with pytest.raises(ValueError, match="needs url, collection"):
+        build_destination(DestinationConfig(name="x", type="taxii"), forwarding)
+    with pytest.raises(ValueError, match="host:port"):
+        build_destination(DestinationConfig(name="x", type="syslog", address="nohost"), forwarding)
+
+
+def test_status_round_trip(tmp_path: Path) -> None:
+    from forwarding.status import DestinationStatus, read_status, write_status
+
+    status = DestinationStatus("national", "taxii")
+    status.failed("HTTP 503")
+    status.succeeded()
+    write_status(str(tmp_path), status)
+    again = read_status(str(tmp_path), "national")
+    assert again == status
+    assert read_status(str(tmp_path), "missing") is None
