@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Real Kafka (KRaft) and Elasticsearch on this machine, from Maven Central, for development,
-# tests and CI.   scripts/services.sh up|down [kafka] [es]  |  status  |  logs [lines]
+# tests and CI.   scripts/services.sh up|down [kafka] [es] [rsyslog]  |  status  |  logs [lines]
+#
+# `up` also unpacks rsyslog (the Debian packages, extracted under $SOCPIPE_SERVICES_DIR, not
+# installed system-wide, so no system syslog daemon is started): the forwarding tests start
+# their own rsyslogd with a TLS listener from there.
 #
 # Versions are pinned; downloads are cached under $SOCPIPE_SERVICES_DIR (default
 # /var/lib/socpipe-services, outside any home folder: Elasticsearch runs as its own user and
@@ -19,6 +23,9 @@ CONTROLLER_PORT=${SOCPIPE_KAFKA_CONTROLLER_PORT:-9093}
 ES_PORT=${SOCPIPE_ES_PORT:-9200}
 MVN=(mvn -B -ntp -q)
 DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+
+RSYSLOG_DIR=$SVC/rsyslog
+RSYSLOG_PACKAGES=(rsyslog rsyslog-openssl libestr0 libfastjson4 liblognorm5)
 
 log() { printf 'services: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -232,11 +239,22 @@ status() {
 command=${1:-}
 shift || true
 # up/down act on the services named after the command, or on both.
-services=(kafka es)
+services=(kafka es rsyslog)
+fetch_rsyslog() {
+  [ -x "$RSYSLOG_DIR/root/usr/sbin/rsyslogd" ] && return
+  log "unpacking rsyslog (${RSYSLOG_PACKAGES[*]}) from the Debian archive"
+  mkdir -p "$RSYSLOG_DIR/debs" "$RSYSLOG_DIR/root"
+  (cd "$RSYSLOG_DIR/debs" && apt-get download "${RSYSLOG_PACKAGES[@]}" >/dev/null 2>&1) \
+    || { apt-get update -qq >/dev/null && (cd "$RSYSLOG_DIR/debs" && apt-get download "${RSYSLOG_PACKAGES[@]}" >/dev/null); } \
+    || die "cannot download rsyslog packages with apt-get"
+  for deb in "$RSYSLOG_DIR"/debs/*.deb; do dpkg-deb -x "$deb" "$RSYSLOG_DIR/root"; done
+  [ -x "$RSYSLOG_DIR/root/usr/sbin/rsyslogd" ] || die "rsyslogd missing after unpacking"
+}
+
 if [[ "$command" == up || "$command" == down ]] && [ $# -gt 0 ]; then
   services=("$@")
   for name in "${services[@]}"; do
-    case "$name" in kafka|es) ;; *) die "unknown service $name (kafka, es)";; esac
+    case "$name" in kafka|es|rsyslog) ;; *) die "unknown service $name (kafka, es, rsyslog)";; esac
   done
 fi
 has() { [[ " ${services[*]} " == *" $1 "* ]]; }
@@ -244,6 +262,7 @@ has() { [[ " ${services[*]} " == *" $1 "* ]]; }
 case "$command" in
   up)
     mkdir -p "$SVC"
+    if has rsyslog; then fetch_rsyslog; fi
     if has kafka; then start_kafka; fi
     if has es; then start_es; fi
     if has kafka; then wait_kafka; fi

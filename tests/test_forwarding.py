@@ -30,8 +30,20 @@ from tests.conftest import REPO
 @pytest.fixture(scope="module")
 def alerts(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     out = tmp_path_factory.mktemp("scan") / "alerts.jsonl"
-    assert main(["scan", str(REPO / "samples"), "--agency", "so-tttt", "--out", str(out),
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "scan",
+                str(REPO / "samples"),
+                "--agency",
+                "so-tttt",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
@@ -137,13 +149,27 @@ def test_circuit_breaker_opens_then_lets_one_trial_through() -> None:
         raise TransientError("down")
 
     with pytest.raises(DestinationUnavailable):
-        deliver(failing, breaker, Backoff(0, 0, random.Random()), 1e9, lambda: False,
-                lambda _: None, clock=lambda: now[0], sleep=lambda _: None)  # fmt: skip
+        deliver(
+            failing,
+            breaker,
+            Backoff(0, 0, random.Random()),
+            1e9,
+            lambda: False,
+            lambda _: None,
+            clock=lambda: now[0],
+            sleep=lambda _: None,
+        )
     assert breaker.state == "open" and breaker.failures == 3
     calls = []
     with pytest.raises(DestinationUnavailable, match="circuit open"):
-        deliver(lambda: calls.append(1), breaker, Backoff(0, 0, random.Random()), 60,
-                lambda: False, lambda _: None)  # fmt: skip
+        deliver(
+            lambda: calls.append(1),
+            breaker,
+            Backoff(0, 0, random.Random()),
+            60,
+            lambda: False,
+            lambda _: None,
+        )
     assert calls == []
     now[0] = 31
     assert breaker.state == "half-open"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -61,7 +62,7 @@ class Destination(ABC):
 
 def build_destination(config: DestinationConfig, forwarding: ForwardingConfig) -> Destination:
     # Importing the package registers every destination class.
-    import forwarding.destinations
+    importlib.import_module("forwarding.destinations")
 
     if not config.name:
         raise ValueError("every destination needs a name")

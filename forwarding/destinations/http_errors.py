@@ -29,15 +29,19 @@ def classify(call: Callable[[], T]) -> T:
         raise TransientError(f"unreachable: {type(error).__name__}: {error}") from None
 
 
-class TimeoutAdapter(requests.adapters.HTTPAdapter):
-    """Gives every request of a session a timeout (taxii2-client sets none; a hung peer must
-    not hang the forward stage)."""
+class SessionSettingsAdapter(requests.adapters.HTTPAdapter):
+    """Forces a timeout and the configured CA on every request of a session we do not build
+    ourselves (taxii2-client's): taxii2-client sets no timeout, and requests lets
+    REQUESTS_CA_BUNDLE in the environment override a session's ``verify``."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, verify: str | bool) -> None:
         super().__init__()
         self.timeout = timeout
+        self.verify = verify
 
     def send(self, request: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
+        if isinstance(self.verify, str):
+            kwargs["verify"] = self.verify
         return super().send(request, **kwargs)

@@ -10,7 +10,7 @@ from taxii2client.v21 import Collection
 
 from forwarding.delivery import PermanentError, TransientError
 from forwarding.destinations.base import Destination
-from forwarding.destinations.http_errors import TimeoutAdapter, classify
+from forwarding.destinations.http_errors import SessionSettingsAdapter, classify
 from forwarding.stix import alert_bundle
 
 
@@ -31,7 +31,7 @@ class TaxiiDestination(Destination):
         # taxii2-client keeps its requests session on the connection object it builds.
         session = self.collection._conn.session
         for scheme in ("http://", "https://"):
-            session.mount(scheme, TimeoutAdapter(config.timeout_secs))
+            session.mount(scheme, SessionSettingsAdapter(config.timeout_secs, self.verify()))
 
     def send(self, alert: dict[str, Any]) -> str:
         bundle = alert_bundle(alert, self.forwarding.province_id, self.forwarding.province_name)
@@ -44,11 +44,26 @@ class TaxiiDestination(Destination):
             )
         except TAXIIServiceException as error:
             raise PermanentError(f"TAXII: {error}") from None
-        if status.failure_count:
-            raise PermanentError(f"TAXII refused objects: {status.failures}")
         if status.status != "complete":
             raise TransientError(f"TAXII status {status.id} still {status.status}")
-        return f"taxii status {status.id}: {status.success_count} objects"
+        if status.failure_count:
+            # Servers report objects they already hold (the shared identities and attack
+            # pattern, or a whole re-sent alert) as failures. What matters is that the
+            # sighting, the alert itself, is in the collection now.
+            self._confirm_stored(bundle.objects, status.failures)
+        return (
+            f"taxii status {status.id}: {status.success_count} added,"
+            f" {status.failure_count} already present"
+        )
+
+    def _confirm_stored(self, objects: list[Any], failures: Any) -> None:
+        sighting = next(item.id for item in objects if item.type == "sighting")
+        try:
+            found = classify(lambda: self.collection.get_object(sighting))
+        except PermanentError:
+            found = {}
+        if not found.get("objects"):
+            raise PermanentError(f"TAXII refused the alert's objects: {failures}")
 
     def close(self) -> None:
         self.collection.close()

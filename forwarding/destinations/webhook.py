@@ -17,8 +17,9 @@ class WebhookDestination(Destination):
         super().__init__(config, forwarding)
         self.required("url")
         self.session = requests.Session()
-        self.session.verify = self.verify()
-        self.session.cert = self.client_cert()
+        # Passed with each request: a session-level `verify` loses to REQUESTS_CA_BUNDLE and
+        # friends in the environment, and the configured CA must win.
+        self.tls_options = {"verify": self.verify(), "cert": self.client_cert()}
         token = self.secret(config.token_env)
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
@@ -30,6 +31,7 @@ class WebhookDestination(Destination):
                 json=alert,
                 headers={"Idempotency-Key": str(alert["alert.id"])},
                 timeout=self.config.timeout_secs,
+                **self.tls_options,
             )
             if response.status_code != 409:  # 409: the receiver already has this key
                 response.raise_for_status()

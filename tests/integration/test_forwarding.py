@@ -1,0 +1,291 @@
+"""The forward stage against real peers: medallion (TAXII 2.1), an mTLS webhook, Kafka."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import stix2
+
+from collectors.parsers import ParseContext, parse_detected
+from daemon import runner
+from daemon.config import Config, DestinationConfig, MinimiseConfig, TlsConfig
+from daemon.config import ForwardPolicyConfig as Policy
+from daemon.kafka_io import make_producer
+from pipeline import main
+from tests.conftest import REPO
+from tests.integration.conftest import read_topic, wait_for
+from tests.integration.peers import (
+    PASSWORD,
+    USER,
+    Certificates,
+    RsyslogPeer,
+    TaxiiPeer,
+    WebhookPeer,
+)
+
+
+@pytest.fixture(scope="module")
+def sample_alerts(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    out = tmp_path_factory.mktemp("alerts") / "alerts.jsonl"
+    assert (
+        main(
+            [
+                "scan",
+                str(REPO / "samples"),
+                "--agency",
+                "so-tttt",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return Certificates(tmp_path_factory.mktemp("certificates"))
+
+
+@pytest.fixture
+def taxii(tmp_path: Path) -> Iterator[TaxiiPeer]:
+    folder = tmp_path / "taxii"
+    folder.mkdir()
+    peer = TaxiiPeer(folder)
+    peer.start()
+    yield peer
+    peer.stop()
+
+
+@pytest.fixture
+def taxii_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_TAXII_USER", USER)
+    monkeypatch.setenv("TEST_TAXII_PASSWORD", PASSWORD)
+
+
+def taxii_destination(peer: TaxiiPeer, **settings: object) -> DestinationConfig:
+    return DestinationConfig(
+        name="national-taxii",
+        type="taxii",
+        url=peer.api_root,
+        collection=peer.collection,
+        username_env="TEST_TAXII_USER",
+        password_env="TEST_TAXII_PASSWORD",
+        retry_initial_secs=0.2,
+        retry_max_secs=1.0,
+        breaker_reset_secs=2.0,
+        **settings,  # type: ignore[arg-type]
+    )
+
+
+def publish_alerts(config: Config, alerts: list[dict]) -> None:
+    producer = make_producer(config.kafka)
+    for alert in alerts:
+        producer.send(
+            config.kafka.topics.alerts,
+            key=alert["alert.id"].encode(),
+            value=json.dumps(alert).encode(),
+        )
+    producer.flush()
+    producer.close()
+
+
+@contextmanager
+def forwarding(config: Config, destinations: list[DestinationConfig], tmp_path: Path):
+    configured = replace(
+        config,
+        forwarding=replace(
+            config.forwarding,
+            destinations=destinations,
+            status_dir=str(tmp_path / "status"),
+            group_prefix=f"{config.stages.detect_group}-forward-",
+            hash_key_env="TEST_HASH_KEY",
+        ),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(configured, ["forward"], stop))
+    thread.start()
+    try:
+        yield configured
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "the forward stage did not stop within 60 s"
+
+
+@pytest.fixture(autouse=True)
+def hash_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_HASH_KEY", "province-secret")
+
+
+def sighted_alert_ids(peer: TaxiiPeer) -> list[str]:
+    return [
+        reference["external_id"]
+        for sighting in peer.objects("sighting")
+        for reference in sighting["external_references"]
+        if reference["source_name"] == "socpipe"
+    ]
+
+
+def test_selected_alerts_arrive_as_valid_stix(
+    config: Config,
+    taxii: TaxiiPeer,
+    taxii_credentials: None,
+    sample_alerts: list[dict],
+    tmp_path: Path,
+) -> None:
+    alerts = sample_alerts[:20]
+    selected = [a for a in alerts if a["rule.level"] in ("high", "critical", "medium")]
+    assert 0 < len(selected) < len(alerts)
+    destination = taxii_destination(taxii, policy=Policy(min_level="medium"))
+    with forwarding(config, [destination], tmp_path):
+        publish_alerts(config, alerts)
+        wait_for(
+            lambda: len(sighted_alert_ids(taxii)) >= len(selected),
+            timeout=120,
+            what="sightings in the TAXII collection",
+        )
+    assert sorted(sighted_alert_ids(taxii)) == sorted(a["alert.id"] for a in selected)
+    bundle = {"type": "bundle", "id": "bundle--7e8c8bfa-0e76-4b6c-9a3d-2f0b1f6f6a01"}
+    parsed = stix2.parse({**bundle, "objects": taxii.objects()}, allow_custom=False)
+    kinds = Counter(item.type for item in parsed.objects)
+    assert kinds["sighting"] == len(selected)
+    assert kinds["identity"] == 2  # the province and agency so-tttt, stored once each
+    status = json.loads((tmp_path / "status" / "national-taxii.json").read_text())
+    assert status["sent"] == len(selected) and status["last_success"]
+
+
+def test_taxii_outage_loses_nothing_and_duplicates_nothing(
+    config: Config,
+    taxii: TaxiiPeer,
+    taxii_credentials: None,
+    sample_alerts: list[dict],
+    tmp_path: Path,
+) -> None:
+    alerts = sample_alerts[:40]
+    with forwarding(config, [taxii_destination(taxii)], tmp_path):
+        publish_alerts(config, alerts[:10])
+        wait_for(lambda: len(sighted_alert_ids(taxii)) >= 10, timeout=120, what="10 sightings")
+        taxii.stop()
+        publish_alerts(config, alerts[10:])
+        status_file = tmp_path / "status" / "national-taxii.json"
+        wait_for(
+            lambda: status_file.exists() and json.loads(status_file.read_text())["failures"],
+            timeout=60,
+            what="the forward stage noticing the outage",
+        )
+        taxii.start()
+        wait_for(
+            lambda: len(set(sighted_alert_ids(taxii))) >= len(alerts),
+            timeout=180,
+            what="every alert after the outage",
+        )
+    sighted = sighted_alert_ids(taxii)
+    assert sorted(set(sighted)) == sorted(alert["alert.id"] for alert in alerts)
+    # No STIX object was stored twice (same id and version).
+    versions = Counter((item["id"], item.get("modified")) for item in taxii.objects())
+    assert max(versions.values()) == 1
+
+
+def test_webhook_gets_minimised_alerts_over_mtls_and_400_dead_letters(
+    config: Config,
+    taxii: TaxiiPeer,
+    taxii_credentials: None,
+    sample_alerts: list[dict],
+    certificates: Certificates,
+    tmp_path: Path,
+) -> None:
+    alerts = sample_alerts[:12]
+    accepting = WebhookPeer(certificates)
+    refusing = WebhookPeer(certificates, status=400)
+    tls = TlsConfig(
+        ca_certs=certificates.path("ca.pem"),
+        client_cert=certificates.path("client.pem"),
+        client_key=certificates.path("client.key"),
+    )
+    minimise = MinimiseConfig(drop_fields=["host.name"], hash_fields=["user.name", "source.ip"])
+    destinations = [
+        DestinationConfig(
+            name="hook", type="webhook", url=accepting.url, tls=tls, minimise=minimise
+        ),
+        DestinationConfig(name="broken", type="webhook", url=refusing.url, tls=tls),
+        taxii_destination(taxii),
+    ]
+    try:
+        with forwarding(config, destinations, tmp_path):
+            publish_alerts(config, alerts)
+            wait_for(
+                lambda: len(accepting.received) >= len(alerts),
+                timeout=120,
+                what="alerts at the webhook",
+            )
+            dead = read_topic(
+                config, config.kafka.topics.deadletter, expected=len(alerts), timeout=120
+            )
+            wait_for(
+                lambda: len(set(sighted_alert_ids(taxii))) >= len(alerts),
+                timeout=120,
+                what="the TAXII destination carrying on",
+            )
+    finally:
+        accepting.close()
+        refusing.close()
+    by_id = {request["body"]["alert.id"]: request for request in accepting.received}
+    assert set(by_id) == {alert["alert.id"] for alert in alerts}
+    for alert in alerts:
+        request = by_id[alert["alert.id"]]
+        assert request["headers"]["Idempotency-Key"] == alert["alert.id"]
+        payload = json.dumps(request["body"])
+        for value in (alert.get("host.name"), alert.get("user.name"), alert.get("source.ip")):
+            if value:
+                assert f'"{value}"' not in payload
+        assert "event.original" not in payload
+    assert {record["stage"] for record in dead} == {"forward:broken"}
+    assert all("HTTP 400" in record["reason"] for record in dead)
+
+
+def test_syslog_receiver_gets_intact_cef_over_mutual_tls(
+    config: Config, sample_alerts: list[dict], certificates: Certificates, tmp_path: Path
+) -> None:
+    receiver = RsyslogPeer(tmp_path, certificates)
+    alerts = sample_alerts[:15]
+    tls = TlsConfig(
+        ca_certs=certificates.path("ca.pem"),
+        client_cert=certificates.path("client.pem"),
+        client_key=certificates.path("client.key"),
+    )
+    destination = DestinationConfig(
+        name="syslog", type="syslog", address=f"127.0.0.1:{receiver.port}", tls=tls
+    )
+    try:
+        with forwarding(config, [destination], tmp_path):
+            publish_alerts(config, alerts)
+            wait_for(
+                lambda: len(receiver.lines()) >= len(alerts),
+                timeout=120,
+                what="CEF lines at rsyslog",
+            )
+    finally:
+        receiver.stop()
+    context = ParseContext(agency_id="national-center")
+    parsed = {}
+    for line in receiver.lines():
+        event, parser = parse_detected(line, context)
+        assert parser.name == "syslog5424", line
+        parsed[event["cef.extensions.externalId"]] = event
+    assert set(parsed) == {alert["alert.id"] for alert in alerts}
+    for alert in alerts:
+        event = parsed[alert["alert.id"]]
+        assert event["cef.name"] == alert["rule.name"]
+        assert event["event.code"] == alert["rule.id"]
+        if "source.ip" in alert:
+            assert event["source.ip"] == alert["source.ip"]
