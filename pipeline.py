@@ -8,6 +8,7 @@ Commands:
   socpipe setup               create the Kafka topics and Elasticsearch templates (idempotent)
   socpipe run                 the daemon: detect and index stages as Kafka consumer groups
   socpipe collect file|syslog agency collectors publishing events to Kafka
+  socpipe forward test|status check the destinations alerts are forwarded to
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
     scan.add_argument(
+        "--indicators",
+        action="append",
+        type=Path,
+        default=[],
+        help="STIX 2.1 bundle of indicators to match every event against (repeatable)",
+    )
+    scan.add_argument(
         "--model",
         action="append",
         type=Path,
@@ -108,6 +116,16 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--stages", default="detect,index", help="comma-separated: detect,index,forward"
     )
+
+    forward = commands.add_parser("forward", help="check the forwarding destinations")
+    forward_commands = forward.add_subparsers(dest="forward_command", required=True)
+    forward_test = forward_commands.add_parser("test", help="send a synthetic alert to DEST")
+    forward_test.add_argument("destination", help="a name under forwarding.destinations")
+    forward_status = forward_commands.add_parser(
+        "status", help="lag, last success and last failure per destination"
+    )
+    for command in (forward_test, forward_status):
+        command.add_argument("--config", type=Path, help=config_help)
 
     collect = commands.add_parser("collect", help="collect agency logs into Kafka")
     collectors = collect.add_subparsers(dest="collector", required=True)
@@ -165,7 +183,8 @@ def command_scan(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     try:
         scorers = [load_scorer(path) for path in args.model]
-    except ModelArtifactError as error:
+        indicators = _indicator_files(args.indicators)
+    except (ModelArtifactError, ValueError) as error:
         print(f"socpipe: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     options = ScanOptions(
@@ -180,7 +199,7 @@ def command_scan(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     try:
-        summary = run_scan(options, rules=report, scorers=scorers)
+        summary = run_scan(options, rules=report, models=scorers, indicators=indicators)
     except OSError as error:
         print(f"socpipe: error: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -188,6 +207,18 @@ def command_scan(args: argparse.Namespace) -> int:
     if args.out and str(args.out) != "-":
         print(f"  alerts written to {args.out}", file=sys.stderr)
     return EXIT_OK
+
+
+def _indicator_files(paths: Sequence[Path]):  # type: ignore[no-untyped-def]
+    """The indicators of STIX bundle files, or None when no file was given."""
+    from forwarding.indicators import IndicatorStore, load_bundle_file
+
+    if not paths:
+        return None
+    store = IndicatorStore()
+    for path in paths:
+        load_bundle_file(path, store)
+    return store
 
 
 def command_train(args: argparse.Namespace) -> int:
@@ -328,6 +359,20 @@ def command_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_forward(args: argparse.Namespace) -> int:
+    from forwarding.cli import forward_status, forward_test
+
+    config = _config(args)
+    if args.forward_command == "test":
+        try:
+            delivered = forward_test(config, args.destination, sys.stdout)
+        except ValueError as error:
+            print(f"socpipe: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        return EXIT_OK if delivered else EXIT_FAILED
+    return EXIT_OK if forward_status(config, sys.stdout) else EXIT_FAILED
+
+
 def command_collect(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -382,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "scan":
         return command_scan(args)
-    if args.command in ("setup", "run", "collect", "train"):
+    if args.command in ("setup", "run", "collect", "train", "forward"):
         from daemon.config import ConfigError
         from detectors.anomaly.artifact import ModelArtifactError
 
@@ -391,6 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run": command_run,
             "collect": command_collect,
             "train": command_train,
+            "forward": command_forward,
         }[args.command]
         try:
             return handler(args)

@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -27,6 +28,9 @@ from detectors.anomaly.artifact import load_scorer
 from detectors.correlation import CorrelationEngine
 from detectors.detection import Detector
 from detectors.rules import load_rules
+from detectors.watcher import EventWatcher
+from forwarding.indicator_feed import IndicatorPoller, load_feed
+from forwarding.indicators import IndicatorMatcher
 from forwarding.stage import ForwardStage
 from sinks.elasticsearch import ElasticsearchSink, connect
 
@@ -128,7 +132,7 @@ class StageLoop:
                 self.consumer.seek(partition, offset)
 
 
-def build_detector(config: Config) -> Detector:
+def build_detector(config: Config, stop: threading.Event | None = None) -> Detector:
     report = load_rules(config.rule_paths())
     for problem in report.errors:
         log.error("rule skipped: %s", problem)
@@ -139,14 +143,24 @@ def build_detector(config: Config) -> Detector:
         max_groups=settings.correlation_max_groups,
         max_entries_per_group=settings.correlation_max_entries_per_group,
     )
-    scorers = [load_scorer(Path(path)) for path in settings.anomaly_models]
+    watchers: list[EventWatcher] = [load_scorer(Path(path)) for path in settings.anomaly_models]
+    feed = config.forwarding.indicators
+    if feed.files or feed.url:
+        # Bundle files must load (a broken file is a configuration error); the TAXII feed
+        # may be down at start: detection starts anyway, and the poller keeps trying.
+        matcher = IndicatorMatcher(load_feed(replace(feed, url=None)))
+        watchers.append(matcher)
+        if feed.url and stop is not None:
+            poller = IndicatorPoller(feed, matcher, stop)
+            poller.poll_once()
+            poller.start()
     log.info(
-        "detect stage rules=%d correlations=%d anomaly_models=%d",
+        "detect stage rules=%d correlations=%d watchers=%d",
         len(report.rules),
         len(report.correlations),
-        len(scorers),
+        len(watchers),
     )
-    return Detector(report, correlations, scorers)
+    return Detector(report, correlations, watchers)
 
 
 def build_forward_stages(
@@ -170,7 +184,7 @@ def build_stages(config: Config, names: list[str], stop: threading.Event) -> lis
     stages: list[Stage] = []
     for name in names:
         if name == "detect":
-            stages.append(DetectStage(config, producer, build_detector(config)))
+            stages.append(DetectStage(config, producer, build_detector(config, stop)))
         elif name == "index":
             sink = ElasticsearchSink(
                 connect(config.elasticsearch), config.elasticsearch, stop.is_set

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 from collectors.event import Event
 from detectors.alert import Alert
-from detectors.anomaly.scoring import AnomalyScorer
 from detectors.correlation import CorrelationEngine
 from detectors.engine import SigmaEngine
 from detectors.rules import RuleLoadReport
+from detectors.watcher import EventWatcher
 
 
 class Detector:
@@ -28,11 +28,11 @@ class Detector:
         self,
         report: RuleLoadReport,
         correlations: CorrelationEngine | None = None,
-        scorers: Sequence[AnomalyScorer] = (),
+        watchers: Sequence[EventWatcher] = (),
     ) -> None:
         self.engine = SigmaEngine(report.rules)
         self.correlations = correlations or CorrelationEngine(report.correlations)
-        self.scorers = list(scorers)
+        self.watchers = list(watchers)
         generating = {
             rule_id
             for correlation in report.correlations
@@ -51,13 +51,13 @@ class Detector:
             if rule.id not in self._silent:
                 alerts.append(Alert.from_match(rule, event))
             alerts.extend(self.correlations.observe(rule.id, event))
-        for scorer in self.scorers:
-            alerts.extend(scorer.observe(event))
+        for watcher in self.watchers:
+            alerts.extend(watcher.observe(event))
         return alerts
 
     def flush(self) -> list[Alert]:
         """End of input: close every open window and judge it."""
         alerts = self.correlations.flush()
-        for scorer in self.scorers:
-            alerts.extend(scorer.flush())
+        for watcher in self.watchers:
+            alerts.extend(watcher.flush())
         return alerts

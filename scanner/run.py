@@ -19,9 +19,10 @@ from zoneinfo import ZoneInfo
 from collectors.files import DEFAULT_MAX_LINE_BYTES, FileEventReader, expand_paths
 from collectors.parsers import ParseContext
 from detectors.alert import Alert
-from detectors.anomaly.scoring import AnomalyScorer
 from detectors.detection import Detector
 from detectors.rules import DEFAULT_RULE_DIR, RuleLoadReport, load_rules
+from detectors.watcher import EventWatcher
+from forwarding.indicators import IndicatorMatcher, IndicatorStore
 from scanner.progress import Progress
 from scanner.summary import ScanSummary
 
@@ -43,10 +44,12 @@ def run_scan(
     options: ScanOptions,
     stderr: TextIO = sys.stderr,
     rules: RuleLoadReport | None = None,
-    scorers: Sequence[AnomalyScorer] = (),
+    models: Sequence[EventWatcher] = (),
+    indicators: IndicatorStore | None = None,
 ) -> ScanSummary:
     rules = rules if rules is not None else load_rules(options.rule_paths)
-    detector = Detector(rules, scorers=scorers)
+    watchers = [*models, *([IndicatorMatcher(indicators)] if indicators is not None else [])]
+    detector = Detector(rules, watchers=watchers)
     context = ParseContext(options.agency_id, options.agency_name, ZoneInfo(options.timezone))
     reader = FileEventReader(context, options.format_name, options.max_line_bytes)
     files = expand_paths(options.paths)
@@ -54,7 +57,8 @@ def run_scan(
         read=reader.stats,
         rules_loaded=len(rules.rules),
         correlations_loaded=len(rules.correlations),
-        models_loaded=len(scorers),
+        models_loaded=len(models),
+        indicators_loaded=indicators.loaded if indicators is not None else 0,
         rule_errors=len(rules.errors),
         rules_unsupported=len(rules.unsupported),
     )

@@ -18,6 +18,7 @@ class ScanSummary:
     rules_loaded: int = 0
     correlations_loaded: int = 0
     models_loaded: int = 0
+    indicators_loaded: int = 0
     rule_errors: int = 0
     rules_unsupported: int = 0
     alerts: int = 0
@@ -63,6 +64,7 @@ class ScanSummary:
             f"  rules             {self.rules_loaded:,} loaded, {self.rule_errors:,} with errors,"
             f" {self.rules_unsupported:,} unsupported; {self.correlations_loaded:,} correlations"
             + (f"; {self.models_loaded} anomaly models" if self.models_loaded else "")
+            + (f"; {self.indicators_loaded:,} indicators" if self.indicators_loaded else "")
         )
         lost = self.correlation.late + self.correlation.groups_evicted
         if lost or self.correlation.missing_group_field:

@@ -44,7 +44,7 @@ def behaviour_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def anomaly_alerts(model: Path, log: Path, tmp_path: Path) -> list[dict]:
     out = tmp_path / "alerts.jsonl"
     options = ScanOptions(paths=[log], out=out, progress=False, agency_id="so-tttt")
-    run_scan(options, rules=load_rules([DEFAULT_RULE_DIR]), scorers=[load_scorer(model)])
+    run_scan(options, rules=load_rules([DEFAULT_RULE_DIR]), models=[load_scorer(model)])
     alerts = [json.loads(line) for line in out.read_text().splitlines()]
     return [alert for alert in alerts if "anomaly.model" in alert]
 
@@ -164,7 +164,7 @@ def test_daemon_detector_loads_the_configured_models(behaviour_model: Path, tmp_
     base = load_config(DEFAULT_CONFIG)
     configured = replace(base, stages=replace(base.stages, anomaly_models=[str(behaviour_model)]))
     detector = build_detector(configured)
-    assert [scorer.info.id for scorer in detector.scorers] == ["anomaly-behaviour-web"]
+    assert [scorer.info.id for scorer in detector.watchers] == ["anomaly-behaviour-web"]
     broken = replace(base, stages=replace(base.stages, anomaly_models=[str(tmp_path)]))
     with pytest.raises(ModelArtifactError, match=str(tmp_path)):
         build_detector(broken)

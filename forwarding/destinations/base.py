@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import importlib
-import os
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from daemon.config import DestinationConfig, ForwardingConfig, secret_from_env
+from forwarding.tls import client_cert, tls_verify
 
 REGISTRY: dict[str, type[Destination]] = {}
-#: HTTP statuses that say "not now" rather than "never".
-RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 
 class Destination(ABC):
@@ -47,17 +45,10 @@ class Destination(ABC):
         return secret_from_env(variable) if variable else None
 
     def client_cert(self) -> tuple[str, str] | None:
-        tls = self.config.tls
-        if tls.client_cert and tls.client_key:
-            return (tls.client_cert, tls.client_key)
-        return None
+        return client_cert(self.config.tls)
 
     def verify(self) -> str | bool:
-        """requests' ``verify``: the configured CA file, else the system's trust store."""
-        ca = self.config.tls.ca_certs
-        if ca and not os.path.exists(ca):
-            raise ValueError(f"destination {self.config.name!r}: CA file {ca} not found")
-        return ca or True
+        return tls_verify(self.config.tls, f"destination {self.config.name!r}")
 
 
 def build_destination(config: DestinationConfig, forwarding: ForwardingConfig) -> Destination:

@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 from taxii2client.exceptions import TAXIIServiceException
-from taxii2client.v21 import Collection
 
 from forwarding.delivery import PermanentError, TransientError
 from forwarding.destinations.base import Destination
-from forwarding.destinations.http_errors import SessionSettingsAdapter, classify
+from forwarding.http import classify
 from forwarding.stix import alert_bundle
+from forwarding.taxii_client import open_collection
 
 
 class TaxiiDestination(Destination):
@@ -20,18 +20,15 @@ class TaxiiDestination(Destination):
     def __init__(self, config: Any, forwarding: Any) -> None:
         super().__init__(config, forwarding)
         self.required("url", "collection")
-        root = config.url if config.url.endswith("/") else config.url + "/"
-        self.collection = Collection(
-            f"{root}collections/{config.collection}/",
-            user=self.secret(config.username_env),
-            password=self.secret(config.password_env),
-            verify=self.verify(),
-            cert=self.client_cert(),
+        self.collection = open_collection(
+            config.url,
+            config.collection,
+            config.tls,
+            config.username_env,
+            config.password_env,
+            config.timeout_secs,
+            f"destination {config.name!r}",
         )
-        # taxii2-client keeps its requests session on the connection object it builds.
-        session = self.collection._conn.session
-        for scheme in ("http://", "https://"):
-            session.mount(scheme, SessionSettingsAdapter(config.timeout_secs, self.verify()))
 
     def send(self, alert: dict[str, Any]) -> str:
         bundle = alert_bundle(alert, self.forwarding.province_id, self.forwarding.province_name)

@@ -7,7 +7,7 @@ from typing import Any
 import requests
 
 from forwarding.destinations.base import Destination
-from forwarding.destinations.http_errors import classify
+from forwarding.http import classify
 
 
 class WebhookDestination(Destination):

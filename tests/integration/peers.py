@@ -113,6 +113,13 @@ class TaxiiPeer:
             stdout=subprocess.DEVNULL,
             stderr=(self.folder / "medallion.log").open("ab"),
         )
+        try:
+            self._wait_ready()
+        except TimeoutError:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
         wait_until(
             lambda: (
                 requests.get(
@@ -301,7 +308,11 @@ class RsyslogPeer:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1):
                 return True
 
-        wait_until(listening, "rsyslogd")
+        try:
+            wait_until(listening, "rsyslogd")
+        except (TimeoutError, RuntimeError):
+            self.stop()
+            raise
 
     def lines(self) -> list[str]:
         if not self.received.exists():

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
 import stix2
+import yaml
+from elasticsearch import Elasticsearch
 
 from collectors.parsers import ParseContext, parse_detected
+from collectors.publisher import EventPublisher
 from daemon import runner
-from daemon.config import Config, DestinationConfig, MinimiseConfig, TlsConfig
+from daemon.config import Config, DestinationConfig, IndicatorFeedConfig, MinimiseConfig, TlsConfig
 from daemon.config import ForwardPolicyConfig as Policy
 from daemon.kafka_io import make_producer
 from pipeline import main
 from tests.conftest import REPO
-from tests.integration.conftest import read_topic, wait_for
+from tests.integration.conftest import read_topic, search, wait_for
 from tests.integration.peers import (
     PASSWORD,
     USER,
@@ -289,3 +293,120 @@ def test_syslog_receiver_gets_intact_cef_over_mutual_tls(
         assert event["event.code"] == alert["rule.id"]
         if "source.ip" in alert:
             assert event["source.ip"] == alert["source.ip"]
+
+
+def test_indicators_from_the_center_raise_alerts_in_the_detect_stage(
+    config: Config,
+    es: Elasticsearch,
+    taxii: TaxiiPeer,
+    taxii_credentials: None,
+) -> None:
+    def indicator(number: int, address: str) -> dict:
+        return {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": f"indicator--6d1b1a52-0000-4000-8000-{number:012d}",
+            "created": "2026-01-01T00:00:00.000Z",
+            "modified": "2026-01-01T00:00:00.000Z",
+            "name": f"C2 server {address}",
+            "pattern": f"[ipv4-addr:value = '{address}']",
+            "pattern_type": "stix",
+            "valid_from": "2026-01-01T00:00:00Z",
+        }
+
+    taxii.add_raw([indicator(1, "203.0.113.99")])
+    feed = IndicatorFeedConfig(
+        url=taxii.api_root,
+        collection=taxii.collection,
+        username_env="TEST_TAXII_USER",
+        password_env="TEST_TAXII_PASSWORD",
+        poll_secs=1,
+    )
+    configured = replace(config, forwarding=replace(config.forwarding, indicators=feed))
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(configured, ["detect", "index"], stop))
+    thread.start()
+    try:
+        # Published after the daemon started: the poller must pick it up.
+        taxii.add_raw([indicator(2, "198.51.100.99")])
+        time.sleep(3)
+        publisher = EventPublisher(config.kafka, "test")
+        for number, address in enumerate(("203.0.113.99", "198.51.100.99", "10.20.0.1")):
+            line = f"Mar  3 10:00:0{number} web01 sshd[9]: Accepted password for hanh from {address} port 5 ssh2"
+            event, _ = parse_detected(line, ParseContext(agency_id="so-tttt"))
+            event["event.id"] = f"indicator-test-{number}"
+            publisher.publish(event)
+        publisher.close()
+        hits = wait_for(
+            lambda: (
+                (
+                    found := [
+                        a
+                        for a in search(es, config.elasticsearch.alerts_index)
+                        if a["rule.id"] == "socpipe-indicator-match"
+                    ]
+                )
+                and len(found) >= 2
+                and found
+            ),
+            timeout=120,
+            what="two indicator alerts",
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert sorted(hit["source.ip"] for hit in hits) == ["198.51.100.99", "203.0.113.99"]
+    for hit in hits:
+        assert hit["threat.indicator.provider"].startswith(f"taxii:{taxii.api_root.rstrip('/')}")
+        assert hit["indicator.id"].startswith("indicator--6d1b1a52")
+        assert hit["organization.id"] == "so-tttt"
+
+
+def test_forward_test_and_status_commands(
+    config: Config,
+    taxii: TaxiiPeer,
+    taxii_credentials: None,
+    certificates: Certificates,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    refusing = WebhookPeer(certificates, status=400)
+    tls = TlsConfig(
+        ca_certs=certificates.path("ca.pem"),
+        client_cert=certificates.path("client.pem"),
+        client_key=certificates.path("client.key"),
+    )
+    configured = replace(
+        config,
+        forwarding=replace(
+            config.forwarding,
+            status_dir=str(tmp_path / "status"),
+            destinations=[
+                taxii_destination(taxii, policy=Policy(min_level="high")),
+                DestinationConfig(name="broken", type="webhook", url=refusing.url, tls=tls),
+            ],
+        ),
+    )
+    config_file = tmp_path / "socpipe.yml"
+    config_file.write_text(yaml.safe_dump(asdict(configured)))
+    try:
+        assert main(["forward", "test", "national-taxii", "--config", str(config_file)]) == 0
+        output = capsys.readouterr().out
+        assert "would normally be skipped (level below high)" in output
+        assert "delivered alert socpipe-test-" in output
+        assert any(
+            sighting["labels"][0] == "level:informational" for sighting in taxii.objects("sighting")
+        )
+        assert main(["forward", "test", "broken", "--config", str(config_file)]) == 1
+        assert "REFUSED (permanent" in capsys.readouterr().out
+        assert main(["forward", "test", "nope", "--config", str(config_file)]) == 1
+        assert "no destination named 'nope'" in capsys.readouterr().out
+    finally:
+        refusing.close()
+    publish_alerts(config, [{"alert.id": "x", "rule.level": "low"}] * 3)
+    assert main(["forward", "status", "--config", str(config_file)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("destination")
+    taxii_line = next(line for line in lines if line.startswith("national-taxii"))
+    assert taxii_line.split()[2] == "3"  # three alerts waiting, nothing committed yet
+    assert "no status yet" in "\n".join(lines)

@@ -1,4 +1,5 @@
-"""How an HTTP exchange maps to delivery errors, shared by TAXII and the webhook."""
+"""HTTP for the destinations and the indicator feed: which failures are worth retrying, and
+sessions that keep a timeout and the configured CA."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any, TypeVar
 import requests
 
 from forwarding.delivery import PermanentError, TransientError
-from forwarding.destinations.base import RETRYABLE_STATUSES
 
 T = TypeVar("T")
+#: HTTP statuses that say "not now" rather than "never".
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
 
 
 def classify(call: Callable[[], T]) -> T:

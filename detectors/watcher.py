@@ -1,4 +1,5 @@
-"""The interface the detector drives: anything that watches events and may raise alerts."""
+"""What the detector drives besides rules: anything that watches events and may raise alerts
+(anomaly models, the indicator matcher)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collectors.event import Event
 from detectors.alert import Alert
 
 
-class AnomalyScorer(Protocol):
+class EventWatcher(Protocol):
     def observe(self, event: Event) -> list[Alert]:
         """Take one event; alerts for any window it closed."""
         ...
