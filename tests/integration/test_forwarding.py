@@ -15,6 +15,7 @@ import pytest
 import stix2
 import yaml
 from elasticsearch import Elasticsearch
+from kafka import KafkaAdminClient
 
 from collectors.parsers import ParseContext, parse_detected
 from collectors.publisher import EventPublisher
@@ -129,6 +130,7 @@ def forwarding(config: Config, destinations: list[DestinationConfig], tmp_path: 
 @pytest.fixture(autouse=True)
 def hash_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_HASH_KEY", "province-secret")
+    monkeypatch.setenv("TEST_WEBHOOK_TOKEN", "webhook-test-token")
 
 
 def sighted_alert_ids(peer: TaxiiPeer) -> list[str]:
@@ -219,7 +221,12 @@ def test_webhook_gets_minimised_alerts_over_mtls_and_400_dead_letters(
     minimise = MinimiseConfig(drop_fields=["host.name"], hash_fields=["user.name", "source.ip"])
     destinations = [
         DestinationConfig(
-            name="hook", type="webhook", url=accepting.url, tls=tls, minimise=minimise
+            name="hook",
+            type="webhook",
+            url=accepting.url,
+            tls=tls,
+            minimise=minimise,
+            token_env="TEST_WEBHOOK_TOKEN",
         ),
         DestinationConfig(name="broken", type="webhook", url=refusing.url, tls=tls),
         taxii_destination(taxii),
@@ -248,6 +255,7 @@ def test_webhook_gets_minimised_alerts_over_mtls_and_400_dead_letters(
     for alert in alerts:
         request = by_id[alert["alert.id"]]
         assert request["headers"]["Idempotency-Key"] == alert["alert.id"]
+        assert request["headers"]["Authorization"] == "Bearer webhook-test-token"
         payload = json.dumps(request["body"])
         for value in (alert.get("host.name"), alert.get("user.name"), alert.get("source.ip")):
             if value:
@@ -410,3 +418,30 @@ def test_forward_test_and_status_commands(
     taxii_line = next(line for line in lines if line.startswith("national-taxii"))
     assert taxii_line.split()[2] == "3"  # three alerts waiting, nothing committed yet
     assert "no status yet" in "\n".join(lines)
+
+
+def test_alerts_reach_a_remote_kafka_topic_keyed_by_alert_id(
+    config: Config, sample_alerts: list[dict], tmp_path: Path
+) -> None:
+    # The local broker stands in for the national center's cluster (a topic of its own).
+    remote_topic = f"{config.kafka.topics.alerts}.national"
+    admin = KafkaAdminClient(**config.kafka.client_options())
+    admin.create_topics(
+        {remote_topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True
+    )
+    admin.close()
+    destination = DestinationConfig(
+        name="national-kafka",
+        type="kafka",
+        topic=remote_topic,
+        bootstrap_servers=config.kafka.bootstrap_servers,
+        security_protocol="PLAINTEXT",
+        policy=Policy(min_level="high"),
+    )
+    alerts = sample_alerts[:25]
+    selected = {a["alert.id"] for a in alerts if a["rule.level"] in ("high", "critical")}
+    with forwarding(config, [destination], tmp_path):
+        publish_alerts(config, alerts)
+        received = read_topic(config, remote_topic, expected=len(selected), timeout=120)
+    assert {record["alert.id"] for record in received} == selected
+    assert all("event.original" not in json.dumps(record) for record in received)
