@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -37,3 +38,14 @@ def make_rule(detection: str, logsource: str = "{product: test}") -> CompiledRul
 
 def matches(detection: str, event: dict) -> bool:
     return make_rule(detection).matcher(EventView(event))
+
+
+@pytest.fixture(scope="session")
+def sample_alerts(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """The alerts of a scan of the bundled samples: real alert documents of every kind."""
+    from pipeline import main
+
+    out = tmp_path_factory.mktemp("sample-alerts") / "alerts.jsonl"
+    arguments = ["scan", str(REPO / "samples"), "--agency", "so-tttt", "--out", str(out)]
+    assert main([*arguments, "--no-progress"]) == 0
+    return [json.loads(line) for line in out.read_text().splitlines()]

@@ -23,28 +23,6 @@ from forwarding.delivery import (
 from forwarding.destinations.base import build_destination
 from forwarding.policy import Minimiser, RateLimiter, Selection
 from forwarding.stix import alert_bundle
-from pipeline import main
-from tests.conftest import REPO
-
-
-@pytest.fixture(scope="module")
-def alerts(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    out = tmp_path_factory.mktemp("scan") / "alerts.jsonl"
-    assert (
-        main(
-            [
-                "scan",
-                str(REPO / "samples"),
-                "--agency",
-                "so-tttt",
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    return [json.loads(line) for line in out.read_text().splitlines()]
 
 
 def string_values(document: object) -> list[str]:
@@ -59,9 +37,9 @@ def by_rule(alerts: list[dict], name: str) -> dict:
     return next(alert for alert in alerts if alert["rule.name"] == name)
 
 
-def test_selection_by_level_rule_tag_and_agency(alerts: list[dict]) -> None:
-    critical = by_rule(alerts, "Account Created With UID 0")
-    low = by_rule(alerts, "SSH Login Attempt For Unknown User")
+def test_selection_by_level_rule_tag_and_agency(sample_alerts: list[dict]) -> None:
+    critical = by_rule(sample_alerts, "Account Created With UID 0")
+    low = by_rule(sample_alerts, "SSH Login Attempt For Unknown User")
     assert Selection(ForwardPolicyConfig(min_level="high")).refusal(critical) is None
     assert Selection(ForwardPolicyConfig(min_level="high")).refusal(low) == "level below high"
     only = ForwardPolicyConfig(include_rules=[critical["rule.id"]])
@@ -74,9 +52,9 @@ def test_selection_by_level_rule_tag_and_agency(alerts: list[dict]) -> None:
 
 
 def test_minimisation_drops_and_hashes_everywhere_and_keeps_the_original(
-    alerts: list[dict],
+    sample_alerts: list[dict],
 ) -> None:
-    alert = by_rule(alerts, "SSH Login As Root Accepted")
+    alert = by_rule(sample_alerts, "SSH Login As Root Accepted")
     settings = MinimiseConfig(drop_fields=["host.name"], hash_fields=["user.name", "source.ip"])
     minimised = Minimiser(settings, b"province-key").apply(alert)
     text = json.dumps(minimised)
@@ -184,8 +162,8 @@ def test_backoff_is_jittered_and_capped() -> None:
     assert len(set(delays)) == len(delays)
 
 
-def test_cef_line_escapes_and_parses_back(alerts: list[dict]) -> None:
-    alert = dict(by_rule(alerts, "Path Traversal Attempt In Request"))
+def test_cef_line_escapes_and_parses_back(sample_alerts: list[dict]) -> None:
+    alert = dict(by_rule(sample_alerts, "Path Traversal Attempt In Request"))
     alert["rule.name"] = "Pipe | and back\\slash"
     alert["rule.description"] = "a=b\nnext line"
     line = cef_line(alert)
@@ -201,8 +179,8 @@ def test_cef_line_escapes_and_parses_back(alerts: list[dict]) -> None:
     assert event["source.ip"] == alert["source.ip"]
 
 
-def test_stix_bundle_is_valid_and_identical_on_resend(alerts: list[dict]) -> None:
-    alert = by_rule(alerts, "SSH Brute Force From One Source")
+def test_stix_bundle_is_valid_and_identical_on_resend(sample_alerts: list[dict]) -> None:
+    alert = by_rule(sample_alerts, "SSH Brute Force From One Source")
     first = alert_bundle(alert, "province-soc", "Provincial SOC")
     again = alert_bundle(alert, "province-soc", "Provincial SOC")
     assert first.serialize() == again.serialize()
@@ -216,7 +194,7 @@ def test_stix_bundle_is_valid_and_identical_on_resend(alerts: list[dict]) -> Non
         {"source_name": ref.source_name, "external_id": ref.external_id}
         for ref in pattern.external_references
     ]
-    other = by_rule(alerts, "Password Spraying From One Source")
+    other = by_rule(sample_alerts, "Password Spraying From One Source")
     assert alert_bundle(other, "province-soc", "P").objects[-2].id != sighting.id
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from collectors.syslog_listener import (
     read_frames,
     tls_context,
 )
+from tests.certificates import Certificates
 
 
 def test_newline_and_octet_counted_frames_mix() -> None:
@@ -69,43 +69,21 @@ class _Collected:
 
 
 def test_tls_listener_with_client_certificates(tmp_path: Path) -> None:
-    def make_cert(name: str, *extra: str) -> None:
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                f"/CN={name}",
-                "-keyout",
-                str(tmp_path / f"{name}.key"),
-                "-out",
-                str(tmp_path / f"{name}.crt"),
-                *extra,
-            ],
-            check=True,
-            capture_output=True,
-        )
-
-    make_cert("server", "-addext", "subjectAltName=IP:127.0.0.1")
-    make_cert("agency")
+    certificates = Certificates(tmp_path)
     collected = _Collected()
     listener = SyslogListener(SyslogReceiver(collected, ParseContext(agency_id="so-tttt")))  # type: ignore[arg-type]
     context = tls_context(
-        str(tmp_path / "server.crt"), str(tmp_path / "server.key"), str(tmp_path / "agency.crt")
+        certificates.path("server.pem"),
+        certificates.path("server.key"),
+        certificates.path("ca.pem"),
     )
     host, port = listener.add_tcp("127.0.0.1:0", context)
     stop = threading.Event()
     thread = threading.Thread(target=listener.run, args=(stop,))
     thread.start()
     try:
-        client = ssl.create_default_context(cafile=str(tmp_path / "server.crt"))
-        client.load_cert_chain(str(tmp_path / "agency.crt"), str(tmp_path / "agency.key"))
+        client = ssl.create_default_context(cafile=certificates.path("ca.pem"))
+        client.load_cert_chain(certificates.path("client.pem"), certificates.path("client.key"))
         message = b"<38>Mar  3 10:05:44 web01 sshd[1]: Accepted password for root from 203.0.113.5 port 22 ssh2"
         with (
             socket.create_connection((host, port)) as raw,
@@ -114,7 +92,7 @@ def test_tls_listener_with_client_certificates(tmp_path: Path) -> None:
             tls.sendall(str(len(message)).encode() + b" " + message)
         # Without a client certificate the server refuses the connection (during the handshake
         # with TLS 1.2, at the first read with TLS 1.3).
-        anonymous = ssl.create_default_context(cafile=str(tmp_path / "server.crt"))
+        anonymous = ssl.create_default_context(cafile=certificates.path("ca.pem"))
         with (
             pytest.raises((ssl.SSLError, ConnectionError)),
             socket.create_connection((host, port)) as raw,

@@ -24,36 +24,15 @@ from daemon.config import Config, DestinationConfig, IndicatorFeedConfig, Minimi
 from daemon.config import ForwardPolicyConfig as Policy
 from daemon.kafka_io import make_producer
 from pipeline import main
-from tests.conftest import REPO
+from tests.certificates import Certificates
 from tests.integration.conftest import read_topic, search, wait_for
 from tests.integration.peers import (
     PASSWORD,
     USER,
-    Certificates,
     RsyslogPeer,
     TaxiiPeer,
     WebhookPeer,
 )
-
-
-@pytest.fixture(scope="module")
-def sample_alerts(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    out = tmp_path_factory.mktemp("alerts") / "alerts.jsonl"
-    assert (
-        main(
-            [
-                "scan",
-                str(REPO / "samples"),
-                "--agency",
-                "so-tttt",
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    return [json.loads(line) for line in out.read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
