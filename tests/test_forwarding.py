@@ -218,3 +218,18 @@ def test_status_round_trip(tmp_path: Path) -> None:
     again = read_status(str(tmp_path), "national")
     assert again == status
     assert read_status(str(tmp_path), "missing") is None
+
+
+def test_unreachable_kafka_destination_is_an_outage_not_a_start_failure() -> None:
+    settings = DestinationConfig(
+        name="remote",
+        type="kafka",
+        topic="alerts",
+        bootstrap_servers=["127.0.0.1:1"],
+        security_protocol="PLAINTEXT",
+        timeout_secs=1,
+    )
+    destination = build_destination(settings, ForwardingConfig())
+    with pytest.raises(TransientError, match="kafka"):
+        destination.send({"alert.id": "a1"})
+    destination.close()

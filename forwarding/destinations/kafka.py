@@ -24,6 +24,8 @@ class KafkaDestination(Destination):
             "acks": "all",
             "enable_idempotence": True,
             "max_block_ms": int(config.timeout_secs * 1000),
+            "bootstrap_timeout_ms": int(config.timeout_secs * 1000),
+            "request_timeout_ms": int(config.timeout_secs * 1000),
         }
         tls = config.tls
         for option, value in (
@@ -36,17 +38,29 @@ class KafkaDestination(Destination):
         ):
             if value:
                 options[option] = value
-        self.producer = KafkaProducer(**options)
+        self.options = options
+        self.producer: KafkaProducer | None = None
+
+    def _producer(self) -> KafkaProducer:
+        # Connected on first use: a remote cluster that is down when the daemon starts is an
+        # outage to retry, not a reason to refuse to start.
+        if self.producer is None:
+            self.producer = KafkaProducer(**self.options)
+        return self.producer
 
     def send(self, alert: dict[str, Any]) -> str:
         value = json.dumps(alert, ensure_ascii=False).encode()
         try:
-            metadata = self.producer.send(
-                str(self.config.topic), key=str(alert["alert.id"]).encode(), value=value
-            ).get(timeout=self.config.timeout_secs)
+            metadata = (
+                self._producer()
+                .send(str(self.config.topic), key=str(alert["alert.id"]).encode(), value=value)
+                .get(timeout=self.config.timeout_secs)
+            )
         except KafkaError as error:
             raise TransientError(f"kafka: {error}") from None
         return f"{metadata.topic}[{metadata.partition}]@{metadata.offset}"
 
     def close(self) -> None:
-        self.producer.close(timeout=5)
+        if self.producer is not None:
+            self.producer.close(timeout=5)
+            self.producer = None
