@@ -54,7 +54,7 @@ class ForwardStage(Stage):
         self.destination = destination or build_destination(destination_config, config.forwarding)
         self.selection = Selection(destination_config.policy)
         self.minimiser = Minimiser(destination_config.minimise, hash_key(config))
-        self.limiter = RateLimiter(destination_config.policy.max_per_minute)
+        self.limiter = RateLimiter(destination_config.policy.max_per_minute, sleep=stop.wait)
         self.breaker = CircuitBreaker(
             destination_config.breaker_failures, destination_config.breaker_reset_secs
         )
