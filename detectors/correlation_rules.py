@@ -1,9 +1,10 @@
-"""Sigma correlation rules: parsing the ``correlation:`` section and resolving its references.
+"""Sigma correlation rules: parsed by pySigma, references resolved across files, conditions
+read as ranges.
 
 pySigma's correlation parser accepts one comparison per condition, while the Sigma
-specification allows ranges (``gte: 10`` together with ``lte: 100``); socpipe therefore reads
-the section itself, reusing pySigma only for timespans, and reports every problem with the
-file it came from. Field names in ``group-by``, ``aliases`` and ``condition.field`` are event
+specification allows ranges (``gte: 10`` together with ``lte: 100``): pySigma parses and
+validates everything else, socpipe reads the condition, and every problem is reported with
+the file it came from. Field names in ``group-by``, ``aliases`` and ``condition.field`` are event
 (ECS) field names such as ``source.ip``: pySigma's field mappings are conditioned on a log
 source, which correlation rules do not have.
 """
@@ -12,15 +13,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sigma.correlations import SigmaCorrelationTimespan
-from sigma.exceptions import SigmaTimespanError
+from sigma.correlations import SigmaCorrelationRule, SigmaExtendedCorrelationCondition
+from sigma.exceptions import SigmaError, SigmaRuleLocation
+from sigma.policy import SigmaPolicy
 
-from detectors.errors import RuleError, UnsupportedRuleError
+from detectors.errors import RuleError, UnsupportedRuleError, sigma_reason
 
-TYPES = ("event_count", "value_count", "temporal", "temporal_ordered")
 #: Valid in the Sigma specification, not implemented by socpipe (reported as unsupported).
 UNSUPPORTED_TYPES = (
     "value_sum",
@@ -101,58 +102,67 @@ class CorrelationRule:
 
 @dataclass(frozen=True)
 class CorrelationDraft:
-    """A parsed correlation rule whose references still name rules by id or name."""
+    """A correlation rule parsed by pySigma whose references still name rules by id or name."""
 
-    document: dict[str, Any]
+    rule: SigmaCorrelationRule
+    #: The raw ``correlation:`` section, for the parts pySigma does not keep (ranges).
+    section: dict[str, Any]
     source: str
-    id: str
-    name: str
-    references: tuple[str, ...]
-    alias_references: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return str(self.rule.id)
+
+    @property
+    def name(self) -> str:
+        return self.rule.name or ""
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return tuple(reference.reference for reference in self.rule.rules or ())
 
 
-def parse_correlation(document: dict[str, Any], source: str) -> CorrelationDraft:
-    """Check a correlation document's shape; references are resolved later, across files."""
+def parse_correlation(
+    document: dict[str, Any], source: str, policy: SigmaPolicy
+) -> CorrelationDraft:
+    """Parse with pySigma; references are resolved later, across files.
+
+    pySigma takes one comparison per condition, so a range (``gte`` and ``lte``) is handed to
+    it with its first comparison only; the whole range is read in ``resolve_correlation``.
+    """
     section = document.get("correlation")
     if not isinstance(section, dict):
         raise RuleError(source, "'correlation' must be a mapping")
-    rule_id = document.get("id")
-    if not isinstance(rule_id, str) or not rule_id:
-        raise RuleError(source, "correlation rule has no id")
-    if not isinstance(document.get("title"), str):
-        raise RuleError(source, "correlation rule has no title")
     kind = section.get("type")
     if kind in UNSUPPORTED_TYPES:
         raise UnsupportedRuleError(source, f"correlation type {kind} is not supported")
-    if kind not in TYPES:
-        raise RuleError(source, f"correlation type must be one of {', '.join(TYPES)}, not {kind!r}")
-    references = section.get("rules")
-    if isinstance(references, str):
-        references = [references]
-    if not isinstance(references, list) or not references:
-        raise RuleError(source, "correlation 'rules' must list the referenced rules")
-    if not all(isinstance(reference, str) for reference in references):
-        raise RuleError(source, "correlation 'rules' entries must be rule ids or names")
-    aliases = section.get("aliases") or {}
-    if not isinstance(aliases, dict) or not all(
-        isinstance(mapping, dict) and all(isinstance(v, str) for v in mapping.values())
-        for mapping in aliases.values()
-    ):
-        raise RuleError(source, "correlation 'aliases' must map alias -> {rule: field}")
-    return CorrelationDraft(
-        document=document,
-        source=source,
-        id=rule_id,
-        name=str(document.get("name") or ""),
-        references=tuple(references),
-        alias_references={str(alias): dict(mapping) for alias, mapping in aliases.items()},
-    )
+    condition = section.get("condition")
+    checked = document
+    if isinstance(condition, dict):
+        extra = [operator for operator in OPERATORS if operator in condition][1:]
+        if extra:
+            single = {key: value for key, value in condition.items() if key not in extra}
+            checked = {**document, "correlation": {**section, "condition": single}}
+    try:
+        rule = SigmaCorrelationRule.from_dict(
+            checked, collect_errors=True, source=SigmaRuleLocation(source), policy=policy
+        )
+    except SigmaError as error:
+        raise RuleError(source, sigma_reason(error)) from None
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise RuleError(source, f"{type(error).__name__}: {error}") from None
+    if rule.errors:
+        raise RuleError(source, "; ".join(sigma_reason(error) for error in rule.errors))
+    if isinstance(rule.condition, SigmaExtendedCorrelationCondition):
+        raise UnsupportedRuleError(source, "extended (boolean) temporal conditions")
+    if rule.id is None:
+        raise RuleError(source, "correlation rule has no id")
+    return CorrelationDraft(rule, section, source)
 
 
 def resolve_correlation(draft: CorrelationDraft, lookup: Mapping[str, str]) -> CorrelationRule:
     """Build the runnable rule; ``lookup`` maps every known rule id and name to its id."""
-    source, document = draft.source, draft.document
-    section = document["correlation"]
+    source, rule, section = draft.source, draft.rule, draft.section
 
     def resolve(reference: str) -> str:
         if reference not in lookup:
@@ -161,51 +171,37 @@ def resolve_correlation(draft: CorrelationDraft, lookup: Mapping[str, str]) -> C
 
     rule_ids = tuple(resolve(reference) for reference in draft.references)
     aliases = {
-        alias: {resolve(reference): name for reference, name in mapping.items()}
-        for alias, mapping in draft.alias_references.items()
+        alias.alias: {
+            resolve(reference.reference): name for reference, name in alias.mapping.items()
+        }
+        for alias in rule.aliases
     }
-    kind = section["type"]
-    group_by = section.get("group-by") or []
-    if isinstance(group_by, str):
-        group_by = [group_by]
-    if not isinstance(group_by, list) or not all(isinstance(name, str) for name in group_by):
-        raise RuleError(source, "correlation 'group-by' must be a list of field names")
+    kind = rule.type.name.lower()
     if kind == "temporal_ordered" and section.get("condition") is not None:
         raise RuleError(
             source, "temporal_ordered takes no condition: all rules must match in order"
         )
     condition, value_field = _condition(section.get("condition"), kind, len(rule_ids), source)
-    generate = section.get("generate", False)
-    if not isinstance(generate, bool):
-        raise RuleError(source, "correlation 'generate' must be true or false")
-    level = str(document.get("level") or "medium").lower()
     return CorrelationRule(
         id=draft.id,
         name=draft.name,
-        title=str(document["title"]),
-        level=level,
-        tags=tuple(str(tag) for tag in document.get("tags") or ()),
+        title=rule.title,
+        level=rule.level.name.lower() if rule.level else "medium",
+        tags=tuple(f"{tag.namespace}.{tag.name}" for tag in rule.tags),
         source=source,
         type=kind,
         rule_ids=rule_ids,
-        timespan=_timespan(section.get("timespan"), source),
-        group_by=tuple(group_by),
+        timespan=float(rule.timespan.seconds),
+        group_by=tuple(rule.group_by or ()),
         aliases=aliases,
         condition=condition,
         value_field=value_field,
-        generate=generate,
-        description=str(document.get("description") or ""),
-        author=str(document.get("author") or ""),
-        references=tuple(str(ref) for ref in document.get("references") or ()),
-        falsepositives=tuple(str(fp) for fp in document.get("falsepositives") or ()),
+        generate=rule.generate,
+        description=rule.description or "",
+        author=rule.author or "",
+        references=tuple(rule.references or ()),
+        falsepositives=tuple(rule.falsepositives or ()),
     )
-
-
-def _timespan(value: Any, source: str) -> float:
-    try:
-        return float(SigmaCorrelationTimespan(str(value)).seconds)
-    except SigmaTimespanError as error:
-        raise RuleError(source, f"correlation timespan: {error}") from None
 
 
 def _condition(

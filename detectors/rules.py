@@ -8,7 +8,6 @@ does). Unsupported-but-valid rules are reported apart from broken ones.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from detectors.correlation_rules import (
     parse_correlation,
     resolve_correlation,
 )
-from detectors.errors import RuleError, UnsupportedRuleError
+from detectors.errors import RuleError, UnsupportedRuleError, sigma_reason
 from detectors.values import Matcher, Necessary
 
 log = logging.getLogger(__name__)
@@ -173,7 +172,7 @@ def _load_file(path: Path, pipeline: ProcessingPipeline) -> list[CompiledRule | 
         if not isinstance(document, dict):
             raise RuleError(source, "a rule must be a YAML mapping")
         if "correlation" in document:
-            compiled.append(parse_correlation(document, source))
+            compiled.append(parse_correlation(document, source, RULE_POLICY))
             continue
         if "filter" in document and "detection" not in document:
             raise UnsupportedRuleError(source, "Sigma filter documents are not supported yet")
@@ -192,13 +191,13 @@ def compile_rule(document: dict, source: str, pipeline: ProcessingPipeline) -> C
             document, collect_errors=True, source=SigmaRuleLocation(source), policy=RULE_POLICY
         )
         if rule.errors:
-            raise RuleError(source, "; ".join(_reason(error) for error in rule.errors))
+            raise RuleError(source, "; ".join(sigma_reason(error) for error in rule.errors))
         pipeline.apply(rule)
         matcher, necessary = ConditionCompiler(source).compile_rule(rule)
     except RuleError:
         raise
     except SigmaError as error:
-        raise RuleError(source, _reason(error)) from None
+        raise RuleError(source, sigma_reason(error)) from None
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         # pySigma raises plain exceptions on some malformed rules; report, don't crash the load.
         raise RuleError(source, f"{type(error).__name__}: {error}") from None
@@ -219,8 +218,3 @@ def compile_rule(document: dict, source: str, pipeline: ProcessingPipeline) -> C
         falsepositives=tuple(rule.falsepositives or ()),
         name=rule.name or "",
     )
-
-
-def _reason(error: Exception) -> str:
-    # pySigma appends " in <path>"; the caller already names the file.
-    return re.sub(r" in (?:file )?\S+$", "", str(error)).strip()

@@ -12,17 +12,18 @@ import yaml
 from detectors.correlation import CorrelationEngine
 from detectors.correlation_rules import CorrelationRule, parse_correlation, resolve_correlation
 from detectors.errors import RuleError
-from detectors.rules import load_rules
+from detectors.rules import RULE_POLICY, load_rules
 
 START = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
+C1, C2 = "c1c1c1c1-0000-4000-8000-000000000001", "c2c2c2c2-0000-4000-8000-000000000002"
 KNOWN = {"fail": "fail", "ok": "ok", "probe": "probe", "login_failed_by_name": "fail"}
 
 
 def correlation(text: str) -> CorrelationRule:
     document = yaml.safe_load(text)
     document.setdefault("title", "test correlation")
-    document.setdefault("id", "corr-1")
-    return resolve_correlation(parse_correlation(document, "test.yml"), KNOWN)
+    document.setdefault("id", "0c0c0c0c-0000-4000-8000-000000000001")
+    return resolve_correlation(parse_correlation(document, "test.yml", RULE_POLICY), KNOWN)
 
 
 def event(seconds: float, number: int = 0, **fields: Any) -> dict[str, Any]:
@@ -278,9 +279,15 @@ def test_future_timestamps_do_not_advance_time() -> None:
             "type: event_count\n  rules: [nope]\n  timespan: 1m\n  condition: {gte: 1}",
             "unknown rule",
         ),
-        ("type: event_count\n  rules: [fail]\n  timespan: 1x\n  condition: {gte: 1}", "timespan"),
+        (
+            "type: event_count\n  rules: [fail]\n  timespan: 1x\n  condition: {gte: 1}",
+            "(?i)timespan",
+        ),
         ("type: value_count\n  rules: [fail]\n  timespan: 1m\n  condition: {gte: 1}", "field"),
-        ("type: event_count\n  rules: [fail]\n  timespan: 1m\n  condition: {gte: many}", "number"),
+        (
+            "type: event_count\n  rules: [fail]\n  timespan: 1m\n  condition: {gte: many}",
+            "condition count",
+        ),
         (
             "type: temporal_ordered\n  rules: [fail, ok]\n  timespan: 1m\n  condition: {gte: 1}",
             "no condition",
@@ -300,23 +307,23 @@ def test_references_by_name_chains_and_cycles(tmp_path: Path) -> None:
     )
     (tmp_path / "base.yml").write_text(base)
     (tmp_path / "first.yml").write_text(
-        "title: first\nid: c1\nname: first\ncorrelation:\n  type: event_count\n"
+        "title: first\nid: c1c1c1c1-0000-4000-8000-000000000001\nname: first\ncorrelation:\n  type: event_count\n"
         "  rules: [base_rule]\n  timespan: 1m\n  condition: {gte: 2}\n"
     )
     (tmp_path / "second.yml").write_text(
-        "title: second\nid: c2\ncorrelation:\n  type: event_count\n"
+        "title: second\nid: c2c2c2c2-0000-4000-8000-000000000002\ncorrelation:\n  type: event_count\n"
         "  rules: [first]\n  timespan: 1h\n  condition: {gte: 2}\n"
     )
     (tmp_path / "loop_a.yml").write_text(
-        "title: a\nid: la\nname: loop_a\ncorrelation:\n  type: event_count\n"
+        "title: a\nid: 1a1a1a1a-0000-4000-8000-00000000000a\nname: loop_a\ncorrelation:\n  type: event_count\n"
         "  rules: [loop_b]\n  timespan: 1m\n  condition: {gte: 2}\n"
     )
     (tmp_path / "loop_b.yml").write_text(
-        "title: b\nid: lb\nname: loop_b\ncorrelation:\n  type: event_count\n"
+        "title: b\nid: 1b1b1b1b-0000-4000-8000-00000000000b\nname: loop_b\ncorrelation:\n  type: event_count\n"
         "  rules: [loop_a]\n  timespan: 1m\n  condition: {gte: 2}\n"
     )
     report = load_rules([tmp_path])
-    assert sorted(rule.id for rule in report.correlations) == ["c1", "c2"]
+    assert sorted(rule.id for rule in report.correlations) == [C1, C2]
     assert {error.source.rsplit("/", 1)[-1] for error in report.errors} == {
         "loop_a.yml",
         "loop_b.yml",
@@ -326,7 +333,7 @@ def test_references_by_name_chains_and_cycles(tmp_path: Path) -> None:
     base_id = "11111111-1111-4111-8111-111111111111"
     alerts = feed(engine, [(base_id, event(i, i)) for i in range(4)])
     # Two "first" alerts, and the second of them completes "second" (chained correlation).
-    assert [alert.rule.id for alert in alerts] == ["c1", "c1", "c2"]
+    assert [alert.rule.id for alert in alerts] == [C1, C1, C2]
 
 
 def test_a_replayed_event_counts_once() -> None:
