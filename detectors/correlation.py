@@ -77,24 +77,32 @@ class _Entry:
 _TIME = attrgetter("time")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Group:
+    """One group's state. Kept small (slots, nothing allocated until needed): the engine may
+    hold a hundred thousand of them."""
+
     rule: CorrelationRule
     key: tuple[str, ...]
     entries: list[_Entry] = field(default_factory=list)
-    #: (rule id, event id) of the entries, so a replayed event is recognised in O(1).
-    ids: set[tuple[str, str]] = field(default_factory=set)
     #: Entity fields of the latest event, kept only where an alert can come later (windows
     #: judged at close); lower-bound conditions fire on the event at hand and take its fields.
-    entities: dict[str, Any] = field(default_factory=dict)
+    entities: dict[str, Any] | None = None
     newest: float = float("-inf")
 
-    def keep(self, entries: list[_Entry]) -> None:
-        self.entries = entries
-        self.ids = {(entry.rule_id, entry.event_id) for entry in entries}
+    def holds(self, entry: _Entry) -> bool:
+        """Whether this very event (same rule, same id, same time) is already counted."""
+        entries = self.entries
+        position = bisect.bisect_left(entries, entry.time, key=_TIME)
+        while position < len(entries) and entries[position].time == entry.time:
+            same = entries[position]
+            if same.event_id == entry.event_id and same.rule_id == entry.rule_id:
+                return True
+            position += 1
+        return False
 
     def entities_with(self, event: Event | None) -> dict[str, Any]:
-        entities = _entities(event) if event is not None else dict(self.entities)
+        entities = _entities(event) if event is not None else dict(self.entities or {})
         entities.update(zip(self.rule.group_by, self.key, strict=True))
         return entities
 
@@ -230,8 +238,7 @@ class CorrelationEngine:
 
     def _add(self, group: _Group, entry: _Entry) -> None:
         entries = group.entries
-        identity = (entry.rule_id, entry.event_id)
-        if entry.event_id and identity in group.ids:
+        if entry.event_id and group.holds(entry):
             # A replayed event (the daemon re-reads a batch after a failure) counts once.
             return
         if group.rule.type in ("value_count", "temporal"):
@@ -241,17 +248,14 @@ class CorrelationEngine:
                 if existing.value == entry.value:
                     if existing.time >= entry.time:
                         return
-                    group.ids.discard((existing.rule_id, existing.event_id))
                     del entries[position]
                     break
         if not entries or entries[-1].time <= entry.time:
             entries.append(entry)  # the usual case: events arrive in time order
         else:
             bisect.insort(entries, entry, key=_TIME)
-        group.ids.add(identity)
         if len(entries) > self.max_entries_per_group:
-            dropped = entries.pop(0)
-            group.ids.discard((dropped.rule_id, dropped.event_id))
+            del entries[0]
             self.stats.entries_dropped += 1
 
     def _sweep(self, watermark: float) -> list[Alert]:
@@ -267,7 +271,7 @@ class CorrelationEngine:
             else:
                 cutoff = watermark - rule.timespan
                 if group.entries and group.entries[0].time < cutoff:
-                    group.keep([entry for entry in group.entries if entry.time >= cutoff])
+                    group.entries = [entry for entry in group.entries if entry.time >= cutoff]
             if not group.entries:
                 del self._groups[key]
         return alerts
@@ -342,7 +346,7 @@ def _judge_first_window(group: _Group) -> Alert | None:
     rule, entries = group.rule, group.entries
     end = entries[0].time + rule.timespan
     window = [entry for entry in entries if entry.time <= end]
-    group.keep(entries[len(window) :])
+    group.entries = entries[len(window) :]
     if rule.condition.holds(_measure(rule, window)):
         return _alert(group, window, group.entities_with(None))
     return None
@@ -350,7 +354,7 @@ def _judge_first_window(group: _Group) -> Alert | None:
 
 def _consume(group: _Group, used: list[_Entry], event: Event) -> Alert:
     used_ids = {id(entry) for entry in used}
-    group.keep([entry for entry in group.entries if id(entry) not in used_ids])
+    group.entries = [entry for entry in group.entries if id(entry) not in used_ids]
     return _alert(group, used, group.entities_with(event))
 
 
