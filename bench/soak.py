@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import random
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -97,6 +99,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60)
     parser.add_argument("--rate", type=int, default=300)
     args = parser.parse_args()
+    # Stopped early (SIGTERM), still remove the run's topics and indices.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     samples, written, indexed, catch_up = soak(args.minutes, args.rate)
     marks = [samples[0]] + [s for s in samples if s[0] >= 5 and round(s[0] * 2) % 10 == 0]
     rows = [
