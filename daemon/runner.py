@@ -170,6 +170,9 @@ def build_forward_stages(
     destinations = config.forwarding.destinations
     if not destinations:
         raise ConfigError("stage forward: no forwarding.destinations configured")
+    names = [destination.name for destination in destinations]
+    if duplicated := sorted({name for name in names if names.count(name) > 1}):
+        raise ConfigError(f"forwarding.destinations: duplicate name(s) {', '.join(duplicated)}")
     stages = []
     for destination in destinations:
         try:

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from pathlib import Path
 
 import pytest
 import stix2
 
 from collectors.parsers import ParseContext, parse_detected
-from daemon.config import DestinationConfig, ForwardingConfig, ForwardPolicyConfig, MinimiseConfig
+from daemon.config import (
+    Config,
+    ConfigError,
+    DestinationConfig,
+    ForwardingConfig,
+    ForwardPolicyConfig,
+    MinimiseConfig,
+)
+from daemon.runner import build_forward_stages
 from forwarding.cef import cef_line, syslog_frame
 from forwarding.delivery import (
     Backoff,
@@ -204,6 +213,8 @@ def test_destination_registry_names_what_is_wrong() -> None:
         build_destination(DestinationConfig(name="x", type="smtp"), forwarding)
     with pytest.raises(ValueError, match="needs url, collection"):
         build_destination(DestinationConfig(name="x", type="taxii"), forwarding)
+    with pytest.raises(ValueError, match="letters, digits"):
+        build_destination(DestinationConfig(name="a/b", type="webhook", url="x"), forwarding)
     with pytest.raises(ValueError, match="host:port"):
         build_destination(DestinationConfig(name="x", type="syslog", address="nohost"), forwarding)
 
@@ -233,3 +244,12 @@ def test_unreachable_kafka_destination_is_an_outage_not_a_start_failure() -> Non
     with pytest.raises(TransientError, match="kafka"):
         destination.send({"alert.id": "a1"})
     destination.close()
+
+
+def test_forward_stages_refuse_duplicate_destination_names() -> None:
+    twin = DestinationConfig(name="national", type="webhook", url="https://127.0.0.1:1/")
+    config = Config(forwarding=ForwardingConfig(destinations=[twin, twin]))
+    with pytest.raises(ConfigError, match="duplicate name"):
+        build_forward_stages(config, None, threading.Event())  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="no forwarding.destinations"):
+        build_forward_stages(Config(), None, threading.Event())  # type: ignore[arg-type]

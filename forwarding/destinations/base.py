@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -10,6 +11,7 @@ from daemon.config import DestinationConfig, ForwardingConfig, secret_from_env
 from forwarding.tls import client_cert, tls_verify
 
 REGISTRY: dict[str, type[Destination]] = {}
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 class Destination(ABC):
@@ -55,8 +57,11 @@ def build_destination(config: DestinationConfig, forwarding: ForwardingConfig) -
     # Importing the package registers every destination class.
     importlib.import_module("forwarding.destinations")
 
-    if not config.name:
-        raise ValueError("every destination needs a name")
+    if not NAME.fullmatch(config.name):
+        raise ValueError(
+            f"destination name {config.name!r} must be letters, digits, '.', '_' or '-'"
+            " (it names a consumer group, a status file and a metric label)"
+        )
     kind = REGISTRY.get(config.type)
     if kind is None:
         raise ValueError(
