@@ -251,5 +251,5 @@ def test_forward_stages_refuse_duplicate_destination_names() -> None:
     config = Config(forwarding=ForwardingConfig(destinations=[twin, twin]))
     with pytest.raises(ConfigError, match="duplicate name"):
         build_forward_stages(config, None, threading.Event())  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="no forwarding.destinations"):
+    with pytest.raises(ConfigError, match=r"no forwarding\.destinations"):
         build_forward_stages(Config(), None, threading.Event())  # type: ignore[arg-type]
