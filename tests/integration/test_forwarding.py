@@ -424,3 +424,52 @@ def test_alerts_reach_a_remote_kafka_topic_keyed_by_alert_id(
         received = read_topic(config, remote_topic, expected=len(selected), timeout=120)
     assert {record["alert.id"] for record in received} == selected
     assert all("event.original" not in json.dumps(record) for record in received)
+
+
+def test_one_daemon_detects_indexes_and_forwards(
+    config: Config, es: Elasticsearch, certificates: Certificates, tmp_path: Path
+) -> None:
+    receiver = WebhookPeer(certificates)
+    tls = TlsConfig(
+        ca_certs=certificates.path("ca.pem"),
+        client_cert=certificates.path("client.pem"),
+        client_key=certificates.path("client.key"),
+    )
+    destination = DestinationConfig(
+        name="ministry-hook",
+        type="webhook",
+        url=receiver.url,
+        tls=tls,
+        policy=Policy(min_level="high"),
+    )
+    configured = replace(
+        config,
+        forwarding=replace(
+            config.forwarding,
+            destinations=[destination],
+            status_dir=str(tmp_path / "status"),
+            group_prefix=f"{config.stages.detect_group}-forward-",
+        ),
+    )
+    stop = threading.Event()
+    stages = ["detect", "index", "forward"]
+    thread = threading.Thread(target=runner.run, args=(configured, stages, stop))
+    thread.start()
+    try:
+        publisher = EventPublisher(config.kafka, "test")
+        for number, user in enumerate(("deploy", "root", "hanh")):
+            line = f"Mar  3 10:00:0{number} web01 sshd[9]: Accepted password for {user} from 203.0.113.7 port 5 ssh2"
+            event, _ = parse_detected(line, ParseContext(agency_id="so-tttt"))
+            event["event.id"] = f"end-to-end-{number}"
+            publisher.publish(event)
+        publisher.close()
+        wait_for(lambda: receiver.received, timeout=120, what="the alert at the webhook")
+        time.sleep(2)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        receiver.close()
+    [request] = receiver.received
+    assert request["body"]["rule.name"] == "SSH Login As Root Accepted"
+    indexed = search(es, config.elasticsearch.alerts_index)
+    assert request["body"]["alert.id"] in {alert["alert.id"] for alert in indexed}
