@@ -253,3 +253,19 @@ def test_forward_stages_refuse_duplicate_destination_names() -> None:
         build_forward_stages(config, None, threading.Event())  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"no forwarding\.destinations"):
         build_forward_stages(Config(), None, threading.Event())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        DestinationConfig(name="t", type="taxii", url="http://127.0.0.1:1/api1/", collection="c"),
+        DestinationConfig(name="s", type="syslog", address="127.0.0.1:1"),
+    ],
+)
+def test_an_alert_that_cannot_be_encoded_is_refused_not_retried(
+    settings: DestinationConfig,
+) -> None:
+    destination = build_destination(settings, ForwardingConfig())
+    with pytest.raises(PermanentError, match="cannot express the alert"):
+        destination.send({"alert.id": "broken", "alert.first_seen": "not a time"})
+    destination.close()

@@ -12,7 +12,7 @@ import ssl
 from typing import Any
 
 from forwarding.cef import syslog_frame
-from forwarding.delivery import TransientError
+from forwarding.delivery import PermanentError, TransientError
 from forwarding.destinations.base import Destination
 
 
@@ -43,7 +43,10 @@ class SyslogDestination(Destination):
         return self.connection
 
     def send(self, alert: dict[str, Any]) -> str:
-        frame = syslog_frame(alert, self.hostname)
+        try:
+            frame = syslog_frame(alert, self.hostname)
+        except (KeyError, ValueError, TypeError) as error:
+            raise PermanentError(f"cannot express the alert in CEF: {error!r}") from None
         try:
             self._connect().sendall(frame)
         except (OSError, ssl.SSLError) as error:

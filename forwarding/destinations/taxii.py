@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from stix2.exceptions import STIXError
 from taxii2client.exceptions import TAXIIServiceException
 
 from forwarding.delivery import PermanentError, TransientError
@@ -31,7 +32,10 @@ class TaxiiDestination(Destination):
         )
 
     def send(self, alert: dict[str, Any]) -> str:
-        bundle = alert_bundle(alert, self.forwarding.province_id, self.forwarding.province_name)
+        try:
+            bundle = alert_bundle(alert, self.forwarding.province_id, self.forwarding.province_name)
+        except (KeyError, ValueError, TypeError, STIXError) as error:
+            raise PermanentError(f"cannot express the alert in STIX: {error!r}") from None
         envelope = {"objects": json.loads(bundle.serialize())["objects"]}
         try:
             status = classify(
