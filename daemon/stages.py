@@ -129,7 +129,12 @@ class DetectStage(Stage):
             except ValueError as error:
                 self.deadletter(record, str(error))
                 continue
-            for alert in self.detector.process(event):
+            try:
+                found = self.detector.process(event)
+            except Exception as error:  # one malformed event must not stall the stream
+                self.deadletter(record, f"detection failed: {type(error).__name__}: {error}")
+                continue
+            for alert in found:
                 metrics.ALERTS.labels(alert.rule.id, alert.rule.level).inc()
                 value = json.dumps(alert.to_dict(), ensure_ascii=False).encode()
                 self.send(self.config.kafka.topics.alerts, alert.id.encode(), value)

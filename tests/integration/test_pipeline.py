@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -99,23 +100,54 @@ def test_syslog_and_files_flow_to_events_and_alerts(
     assert root_login["threat.technique.id"] == ["T1078.003"]
 
 
-def test_undecodable_records_are_dead_lettered_with_a_reason(config: Config, daemon: None) -> None:
+def event_after_poison() -> dict:
+    event, _ = parse_detected(
+        "Mar  3 10:09:00 web01 sshd[1]: Accepted password for root from 203.0.113.9 port 2 ssh2",
+        CONTEXT,
+    )
+    event["event.id"] = "after-poison"
+    return event
+
+
+def test_undecodable_records_are_dead_lettered_with_a_reason(
+    config: Config, es: Elasticsearch, daemon: None
+) -> None:
     producer = make_producer(config.kafka)
     producer.send(config.kafka.topics.events, value=b"\xff\xfe not json")
     producer.send(config.kafka.topics.events, value=b"[1, 2, 3]")
     producer.send(config.kafka.topics.events, value=b'{"no": "timestamp or id"}')
+    # A root login without a timestamp: a rule matches, but no alert can be dated.
+    undated = {
+        "event.action": "ssh_login",
+        "event.outcome": "success",
+        "user.name": "root",
+        "event.module": "system",
+        "event.dataset": "system.auth",
+        "process.name": "sshd",
+    }
+    producer.send(config.kafka.topics.events, value=json.dumps(undated).encode())
+    producer.send(config.kafka.topics.events, value=json.dumps(event_after_poison()).encode())
     producer.flush()
     producer.close()
-    # Each stage reports what it could not handle: detect the two non-objects, index all three.
-    dead = read_topic(config, config.kafka.topics.deadletter, expected=5, timeout=120)
+    # Each stage reports what it could not handle: detect the two non-objects and the undated
+    # match, index all four bad records; the good record after them still goes through.
+    dead = read_topic(config, config.kafka.topics.deadletter, expected=7, timeout=120)
     reasons = Counter((record["stage"], record["reason"].split(":")[0]) for record in dead)
     assert reasons == {
         ("detect", "not JSON"): 1,
         ("detect", "not a JSON object but list"): 1,
-        ("index", "cannot index"): 3,
+        ("detect", "detection failed"): 1,
+        ("index", "cannot index"): 4,
     }
     assert all(record["topic"] == config.kafka.topics.events for record in dead)
     assert any(record["record"].startswith("\\xff\\xfe") for record in dead)
+    wait_for(
+        lambda: any(
+            alert["events"][0]["event.id"] == "after-poison"
+            for alert in search(es, config.elasticsearch.alerts_index)
+        ),
+        what="the alert of the record after the bad ones",
+    )
 
 
 def test_file_follower_resumes_and_follows_rotation_without_loss_or_repeats(
