@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,6 +82,29 @@ def publish_alerts(config: Config, alerts: list[dict]) -> None:
         )
     producer.flush()
     producer.close()
+
+
+def mutual_tls(certificates: Certificates) -> TlsConfig:
+    """Trust the test CA and present the test client certificate."""
+    return TlsConfig(
+        ca_certs=certificates.path("ca.pem"),
+        client_cert=certificates.path("client.pem"),
+        client_key=certificates.path("client.key"),
+    )
+
+
+def publish_logins(config: Config, logins: list[tuple[str, str]]) -> None:
+    """Successful SSH logins (user, source address) of agency so-tttt, as collectors send them."""
+    publisher = EventPublisher(config.kafka, "test")
+    for number, (user, address) in enumerate(logins):
+        line = (
+            f"Mar  3 10:00:0{number} web01 sshd[9]: Accepted password for {user}"
+            f" from {address} port 5 ssh2"
+        )
+        event, _ = parse_detected(line, ParseContext(agency_id="so-tttt"))
+        event["event.id"] = f"login-{uuid.uuid4().hex[:8]}-{number}"
+        publisher.publish(event)
+    publisher.close()
 
 
 @contextmanager
@@ -192,11 +216,7 @@ def test_webhook_gets_minimised_alerts_over_mtls_and_400_dead_letters(
     alerts = sample_alerts[:12]
     accepting = WebhookPeer(certificates)
     refusing = WebhookPeer(certificates, status=400)
-    tls = TlsConfig(
-        ca_certs=certificates.path("ca.pem"),
-        client_cert=certificates.path("client.pem"),
-        client_key=certificates.path("client.key"),
-    )
+    tls = mutual_tls(certificates)
     minimise = MinimiseConfig(drop_fields=["host.name"], hash_fields=["user.name", "source.ip"])
     destinations = [
         DestinationConfig(
@@ -249,11 +269,7 @@ def test_syslog_receiver_gets_intact_cef_over_mutual_tls(
 ) -> None:
     receiver = RsyslogPeer(tmp_path, certificates)
     alerts = sample_alerts[:15]
-    tls = TlsConfig(
-        ca_certs=certificates.path("ca.pem"),
-        client_cert=certificates.path("client.pem"),
-        client_key=certificates.path("client.key"),
-    )
+    tls = mutual_tls(certificates)
     destination = DestinationConfig(
         name="syslog", type="syslog", address=f"127.0.0.1:{receiver.port}", tls=tls
     )
@@ -317,13 +333,9 @@ def test_indicators_from_the_center_raise_alerts_in_the_detect_stage(
         # Published after the daemon started: the poller must pick it up.
         taxii.add_raw([indicator(2, "198.51.100.99")])
         time.sleep(3)
-        publisher = EventPublisher(config.kafka, "test")
-        for number, address in enumerate(("203.0.113.99", "198.51.100.99", "10.20.0.1")):
-            line = f"Mar  3 10:00:0{number} web01 sshd[9]: Accepted password for hanh from {address} port 5 ssh2"
-            event, _ = parse_detected(line, ParseContext(agency_id="so-tttt"))
-            event["event.id"] = f"indicator-test-{number}"
-            publisher.publish(event)
-        publisher.close()
+        publish_logins(
+            config, [("hanh", "203.0.113.99"), ("hanh", "198.51.100.99"), ("hanh", "10.20.0.1")]
+        )
         hits = wait_for(
             lambda: (
                 (
@@ -358,11 +370,7 @@ def test_forward_test_and_status_commands(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     refusing = WebhookPeer(certificates, status=400)
-    tls = TlsConfig(
-        ca_certs=certificates.path("ca.pem"),
-        client_cert=certificates.path("client.pem"),
-        client_key=certificates.path("client.key"),
-    )
+    tls = mutual_tls(certificates)
     configured = replace(
         config,
         forwarding=replace(
@@ -430,11 +438,7 @@ def test_one_daemon_detects_indexes_and_forwards(
     config: Config, es: Elasticsearch, certificates: Certificates, tmp_path: Path
 ) -> None:
     receiver = WebhookPeer(certificates)
-    tls = TlsConfig(
-        ca_certs=certificates.path("ca.pem"),
-        client_cert=certificates.path("client.pem"),
-        client_key=certificates.path("client.key"),
-    )
+    tls = mutual_tls(certificates)
     destination = DestinationConfig(
         name="ministry-hook",
         type="webhook",
@@ -456,13 +460,9 @@ def test_one_daemon_detects_indexes_and_forwards(
     thread = threading.Thread(target=runner.run, args=(configured, stages, stop))
     thread.start()
     try:
-        publisher = EventPublisher(config.kafka, "test")
-        for number, user in enumerate(("deploy", "root", "hanh")):
-            line = f"Mar  3 10:00:0{number} web01 sshd[9]: Accepted password for {user} from 203.0.113.7 port 5 ssh2"
-            event, _ = parse_detected(line, ParseContext(agency_id="so-tttt"))
-            event["event.id"] = f"end-to-end-{number}"
-            publisher.publish(event)
-        publisher.close()
+        publish_logins(
+            config, [("deploy", "203.0.113.7"), ("root", "203.0.113.7"), ("hanh", "203.0.113.7")]
+        )
         wait_for(lambda: receiver.received, timeout=120, what="the alert at the webhook")
         time.sleep(2)
     finally:
