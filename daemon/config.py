@@ -78,7 +78,8 @@ class StagesConfig:
     #: Correlation state (see docs/correlation.md): how late an event may arrive, and caps.
     correlation_lateness_secs: float = 300.0
     correlation_max_groups: int = 100_000
-    correlation_max_entries_per_group: int = 10_000
+    correlation_max_entries: int = 500_000
+    correlation_max_entries_per_group: int = 1_000
     #: Anomaly model artifacts (from `socpipe train`) the detect stage scores events with.
     anomaly_models: list[str] = field(default_factory=list)
 

@@ -141,6 +141,7 @@ def build_detector(config: Config, stop: threading.Event | None = None) -> Detec
         report.correlations,
         lateness=settings.correlation_lateness_secs,
         max_groups=settings.correlation_max_groups,
+        max_entries=settings.correlation_max_entries,
         max_entries_per_group=settings.correlation_max_entries_per_group,
     )
     watchers: list[EventWatcher] = [load_scorer(Path(path)) for path in settings.anomaly_models]

@@ -17,9 +17,10 @@ How a window behaves (documented for analysts in docs/correlation.md):
   make each other late; expiry follows the newest event time seen overall. An event stamped
   more than ``max_future`` seconds ahead of the wall clock is left out too (and counted): a
   single host with a clock years ahead would otherwise expire everybody's state.
-* Memory is bounded: state expires with its timespan, a group holds at most
-  ``max_entries_per_group`` entries and the engine at most ``max_groups`` groups; beyond that the
-  least recently active group is evicted, counted and logged.
+* Memory is bounded: state expires with its timespan; a group holds at most
+  ``max_entries_per_group`` entries; the engine holds at most ``max_groups`` groups and
+  ``max_entries`` entries in all (about 470 and 170 bytes each). Beyond a cap the least recently
+  active group is evicted, counted, and logged (at most once a minute).
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LATENESS_SECONDS = 300.0
 DEFAULT_MAX_GROUPS = 100_000
-DEFAULT_MAX_ENTRIES_PER_GROUP = 10_000
+#: Entries (remembered matches) over all groups: ~170 bytes each with their event id.
+DEFAULT_MAX_ENTRIES = 500_000
+DEFAULT_MAX_ENTRIES_PER_GROUP = 1_000
+EVICTION_WARNING_SECS = 60.0
 DEFAULT_MAX_FUTURE_SECONDS = 3600.0
 #: How many contributing event ids an alert lists (the count is always exact).
 MAX_LISTED_EVENTS = 100
@@ -131,6 +135,7 @@ class CorrelationEngine:
         rules: list[CorrelationRule],
         lateness: float = DEFAULT_LATENESS_SECONDS,
         max_groups: int = DEFAULT_MAX_GROUPS,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
         max_entries_per_group: int = DEFAULT_MAX_ENTRIES_PER_GROUP,
         max_future: float = DEFAULT_MAX_FUTURE_SECONDS,
         clock: Callable[[], float] = time.time,
@@ -138,7 +143,10 @@ class CorrelationEngine:
         self.rules = rules
         self.lateness = lateness
         self.max_groups = max_groups
+        self.max_entries = max_entries
         self.max_entries_per_group = max_entries_per_group
+        self._entries = 0
+        self._warned_at = float("-inf")
         self.max_future = max_future
         self.clock = clock
         self.stats = CorrelationStats()
@@ -156,6 +164,10 @@ class CorrelationEngine:
     @property
     def group_count(self) -> int:
         return len(self._groups)
+
+    @property
+    def entry_count(self) -> int:
+        return self._entries
 
     def observe(self, rule_id: str, event: Event) -> list[Alert]:
         """Record that ``rule_id`` matched ``event``; the correlation alerts this completes."""
@@ -180,11 +192,15 @@ class CorrelationEngine:
                 self.stats.late += 1
                 continue
             group.newest = max(group.newest, moment)
+            before = len(group.entries)
             self._add(group, _entry(rule, rule_id, event, moment))
             if not rule.condition.monotone:
                 group.entities = _entities(event)
             elif (alert := _fire_monotone(group, event)) is not None:
                 alerts.append(alert)
+            self._entries += len(group.entries) - before
+        while self._entries > self.max_entries and len(self._groups) > 1:
+            self._evict_oldest(f"the cap of {self.max_entries} entries")
         if self.stats.observed % SWEEP_EVERY == 0:
             alerts.extend(self._sweep(self._newest_time - self.lateness))
         return self._chain(alerts)
@@ -193,6 +209,7 @@ class CorrelationEngine:
         """End of input: judge every open window as final and forget all state."""
         alerts = self._sweep(float("inf"))
         self._groups.clear()
+        self._entries = 0
         return self._chain(alerts)
 
     def _chain(self, alerts: list[Alert]) -> list[Alert]:
@@ -218,23 +235,27 @@ class CorrelationEngine:
         if group is None:
             group = self._groups[key] = _Group(rule, key[1])
             if len(self._groups) > self.max_groups:
-                _, evicted = self._groups.popitem(last=False)
-                self.stats.groups_evicted += 1
-                if (
-                    self.stats.groups_evicted in (1, 10, 100)
-                    or not self.stats.groups_evicted % 1000
-                ):
-                    log.warning(
-                        "correlation state cap of %d groups reached: evicted %s %s"
-                        " (%d groups evicted so far)",
-                        self.max_groups,
-                        evicted.rule.id,
-                        evicted.key,
-                        self.stats.groups_evicted,
-                    )
+                self._evict_oldest(f"the cap of {self.max_groups} groups")
         else:
             self._groups.move_to_end(key)
         return group
+
+    def _evict_oldest(self, cap: str) -> None:
+        """Drop the least recently active group; warn at most once a minute while it lasts."""
+        _, evicted = self._groups.popitem(last=False)
+        self._entries -= len(evicted.entries)
+        self.stats.groups_evicted += 1
+        now = time.monotonic()
+        if now - self._warned_at >= EVICTION_WARNING_SECS:
+            log.warning(
+                "correlation state reached %s: evicting the least recently active groups"
+                " (%d so far; latest %s %s). Raise the cap or narrow the rules' group-by.",
+                cap,
+                self.stats.groups_evicted,
+                evicted.rule.id,
+                evicted.key,
+            )
+            self._warned_at = now
 
     def _add(self, group: _Group, entry: _Entry) -> None:
         entries = group.entries
@@ -264,6 +285,7 @@ class CorrelationEngine:
         for key in list(self._groups):
             group = self._groups[key]
             rule = group.rule
+            before = len(group.entries)
             if not rule.condition.monotone:
                 while group.entries and group.entries[0].time + rule.timespan < watermark:
                     if (alert := _judge_first_window(group)) is not None:
@@ -272,6 +294,7 @@ class CorrelationEngine:
                 cutoff = watermark - rule.timespan
                 if group.entries and group.entries[0].time < cutoff:
                     group.entries = [entry for entry in group.entries if entry.time >= cutoff]
+            self._entries -= before - len(group.entries)
             if not group.entries:
                 del self._groups[key]
         return alerts

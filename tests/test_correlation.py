@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -233,7 +234,8 @@ def test_memory_cap_evicts_least_recently_active_groups(caplog: pytest.LogCaptur
         engine.observe("fail", event(number, number, **{"source.ip": f"10.0.0.{number}"}))
     assert engine.group_count == 3
     assert engine.stats.groups_evicted == 2
-    assert "correlation state cap of 3 groups reached" in caplog.text
+    assert "correlation state reached the cap of 3 groups" in caplog.text
+    assert len(caplog.records) == 1, "one warning a minute, not one per eviction"
     # The evicted groups restart from nothing: 10.0.0.0 needs three fresh events.
     fresh = [("fail", event(10, n, **{"source.ip": "10.0.0.0"})) for n in (10, 11)]
     assert feed(engine, fresh) == []
@@ -340,3 +342,18 @@ def test_a_replayed_event_counts_once() -> None:
     engine = CorrelationEngine([correlation(COUNT)])
     # The daemon re-reads a batch after a failure: the same events arrive again.
     assert feed(engine, [("fail", event(1, 1)), ("fail", event(2, 2))] * 3) == []
+
+
+def test_total_entries_are_capped_and_accounted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("detectors.correlation.SWEEP_EVERY", 7)
+    rng = random.Random(3)
+    rule = correlation(COUNT.replace("gte: 3", "gte: 1000"))
+    engine = CorrelationEngine([rule], max_entries=50, max_entries_per_group=20)
+    for number in range(2000):
+        source = {"source.ip": f"10.0.0.{rng.randint(1, 30)}"}
+        engine.observe("fail", event(number // 10 + rng.randint(0, 30), number, **source))
+        held = sum(len(group.entries) for group in engine._groups.values())
+        assert engine.entry_count == held <= 50
+    assert engine.stats.groups_evicted > 0
+    engine.flush()
+    assert engine.entry_count == 0
