@@ -28,6 +28,8 @@ _SET_OPTIONS.log_errors = False
 #: Below this many rules needing substrings, one RE2 set scan per field costs more than
 #: running their matchers.
 SUBSTRING_PREFILTER_MIN_RULES = 8
+#: Routing keys remembered before the cache starts over.
+ROUTING_CACHE_KEYS = 10_000
 
 
 class _FieldIndex:
@@ -120,6 +122,10 @@ class SigmaEngine:
     def _group(self, key: tuple[Any, ...]) -> _RuleGroup:
         group = self._groups_by_key.get(key)
         if group is None:
+            if len(self._groups_by_key) >= ROUTING_CACHE_KEYS:
+                # Keys include program names from log content: a source inventing a new one
+                # per line must not grow memory. The rule groups themselves stay cached.
+                self._groups_by_key.clear()
             source = event_logsource(key)
             members = tuple(i for i, rule in enumerate(self.rules) if source.admits(rule.logsource))
             # Many keys (event codes of one channel) share a rule set: build each group once.

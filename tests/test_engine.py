@@ -14,7 +14,7 @@ from sigma.processing.pipeline import ProcessingPipeline
 
 from collectors.files import FileEventReader, expand_paths
 from collectors.parsers import ParseContext, parse_detected
-from detectors.engine import SigmaEngine
+from detectors.engine import ROUTING_CACHE_KEYS, SigmaEngine
 from detectors.event_view import EventView
 from detectors.rule_tests import TEST_CONTEXT
 from detectors.rules import DEFAULT_RULE_DIR, compile_rule, load_rules
@@ -138,3 +138,21 @@ def test_events_of_unknown_sources_meet_no_rules() -> None:
 def test_loading_a_missing_folder_yields_nothing(bad: str) -> None:
     report = load_rules([Path(bad)])
     assert report.rules == []
+
+
+def test_routing_cache_stays_bounded_when_program_names_never_repeat() -> None:
+    engine = SigmaEngine(load_rules([DEFAULT_RULE_DIR]).rules)
+    for number in range(ROUTING_CACHE_KEYS + 500):
+        engine.match({"event.module": "system", "process.name": f"prog{number}", "message": "x"})
+    assert len(engine._groups_by_key) <= ROUTING_CACHE_KEYS
+    root_login = {
+        "event.module": "system",
+        "process.name": "sshd",
+        "event.action": "ssh_login",
+        "event.outcome": "success",
+        "user.name": "root",
+    }
+    assert {rule.title for rule in engine.match(root_login)} == {
+        "SSH Login As Root Accepted",
+        "SSH Login Succeeded",
+    }
