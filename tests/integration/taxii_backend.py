@@ -6,6 +6,7 @@ loses nothing it acknowledged, as a production TAXII server with a database woul
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from medallion.backends.memory_backend import MemoryBackend
@@ -18,5 +19,8 @@ class PersistentMemoryBackend(MemoryBackend):
 
     def add_objects(self, *args: Any, **kwargs: Any) -> Any:
         status = super().add_objects(*args, **kwargs)
-        self.save_data_to_file(self.filename)
+        # Written aside and renamed: the test reads this file while the server runs.
+        partial = f"{self.filename}.partial"
+        self.save_data_to_file(partial)
+        os.replace(partial, self.filename)
         return status
