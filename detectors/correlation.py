@@ -39,6 +39,7 @@ from typing import Any
 from collectors.event import Event
 from detectors.alert import ENTITY_FIELDS, Alert
 from detectors.correlation_rules import CorrelationRule
+from detectors.sweep import DEFAULT_MINIMUM_EVENTS, SweepSchedule
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ EVICTION_WARNING_SECS = 60.0
 DEFAULT_MAX_FUTURE_SECONDS = 3600.0
 #: How many contributing event ids an alert lists (the count is always exact).
 MAX_LISTED_EVENTS = 100
-#: Expired state is swept every this many observed matches.
-SWEEP_EVERY = 1024
+#: Expired state is swept at least this many matches apart (more when there are more groups).
+SWEEP_EVERY = DEFAULT_MINIMUM_EVENTS
 
 
 @dataclass
@@ -156,6 +157,7 @@ class CorrelationEngine:
                 self._by_referenced[rule_id].append(rule)
         self._groups: OrderedDict[tuple[str, tuple[str, ...]], _Group] = OrderedDict()
         self._newest_time = float("-inf")
+        self._sweeps = SweepSchedule(SWEEP_EVERY)
 
     @property
     def referenced_rule_ids(self) -> frozenset[str]:
@@ -201,7 +203,7 @@ class CorrelationEngine:
             self._entries += len(group.entries) - before
         while self._entries > self.max_entries and len(self._groups) > 1:
             self._evict_oldest(f"the cap of {self.max_entries} entries")
-        if self.stats.observed % SWEEP_EVERY == 0:
+        if self._sweeps.due(len(self._groups)):
             alerts.extend(self._sweep(self._newest_time - self.lateness))
         return self._chain(alerts)
 

@@ -12,9 +12,9 @@ from typing import Generic, TypeVar
 
 from collectors.event import Event
 from detectors.correlation import event_time
+from detectors.sweep import SweepSchedule
 
 W = TypeVar("W")
-SWEEP_EVERY = 1024
 
 
 class TumblingWindows(Generic[W]):
@@ -31,7 +31,7 @@ class TumblingWindows(Generic[W]):
         self.lateness = lateness
         self._open: dict[str, tuple[float, W]] = {}
         self._newest = float("-inf")
-        self._seen = 0
+        self._sweeps = SweepSchedule()
         self.skipped = 0
 
     def observe(self, event: Event) -> list[W]:
@@ -51,8 +51,7 @@ class TumblingWindows(Generic[W]):
         if current is None:
             current = self._open[key] = (start, self.open_window(key, start))
         self.add(current[1], event, moment)
-        self._seen += 1
-        if self._seen % SWEEP_EVERY == 0:
+        if self._sweeps.due(len(self._open)):
             closed.extend(self._sweep(self._newest - self.lateness))
         return closed
 
