@@ -1,9 +1,8 @@
 """Sends normalized events to the events topic, keyed by agency and host so that one host's
-events stay in order on one partition."""
+events stay in order on one partition, several events per record (collectors/envelope.py)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -11,6 +10,8 @@ import time
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from collectors import envelope
+from collectors.envelope import EnvelopePacker
 from collectors.event import Event
 from collectors.spool import DiskSpool
 from daemon import metrics
@@ -37,21 +38,34 @@ class EventPublisher:
         self.topic = config.topics.events
         self.collector = collector
         self.producer = producer or make_producer(config)
+        self._packer = EnvelopePacker()
         self._pending: list = []
         self._lock = threading.Lock()  # listeners publish from several connection threads
 
     def publish(self, event: Event) -> None:
-        value = json.dumps(event, ensure_ascii=False).encode("utf-8", "surrogatepass")
-        future = self.producer.send(self.topic, key=event_key(event), value=value)
+        """Queue an event; it is sent with its envelope, at the latest on ``confirm``."""
+        key = event_key(event)
         with self._lock:
-            self._pending.append(future)
+            full = self._packer.add(key, envelope.encode(event))
+            if full is not None:
+                try:
+                    self._pending.append(self.producer.send(self.topic, key=key, value=full))
+                except KafkaError:
+                    # The caller re-reads from its last confirmed position: what is queued
+                    # here would be sent twice.
+                    self._packer.drain()
+                    self._pending.clear()
+                    raise
         _count(self.collector, event)
 
     def confirm(self) -> int:
-        """Block until Kafka acknowledged every published event; raises if one failed."""
-        self.producer.flush()
+        """Send what is queued and block until Kafka acknowledged all of it; raises if a send
+        failed. Returns how many envelopes were acknowledged."""
         with self._lock:
+            for key, value in self._packer.drain():
+                self._pending.append(self.producer.send(self.topic, key=key, value=value))
             pending, self._pending = self._pending, []
+        self.producer.flush()
         for future in pending:
             future.get()
         return len(pending)
@@ -78,17 +92,22 @@ class SpooledPublisher:
         self._last_warning = 0.0
 
     def publish(self, event: Event) -> None:
-        value = json.dumps(event, ensure_ascii=False).encode("utf-8", "surrogatepass")
-        self.spool.append(event_key(event), value)
+        self.spool.append(event_key(event), envelope.encode(event))
         _count(self.collector, event)
         metrics.BUFFERED_BYTES.labels(self.collector).set(self.spool.buffered_bytes)
 
-    def drain_once(self, max_records: int = 500) -> int:
-        """Send the oldest journaled records; remove them once Kafka acknowledged them all."""
+    def drain_once(self, max_records: int = 5000) -> int:
+        """Send the oldest journaled events, packed per key; remove them from the journal once
+        Kafka acknowledged them all."""
         records, position = self.spool.read_batch(max_records)
         if not records:
             return 0
-        futures = [self.producer.send(self.topic, key=key, value=value) for key, value in records]
+        packer = EnvelopePacker()
+        envelopes = [(key, full) for key, line in records if (full := packer.add(key, line))]
+        futures = [
+            self.producer.send(self.topic, key=key, value=value)
+            for key, value in envelopes + packer.drain()
+        ]
         self.producer.flush()
         for future in futures:
             future.get()

@@ -70,7 +70,8 @@ class ElasticsearchConfig:
 
 @dataclass(frozen=True)
 class StagesConfig:
-    batch_max_records: int = 500
+    #: Kafka records per batch: an events record is an envelope of up to 100 events.
+    batch_max_records: int = 100
     poll_timeout_ms: int = 1000
     detect_group: str = "socpipe-detect"
     index_group: str = "socpipe-index"

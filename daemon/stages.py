@@ -13,6 +13,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
+from collectors import envelope
 from daemon import metrics
 from daemon.config import Config
 from detectors.correlation import CorrelationStats
@@ -27,19 +28,13 @@ class RetryLater(Exception):
     and tries again after a pause, without a stack trace in the log."""
 
 
-def decode(record: ConsumerRecord) -> dict[str, Any]:
-    """The JSON object in a record; ValueError with the reason otherwise."""
-    try:
-        document = json.loads(record.value)
-    except (TypeError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"not JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise ValueError(f"not a JSON object but {type(document).__name__}")
-    return document
-
-
-def deadletter_value(stage: str, record: ConsumerRecord, reason: str) -> bytes:
-    raw = record.value if isinstance(record.value, bytes) else bytes(record.value or b"")
+def deadletter_value(
+    stage: str, record: ConsumerRecord, reason: str, line: bytes | None = None, position: int = 0
+) -> bytes:
+    """The dead-letter record: the refused event (one line of an envelope, or the whole record)
+    with where it came from, so an operator can find, fix and replay it."""
+    if line is None:
+        line = record.value if isinstance(record.value, bytes) else bytes(record.value or b"")
     return json.dumps(
         {
             "stage": stage,
@@ -47,7 +42,8 @@ def deadletter_value(stage: str, record: ConsumerRecord, reason: str) -> bytes:
             "topic": record.topic,
             "partition": record.partition,
             "offset": record.offset,
-            "record": raw.decode("utf-8", "backslashreplace"),
+            "position": position,
+            "record": line.decode("utf-8", "backslashreplace"),
         }
     ).encode()
 
@@ -83,18 +79,21 @@ class Stage(ABC):
     def process(self, records: list[ConsumerRecord]) -> None:
         """Handle a batch; return only once its output is durably written."""
 
-    def deadletter(self, record: ConsumerRecord, reason: str) -> None:
+    def deadletter(
+        self, record: ConsumerRecord, reason: str, line: bytes | None = None, position: int = 0
+    ) -> None:
         log.warning(
-            "dead-letter stage=%s topic=%s offset=%s reason=%s",
+            "dead-letter stage=%s topic=%s offset=%s position=%d reason=%s",
             self.name,
             record.topic,
             record.offset,
+            position,
             reason,
         )
         self.send(
             self.config.kafka.topics.deadletter,
             record.key,
-            deadletter_value(self.name, record, reason),
+            deadletter_value(self.name, record, reason, line, position),
         )
         metrics.DEADLETTERED.labels(self.name).inc()
 
@@ -124,21 +123,23 @@ class DetectStage(Stage):
     def process(self, records: list[ConsumerRecord]) -> None:
         alerts = 0
         for record in records:
-            try:
-                event = decode(record)
-            except ValueError as error:
-                self.deadletter(record, str(error))
-                continue
-            try:
-                found = self.detector.process(event)
-            except Exception as error:  # one malformed event must not stall the stream
-                self.deadletter(record, f"detection failed: {type(error).__name__}: {error}")
-                continue
-            for alert in found:
-                metrics.ALERTS.labels(alert.rule.id, alert.rule.level).inc()
-                value = json.dumps(alert.to_dict(), ensure_ascii=False).encode()
-                self.send(self.config.kafka.topics.alerts, alert.id.encode(), value)
-                alerts += 1
+            for position, line in envelope.unpack(record.value):
+                try:
+                    event = envelope.decode(line)
+                except ValueError as error:
+                    self.deadletter(record, str(error), line, position)
+                    continue
+                try:
+                    found = self.detector.process(event)
+                except Exception as error:  # one malformed event must not stall the stream
+                    reason = f"detection failed: {type(error).__name__}: {error}"
+                    self.deadletter(record, reason, line, position)
+                    continue
+                for alert in found:
+                    metrics.ALERTS.labels(alert.rule.id, alert.rule.level).inc()
+                    value = envelope.encode(alert.to_dict())
+                    self.send(self.config.kafka.topics.alerts, alert.id.encode(), value)
+                    alerts += 1
         # Raises if Kafka did not take an alert: the runner then does not commit the batch.
         self.confirm_sent()
         metrics.RECORDS_OUT.labels(self.name).inc(alerts)
@@ -152,6 +153,13 @@ class DetectStage(Stage):
             if delta := getattr(now, reason) - getattr(before, reason):
                 metrics.CORRELATION_LOST.labels(reason).inc(delta)
         self._reported = replace(now)
+
+
+def _position_id(record: ConsumerRecord, position: int) -> str:
+    """An id for events from other producers that carry none: their Kafka position is as
+    stable as a content id (a replay reads the same record)."""
+    suffix = f"-{position}" if position else ""
+    return f"{record.topic}-{record.partition}-{record.offset}{suffix}"
 
 
 class IndexStage(Stage):
@@ -171,28 +179,32 @@ class IndexStage(Stage):
     def group(self) -> str:
         return self.config.stages.index_group
 
-    def _document(self, record: ConsumerRecord, body: dict[str, Any]) -> Document:
+    def _document(self, record: ConsumerRecord, position: int, line: bytes) -> Document:
+        """The document for one line; its JSON goes to Elasticsearch as it came (decoding is
+        only for the id, the index and validation: re-encoding would cost as much again)."""
+        body = envelope.decode(line)
         settings = self.config.elasticsearch
         if record.topic == self.config.kafka.topics.alerts:
-            return Document(settings.alerts_index, str(body["alert.id"]), body)
-        # Events from other producers may lack an id: their Kafka position is as stable.
-        identifier = body.get("event.id") or f"{record.topic}-{record.partition}-{record.offset}"
-        return Document(events_index(settings, str(body["@timestamp"])), str(identifier), body)
+            return Document(settings.alerts_index, str(body["alert.id"]), line)
+        identifier = body.get("event.id") or _position_id(record, position)
+        return Document(events_index(settings, str(body["@timestamp"])), str(identifier), line)
 
     def process(self, records: list[ConsumerRecord]) -> None:
         documents: list[Document] = []
-        origin: dict[int, ConsumerRecord] = {}
+        origin: dict[int, tuple[ConsumerRecord, int]] = {}
         for record in records:
-            try:
-                document = self._document(record, decode(record))
-            except (ValueError, KeyError) as error:
-                self.deadletter(record, f"cannot index: {error}")
-                continue
-            origin[id(document)] = record
-            documents.append(document)
+            for position, line in envelope.unpack(record.value):
+                try:
+                    document = self._document(record, position, line)
+                except (ValueError, KeyError) as error:
+                    self.deadletter(record, f"cannot index: {error}", line, position)
+                    continue
+                origin[id(document)] = (record, position)
+                documents.append(document)
         result = self.sink.write(documents)
         for document, reason in result.rejected:
-            self.deadletter(origin[id(document)], f"elasticsearch refused: {reason}")
+            record, position = origin[id(document)]
+            self.deadletter(record, f"elasticsearch refused: {reason}", document.source, position)
         self.confirm_sent()
         metrics.RECORDS_OUT.labels(self.name).inc(result.created)
         metrics.ES_DUPLICATES.inc(result.already_present)

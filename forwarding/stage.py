@@ -19,9 +19,10 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
+from collectors import envelope
 from daemon import metrics
 from daemon.config import Config, DestinationConfig, secret_from_env
-from daemon.stages import Stage, decode
+from daemon.stages import Stage
 from forwarding.delivery import Backoff, CircuitBreaker, PermanentError, TransientError, deliver
 from forwarding.destinations.base import Destination, build_destination
 from forwarding.policy import Minimiser, RateLimiter, Selection
@@ -89,7 +90,7 @@ class ForwardStage(Stage):
     def _forward(self, record: ConsumerRecord) -> None:
         label = self.settings.name
         try:
-            alert = decode(record)
+            alert = envelope.decode(record.value or b"")
             alert_id = str(alert["alert.id"])
         except (ValueError, KeyError) as error:
             self.deadletter(record, f"not an alert: {error}")

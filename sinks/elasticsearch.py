@@ -19,6 +19,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
+from collectors import envelope
 from daemon.config import PROJECT_ROOT, ElasticsearchConfig, secret_from_env
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,12 @@ TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
 class Document:
     index: str
     id: str
-    body: dict[str, Any]
+    #: The document's JSON as it travelled through Kafka.
+    source: bytes
+
+    @classmethod
+    def of(cls, index: str, id: str, body: dict[str, Any]) -> Document:
+        return cls(index, id, envelope.encode(body))
 
 
 @dataclass
@@ -129,7 +135,7 @@ class ElasticsearchSink:
 
     def _bulk(self, documents: list[Document]) -> list[tuple[int, str]]:
         actions = (
-            {"_op_type": "create", "_index": doc.index, "_id": doc.id, "_source": doc.body}
+            {"_op_type": "create", "_index": doc.index, "_id": doc.id, "_source": doc.source}
             for doc in documents
         )
         outcomes = []

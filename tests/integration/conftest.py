@@ -3,7 +3,6 @@ starts (the README's test command does). Each test gets its own topics, groups a
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 
+from collectors import envelope
 from collectors.follow import FileFollower
 from collectors.parsers import ParseContext
 from collectors.publisher import EventPublisher, SpooledPublisher
@@ -111,7 +111,8 @@ def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condi
 
 
 def read_topic(config: Config, topic: str, expected: int, timeout: float = 30.0) -> list[dict]:
-    """Read a topic from the start until ``expected`` records arrived (or time runs out)."""
+    """Read a topic from the start until ``expected`` documents arrived (or time runs out);
+    envelopes of several events count as their events."""
     consumer = KafkaConsumer(
         topic,
         group_id=None,
@@ -124,7 +125,11 @@ def read_topic(config: Config, topic: str, expected: int, timeout: float = 30.0)
     deadline = time.monotonic() + timeout
     try:
         while len(records) < expected and time.monotonic() < deadline:
-            records.extend(json.loads(message.value) for message in consumer)
+            records.extend(
+                envelope.decode(line)
+                for message in consumer
+                for _, line in envelope.unpack(message.value)
+            )
     finally:
         consumer.close()
     return records

@@ -16,7 +16,7 @@ def test_setup_is_idempotent_and_maps_ecs_types(config: Config, es: Elasticsearc
     index = events_index(config.elasticsearch, "2026-03-03T10:00:00.000Z")
     sink.write(
         [
-            Document(
+            Document.of(
                 index,
                 "e1",
                 {
@@ -37,7 +37,7 @@ def test_setup_is_idempotent_and_maps_ecs_types(config: Config, es: Elasticsearc
 
 def test_replay_neither_duplicates_nor_overwrites_triage(config: Config, es: Elasticsearch) -> None:
     sink = ElasticsearchSink(es, config.elasticsearch)
-    alert = Document(
+    alert = Document.of(
         config.elasticsearch.alerts_index,
         "alert-1",
         {"@timestamp": "2026-03-03T10:00:00.000Z", "alert.id": "alert-1", "alert.status": "new"},
@@ -64,7 +64,7 @@ def test_malformed_values_are_kept_not_rejected(config: Config, es: Elasticsearc
     index = events_index(config.elasticsearch, "2026-03-03T10:00:00.000Z")
     result = sink.write(
         [
-            Document(
+            Document.of(
                 index,
                 "odd",
                 {
@@ -90,7 +90,7 @@ def test_documents_elasticsearch_refuses_are_returned_with_the_reason(
     # An object where the mapping has a keyword cannot be ignored: the document is refused.
     result = sink.write(
         [
-            Document(
+            Document.of(
                 index,
                 "bad",
                 {"@timestamp": "2026-03-03T10:00:00.000Z", "host": {"name": {"nested": 1}}},

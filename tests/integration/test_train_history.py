@@ -26,7 +26,7 @@ def test_behaviour_model_trains_from_indexed_history(
     sink = ElasticsearchSink(connect(settings), settings, lambda: False)
     result = sink.write(
         [
-            Document(events_index(settings, event["@timestamp"]), event["event.id"], event)
+            Document.of(events_index(settings, event["@timestamp"]), event["event.id"], event)
             for event in events
         ]
     )
