@@ -25,6 +25,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import yaml
+from elasticsearch import ApiError
 from kafka.admin import KafkaAdminClient
 
 from daemon.config import Config, TopicsConfig, load_config
@@ -99,7 +100,12 @@ class Pipeline:
             )
 
     def count(self, index: str) -> int:
-        return self.es.count(index=index, ignore_unavailable=True)["count"]
+        try:
+            return self.es.count(index=index, ignore_unavailable=True)["count"]
+        except ApiError as error:
+            if error.meta.status != 503:
+                raise
+            return 0  # a daily index just created, its shard not started yet
 
     def stop(self) -> None:
         for process in self.processes:

@@ -21,10 +21,19 @@ from daemon.kafka_io import make_producer
 log = logging.getLogger(__name__)
 
 
-def _count(collector: str, event: Event) -> None:
-    metrics.COLLECTED.labels(collector).inc()
-    if "socpipe_unparsed" in event.get("tags", ()):
-        metrics.UNPARSED.labels(collector).inc()
+class _Counters:
+    """A collector's per-event counters, resolved once: looking up a labelled metric costs
+    more than the rest of counting (about 6 µs per event)."""
+
+    def __init__(self, collector: str) -> None:
+        self.collected = metrics.COLLECTED.labels(collector)
+        self.unparsed = metrics.UNPARSED.labels(collector)
+        self.buffered = metrics.BUFFERED_BYTES.labels(collector)
+
+    def count(self, event: Event) -> None:
+        self.collected.inc()
+        if "socpipe_unparsed" in event.get("tags", ()):
+            self.unparsed.inc()
 
 
 def event_key(event: Event) -> bytes:
@@ -37,6 +46,7 @@ class EventPublisher:
     ) -> None:
         self.topic = config.topics.events
         self.collector = collector
+        self._counters = _Counters(collector)
         self.producer = producer or make_producer(config)
         self._packer = EnvelopePacker()
         self._pending: list = []
@@ -56,7 +66,7 @@ class EventPublisher:
                     self._packer.drain()
                     self._pending.clear()
                     raise
-        _count(self.collector, event)
+        self._counters.count(event)
 
     def confirm(self) -> int:
         """Send what is queued and block until Kafka acknowledged all of it; raises if a send
@@ -88,13 +98,14 @@ class SpooledPublisher:
         self.topic = config.topics.events
         self.collector = collector
         self.spool = spool
+        self._counters = _Counters(collector)
         self.producer = producer or make_producer(config)
         self._last_warning = 0.0
 
     def publish(self, event: Event) -> None:
         self.spool.append(event_key(event), envelope.encode(event))
-        _count(self.collector, event)
-        metrics.BUFFERED_BYTES.labels(self.collector).set(self.spool.buffered_bytes)
+        self._counters.count(event)
+        self._counters.buffered.set(self.spool.buffered_bytes)
 
     def drain_once(self, max_records: int = 5000) -> int:
         """Send the oldest journaled events, packed per key; remove them from the journal once
@@ -112,7 +123,7 @@ class SpooledPublisher:
         for future in futures:
             future.get()
         self.spool.commit(position, records)
-        metrics.BUFFERED_BYTES.labels(self.collector).set(self.spool.buffered_bytes)
+        self._counters.buffered.set(self.spool.buffered_bytes)
         return len(records)
 
     def drain(self, stop: threading.Event, retry_secs: float = 2.0) -> None:

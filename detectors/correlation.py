@@ -33,6 +33,7 @@ from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import groupby
 from operator import attrgetter
 from typing import Any
 
@@ -79,7 +80,11 @@ class _Entry:
     agency: str
 
 
-_TIME = attrgetter("time")
+#: Entries are kept in this order: by time, and among equal times (syslog has one-second
+#: resolution, so a burst shares its timestamp) by identity, so a replayed entry is found by
+#: bisection instead of a walk over the whole burst.
+_ORDER = attrgetter("time", "event_id", "rule_id")
+_TIME_OF = attrgetter("time")
 
 
 @dataclass(slots=True)
@@ -97,14 +102,9 @@ class _Group:
 
     def holds(self, entry: _Entry) -> bool:
         """Whether this very event (same rule, same id, same time) is already counted."""
-        entries = self.entries
-        position = bisect.bisect_left(entries, entry.time, key=_TIME)
-        while position < len(entries) and entries[position].time == entry.time:
-            same = entries[position]
-            if same.event_id == entry.event_id and same.rule_id == entry.rule_id:
-                return True
-            position += 1
-        return False
+        entries, wanted = self.entries, _ORDER(entry)
+        position = bisect.bisect_left(entries, wanted, key=_ORDER)
+        return position < len(entries) and _ORDER(entries[position]) == wanted
 
     def entities_with(self, event: Event | None) -> dict[str, Any]:
         entities = _entities(event) if event is not None else dict(self.entities or {})
@@ -273,10 +273,10 @@ class CorrelationEngine:
                         return
                     del entries[position]
                     break
-        if not entries or entries[-1].time <= entry.time:
+        if not entries or _ORDER(entries[-1]) <= _ORDER(entry):
             entries.append(entry)  # the usual case: events arrive in time order
         else:
-            bisect.insort(entries, entry, key=_TIME)
+            bisect.insort(entries, entry, key=_ORDER)
         if len(entries) > self.max_entries_per_group:
             del entries[0]
             self.stats.entries_dropped += 1
@@ -342,27 +342,35 @@ def _fire_monotone(group: _Group, event: Event) -> Alert | None:
 
 
 def _ordered_chain(rule: CorrelationRule, entries: list[_Entry]) -> list[_Entry] | None:
-    """Entries of the referenced rules in their listed order, all within the timespan."""
-    first_rule, *next_rules = rule.rule_ids
-    for first in (entry for entry in entries if entry.rule_id == first_rule):
-        chain, previous = [first], first
-        for rule_id in next_rules:
-            following = next(
-                (
-                    entry
-                    for entry in entries
-                    if entry.rule_id == rule_id
-                    and entry.time >= previous.time
-                    and all(entry is not taken for taken in chain)
-                ),
-                None,
-            )
-            if following is None or following.time - first.time > rule.timespan:
-                break
-            chain.append(following)
-            previous = following
-        else:
+    """Entries of the referenced rules in their listed order (equal times count as in order),
+    all within the timespan.
+
+    One pass in time order: for each step of the listed order, the partial chain reaching it
+    that started latest (the one most likely to still fit the timespan). A group may hold a
+    thousand entries of the first rule while waiting for the second; trying every start would
+    cost a million steps per event.
+    """
+    steps = rule.rule_ids
+    best: list[list[_Entry] | None] = [None] * len(steps)
+    for _, tied in groupby(entries, key=_TIME_OF):
+        same_time = list(tied)
+        for step, rule_id in enumerate(steps):
+            for entry in same_time:
+                if entry.rule_id != rule_id:
+                    continue
+                if step == 0:
+                    best[0] = [entry]
+                    continue
+                before = best[step - 1]
+                if before is None or any(entry is taken for taken in before):
+                    continue
+                current = best[step]
+                if current is None or before[0].time >= current[0].time:
+                    best[step] = [*before, entry]
+        chain = best[-1]
+        if chain is not None and chain[-1].time - chain[0].time <= rule.timespan:
             return chain
+        best[-1] = None
     return None
 
 

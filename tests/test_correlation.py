@@ -165,6 +165,38 @@ correlation:
     assert len(feed(right_order, [("ok", event(20)), ("fail", event(10))])) == 1
 
 
+def test_temporal_ordered_finds_a_chain_among_many_entries_and_equal_times() -> None:
+    rule = correlation("""
+correlation:
+  type: temporal_ordered
+  rules: [fail, probe, ok]
+  group-by: [source.ip]
+  timespan: 60s
+""")
+    engine = CorrelationEngine([rule])
+    # Failures long before: too old to start a chain that ends within the timespan.
+    assert feed(engine, [("fail", event(0, n)) for n in range(300)]) == []
+    assert feed(engine, [("probe", event(100, 300)), ("ok", event(120, 301))]) == []
+    # A burst within one second (one syslog timestamp): equal times count as in order.
+    [alert] = feed(
+        engine, [("ok", event(200, 302)), ("probe", event(200, 303)), ("fail", event(200, 304))]
+    )
+    assert alert.to_dict()["correlation.count"] == 3
+
+
+def test_a_replayed_burst_with_one_timestamp_counts_once() -> None:
+    rule = correlation(COUNT.replace("gte: 3", "gte: 1000"))
+    engine = CorrelationEngine([rule])
+    burst = [("fail", event(0, number)) for number in range(400)]
+    feed(engine, burst)
+    feed(engine, list(reversed(burst)))
+    assert engine.entry_count == 400
+    [group] = engine._groups.values()
+    assert [entry.event_id for entry in group.entries] == sorted(
+        entry.event_id for entry in group.entries
+    )
+
+
 def test_upper_bound_conditions_are_judged_when_the_window_closes() -> None:
     rule = correlation("""
 correlation:
