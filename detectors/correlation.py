@@ -99,6 +99,10 @@ class _Group:
     #: judged at close); lower-bound conditions fire on the event at hand and take its fields.
     entities: dict[str, Any] | None = None
     newest: float = float("-inf")
+    #: temporal_ordered only: the rules this group may hold entries of (a superset; refreshed
+    #: when a search finds no chain). Spares the search while a rule of the chain is missing,
+    #: the usual state of a group that sees only successful logins.
+    rules_seen: set[str] | None = None
 
     def holds(self, entry: _Entry) -> bool:
         """Whether this very event (same rule, same id, same time) is already counted."""
@@ -273,6 +277,10 @@ class CorrelationEngine:
                         return
                     del entries[position]
                     break
+        if group.rule.type == "temporal_ordered":
+            if group.rules_seen is None:
+                group.rules_seen = set()
+            group.rules_seen.add(entry.rule_id)
         if not entries or _ORDER(entries[-1]) <= _ORDER(entry):
             entries.append(entry)  # the usual case: events arrive in time order
         else:
@@ -328,8 +336,11 @@ def _fire_monotone(group: _Group, event: Event) -> Alert | None:
         # No window holds more entries (or distinct values) than the group: nothing to find.
         return None
     if rule.type == "temporal_ordered":
+        if group.rules_seen is None or not group.rules_seen.issuperset(rule.rule_ids):
+            return None
         chain = _ordered_chain(rule, entries)
         if chain is None:
+            group.rules_seen = {entry.rule_id for entry in entries}
             return None
         return _consume(group, chain, event)
     times = [entry.time for entry in entries]
