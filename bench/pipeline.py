@@ -70,6 +70,10 @@ class Pipeline:
         self.processes: list[subprocess.Popen] = []
 
     def start(self, glob: str) -> None:
+        self.start_daemons()
+        self.start_collector(glob)
+
+    def start_daemons(self) -> None:
         base = [sys.executable, str(REPO / "pipeline.py")]
         with self.log.open("a") as log:
             self.processes.extend(
@@ -80,6 +84,10 @@ class Pipeline:
                 )
                 for stages in self.daemons
             )
+
+    def start_collector(self, glob: str) -> None:
+        base = [sys.executable, str(REPO / "pipeline.py")]
+        with self.log.open("a") as log:
             self.processes.append(
                 subprocess.Popen(
                     [
@@ -138,17 +146,47 @@ def line(number: int) -> str:
 #: so one core at most: stages in separate processes can use both cores).
 LAYOUTS = {
     "one daemon process (detect + index)": ["detect,index"],
-    "one process per stage (detect | index)": ["detect", "index"],
+    "one process per stage (detect; index)": ["detect", "index"],
 }
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def service_pids() -> dict[str, int]:
+    """The Kafka and Elasticsearch JVMs of scripts/services.sh, where it runs them."""
+    root = Path(os.environ.get("SOCPIPE_SERVICES_DIR", "/var/lib/socpipe-services"))
+    found = {}
+    for name, pidfile in (
+        ("Kafka", root / "kafka" / "kafka.pid"),
+        ("Elasticsearch", root / "es" / "es.pid"),
+    ):
+        try:
+            pid = int(pidfile.read_text())
+            cpu_seconds(pid)
+        except (OSError, ValueError):
+            continue
+        found[name] = pid
+    return found
+
+
 def saturation(base: Config, lines: int, daemons: list[str]) -> dict:
+    """Events/s from the collector's start to the last event indexed (the daemon is started
+    and has joined its groups first), and the CPU each component spent per event."""
     with tempfile.TemporaryDirectory() as folder:
         pipeline = Pipeline(isolated(base), Path(folder), daemons)
         path = Path(folder) / "auth.log"
         path.write_text("".join(line(n) + "\n" for n in range(lines)))
+        pipeline.start_daemons()
+        time.sleep(8)
+        services = service_pids()
+        services_before = {name: cpu_seconds(pid) for name, pid in services.items()}
+        daemons_before = [cpu_seconds(process.pid) for process in pipeline.processes]
         started = time.monotonic()
-        pipeline.start(str(path))
+        pipeline.start_collector(str(path))
         index = f"{pipeline.config.elasticsearch.events_index_prefix}*"
         try:
             while pipeline.count(index) < lines:
@@ -156,9 +194,18 @@ def saturation(base: Config, lines: int, daemons: list[str]) -> dict:
                 if time.monotonic() - started > 1800:
                     raise TimeoutError("saturation run did not finish in 30 minutes")
             seconds = time.monotonic() - started
+            cpu = {
+                f"daemon ({stages})": cpu_seconds(process.pid) - before
+                for stages, process, before in zip(
+                    daemons, pipeline.processes, daemons_before, strict=False
+                )
+            }
+            cpu["file collector"] = cpu_seconds(pipeline.processes[-1].pid)
+            for name, pid in services.items():
+                cpu[name] = cpu_seconds(pid) - services_before[name]
         finally:
             pipeline.stop()
-    return {"lines": lines, "seconds": seconds, "rate": lines / seconds}
+    return {"lines": lines, "seconds": seconds, "rate": lines / seconds, "cpu": cpu}
 
 
 def latency(base: Config, rate: int, seconds: int, daemons: list[str]) -> dict:
@@ -232,10 +279,24 @@ def main() -> None:
         "| daemon layout | seconds | events/s end to end |",
         "| --- | ---: | ---: |",
     ]
+    budgets = []
     for layout, daemons in LAYOUTS.items():
         run = saturation(base, lines, daemons)
         rows.append(f"| {layout} | {run['seconds']:.1f} | **{run['rate']:,.0f}** |")
         print(rows[-1], flush=True)
+        budgets += [
+            f"| {layout} | {component} | {seconds:.1f} | {1e6 * seconds / lines:.0f} |"
+            for component, seconds in run["cpu"].items()
+        ]
+    rows += [
+        "",
+        "CPU spent during those runs (the machine has 2 cores; µs per event = what one event costs"
+        " that component):",
+        "",
+        "| daemon layout | component | CPU s | CPU µs per event |",
+        "| --- | --- | ---: | ---: |",
+        *budgets,
+    ]
     rows += [
         "",
         "Latency: lines appended at a fixed rate, every 100th an attack.",

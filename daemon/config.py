@@ -66,6 +66,8 @@ class ElasticsearchConfig:
     alerts_index: str = "soc-alerts"
     #: Documents per bulk request (~1.5 MB of events): fewer, larger requests index faster.
     bulk_max_docs: int = 2000
+    #: Bulk requests in flight at once (a batch larger than one bulk is split).
+    bulk_concurrency: int = 2
     retry_max_secs: float = 30.0
 
 

@@ -152,12 +152,14 @@ class ElasticsearchSink:
             for doc in documents
         )
         outcomes = []
-        for _ok, item in helpers.streaming_bulk(
+        # Several bulk requests in flight: Elasticsearch indexes them on separate threads
+        # while this process waits, instead of one core indexing while the other idles.
+        # Results come back in request order; 429s are retried by write()'s loop.
+        for _ok, item in helpers.parallel_bulk(
             self.client,
             actions,
+            thread_count=self.config.bulk_concurrency,
             chunk_size=self.config.bulk_max_docs,
-            max_retries=3,
-            initial_backoff=0.5,
             raise_on_error=False,
             raise_on_exception=True,
         ):
