@@ -45,7 +45,7 @@ class FileFollower:
         state_file: Path,
         publisher: EventPublisher,
         context: ParseContext,
-        poll_interval: float = 0.5,
+        poll_interval: float = 0.25,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
         self.patterns = patterns
