@@ -56,7 +56,7 @@ def soak(minutes: float, rate: int) -> tuple[list[tuple[float, float, float]], i
     rng = random.Random(7)
     samples: list[tuple[float, float, float]] = []
     with tempfile.TemporaryDirectory() as folder:
-        pipeline = Pipeline(isolated(load_config()), Path(folder))
+        pipeline = Pipeline(isolated(load_config()), Path(folder), ["detect,index"])
         path = Path(folder) / "auth.log"
         path.touch()
         pipeline.start(str(path))
