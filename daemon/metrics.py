@@ -5,6 +5,11 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 RECORDS_IN = Counter("socpipe_stage_records_in_total", "Records consumed by a stage", ["stage"])
+EVENTS_IN = Counter(
+    "socpipe_stage_events_in_total",
+    "Events or alerts consumed by a stage (an events record holds up to 100)",
+    ["stage"],
+)
 RECORDS_OUT = Counter("socpipe_stage_records_out_total", "Records written by a stage", ["stage"])
 DEADLETTERED = Counter(
     "socpipe_deadletter_records_total", "Records sent to the dead-letter topic", ["stage"]

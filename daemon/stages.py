@@ -121,9 +121,10 @@ class DetectStage(Stage):
         return self.config.stages.detect_group
 
     def process(self, records: list[ConsumerRecord]) -> None:
-        alerts = 0
+        alerts = events = 0
         for record in records:
             for position, line in envelope.unpack(record.value):
+                events += 1
                 try:
                     event = envelope.decode(line)
                 except ValueError as error:
@@ -142,6 +143,7 @@ class DetectStage(Stage):
                     alerts += 1
         # Raises if Kafka did not take an alert: the runner then does not commit the batch.
         self.confirm_sent()
+        metrics.EVENTS_IN.labels(self.name).inc(events)
         metrics.RECORDS_OUT.labels(self.name).inc(alerts)
         self._report_correlation_state()
 
@@ -192,8 +194,10 @@ class IndexStage(Stage):
     def process(self, records: list[ConsumerRecord]) -> None:
         documents: list[Document] = []
         origin: dict[int, tuple[ConsumerRecord, int]] = {}
+        lines = 0
         for record in records:
             for position, line in envelope.unpack(record.value):
+                lines += 1
                 try:
                     document = self._document(record, position, line)
                 except (ValueError, KeyError) as error:
@@ -206,6 +210,7 @@ class IndexStage(Stage):
             record, position = origin[id(document)]
             self.deadletter(record, f"elasticsearch refused: {reason}", document.source, position)
         self.confirm_sent()
+        metrics.EVENTS_IN.labels(self.name).inc(lines)
         metrics.RECORDS_OUT.labels(self.name).inc(result.created)
         metrics.ES_DUPLICATES.inc(result.already_present)
         metrics.ES_REJECTED.inc(len(result.rejected))

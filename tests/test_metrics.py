@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import urllib.request
+from types import SimpleNamespace
 
 from prometheus_client import REGISTRY
 
+from collectors import envelope
 from daemon import metrics
 from daemon.config import DEFAULT_CONFIG, load_config
 from daemon.stages import DetectStage
@@ -50,3 +53,45 @@ def test_detect_stage_exports_what_correlation_left_out() -> None:
     after = REGISTRY.get_sample_value("socpipe_correlation_matches_left_out_total", labels)
     assert after == before + 3
     assert REGISTRY.get_sample_value("socpipe_correlation_groups") == 0
+
+
+class RecordingProducer:
+    """Stands in for Kafka's producer in a unit test of the stage's own logic."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> SimpleNamespace:
+        self.sent.append((topic, key, value))
+        return SimpleNamespace(get=lambda: None)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_detect_stage_counts_the_events_of_an_envelope_and_dead_letters_one_line() -> None:
+    config = load_config(DEFAULT_CONFIG)
+    producer = RecordingProducer()
+    stage = DetectStage(config, producer, Detector(load_rules([DEFAULT_RULE_DIR])))  # type: ignore[arg-type]
+    root_login = {
+        "@timestamp": "2026-03-03T10:00:00.000Z",
+        "event.id": "e-root",
+        "organization.id": "so-tttt",
+        "host.name": "web01",
+        "event.original": "Accepted password for root from 203.0.113.5 port 22 ssh2",
+    }
+    value = b"\n".join(
+        [envelope.encode({"event.id": "e-quiet"}), b"{broken", envelope.encode(root_login)]
+    )
+    record = SimpleNamespace(topic="soc.events", partition=0, offset=7, key=b"k", value=value)
+    labels = {"stage": "detect"}
+    before = REGISTRY.get_sample_value("socpipe_stage_events_in_total", labels) or 0
+    stage.process([record])  # type: ignore[list-item]
+    assert REGISTRY.get_sample_value("socpipe_stage_events_in_total", labels) == before + 3
+    [dead] = [
+        json.loads(value)
+        for topic, _, value in producer.sent
+        if topic == config.kafka.topics.deadletter
+    ]
+    assert (dead["offset"], dead["position"], dead["record"]) == (7, 1, "{broken")
+    assert "not JSON" in dead["reason"]
