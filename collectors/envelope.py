@@ -52,6 +52,12 @@ def unpack(value: bytes | None) -> Iterator[tuple[int, bytes]]:
     if not value:
         yield 0, b""  # decode() then names the problem for the dead-letter record
         return
+    first_line_end = value.find(b"\n")
+    if first_line_end != -1 and not value[:first_line_end].rstrip().endswith(b"}"):
+        # Not an envelope (each of its lines is a whole object) but one pretty-printed JSON
+        # document from another producer.
+        yield 0, value
+        return
     for position, line in enumerate(value.split(b"\n")):
         if line.strip():
             yield position, line

@@ -43,6 +43,11 @@ def test_a_plain_json_record_is_an_envelope_of_one() -> None:
     assert unpacked(value) == [event(5)]
 
 
+def test_a_pretty_printed_record_is_one_document() -> None:
+    value = json.dumps(event(5), indent=2).encode()
+    assert unpacked(value) == [event(5)]
+
+
 def test_newlines_inside_values_do_not_split_events() -> None:
     assert unpacked(b"\n".join(envelope.encode(event(n)) for n in range(3))) == [
         event(n) for n in range(3)
