@@ -104,12 +104,6 @@ class _Group:
     #: the usual state of a group that sees only successful logins.
     rules_seen: set[str] | None = None
 
-    def holds(self, entry: _Entry) -> bool:
-        """Whether this very event (same rule, same id, same time) is already counted."""
-        entries, wanted = self.entries, _ORDER(entry)
-        position = bisect.bisect_left(entries, wanted, key=_ORDER)
-        return position < len(entries) and _ORDER(entries[position]) == wanted
-
     def entities_with(self, event: Event | None) -> dict[str, Any]:
         entities = _entities(event) if event is not None else dict(self.entities or {})
         entities.update(zip(self.rule.group_by, self.key, strict=True))
@@ -265,26 +259,29 @@ class CorrelationEngine:
 
     def _add(self, group: _Group, entry: _Entry) -> None:
         entries = group.entries
-        if entry.event_id and group.holds(entry):
-            # A replayed event (the daemon re-reads a batch after a failure) counts once.
-            return
         if group.rule.type in ("value_count", "temporal"):
             # Only distinct values (rules, for temporal) count: the latest entry of a value is
-            # the one that can still take part in future windows, so older ones go.
+            # the one that can still take part in future windows, so older ones go. A replayed
+            # event has its value at the same time, so it stops here too.
             for position, existing in enumerate(entries):
                 if existing.value == entry.value:
                     if existing.time >= entry.time:
                         return
                     del entries[position]
                     break
+        wanted = _ORDER(entry)
+        if not entries or _ORDER(entries[-1]) < wanted:
+            entries.append(entry)  # the usual case: events arrive in time order
+        else:
+            position = bisect.bisect_left(entries, wanted, key=_ORDER)
+            if entry.event_id and _ORDER(entries[position]) == wanted:
+                # A replayed event (the daemon re-reads a batch after a failure) counts once.
+                return
+            entries.insert(position, entry)
         if group.rule.type == "temporal_ordered":
             if group.rules_seen is None:
                 group.rules_seen = set()
             group.rules_seen.add(entry.rule_id)
-        if not entries or _ORDER(entries[-1]) <= _ORDER(entry):
-            entries.append(entry)  # the usual case: events arrive in time order
-        else:
-            bisect.insort(entries, entry, key=_ORDER)
         if len(entries) > self.max_entries_per_group:
             del entries[0]
             self.stats.entries_dropped += 1
