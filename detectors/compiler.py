@@ -18,15 +18,17 @@ from sigma.conditions import (
     ConditionValueExpression,
 )
 from sigma.rule import SigmaRule
-from sigma.types import SigmaString
+from sigma.types import SigmaCIDRExpression, SigmaString
 
 from detectors.errors import UnsupportedRuleError
 from detectors.event_view import EventView
 from detectors.values import (
+    AtomKind,
     Matcher,
     Necessary,
     all_of,
     any_of,
+    compile_cidr_alternatives,
     compile_string_alternatives,
     compile_value,
     union,
@@ -65,7 +67,9 @@ class ConditionCompiler:
         # Value lists ("field: [a, b, c]") arrive as an OR of same-field leaves; plain
         # case-insensitive strings on one field are fused into a single matcher.
         # Keyword lists (field None) are fused the same way, on the raw record.
+        # Network lists ("field|cidr: [...]") likewise become one matcher per field.
         by_field: dict[str | None, list[SigmaString]] = defaultdict(list)
+        networks: dict[str, list[SigmaCIDRExpression]] = defaultdict(list)
         others = []
         for arg in node.args:
             if (
@@ -73,6 +77,12 @@ class ConditionCompiler:
                 and type(arg.value) is SigmaString
             ):
                 by_field[arg.field].append(arg.value)
+            elif (
+                isinstance(arg, ConditionFieldEqualsValueExpression)
+                and arg.field
+                and isinstance(arg.value, SigmaCIDRExpression)
+            ):
+                networks[arg.field].append(arg.value)
             elif isinstance(arg, ConditionValueExpression) and type(arg.value) is SigmaString:
                 by_field[None].append(arg.value)
             else:
@@ -83,6 +93,8 @@ class ConditionCompiler:
                 children.append(compile_value(field, values[0], self.source))
             else:
                 children.append(compile_string_alternatives(field, values, self.source))
+        for field, values in networks.items():
+            children.append((compile_cidr_alternatives(field, values), None))
         return any_of([m for m, _ in children]), union([n for _, n in children])
 
     def visit_ConditionNOT(self, node: ConditionNOT) -> tuple[Matcher, Necessary]:
@@ -105,8 +117,9 @@ def _most_selective(necessaries: list[Necessary]) -> Necessary:
     """For an AND any child's atoms are necessary; keep the set most likely to be rare.
 
     Longer literals are rarer, except numbers: an event id or status code is shared by a
-    large part of the events of its source. Among equally rare sets, exact atoms win (a
-    dictionary lookup tests them, even in small rule groups), then fewer alternatives.
+    large part of the events of its source. A regex says little about its rarity and ranks
+    just above a number. Among equally rare sets, exact atoms win (a dictionary lookup tests
+    them, even in small rule groups), then fewer alternatives.
     """
     known = [necessary for necessary in necessaries if necessary]
     if not known:
@@ -114,8 +127,14 @@ def _most_selective(necessaries: list[Necessary]) -> Necessary:
     return max(
         known,
         key=lambda atoms: (
-            min(1 if text.isdigit() else len(text) for _, text, _ in atoms),
-            all(exact for _, _, exact in atoms),
+            min(_rarity(text, kind) for _, text, kind in atoms),
+            all(kind is AtomKind.EQUALS for _, _, kind in atoms),
             -len(atoms),
         ),
     )
+
+
+def _rarity(text: str, kind: AtomKind) -> int:
+    if kind is AtomKind.PATTERN:
+        return 2
+    return 1 if text.isdigit() else len(text)

@@ -7,7 +7,9 @@ Two ideas keep it fast with thousands of rules loaded:
 * literal prefilter - most rules require some literal substring in some field (an EventID,
   an image name). Per field, all such literals of a group sit in one RE2 set that scans the
   field once; only rules whose literal was found (plus the few with no usable literal) are
-  evaluated. A rule is skipped only when it provably cannot match.
+  evaluated. A rule whose only requirement is a regex gets the regex itself as its atom:
+  the regexes of a field share one more RE2 set, scanned over the field as written.
+  A rule is skipped only when it provably cannot match.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re2
 from detectors.event_view import EventView
 from detectors.logsource import event_logsource, routing_key
 from detectors.rules import CompiledRule
+from detectors.values import AtomKind, Necessary
 
 _SET_OPTIONS = re2.Options()
 _SET_OPTIONS.max_mem = 256 << 20
@@ -33,22 +36,29 @@ ROUTING_CACHE_KEYS = 10_000
 
 
 class _FieldIndex:
-    """All required literals of one field, scanned in one pass."""
+    """All required patterns of one field, scanned in one pass."""
 
-    __slots__ = ("atom_rules", "field", "matcher")
+    __slots__ = ("atom_rules", "matcher")
 
-    def __init__(self, field: str, literals: dict[str, list[int]]) -> None:
-        self.field = field
+    def __init__(self, patterns: dict[str, list[int]]) -> None:
         self.matcher = re2.Set.SearchSet(_SET_OPTIONS)
         self.atom_rules: list[tuple[int, ...]] = []
-        for literal, rule_positions in literals.items():
-            self.matcher.Add(re2.escape(literal))
+        for pattern, rule_positions in patterns.items():
+            self.matcher.Add(pattern)
             self.atom_rules.append(tuple(rule_positions))
         self.matcher.Compile()
 
+    def hits(self, texts: Iterable[str], found: set[int]) -> None:
+        """Add to ``found`` the rules whose pattern occurs in any of ``texts``."""
+        match, atom_rules = self.matcher.Match, self.atom_rules
+        for text in texts:
+            # RE2's Set.Match returns None (not an empty list) when nothing matched.
+            for atom in match(text) or ():
+                found.update(atom_rules[atom])
 
-def _all_exact(atoms: frozenset[tuple[str, str, bool]]) -> bool:
-    return all(is_exact for *_, is_exact in atoms)
+
+def _all_exact(atoms: Necessary) -> bool:
+    return all(kind is AtomKind.EQUALS for *_, kind in atoms)  # type: ignore[union-attr]
 
 
 class _RuleGroup:
@@ -66,48 +76,62 @@ class _RuleGroup:
         )
         unfiltered: list[int] = []
         exact: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        # Substrings of the lower-cased field, as RE2 patterns; regexes on the field as written.
         contained: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        patterns: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         for position, rule in enumerate(rules):
             atoms = rule.necessary
             if atoms is None or (not use_sets and not _all_exact(atoms)):
                 unfiltered.append(position)
                 continue
-            for field, literal, is_exact in atoms:
-                (exact if is_exact else contained)[field][literal].append(position)
+            for field, text, kind in atoms:
+                if kind is AtomKind.EQUALS:
+                    exact[field][text].append(position)
+                elif kind is AtomKind.CONTAINS:
+                    contained[field][re2.escape(text)].append(position)
+                else:
+                    patterns[field][text].append(position)
         self.unfiltered = tuple(unfiltered)
         self.exact = {
             field: {literal: tuple(positions) for literal, positions in literals.items()}
             for field, literals in exact.items()
         }
-        self.indexes = {
-            field: _FieldIndex(field, literals) for field, literals in contained.items()
-        }
-        self.fields = tuple(sorted(set(self.exact) | set(self.indexes)))
+        self.lowered_indexes = {field: _FieldIndex(items) for field, items in contained.items()}
+        self.pattern_indexes = {field: _FieldIndex(items) for field, items in patterns.items()}
+        self.fields = tuple(
+            sorted(set(self.exact) | set(self.lowered_indexes) | set(self.pattern_indexes))
+        )
 
     def candidates(self, view: EventView) -> Iterable[int]:
         if len(self.unfiltered) == len(self.rules):
             return self.unfiltered
         found: set[int] = set(self.unfiltered)
-        exact, indexes = self.exact, self.indexes
+        exact, lowered_indexes, pattern_indexes = (
+            self.exact,
+            self.lowered_indexes,
+            self.pattern_indexes,
+        )
         # Walk whichever is shorter: the group's indexed fields (a handful for small groups,
         # hundreds for Windows) or the event's own fields (a few dozen).
         fields = self.fields if len(self.fields) < len(view.event) else view.event
         for field in fields:
             by_value = exact.get(field)
-            index = indexes.get(field)
-            if by_value is None and index is None:
-                continue
-            value = view.lower(field)
-            if value is None:
-                continue
-            texts = (value,) if value.__class__ is str else value
-            for text in texts:
-                if by_value is not None and (hit := by_value.get(text)) is not None:  # type: ignore[arg-type]
-                    found.update(hit)
-                if index is not None:
-                    # RE2's Set.Match returns None (not an empty list) when nothing matched.
-                    for atom in index.matcher.Match(text) or ():
-                        found.update(index.atom_rules[atom])
+            lowered_index = lowered_indexes.get(field)
+            if by_value is not None or lowered_index is not None:
+                value = view.lower(field)
+                if value is not None:
+                    texts = (value,) if value.__class__ is str else value
+                    if by_value is not None:
+                        for text in texts:
+                            if (hit := by_value.get(text)) is not None:  # type: ignore[arg-type]
+                                found.update(hit)
+                    if lowered_index is not None:
+                        lowered_index.hits(texts, found)  # type: ignore[arg-type]
+            pattern_index = pattern_indexes.get(field)
+            if pattern_index is not None:
+                value = view.text(field)
+                if value is not None:
+                    pattern_index.hits((value,) if value.__class__ is str else value, found)  # type: ignore[arg-type]
         return sorted(found)
 
 

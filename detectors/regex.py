@@ -23,21 +23,35 @@ _RE2_OPTIONS.max_mem = 64 << 20
 _RE2_OPTIONS.log_errors = False
 
 
+def _with_flags(pattern: str, flags: str) -> str:
+    return f"(?{''.join(sorted(flags))}){pattern}" if flags else pattern
+
+
+def _one_pattern_set(pattern: str) -> re2.Set | None:
+    pattern_set = re2.Set.SearchSet(_RE2_OPTIONS)
+    try:
+        pattern_set.Add(pattern)
+        pattern_set.Compile()
+    except re2.error:
+        return None
+    return pattern_set
+
+
+def re2_pattern(pattern: str, flags: str) -> str | None:
+    """The pattern with its flags inlined, if RE2 can run it; None otherwise."""
+    flagged = _with_flags(pattern, flags)
+    return flagged if _one_pattern_set(flagged) is not None else None
+
+
 def compile_search(pattern: str, flags: str, source: str) -> SearchFunction:
     """Whether the pattern occurs in a text: RE2 when it can run the pattern, else Python re.
 
     ``flags`` holds the Sigma regex flags as letters (``i``, ``m``, ``s``).
     """
-    prefix = f"(?{''.join(sorted(flags))})" if flags else ""
     # A one-pattern RE2 set answers "does it occur?" without computing match offsets, which is
     # all a rule needs and a fifth cheaper than re2's search() through the Python wrapper.
-    pattern_set = re2.Set.SearchSet(_RE2_OPTIONS)
-    try:
-        pattern_set.Add(prefix + pattern)
-        pattern_set.Compile()
-    except re2.error:
-        pass
-    else:
+    pattern_set = _one_pattern_set(_with_flags(pattern, flags))
+    if pattern_set is not None:
         set_match = pattern_set.Match
         return lambda text: set_match(text) is not None
     python_flags = 0

@@ -11,6 +11,8 @@ import operator
 import re
 from collections.abc import Callable
 from datetime import datetime
+from enum import Enum
+from functools import lru_cache
 from ipaddress import ip_address
 
 from sigma.types import (
@@ -35,14 +37,26 @@ from sigma.types import (
 
 from detectors.errors import UnsupportedRuleError
 from detectors.event_view import EventView
-from detectors.regex import compile_search
+from detectors.regex import compile_search, re2_pattern
 
 Matcher = Callable[[EventView], bool]
 Predicate = Callable[[str], bool]
+
+
+class AtomKind(Enum):
+    """How an atom's text must occur in its field for the atom to hold."""
+
+    #: The lower-cased field equals the text.
+    EQUALS = "equals"
+    #: The lower-cased field contains the text.
+    CONTAINS = "contains"
+    #: The field as written matches the text, an RE2 pattern (a rule regex with its flags).
+    PATTERN = "pattern"
+
+
 #: Atoms of which at least one must hold for a match, or None if nothing is known. An atom is
-#: (field, lower-cased literal, exact): exact means the whole field equals the literal,
-#: otherwise the field contains it.
-Atom = tuple[str, str, bool]
+#: (field, text, kind), see AtomKind.
+Atom = tuple[str, str, AtomKind]
 Necessary = frozenset[Atom] | None
 
 #: Field-less (keyword) detections search the raw record, which holds every value of the event.
@@ -166,25 +180,31 @@ def compile_value(field: str | None, value: SigmaType, source: str) -> tuple[Mat
         parts = _pattern_parts(value, field is None, source)
         cased = isinstance(value, SigmaCasedString)
         predicate, longest = string_predicate(parts, cased)
-        exact = len(parts) == 1 and isinstance(parts[0], str)
-        necessary = frozenset({(target, longest.lower(), exact)}) if longest else None
+        kind = (
+            AtomKind.EQUALS if len(parts) == 1 and isinstance(parts[0], str) else AtomKind.CONTAINS
+        )
+        necessary = frozenset({(target, longest.lower(), kind)}) if longest else None
         return field_matcher(target, predicate, lowered=not cased), necessary
     if isinstance(value, SigmaTimestampPart):
         return _timestamp_part_matcher(target, value), None
     if isinstance(value, SigmaNumber | SigmaBool):
         text = str(value.number) if isinstance(value, SigmaNumber) else str(value.boolean).lower()
-        return field_matcher(target, text.__eq__, lowered=True), frozenset({(target, text, True)})
+        atom = (target, text, AtomKind.EQUALS)
+        return field_matcher(target, text.__eq__, lowered=True), frozenset({atom})
     if isinstance(value, SigmaNull):
         return _null_matcher(target), None
     if isinstance(value, SigmaExists):
         return _exists_matcher(target, bool(value)), None
     if isinstance(value, SigmaRegularExpression):
         flags = "".join(value.sigma_to_re_flag[flag] for flag in value.flags)
-        return field_matcher(
-            target, compile_search(str(value.regexp), flags, source), lowered=False
-        ), None
+        search = compile_search(str(value.regexp), flags, source)
+        # A regex with no literal to index is still a prefilter atom when RE2 runs it: the
+        # engine scans all such regexes of a field in one RE2 set.
+        pattern = re2_pattern(str(value.regexp), flags)
+        necessary = frozenset({(target, pattern, AtomKind.PATTERN)}) if pattern else None
+        return field_matcher(target, search, lowered=False), necessary
     if isinstance(value, SigmaCIDRExpression):
-        return field_matcher(target, _cidr_predicate(value), lowered=False), None
+        return compile_cidr_alternatives(target, [value]), None
     if isinstance(value, SigmaCompareExpression):
         return field_matcher(target, _compare_predicate(value), lowered=False), None
     if isinstance(value, SigmaFieldReference):
@@ -229,7 +249,7 @@ def compile_string_alternatives(
             predicates.append(string_predicate(parts, case_sensitive=True)[0])
         literals = [part for part in parts if isinstance(part, str)]
         if literals and (longest := max(literals, key=len)):
-            atoms.add((field, longest, shape == ("L",)))
+            atoms.add((field, longest, AtomKind.EQUALS if shape == ("L",) else AtomKind.CONTAINS))
         else:
             known = False
     tests: list[Predicate] = []
@@ -324,16 +344,43 @@ def _exists_matcher(field: str, expected: bool) -> Matcher:
     return lambda view: (view.text(field) is not None) is expected
 
 
-def _cidr_predicate(value: SigmaCIDRExpression) -> Predicate:
-    network = value.network
+@lru_cache(maxsize=1 << 14)
+def _address(text: str) -> tuple[int, int] | None:
+    """(IP version, address as an integer), or None for text that is not an address.
 
-    def in_network(text: str) -> bool:
-        try:
-            return ip_address(text) in network
-        except ValueError:
+    Cached: the same few thousand addresses recur across events, and every cidr rule on a
+    field (SigmaHQ has several on the logon source address) would parse them again.
+    """
+    try:
+        address = ip_address(text)
+    except ValueError:
+        return None
+    return address.version, int(address)
+
+
+def compile_cidr_alternatives(field: str, values: list[SigmaCIDRExpression]) -> Matcher:
+    """One matcher for "field is in any of these networks": the address is parsed once and
+    compared with each network's integer range."""
+    ranges = tuple(
+        (
+            value.network.version,
+            int(value.network.network_address),
+            int(value.network.broadcast_address),
+        )
+        for value in values
+    )
+
+    def in_any_network(text: str) -> bool:
+        address = _address(text)
+        if address is None:
             return False
+        version, number = address
+        for network_version, low, high in ranges:
+            if version == network_version and low <= number <= high:
+                return True
+        return False
 
-    return in_network
+    return field_matcher(field, in_any_network, lowered=False)
 
 
 def _compare_predicate(value: SigmaCompareExpression) -> Predicate:

@@ -51,7 +51,7 @@ def main() -> None:
         f"- Errors: {len(report.errors):,}",
         f"- Unsupported (valid, feature not implemented): {len(report.unsupported):,}",
         f"- Regexes that need Python `re` (not RE2-compatible): {len(fallbacks.messages):,}",
-        f"- Rules with a literal prefilter (skipped for events lacking their literals): {prefiltered:,}"
+        f"- Rules with a prefilter (skipped for events lacking their literals or regexes): {prefiltered:,}"
         f" ({prefiltered / max(len(report.rules), 1):.0%}); the others are evaluated on every event of their log source",
         f"- Load time (parse with pySigma, map fields, compile): {seconds:.1f} s",
         "",

@@ -191,6 +191,28 @@ def test_cidr_ipv4_and_ipv6() -> None:
 
 
 @pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("10.1.2.3", True),
+        ("192.168.255.255", True),
+        ("192.169.0.0", False),
+        ("fe80::1", True),
+        ("2001:db8::1", False),
+        # The IPv4 network does not contain an IPv6 address with the same low bits.
+        ("::a01:203", False),
+        ("", False),
+        ("-", False),
+    ],
+)
+def test_cidr_list_mixing_versions_in_one_filter(address: str, expected: bool) -> None:
+    networks = sel("ip|cidr: ['10.0.0.0/8', '192.168.0.0/16', 'fe80::/10']")
+    assert matches(networks, {"ip": address}) is expected
+    assert matches(sel("ip|cidr: ['10.0.0.0/8', 'fe80::/10']", "not sel"), {"ip": address}) is (
+        address not in ("10.1.2.3", "fe80::1")
+    )
+
+
+@pytest.mark.parametrize(
     ("modifier", "value", "expected"),
     [
         ("gt", "11", True),
