@@ -40,7 +40,7 @@ def decode(line: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         try:
             document = json.loads(line)
-        except (TypeError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (TypeError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
             raise ValueError(f"not JSON: {error}") from None
     if not isinstance(document, dict):
         raise ValueError(f"not a JSON object but {type(document).__name__}")

@@ -98,25 +98,31 @@ class _RuleGroup:
         }
         self.lowered_indexes = {field: _FieldIndex(items) for field, items in contained.items()}
         self.pattern_indexes = {field: _FieldIndex(items) for field, items in patterns.items()}
-        self.fields = tuple(
-            sorted(set(self.exact) | set(self.lowered_indexes) | set(self.pattern_indexes))
-        )
+        # Per indexed field, everything that tests it: one dictionary lookup per event field.
+        self.field_tests = {
+            field: (
+                self.exact.get(field),
+                self.lowered_indexes.get(field),
+                self.pattern_indexes.get(field),
+            )
+            for field in sorted(
+                set(self.exact) | set(self.lowered_indexes) | set(self.pattern_indexes)
+            )
+        }
 
     def candidates(self, view: EventView) -> Iterable[int]:
         if len(self.unfiltered) == len(self.rules):
             return self.unfiltered
         found: set[int] = set(self.unfiltered)
-        exact, lowered_indexes, pattern_indexes = (
-            self.exact,
-            self.lowered_indexes,
-            self.pattern_indexes,
-        )
+        field_tests = self.field_tests
         # Walk whichever is shorter: the group's indexed fields (a handful for small groups,
         # hundreds for Windows) or the event's own fields (a few dozen).
-        fields = self.fields if len(self.fields) < len(view.event) else view.event
+        fields = field_tests if len(field_tests) < len(view.event) else view.event
         for field in fields:
-            by_value = exact.get(field)
-            lowered_index = lowered_indexes.get(field)
+            tests = field_tests.get(field)
+            if tests is None:
+                continue
+            by_value, lowered_index, pattern_index = tests
             if by_value is not None or lowered_index is not None:
                 value = view.lower(field)
                 if value is not None:
@@ -127,7 +133,6 @@ class _RuleGroup:
                                 found.update(hit)
                     if lowered_index is not None:
                         lowered_index.hits(texts, found)  # type: ignore[arg-type]
-            pattern_index = pattern_indexes.get(field)
             if pattern_index is not None:
                 value = view.text(field)
                 if value is not None:

@@ -39,21 +39,28 @@ class EventView:
         self._lower: dict[str, FieldText] = {}
 
     def text(self, field: str) -> FieldText:
+        value = self.event.get(field)
+        # Most values are strings already: they are their own text, nothing to cache.
+        if value.__class__ is str or value is None:
+            return value
         text = self._text.get(field, _UNSET)
         if text is _UNSET:
-            value = self.event.get(field)
-            text = self._text[field] = value if value.__class__ is str else as_text(value)
+            text = self._text[field] = as_text(value)
         return text  # type: ignore[return-value]
 
     def lower(self, field: str) -> FieldText:
         lowered = self._lower.get(field, _UNSET)
         if lowered is _UNSET:
-            text = self.text(field)
-            if text.__class__ is str:
-                lowered = text.lower()  # type: ignore[union-attr]
-            elif text is None:
-                lowered = None
+            value = self.event.get(field)
+            if value.__class__ is str:
+                lowered = value.lower()
             else:
-                lowered = [item.lower() for item in text]  # type: ignore[union-attr]
+                text = self.text(field)
+                if text is None:
+                    lowered = None
+                elif text.__class__ is str:
+                    lowered = text.lower()  # type: ignore[union-attr]
+                else:
+                    lowered = [item.lower() for item in text]  # type: ignore[union-attr]
             self._lower[field] = lowered  # type: ignore[assignment]
         return lowered  # type: ignore[return-value]

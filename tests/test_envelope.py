@@ -61,7 +61,14 @@ def test_lone_surrogates_round_trip_through_the_fallback() -> None:
 
 @pytest.mark.parametrize(
     ("value", "reason"),
-    [(b"\xff\xfe not json", "not JSON"), (b"[1, 2]", "not a JSON object"), (b"", "not JSON")],
+    [
+        (b"\xff\xfe not json", "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (b"", "not JSON"),
+        # Deeper than either decoder nests: refused with a reason, never a crash.
+        (b'{"a": ' * 100_000 + b"1" + b"}" * 100_000, "not JSON"),
+    ],
+    ids=["invalid-utf8", "array", "empty", "deeply-nested"],
 )
 def test_bad_lines_are_named(value: bytes, reason: str) -> None:
     [(_, line)] = list(envelope.unpack(value))

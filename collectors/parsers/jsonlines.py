@@ -5,9 +5,9 @@ Nested objects are flattened to dotted keys because the event is one flat dict e
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from collectors.envelope import decode
 from collectors.event import Event, new_event, put
 from collectors.parsers.base import ParseContext, Parser, register
 from collectors.parsers.windows import windows_event
@@ -148,10 +148,9 @@ class JsonLinesParser(Parser):
 
     def parse_line(self, line: str, context: ParseContext) -> Event | None:
         try:
-            document = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
-            return None
-        if not isinstance(document, dict):
+            # The events' own codec: orjson, with the standard library for what orjson refuses.
+            document = decode(line)
+        except ValueError:
             return None
         if "winlog" in document or "winlog.channel" in document:
             event = _winlogbeat(line, document, context)

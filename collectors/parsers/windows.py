@@ -90,7 +90,11 @@ def windows_event(
     put(event, "winlog.user.identifier", system.get("UserID"))
     put(event, "log.level", _LEVELS.get(str(system.get("Level", ""))))
 
-    data = {name: _text(value) for name, value in event_data.items() if value is not None}
+    data = {
+        name: value if value.__class__ is str else _text(value)
+        for name, value in event_data.items()
+        if value is not None
+    }
     if code == "4688" and channel == "Security":
         for source_name, sigma_name in _PROCESS_CREATION_ALIASES.items():
             if source_name in data and sigma_name not in data:
