@@ -33,6 +33,11 @@ _SET_OPTIONS.log_errors = False
 SUBSTRING_PREFILTER_MIN_RULES = 8
 #: Routing keys remembered before the cache starts over.
 ROUTING_CACHE_KEYS = 10_000
+#: Prefilter results remembered per rule group (field, value) before that cache starts over,
+#: and the longest value remembered: long values (command lines) rarely recur and would only
+#: hold memory.
+CACHED_VALUES = 20_000
+CACHED_VALUE_MAX_CHARS = 200
 
 
 class _FieldIndex:
@@ -55,6 +60,41 @@ class _FieldIndex:
             # RE2's Set.Match returns None (not an empty list) when nothing matched.
             for atom in match(text) or ():
                 found.update(atom_rules[atom])
+
+
+class _FieldTests:
+    """Everything in a group's prefilter that tests one field."""
+
+    __slots__ = ("equals", "lowered_index", "pattern_index")
+
+    def __init__(
+        self,
+        equals: dict[str, tuple[int, ...]] | None,
+        lowered_index: _FieldIndex | None,
+        pattern_index: _FieldIndex | None,
+    ) -> None:
+        self.equals = equals
+        self.lowered_index = lowered_index
+        self.pattern_index = pattern_index
+
+    def hits(self, view: EventView, field: str) -> frozenset[int]:
+        """The rules whose atoms on this field hold for the event."""
+        found: set[int] = set()
+        if self.equals is not None or self.lowered_index is not None:
+            value = view.lower(field)
+            if value is not None:
+                texts = (value,) if value.__class__ is str else value
+                if self.equals is not None:
+                    for text in texts:
+                        if (hit := self.equals.get(text)) is not None:  # type: ignore[arg-type]
+                            found.update(hit)
+                if self.lowered_index is not None:
+                    self.lowered_index.hits(texts, found)  # type: ignore[arg-type]
+        if self.pattern_index is not None:
+            value = view.text(field)
+            if value is not None:
+                self.pattern_index.hits((value,) if value.__class__ is str else value, found)  # type: ignore[arg-type]
+        return frozenset(found)
 
 
 def _all_exact(atoms: Necessary) -> bool:
@@ -96,47 +136,45 @@ class _RuleGroup:
             field: {literal: tuple(positions) for literal, positions in literals.items()}
             for field, literals in exact.items()
         }
-        self.lowered_indexes = {field: _FieldIndex(items) for field, items in contained.items()}
-        self.pattern_indexes = {field: _FieldIndex(items) for field, items in patterns.items()}
-        # Per indexed field, everything that tests it: one dictionary lookup per event field.
+        lowered_indexes = {field: _FieldIndex(items) for field, items in contained.items()}
+        pattern_indexes = {field: _FieldIndex(items) for field, items in patterns.items()}
         self.field_tests = {
-            field: (
-                self.exact.get(field),
-                self.lowered_indexes.get(field),
-                self.pattern_indexes.get(field),
+            field: _FieldTests(
+                self.exact.get(field), lowered_indexes.get(field), pattern_indexes.get(field)
             )
-            for field in sorted(
-                set(self.exact) | set(self.lowered_indexes) | set(self.pattern_indexes)
-            )
+            for field in sorted(set(self.exact) | set(lowered_indexes) | set(pattern_indexes))
         }
+        # What each recent (field, value) pair hit: event codes, channels, image paths and
+        # account names recur on most events, and a dictionary lookup is much cheaper than
+        # lower-casing the value and scanning it with RE2 again.
+        self._hits_by_value: dict[tuple[str, str], frozenset[int]] = {}
 
     def candidates(self, view: EventView) -> Iterable[int]:
         if len(self.unfiltered) == len(self.rules):
             return self.unfiltered
         found: set[int] = set(self.unfiltered)
-        field_tests = self.field_tests
+        field_tests, cache, event = self.field_tests, self._hits_by_value, view.event
         # Walk whichever is shorter: the group's indexed fields (a handful for small groups,
         # hundreds for Windows) or the event's own fields (a few dozen).
-        fields = field_tests if len(field_tests) < len(view.event) else view.event
-        for field in fields:
+        for field in field_tests if len(field_tests) < len(event) else event:
             tests = field_tests.get(field)
             if tests is None:
                 continue
-            by_value, lowered_index, pattern_index = tests
-            if by_value is not None or lowered_index is not None:
-                value = view.lower(field)
-                if value is not None:
-                    texts = (value,) if value.__class__ is str else value
-                    if by_value is not None:
-                        for text in texts:
-                            if (hit := by_value.get(text)) is not None:  # type: ignore[arg-type]
-                                found.update(hit)
-                    if lowered_index is not None:
-                        lowered_index.hits(texts, found)  # type: ignore[arg-type]
-            if pattern_index is not None:
-                value = view.text(field)
-                if value is not None:
-                    pattern_index.hits((value,) if value.__class__ is str else value, found)  # type: ignore[arg-type]
+            value = event.get(field)
+            if value is None:
+                continue
+            if value.__class__ is str and len(value) <= CACHED_VALUE_MAX_CHARS:
+                key = (field, value)
+                hits = cache.get(key)
+                if hits is None:
+                    hits = tests.hits(view, field)
+                    if len(cache) >= CACHED_VALUES:
+                        cache.clear()
+                    cache[key] = hits
+            else:
+                hits = tests.hits(view, field)
+            if hits:
+                found.update(hits)
         return sorted(found)
 
 

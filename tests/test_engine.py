@@ -15,7 +15,13 @@ from sigma.processing.pipeline import ProcessingPipeline
 
 from collectors.files import FileEventReader, expand_paths
 from collectors.parsers import ParseContext, parse_detected
-from detectors.engine import ROUTING_CACHE_KEYS, SUBSTRING_PREFILTER_MIN_RULES, SigmaEngine
+from detectors.engine import (
+    CACHED_VALUE_MAX_CHARS,
+    CACHED_VALUES,
+    ROUTING_CACHE_KEYS,
+    SUBSTRING_PREFILTER_MIN_RULES,
+    SigmaEngine,
+)
 from detectors.event_view import EventView
 from detectors.rule_tests import TEST_CONTEXT
 from detectors.rules import DEFAULT_RULE_DIR, compile_rule, load_rules
@@ -174,3 +180,25 @@ def test_routing_cache_stays_bounded_when_program_names_never_repeat() -> None:
         "SSH Login As Root Accepted",
         "SSH Login Succeeded",
     }
+
+
+def test_prefilter_value_cache_stays_bounded_and_keeps_answering() -> None:
+    engine = SigmaEngine(load_rules([DEFAULT_RULE_DIR]).rules)
+    failed = {
+        "event.module": "system",
+        "process.name": "sshd",
+        "event.action": "ssh_login",
+        "event.outcome": "failure",
+        "user.name": "root",
+    }
+    expected = {rule.id for rule in engine.match(failed)}
+    assert expected
+    # event.action is indexed for sshd events: every new action is a new cache entry.
+    for number in range(CACHED_VALUES + 500):
+        engine.match({**failed, "event.action": f"action{number}"})
+    [group] = set(engine._groups_by_key.values())
+    assert 500 <= len(group._hits_by_value) <= CACHED_VALUES
+    # Same answers after the cache started over, and for a value too long to be cached.
+    assert {rule.id for rule in engine.match(failed)} == expected
+    long_action = {**failed, "event.action": "ssh_login" + " " * CACHED_VALUE_MAX_CHARS}
+    assert [rule.id for rule in engine.match(long_action)] == brute_force(engine, long_action)
