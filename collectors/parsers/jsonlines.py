@@ -92,17 +92,31 @@ def _winlogbeat(line: str, document: dict[str, Any], context: ParseContext) -> E
     }
     event = windows_event(line, system, data, context, "windows.winlogbeat")
     # Keep what Winlogbeat added beyond System and EventData (host, agent, winlog.task, ...).
-    rest = {key: value for key, value in document.items() if key not in _WINLOGBEAT_OWN}
-    if isinstance(winlog, dict):
-        rest["winlog"] = {key: value for key, value in winlog.items() if key != "event_data"}
-    for key, value in flatten(rest).items():
-        if not key.startswith(("winlog.event_data.", "event.", "organization.")):
-            event.setdefault(key, value)
+    for key, value in document.items():
+        if key in _WINLOGBEAT_OWN:
+            continue
+        if key == "winlog" and isinstance(value, dict):
+            for name, item in value.items():
+                if name != "event_data":
+                    _keep(event, f"winlog.{name}", item)
+        else:
+            _keep(event, key, value)
     return event
+
+
+def _keep(event: Event, name: str, value: Any) -> None:
+    """Add a document's value (flattened) where the mapping did not set one; EventData, the
+    event.* fields and the agency stay the mapping's."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _keep(event, f"{name}.{key}", item)
+    elif name not in event and not name.startswith(_MAPPED_PREFIXES):
+        event[name] = value
 
 
 # Parts of a Winlogbeat document that windows_event already mapped.
 _WINLOGBEAT_OWN = {"@timestamp", "event", "organization", "message"}
+_MAPPED_PREFIXES = ("winlog.event_data.", "event.", "organization.")
 
 
 def _nxlog(line: str, document: dict[str, Any], context: ParseContext) -> Event:
