@@ -23,6 +23,7 @@ from sigma.types import SigmaCIDRExpression, SigmaString
 from detectors.errors import UnsupportedRuleError
 from detectors.event_view import EventView
 from detectors.values import (
+    Atom,
     AtomKind,
     Matcher,
     Necessary,
@@ -34,36 +35,49 @@ from detectors.values import (
     union,
 )
 
+#: Conjuncts of a condition: each is a set of atoms of which at least one must hold, and all
+#: of them must hold for the condition to match. Empty when nothing is known.
+Clauses = tuple[frozenset[Atom], ...]
+
 
 def _never(_view: EventView) -> bool:
     return False
 
 
+def _clauses(necessary: Necessary) -> Clauses:
+    return (necessary,) if necessary else ()
+
+
 class ConditionCompiler:
-    """Turns one rule's conditions into a matcher and its necessary literals."""
+    """Turns one rule's conditions into a matcher and the clauses its prefilter indexes."""
 
     def __init__(self, source: str) -> None:
         self.source = source
 
-    def compile_rule(self, rule: SigmaRule) -> tuple[Matcher, Necessary]:
+    def compile_rule(self, rule: SigmaRule) -> tuple[Matcher, Clauses]:
+        """The rule's matcher, and its rarest necessary clauses (rarest first)."""
         # Several conditions in one rule are alternatives (Sigma spec: OR-linked).
         compiled = [self.visit(condition.parsed) for condition in rule.detection.parsed_condition]
-        return any_of([m for m, _ in compiled]), union([n for _, n in compiled])
+        clauses = _either([c for _, c in compiled])
+        return any_of([m for m, _ in compiled]), _rarest(clauses)
 
-    def visit(self, node: object) -> tuple[Matcher, Necessary]:
+    def visit(self, node: object) -> tuple[Matcher, Clauses]:
         if node is None:
             # Every detection item was dropped by a pipeline: the rule can never match.
-            return _never, None
+            return _never, ()
         method = getattr(self, f"visit_{type(node).__name__}", None)
         if method is None:
             raise UnsupportedRuleError(self.source, f"condition node {type(node).__name__}")
         return method(node)
 
-    def visit_ConditionAND(self, node: ConditionAND) -> tuple[Matcher, Necessary]:
+    def visit_ConditionAND(self, node: ConditionAND) -> tuple[Matcher, Clauses]:
         children = [self.visit(arg) for arg in node.args]
-        return all_of([m for m, _ in children]), _most_selective([n for _, n in children])
+        # Every child's clauses must hold.
+        return all_of([m for m, _ in children]), tuple(
+            clause for _, clauses in children for clause in clauses
+        )
 
-    def visit_ConditionOR(self, node: ConditionOR) -> tuple[Matcher, Necessary]:
+    def visit_ConditionOR(self, node: ConditionOR) -> tuple[Matcher, Clauses]:
         # Value lists ("field: [a, b, c]") arrive as an OR of same-field leaves; plain
         # case-insensitive strings on one field are fused into a single matcher.
         # Keyword lists (field None) are fused the same way, on the raw record.
@@ -90,47 +104,59 @@ class ConditionCompiler:
         children = [self.visit(arg) for arg in others]
         for field, values in by_field.items():
             if len(values) == 1:
-                children.append(compile_value(field, values[0], self.source))
+                matcher, necessary = compile_value(field, values[0], self.source)
             else:
-                children.append(compile_string_alternatives(field, values, self.source))
+                matcher, necessary = compile_string_alternatives(field, values, self.source)
+            children.append((matcher, _clauses(necessary)))
         for field, values in networks.items():
-            children.append((compile_cidr_alternatives(field, values), None))
-        return any_of([m for m, _ in children]), union([n for _, n in children])
+            children.append((compile_cidr_alternatives(field, values), ()))
+        return any_of([m for m, _ in children]), _either([c for _, c in children])
 
-    def visit_ConditionNOT(self, node: ConditionNOT) -> tuple[Matcher, Necessary]:
-        inner, _necessary = self.visit(node.args[0])
+    def visit_ConditionNOT(self, node: ConditionNOT) -> tuple[Matcher, Clauses]:
+        inner, _clauses_of_inner = self.visit(node.args[0])
         # Nothing is known to be necessary for a negation to hold.
-        return (lambda view: not inner(view)), None
+        return (lambda view: not inner(view)), ()
 
     def visit_ConditionFieldEqualsValueExpression(
         self, node: ConditionFieldEqualsValueExpression
-    ) -> tuple[Matcher, Necessary]:
-        return compile_value(node.field, node.value, self.source)
+    ) -> tuple[Matcher, Clauses]:
+        matcher, necessary = compile_value(node.field, node.value, self.source)
+        return matcher, _clauses(necessary)
 
     def visit_ConditionValueExpression(
         self, node: ConditionValueExpression
-    ) -> tuple[Matcher, Necessary]:
-        return compile_value(None, node.value, self.source)
+    ) -> tuple[Matcher, Clauses]:
+        matcher, necessary = compile_value(None, node.value, self.source)
+        return matcher, _clauses(necessary)
 
 
-def _most_selective(necessaries: list[Necessary]) -> Necessary:
-    """For an AND any child's atoms are necessary; keep the set most likely to be rare.
+def _either(alternatives: list[Clauses]) -> Clauses:
+    """The clause of an OR: one branch must hold, so the union of one necessary clause per
+    branch (the rarest) is necessary; nothing is known if a branch has no clause."""
+    if not alternatives or any(not clauses for clauses in alternatives):
+        return ()
+    return _clauses(union([_rarest(clauses)[0] for clauses in alternatives]))
+
+
+def _rarest(clauses: Clauses) -> Clauses:
+    """Clauses ordered from the one most likely to be rare.
 
     Longer literals are rarer, except numbers: an event id or status code is shared by a
     large part of the events of its source. A regex says little about its rarity and ranks
     just above a number. Among equally rare sets, exact atoms win (a dictionary lookup tests
     them, even in small rule groups), then fewer alternatives.
     """
-    known = [necessary for necessary in necessaries if necessary]
-    if not known:
-        return None
-    return max(
-        known,
-        key=lambda atoms: (
-            min(_rarity(text, kind) for _, text, kind in atoms),
-            all(kind is AtomKind.EQUALS for _, _, kind in atoms),
-            -len(atoms),
-        ),
+    return tuple(
+        sorted(
+            set(clauses),
+            key=lambda atoms: (
+                min(_rarity(text, kind) for _, text, kind in atoms),
+                all(kind is AtomKind.EQUALS for _, _, kind in atoms),
+                -len(atoms),
+                sorted(map(repr, atoms)),
+            ),
+            reverse=True,
+        )
     )
 
 

@@ -23,7 +23,7 @@ import re2
 from detectors.event_view import EventView
 from detectors.logsource import event_logsource, routing_key
 from detectors.rules import CompiledRule
-from detectors.values import AtomKind, Necessary
+from detectors.values import Atom, AtomKind
 
 _SET_OPTIONS = re2.Options()
 _SET_OPTIONS.max_mem = 256 << 20
@@ -78,7 +78,7 @@ class _FieldTests:
         self.pattern_index = pattern_index
 
     def hits(self, view: EventView, field: str) -> frozenset[int]:
-        """The rules whose atoms on this field hold for the event."""
+        """The clauses (see ``_RuleGroup``) whose atoms on this field hold for the event."""
         found: set[int] = set()
         if self.equals is not None or self.lowered_index is not None:
             value = view.lower(field)
@@ -97,8 +97,8 @@ class _FieldTests:
         return frozenset(found)
 
 
-def _all_exact(atoms: Necessary) -> bool:
-    return all(kind is AtomKind.EQUALS for *_, kind in atoms)  # type: ignore[union-attr]
+def _all_exact(atoms: frozenset[Atom]) -> bool:
+    return all(kind is AtomKind.EQUALS for *_, kind in atoms)
 
 
 class _RuleGroup:
@@ -106,32 +106,44 @@ class _RuleGroup:
 
     Exact atoms (field equals literal) are looked up in a dictionary, which pays off even for
     a handful of rules; substring atoms need the RE2 sets, which pay off only for large groups.
+
+    A rule is indexed by its two rarest indexable clauses (``CompiledRule.prefilter``); the
+    index answers clause numbers ``2 * position + k`` for clause ``k`` of the rule at
+    ``position``, and a rule is a candidate only when all its indexed clauses were hit.
     """
 
     def __init__(self, rules: list[CompiledRule]) -> None:
         self.rules = rules
         use_sets = (
-            sum(1 for rule in rules if rule.necessary and not _all_exact(rule.necessary))
+            sum(1 for rule in rules if rule.prefilter and not _all_exact(rule.prefilter[0]))
             >= SUBSTRING_PREFILTER_MIN_RULES
         )
         unfiltered: list[int] = []
+        two_clauses: set[int] = set()
         exact: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         # Substrings of the lower-cased field, as RE2 patterns; regexes on the field as written.
         contained: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         patterns: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         for position, rule in enumerate(rules):
-            atoms = rule.necessary
-            if atoms is None or (not use_sets and not _all_exact(atoms)):
+            indexable = [clause for clause in rule.prefilter if use_sets or _all_exact(clause)]
+            # Two clauses skip nearly every rule that cannot match; one (an event id) often
+            # admits a rule for a large share of its source's events.
+            indexable = indexable[:2]
+            if not indexable:
                 unfiltered.append(position)
                 continue
-            for field, text, kind in atoms:
-                if kind is AtomKind.EQUALS:
-                    exact[field][text].append(position)
-                elif kind is AtomKind.CONTAINS:
-                    contained[field][re2.escape(text)].append(position)
-                else:
-                    patterns[field][text].append(position)
+            if len(indexable) == 2:
+                two_clauses.add(position)
+            for number, clause in enumerate(indexable):
+                for field, text, kind in clause:
+                    if kind is AtomKind.EQUALS:
+                        exact[field][text].append(2 * position + number)
+                    elif kind is AtomKind.CONTAINS:
+                        contained[field][re2.escape(text)].append(2 * position + number)
+                    else:
+                        patterns[field][text].append(2 * position + number)
         self.unfiltered = tuple(unfiltered)
+        self.two_clauses = frozenset(two_clauses)
         self.exact = {
             field: {literal: tuple(positions) for literal, positions in literals.items()}
             for field, literals in exact.items()
@@ -152,7 +164,7 @@ class _RuleGroup:
     def candidates(self, view: EventView) -> Iterable[int]:
         if len(self.unfiltered) == len(self.rules):
             return self.unfiltered
-        found: set[int] = set(self.unfiltered)
+        found: set[int] = set()
         field_tests, cache, event = self.field_tests, self._hits_by_value, view.event
         # Walk whichever is shorter: the group's indexed fields (a handful for small groups,
         # hundreds for Windows) or the event's own fields (a few dozen).
@@ -175,7 +187,14 @@ class _RuleGroup:
                 hits = tests.hits(view, field)
             if hits:
                 found.update(hits)
-        return sorted(found)
+        candidates = set(self.unfiltered)
+        two_clauses = self.two_clauses
+        for clause in found:
+            if not clause & 1:
+                position = clause >> 1
+                if position not in two_clauses or clause + 1 in found:
+                    candidates.add(position)
+        return sorted(candidates)
 
 
 class SigmaEngine:

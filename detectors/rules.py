@@ -19,7 +19,7 @@ from sigma.policy.regex_engine import PythonRegexEngine
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaLogSource, SigmaRule
 
-from detectors.compiler import ConditionCompiler
+from detectors.compiler import Clauses, ConditionCompiler
 from detectors.correlation_rules import (
     CorrelationDraft,
     CorrelationRule,
@@ -27,7 +27,7 @@ from detectors.correlation_rules import (
     resolve_correlation,
 )
 from detectors.errors import RuleError, UnsupportedRuleError, sigma_reason
-from detectors.values import Matcher, Necessary
+from detectors.values import Matcher
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ class CompiledRule:
     tags: tuple[str, ...]
     logsource: SigmaLogSource
     matcher: Matcher
-    necessary: Necessary
+    #: Necessary clauses for the engine's prefilter, rarest first (empty: none known).
+    prefilter: Clauses
     source: str
     description: str = ""
     author: str = ""
@@ -193,7 +194,7 @@ def compile_rule(document: dict, source: str, pipeline: ProcessingPipeline) -> C
         if rule.errors:
             raise RuleError(source, "; ".join(sigma_reason(error) for error in rule.errors))
         pipeline.apply(rule)
-        matcher, necessary = ConditionCompiler(source).compile_rule(rule)
+        matcher, prefilter = ConditionCompiler(source).compile_rule(rule)
     except RuleError:
         raise
     except SigmaError as error:
@@ -210,7 +211,7 @@ def compile_rule(document: dict, source: str, pipeline: ProcessingPipeline) -> C
         tags=tuple(f"{tag.namespace}.{tag.name}" for tag in rule.tags),
         logsource=rule.logsource,
         matcher=matcher,
-        necessary=necessary,
+        prefilter=prefilter,
         source=source,
         description=rule.description or "",
         author=rule.author or "",

@@ -39,7 +39,7 @@ def main() -> None:
         by_folder["/".join(path.relative_to(folder).parts[:2])] += 1
     for rule in report.rules:
         compiled_by_folder["/".join(Path(rule.source).relative_to(folder).parts[:2])] += 1
-    prefiltered = sum(rule.necessary is not None for rule in report.rules)
+    prefiltered = sum(bool(rule.prefilter) for rule in report.rules)
     lines = [
         "# SigmaHQ rule set: load report",
         "",
