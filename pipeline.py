@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -61,6 +62,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="longer lines are truncated and tagged (default: %(default)s)",
     )
     scan.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    scan.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes that parse and match (default: 1; 0: one per CPU);"
+        " alerts are the same as with one",
+    )
     scan.add_argument(
         "--indicators",
         action="append",
@@ -175,6 +183,9 @@ def command_scan(args: argparse.Namespace) -> int:
     if args.max_line_bytes < 1024:
         print("socpipe: error: --max-line-bytes must be at least 1024", file=sys.stderr)
         return EXIT_USAGE
+    if args.jobs < 0:
+        print("socpipe: error: --jobs must be 0 (one per CPU) or more", file=sys.stderr)
+        return EXIT_USAGE
     report = load_rules(rule_paths)
     for problem in report.errors:
         print(f"socpipe: rule skipped: {problem}", file=sys.stderr)
@@ -197,6 +208,7 @@ def command_scan(args: argparse.Namespace) -> int:
         out=args.out,
         max_line_bytes=args.max_line_bytes,
         progress=not args.no_progress,
+        jobs=args.jobs or len(os.sched_getaffinity(0)),
     )
     try:
         summary = run_scan(options, rules=report, models=scorers, indicators=indicators)

@@ -11,6 +11,7 @@ import gzip
 import logging
 import math
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +40,59 @@ class ReadStats:
     truncated: int = 0
     invalid_utf8: int = 0
     unreadable_files: list[str] = field(default_factory=list)
+
+    def add(self, other: ReadStats) -> None:
+        """Count in what another reader read (a worker of a parallel scan)."""
+        self.files += other.files
+        self.lines += other.lines
+        self.events += other.events
+        self.unparsed += other.unparsed
+        self.truncated += other.truncated
+        self.invalid_utf8 += other.invalid_utf8
+        self.unreadable_files.extend(other.unreadable_files)
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """The lines of a file that start in ``[start, end)``: a unit of work of a parallel scan.
+
+    A line belongs to the part it starts in, even when it runs past ``end``, so parts cut at
+    any byte still give every line exactly once. ``end`` None means the whole file, in any
+    format (gzip and EVTX cannot be entered in the middle).
+    """
+
+    path: Path
+    start: int = 0
+    end: int | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes of input this part covers, for progress reporting."""
+        if self.end is not None:
+            return self.end - self.start
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+
+def split_into_parts(files: Iterable[Path], part_bytes: int) -> Iterator[FilePart]:
+    """Plain-text files larger than ``part_bytes`` cut into byte ranges; others whole."""
+    for path in files:
+        try:
+            magic = _sniff(path)
+            size = path.stat().st_size
+        except OSError:
+            yield FilePart(path)  # the reader reports why it cannot be read
+            continue
+        compressed_or_binary = magic.startswith((_GZIP_MAGIC, _EVTX_MAGIC))
+        if compressed_or_binary or path.suffix.lower() == ".evtx" or size <= part_bytes:
+            yield FilePart(path)
+            continue
+        for start in range(0, size, part_bytes):
+            # The last part reads to the end of the file, even if it grew meanwhile.
+            end = start + part_bytes if start + part_bytes < size else sys.maxsize
+            yield FilePart(path, start, end)
 
 
 _ROTATION = re.compile(r"^(?P<base>.+?)[.-](?P<number>\d+)(?P<ext>(?:\.[a-z0-9]+)?)$")
@@ -102,9 +156,13 @@ class _Position:
             return 0
 
 
-def read_lines(handle: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, bytes, bool]]:
-    """Yield ``(offset, line, truncated)``; a line over the cap keeps its first bytes."""
-    offset = 0
+def read_lines(
+    handle: BinaryIO, max_line_bytes: int, offset: int = 0
+) -> Iterator[tuple[int, bytes, bool]]:
+    """Yield ``(offset, line, truncated)``; a line over the cap keeps its first bytes.
+
+    ``offset`` is where the handle is positioned in the file.
+    """
     while True:
         chunk = handle.readline(max_line_bytes + 1)
         if not chunk:
@@ -122,6 +180,16 @@ def read_lines(handle: BinaryIO, max_line_bytes: int) -> Iterator[tuple[int, byt
                 if not rest or rest.endswith(b"\n"):
                     break
         yield start, chunk.rstrip(b"\r\n"), truncated
+
+
+def _skip_rest_of_line(handle: BinaryIO) -> int:
+    """Read up to and including the next newline; the number of bytes read."""
+    skipped = 0
+    while True:
+        piece = handle.readline(1 << 20)
+        skipped += len(piece)
+        if not piece or piece.endswith(b"\n"):
+            return skipped
 
 
 def decode_line(raw: bytes) -> tuple[str, bool]:
@@ -172,6 +240,20 @@ class FileEventReader:
             self._done_bytes += path.stat().st_size if path.exists() else 0
             self._current = None
 
+    def read_part(self, part: FilePart) -> Iterator[Event]:
+        """The events of one part of a file (see ``FilePart``)."""
+        if part.end is None:
+            yield from self.read([part.path])
+            return
+        if part.start == 0:
+            self.stats.files += 1
+        try:
+            yield from self._read_text(part.path, gzipped=False, start=part.start, end=part.end)
+        except OSError as error:
+            if part.start == 0:
+                self._unreadable(part.path, error)
+        self._current = None
+
     def _unreadable(self, path: Path, error: Exception) -> None:
         log.error("cannot read file=%s reason=%s", path, error)
         self.stats.unreadable_files.append(f"{path}: {error}")
@@ -197,14 +279,23 @@ class FileEventReader:
             self.stats.events += 1
             yield event
 
-    def _read_text(self, path: Path, gzipped: bool) -> Iterator[Event]:
+    def _read_text(
+        self, path: Path, gzipped: bool, start: int = 0, end: int | None = None
+    ) -> Iterator[Event]:
         context = self._context_for(path)
         source = str(path)
         with path.open("rb") as raw:
             self._current = _Position(raw)
             handle: BinaryIO = gzip.GzipFile(fileobj=raw) if gzipped else raw  # type: ignore[assignment]
+            position = 0
+            if start > 0:
+                # The line that starts at ``start`` is ours; one that started before is not.
+                raw.seek(start - 1)
+                position = start - 1 + _skip_rest_of_line(raw)
             parser: Parser | None = self.forced
-            for offset, data, truncated in read_lines(handle, self.max_line_bytes):
+            for offset, data, truncated in read_lines(handle, self.max_line_bytes, position):
+                if end is not None and offset >= end:
+                    break
                 if not data.strip():
                     continue
                 self.stats.lines += 1

@@ -10,7 +10,7 @@ from collectors.event import Event
 from detectors.alert import Alert
 from detectors.correlation import CorrelationEngine
 from detectors.engine import SigmaEngine
-from detectors.rules import RuleLoadReport
+from detectors.rules import CompiledRule, RuleLoadReport
 from detectors.watcher import EventWatcher
 
 
@@ -46,13 +46,19 @@ class Detector:
         }
 
     def process(self, event: Event) -> list[Alert]:
+        alerts = self.process_matches(event, self.engine.match(event))
+        for watcher in self.watchers:
+            alerts.extend(watcher.observe(event))
+        return alerts
+
+    def process_matches(self, event: Event, rules: Sequence[CompiledRule]) -> list[Alert]:
+        """Alerts and correlation input for an event whose matching rules are known already
+        (``socpipe scan --jobs`` matches in worker processes and correlates here)."""
         alerts: list[Alert] = []
-        for rule in self.engine.match(event):
+        for rule in rules:
             if rule.id not in self._silent:
                 alerts.append(Alert.from_match(rule, event))
             alerts.extend(self.correlations.observe(rule.id, event))
-        for watcher in self.watchers:
-            alerts.extend(watcher.observe(event))
         return alerts
 
     def flush(self) -> list[Alert]:

@@ -9,20 +9,27 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from collectors.files import DEFAULT_MAX_LINE_BYTES, FileEventReader, expand_paths
+from collectors.files import (
+    DEFAULT_MAX_LINE_BYTES,
+    FileEventReader,
+    FilePart,
+    expand_paths,
+    split_into_parts,
+)
 from collectors.parsers import ParseContext
 from detectors.alert import Alert
 from detectors.detection import Detector
 from detectors.rules import DEFAULT_RULE_DIR, RuleLoadReport, load_rules
 from detectors.watcher import EventWatcher
 from forwarding.indicators import IndicatorMatcher, IndicatorStore
+from scanner.parallel import DEFAULT_PART_BYTES, PartScanner, scan_parts
 from scanner.progress import Progress
 from scanner.summary import ScanSummary
 
@@ -38,6 +45,9 @@ class ScanOptions:
     out: Path | None = None
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     progress: bool = True
+    #: Worker processes for parsing and matching (see scanner.parallel); 1 scans in-process.
+    jobs: int = 1
+    part_bytes: int = DEFAULT_PART_BYTES
 
 
 def run_scan(
@@ -67,17 +77,60 @@ def run_scan(
     started = time.monotonic()
     output = _open_output(options.out)
     with output as sink:
-        for event in reader.read(files):
-            summary.count_event(event.get("event.dataset", "unknown"))
-            _emit(detector.process(event), summary, sink)
-            if reader.stats.events % 1024 == 0:
-                progress.update(reader.bytes_read, reader.stats.events, summary.alerts)
+        if options.jobs > 1 and not watchers:
+            scanner = PartScanner(
+                detector.engine, context, options.format_name, options.max_line_bytes
+            )
+            parts = split_into_parts(files, options.part_bytes)
+            _scan_with_workers(scanner, parts, options.jobs, detector, summary, progress, sink)
+        else:
+            if options.jobs > 1:
+                stderr.write(
+                    "socpipe scan: anomaly models and indicators need every event in one"
+                    " process; --jobs ignored\n"
+                )
+            _scan_in_process(reader, files, detector, summary, progress, sink)
         _emit(detector.flush(), summary, sink)
     summary.correlation = detector.correlations.stats
-    progress.update(reader.bytes_read, reader.stats.events, summary.alerts, force=True)
+    progress.update(total, summary.read.events, summary.alerts, force=True)
     progress.finish()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _scan_in_process(
+    reader: FileEventReader,
+    files: list[Path],
+    detector: Detector,
+    summary: ScanSummary,
+    progress: Progress,
+    sink: TextIO | None,
+) -> None:
+    for event in reader.read(files):
+        summary.count_event(event.get("event.dataset", "unknown"))
+        _emit(detector.process(event), summary, sink)
+        if reader.stats.events % 1024 == 0:
+            progress.update(reader.bytes_read, reader.stats.events, summary.alerts)
+
+
+def _scan_with_workers(
+    scanner: PartScanner,
+    parts: Iterable[FilePart],
+    jobs: int,
+    detector: Detector,
+    summary: ScanSummary,
+    progress: Progress,
+    sink: TextIO | None,
+) -> None:
+    done_bytes = 0
+    for part in scan_parts(scanner, parts, jobs):
+        summary.read.add(part.stats)
+        summary.by_dataset.update(part.datasets)
+        for event, positions in part.matches:
+            matched = [detector.engine.rules[position] for position in positions]
+            _emit(detector.process_matches(event, matched), summary, sink)
+        done_bytes += part.size
+        progress.update(min(done_bytes, progress.total), summary.read.events, summary.alerts)
 
 
 def _emit(alerts: list[Alert], summary: ScanSummary, sink: TextIO | None) -> None:

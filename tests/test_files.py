@@ -1,4 +1,4 @@
-"""Reading files: folders, gzip, bad bytes, giant lines, deterministic ids."""
+"""Reading files: folders, gzip, bad bytes, giant lines, deterministic ids, file parts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import gzip
 from datetime import UTC, datetime
 from pathlib import Path
 
-from collectors.files import FileEventReader, expand_paths, read_lines
+import pytest
+
+from collectors.files import FileEventReader, expand_paths, read_lines, split_into_parts
 from collectors.parsers import ParseContext
+from tests.conftest import FILES
 
 CONTEXT = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
 LINE = b"Mar  3 10:00:01 web01 sshd[1]: Failed password for root from 203.0.113.5 port 1 ssh2"
@@ -103,3 +106,54 @@ def test_forced_format_does_not_fall_back_to_detection(tmp_path: Path) -> None:
     assert events[0]["event.dataset"] == "system.auth"
     assert events[1]["event.dataset"] == "generic.log"
     assert reader.stats.unparsed == 1
+
+
+def _fingerprint(events: list[dict]) -> list[tuple]:
+    return [
+        (e["event.id"], e["log.offset"], e["event.original"], tuple(e.get("tags", ())))
+        for e in events
+    ]
+
+
+@pytest.mark.parametrize("part_bytes", [1, 2, 7, 64, 85, 86, 87, 1000, 10**6])
+def test_file_parts_give_every_line_exactly_once(tmp_path: Path, part_bytes: int) -> None:
+    # Lines of the same and of varying length, an empty line, CRLF, bad UTF-8, a line over the
+    # cap straddling many part boundaries, and a last line without a newline.
+    path = tmp_path / "auth.log"
+    path.write_bytes(
+        LINE
+        + b"\n"
+        + LINE
+        + b"\r\n\n"
+        + b"short\n"
+        + b"B" * 5000
+        + b"\n"
+        + LINE
+        + b" \xff\n"
+        + b"x" * 3
+        + b"\n"
+        + LINE
+    )
+    whole, whole_reader = read([path], max_line_bytes=1024)
+    in_parts = []
+    parts = list(split_into_parts([path], part_bytes))
+    assert len(parts) == (
+        1 if part_bytes >= path.stat().st_size else -(-path.stat().st_size // part_bytes)
+    )
+    totals = FileEventReader(CONTEXT).stats
+    for part in parts:
+        reader = FileEventReader(CONTEXT, max_line_bytes=1024)
+        in_parts.extend(reader.read_part(part))
+        totals.add(reader.stats)
+    assert _fingerprint(in_parts) == _fingerprint(whole)
+    assert totals == whole_reader.stats
+    assert sum(part.size for part in parts) >= path.stat().st_size
+
+
+def test_gzip_and_evtx_files_are_never_cut(tmp_path: Path) -> None:
+    packed = tmp_path / "auth.log.gz"
+    packed.write_bytes(gzip.compress((LINE + b"\n") * 100))
+    parts = list(split_into_parts([packed, FILES / "security_sample.evtx"], 16))
+    assert [(part.start, part.end) for part in parts] == [(0, None), (0, None)]
+    reader = FileEventReader(CONTEXT)
+    assert len(list(reader.read_part(parts[0]))) == 100

@@ -1,0 +1,90 @@
+"""``socpipe scan --jobs N``: parsing and Sigma matching in N worker processes.
+
+Parsing and matching are per event and stateless, and they are most of a scan's time; the
+correlation windows are not (a brute force spans files and parts of files). So workers
+parse their parts of the input and return only the events that matched, with their rules,
+and this process correlates, builds alerts and writes them. Results are consumed in input
+order, so the alerts, their ids and the summary are those of a one-process scan; at most
+``2 * jobs`` parts are in flight, so memory stays bounded whatever the input size.
+
+Workers are forked after the rules are compiled (compiled matchers are closures, which
+cannot be pickled) and inherit them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.pool import AsyncResult
+
+from collectors.event import Event
+from collectors.files import FileEventReader, FilePart, ReadStats
+from collectors.parsers import ParseContext
+from detectors.engine import SigmaEngine
+
+#: Input per unit of work: big enough that a part's bookkeeping is negligible, small enough
+#: that two cores share even a single file.
+DEFAULT_PART_BYTES = 4 << 20
+
+
+@dataclass
+class PartResult:
+    """What a worker found in one part: read counters, events per dataset, and the events
+    that matched at least one rule with the positions of those rules in the rule list."""
+
+    size: int
+    stats: ReadStats
+    datasets: Counter[str] = field(default_factory=Counter)
+    matches: list[tuple[Event, list[int]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PartScanner:
+    """Reads and matches one part; lives in each forked worker."""
+
+    engine: SigmaEngine
+    context: ParseContext
+    format_name: str
+    max_line_bytes: int
+
+    def scan(self, part: FilePart) -> PartResult:
+        reader = FileEventReader(self.context, self.format_name, self.max_line_bytes)
+        result = PartResult(part.size, reader.stats)
+        positions = {id(rule): position for position, rule in enumerate(self.engine.rules)}
+        for event in reader.read_part(part):
+            result.datasets[event.get("event.dataset", "unknown")] += 1
+            if rules := self.engine.match(event):
+                result.matches.append((event, [positions[id(rule)] for rule in rules]))
+        return result
+
+
+# The scanner the forked workers inherit (set just before the pool forks them).
+_scanner: PartScanner | None = None
+
+
+def _scan_part(part: FilePart) -> PartResult:
+    assert _scanner is not None, "worker started without a part scanner"
+    return _scanner.scan(part)
+
+
+def scan_parts(scanner: PartScanner, parts: Iterable[FilePart], jobs: int) -> Iterator[PartResult]:
+    """Each part's result, in the order of ``parts``."""
+    global _scanner
+    _scanner = scanner
+    remaining = iter(parts)
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        in_flight: deque[AsyncResult[PartResult]] = deque()
+
+        def submit_next() -> None:
+            part = next(remaining, None)
+            if part is not None:
+                in_flight.append(pool.apply_async(_scan_part, (part,)))
+
+        for _ in range(2 * jobs):
+            submit_next()
+        while in_flight:
+            result = in_flight.popleft().get()
+            submit_next()
+            yield result
