@@ -167,6 +167,7 @@ def _missing(paths: Sequence[Path]) -> list[Path]:
 
 def command_scan(args: argparse.Namespace) -> int:
     from detectors.anomaly.artifact import ModelArtifactError, load_scorer
+    from scanner.parallel import WorkerDied
     from scanner.run import ScanOptions, run_scan
 
     rule_paths = args.rules or [DEFAULT_RULE_DIR]
@@ -212,7 +213,7 @@ def command_scan(args: argparse.Namespace) -> int:
     )
     try:
         summary = run_scan(options, rules=report, models=scorers, indicators=indicators)
-    except OSError as error:
+    except (OSError, WorkerDied) as error:
         print(f"socpipe: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     print(summary.render(), file=sys.stderr)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import multiprocessing
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing.pool import AsyncResult
 
 from collectors.event import Event
 from collectors.files import FileEventReader, FilePart, ReadStats
@@ -69,22 +70,38 @@ def _scan_part(part: FilePart) -> PartResult:
     return _scanner.scan(part)
 
 
+class WorkerDied(RuntimeError):
+    """A worker process ended without returning its part (killed, out of memory)."""
+
+
 def scan_parts(scanner: PartScanner, parts: Iterable[FilePart], jobs: int) -> Iterator[PartResult]:
-    """Each part's result, in the order of ``parts``."""
+    """Each part's result, in the order of ``parts``.
+
+    concurrent.futures rather than multiprocessing.Pool: a Pool whose worker is killed waits
+    forever for the lost part, an executor reports it.
+    """
     global _scanner
     _scanner = scanner
     remaining = iter(parts)
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        in_flight: deque[AsyncResult[PartResult]] = deque()
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as executor:
+        in_flight: deque[tuple[FilePart, Future[PartResult]]] = deque()
 
         def submit_next() -> None:
             part = next(remaining, None)
             if part is not None:
-                in_flight.append(pool.apply_async(_scan_part, (part,)))
+                in_flight.append((part, executor.submit(_scan_part, part)))
 
         for _ in range(2 * jobs):
             submit_next()
         while in_flight:
-            result = in_flight.popleft().get()
+            part, future = in_flight.popleft()
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                raise WorkerDied(
+                    f"a scan worker died while reading {part.path} (bytes {part.start}-"
+                    f"{part.end if part.end is not None else 'end'}); out of memory?"
+                ) from None
             submit_next()
             yield result

@@ -4,13 +4,16 @@ be exactly that of a one-process scan."""
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
 
 from bench.corpus import generate
+from collectors.files import FilePart, ReadStats, split_into_parts
 from forwarding.indicators import IndicatorStore
 from pipeline import main
+from scanner.parallel import PartResult, WorkerDied, scan_parts
 from scanner.run import ScanOptions, run_scan
 from scanner.summary import ScanSummary
 from tests.conftest import REPO
@@ -87,3 +90,20 @@ def test_jobs_zero_means_one_worker_per_cpu(tmp_path: Path) -> None:
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     assert outputs[0]
+
+
+class DyingScanner:
+    """A worker that is killed (as by the OOM killer) on one part."""
+
+    def scan(self, part: FilePart) -> PartResult:
+        if part.start > 0:
+            os._exit(9)
+        return PartResult(part.size, ReadStats())
+
+
+def test_a_killed_worker_is_reported_not_waited_for(tmp_path: Path) -> None:
+    log = tmp_path / "big.log"
+    log.write_text("line\n" * 1000)
+    parts = split_into_parts([log], 1000)
+    with pytest.raises(WorkerDied, match=r"big.log \(bytes 1000-2000\)"):
+        list(scan_parts(DyingScanner(), parts, jobs=2))  # type: ignore[arg-type]
