@@ -66,6 +66,7 @@ _LEVELS = {
 }
 _LOGON_FAILURE_CODES = {"4625", "4771", "4776"}
 _LOGON_SUCCESS_CODES = {"4624", "4648"}
+_LOGON_CODES = _LOGON_FAILURE_CODES | _LOGON_SUCCESS_CODES
 
 
 def windows_event(
@@ -104,7 +105,7 @@ def windows_event(
         ecs_field = _ECS_FROM_EVENT_DATA.get(name)
         if ecs_field and ecs_field not in event:
             put(event, ecs_field, _ecs_value(ecs_field, value))
-    if "TargetUserName" in data and code in _LOGON_FAILURE_CODES | _LOGON_SUCCESS_CODES:
+    if "TargetUserName" in data and code in _LOGON_CODES:
         put(event, "user.name", data["TargetUserName"])
     if code in _LOGON_FAILURE_CODES:
         event["event.category"] = ["authentication"]
