@@ -23,7 +23,7 @@ import re2
 from detectors.event_view import EventView
 from detectors.logsource import event_logsource, routing_key
 from detectors.rules import CompiledRule
-from detectors.values import Atom, AtomKind
+from detectors.values import KEYWORD_FIELD, Atom, AtomKind
 
 _SET_OPTIONS = re2.Options()
 _SET_OPTIONS.max_mem = 256 << 20
@@ -38,6 +38,7 @@ ROUTING_CACHE_KEYS = 10_000
 #: hold memory.
 CACHED_VALUES = 20_000
 CACHED_VALUE_MAX_CHARS = 200
+_UNIQUE_PER_EVENT = frozenset({KEYWORD_FIELD, "message"})
 
 
 class _FieldIndex:
@@ -65,10 +66,11 @@ class _FieldIndex:
 class _FieldTests:
     """Everything in a group's prefilter that tests one field."""
 
-    __slots__ = ("equals", "lowered_index", "pattern_index")
+    __slots__ = ("cacheable", "equals", "lowered_index", "pattern_index")
 
     def __init__(
         self,
+        field: str,
         equals: dict[str, tuple[int, ...]] | None,
         lowered_index: _FieldIndex | None,
         pattern_index: _FieldIndex | None,
@@ -76,6 +78,8 @@ class _FieldTests:
         self.equals = equals
         self.lowered_index = lowered_index
         self.pattern_index = pattern_index
+        # The raw record and the message differ on every event: remembering them only costs.
+        self.cacheable = field not in _UNIQUE_PER_EVENT
 
     def hits(self, view: EventView, field: str) -> frozenset[int]:
         """The clauses (see ``_RuleGroup``) whose atoms on this field hold for the event."""
@@ -152,7 +156,10 @@ class _RuleGroup:
         pattern_indexes = {field: _FieldIndex(items) for field, items in patterns.items()}
         self.field_tests = {
             field: _FieldTests(
-                self.exact.get(field), lowered_indexes.get(field), pattern_indexes.get(field)
+                field,
+                self.exact.get(field),
+                lowered_indexes.get(field),
+                pattern_indexes.get(field),
             )
             for field in sorted(set(self.exact) | set(lowered_indexes) | set(pattern_indexes))
         }
@@ -175,7 +182,7 @@ class _RuleGroup:
             value = event.get(field)
             if value is None:
                 continue
-            if value.__class__ is str and len(value) <= CACHED_VALUE_MAX_CHARS:
+            if tests.cacheable and value.__class__ is str and len(value) <= CACHED_VALUE_MAX_CHARS:
                 key = (field, value)
                 hits = cache.get(key)
                 if hits is None:

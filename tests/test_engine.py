@@ -202,3 +202,22 @@ def test_prefilter_value_cache_stays_bounded_and_keeps_answering() -> None:
     assert {rule.id for rule in engine.match(failed)} == expected
     long_action = {**failed, "event.action": "ssh_login" + " " * CACHED_VALUE_MAX_CHARS}
     assert [rule.id for rule in engine.match(long_action)] == brute_force(engine, long_action)
+
+
+def test_raw_records_are_not_remembered_by_the_prefilter() -> None:
+    # Keyword rules are indexed on the raw record, which differs on every event: remembering
+    # it would fill the cache with entries that never hit again.
+    keyword_rule = {
+        "title": "keyword",
+        "id": "00000000-0000-0000-0000-000000000001",
+        "logsource": {"product": "linux"},
+        "detection": {"keywords": ["evil"], "condition": "keywords"},
+    }
+    with patch("detectors.engine.SUBSTRING_PREFILTER_MIN_RULES", 0):
+        engine = SigmaEngine([compile_rule(keyword_rule, "k.yml", ProcessingPipeline())])
+        for number in range(100):
+            event = {"event.module": "system", "event.original": f"line {number} evil"}
+            assert len(engine.match(event)) == 1
+    [group] = set(engine._groups_by_key.values())
+    assert "event.original" in group.field_tests
+    assert group._hits_by_value == {}
