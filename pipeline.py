@@ -28,6 +28,8 @@ from detectors.rules import DEFAULT_RULE_DIR, load_rules
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: 128 + SIGINT, what shells report for a command stopped with Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -216,6 +218,10 @@ def command_scan(args: argparse.Namespace) -> int:
     except (OSError, WorkerDied) as error:
         print(f"socpipe: error: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        kept = f"; the alerts found so far are in {args.out}" if args.out else ""
+        print(f"\nsocpipe: scan interrupted{kept}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(summary.render(), file=sys.stderr)
     if args.out and str(args.out) != "-":
         print(f"  alerts written to {args.out}", file=sys.stderr)

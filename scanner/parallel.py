@@ -14,6 +14,7 @@ cannot be pickled) and inherit them.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -84,7 +85,8 @@ def scan_parts(scanner: PartScanner, parts: Iterable[FilePart], jobs: int) -> It
     _scanner = scanner
     remaining = iter(parts)
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as executor:
+    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_setup)
+    try:
         in_flight: deque[tuple[FilePart, Future[PartResult]]] = deque()
 
         def submit_next() -> None:
@@ -105,3 +107,12 @@ def scan_parts(scanner: PartScanner, parts: Iterable[FilePart], jobs: int) -> It
                 ) from None
             submit_next()
             yield result
+    finally:
+        # On Ctrl-C or an error, parts not started yet are dropped instead of scanned.
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_setup() -> None:
+    # Ctrl-C reaches the whole process group; the main process stops the scan, so workers
+    # must not die on it first (each would print a traceback).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

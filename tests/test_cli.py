@@ -219,3 +219,19 @@ def test_scan_raises_brute_force_followed_by_success(tmp_path: Path) -> None:
     assert chained["organization.id"] == "so-tttt"
     assert "SSH Login Failed" not in by_rule
     assert "7 correlations" in result.stderr
+
+
+def test_interrupted_scan_says_where_its_alerts_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import scanner.run
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scanner.run, "run_scan", interrupted)
+    out = tmp_path / "alerts.jsonl"
+    assert main(["scan", "samples/linux", "--out", str(out), "--no-progress"]) == 130
+    error = capsys.readouterr().err
+    assert f"scan interrupted; the alerts found so far are in {out}" in error
+    assert "Traceback" not in error
