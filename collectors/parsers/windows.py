@@ -48,6 +48,10 @@ _ECS_FROM_EVENT_DATA = {
     "ScriptBlockText": "powershell.file.script_block_text",
     "Hashes": "process.hash.raw",
 }
+# Per EventData name: the ECS field and whether it holds a number (pids and ports).
+_ECS_TARGETS = {
+    name: (field, field.endswith((".pid", ".port"))) for name, field in _ECS_FROM_EVENT_DATA.items()
+}
 # Security 4688 describes a process creation with other names than Sysmon 1; Sigma's
 # process_creation rules use the Sysmon names, so the 4688 values are also given those.
 _PROCESS_CREATION_ALIASES = {
@@ -102,9 +106,10 @@ def windows_event(
                 data[sigma_name] = data[source_name]
     for name, value in data.items():
         event[f"winlog.event_data.{name}"] = value
-        ecs_field = _ECS_FROM_EVENT_DATA.get(name)
-        if ecs_field and ecs_field not in event:
-            put(event, ecs_field, _ecs_value(ecs_field, value))
+        target = _ECS_TARGETS.get(name)
+        if target is not None and target[0] not in event:
+            ecs_field, numeric = target
+            put(event, ecs_field, (int(value) if value.isdigit() else None) if numeric else value)
     if "TargetUserName" in data and code in _LOGON_CODES:
         put(event, "user.name", data["TargetUserName"])
     if code in _LOGON_FAILURE_CODES:
@@ -114,12 +119,6 @@ def windows_event(
         event["event.category"] = ["authentication"]
         event["event.outcome"] = "success"
     return event
-
-
-def _ecs_value(field: str, value: str) -> Any:
-    if field.endswith((".pid", ".port")):
-        return int(value) if value.isdigit() else None
-    return value
 
 
 # Winlogbeat and the evtx parser already write UTC with a Z: such a time is used as it is.
