@@ -132,7 +132,10 @@ class ConditionCompiler:
 
 def _either(alternatives: list[Clauses]) -> Clauses:
     """The clause of an OR: one branch must hold, so the union of one necessary clause per
-    branch (the rarest) is necessary; nothing is known if a branch has no clause."""
+    branch (the rarest) is necessary; nothing is known if a branch has no clause. A single
+    alternative keeps all its clauses."""
+    if len(alternatives) == 1:
+        return alternatives[0]
     if not alternatives or any(not clauses for clauses in alternatives):
         return ()
     return _clauses(union([_rarest(clauses)[0] for clauses in alternatives]))

@@ -23,8 +23,10 @@ from detectors.engine import (
     SigmaEngine,
 )
 from detectors.event_view import EventView
+from detectors.logsource import routing_key
 from detectors.rule_tests import TEST_CONTEXT
 from detectors.rules import DEFAULT_RULE_DIR, compile_rule, load_rules
+from detectors.values import AtomKind
 from tests.conftest import FILES, REPO, SHARED_DATA
 
 
@@ -221,3 +223,29 @@ def test_raw_records_are_not_remembered_by_the_prefilter() -> None:
     [group] = set(engine._groups_by_key.values())
     assert "event.original" in group.field_tests
     assert group._hits_by_value == {}
+
+
+def test_a_rule_is_evaluated_only_when_two_of_its_clauses_hit() -> None:
+    # An event id alone admits the rule for most events of its source; the second clause
+    # (the logon type) keeps it from being evaluated on the others.
+    rule = {
+        "title": "network logon from outside",
+        "id": "00000000-0000-0000-0000-000000000002",
+        "logsource": {"product": "linux"},
+        "detection": {
+            "selection": {"EventID": 4624, "LogonType": 3},
+            "filter": {"IpAddress|startswith": "10."},
+            "condition": "selection and not filter",
+        },
+    }
+    compiled = compile_rule(rule, "r.yml", ProcessingPipeline())
+    assert {atom for clause in compiled.prefilter for atom in clause} == {
+        ("EventID", "4624", AtomKind.EQUALS),
+        ("LogonType", "3", AtomKind.EQUALS),
+    }
+    engine = SigmaEngine([compiled])
+    base = {"event.module": "system", "EventID": "4624", "IpAddress": "203.0.113.9"}
+    group = engine._group(routing_key(base))
+    assert group.candidates(EventView({**base, "LogonType": "2"})) == []
+    assert group.candidates(EventView({**base, "LogonType": "3"})) == [0]
+    assert [r.id for r in engine.match({**base, "LogonType": "3"})] == [compiled.id]
