@@ -4,7 +4,7 @@
     python -m bench.scan --quick    # smaller corpora, prints only
 
 Each scenario runs in a fresh process pinned to one CPU (so the number is one core's), is
-repeated, and reports its best run: this machine is a shared VM whose speed wanders, and the
+repeated (three times, once with --quick), and reports its best run: this machine is a shared VM whose speed wanders, and the
 best run is the one least disturbed by neighbours. Peak memory is the process's maximum RSS.
 Scenarios marked ``--jobs 2`` are not pinned: they measure a scan using both cores, and their
 peak memory is that of the largest process (the scan or one of its workers).
@@ -59,7 +59,7 @@ def corpus(kind: str, lines: int) -> Path:
 
 def scenarios(quick: bool) -> list[Scenario]:
     big = 100_000 if quick else 1_000_000
-    repeats = 1 if quick else 2
+    repeats = 1 if quick else 3
     loghub = [
         SHARED / "loghub" / "2k" / name / f"{name}_2k.log"
         for name in ("OpenSSH", "Linux", "Apache")
