@@ -4,8 +4,9 @@
     python -m bench.scan --quick    # smaller corpora, prints only
 
 Each scenario runs in a fresh process pinned to one CPU (so the number is one core's), is
-repeated (three times, once with --quick), and reports its best run: this machine is a shared VM whose speed wanders, and the
-best run is the one least disturbed by neighbours. Peak memory is the process's maximum RSS.
+repeated (three times, once with --quick), and reports its best run: this machine is a
+shared VM whose speed wanders, and the best run is the one least disturbed by neighbours.
+Peak memory is the process's maximum RSS.
 Scenarios marked ``--jobs 2`` are not pinned: they measure a scan using both cores, and their
 peak memory is that of the largest process (the scan or one of its workers).
 """
