@@ -68,12 +68,12 @@ class FilePart:
     @property
     def size(self) -> int:
         """Bytes of input this part covers, for progress reporting."""
-        if self.end is not None:
-            return self.end - self.start
         try:
-            return self.path.stat().st_size
+            file_size = self.path.stat().st_size
         except OSError:
             return 0
+        # The last part of a file ends "anywhere after": it covers up to the file's end.
+        return max(min(self.end, file_size) - self.start, 0) if self.end is not None else file_size
 
 
 def split_into_parts(files: Iterable[Path], part_bytes: int) -> Iterator[FilePart]:

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from collectors.event import Event
 from collectors.files import FileEventReader, FilePart, ReadStats
@@ -51,10 +52,15 @@ class PartScanner:
     format_name: str
     max_line_bytes: int
 
+    @cached_property
+    def _positions(self) -> dict[int, int]:
+        """Rule object -> its position in the rule list, which both processes share."""
+        return {id(rule): position for position, rule in enumerate(self.engine.rules)}
+
     def scan(self, part: FilePart) -> PartResult:
         reader = FileEventReader(self.context, self.format_name, self.max_line_bytes)
         result = PartResult(part.size, reader.stats)
-        positions = {id(rule): position for position, rule in enumerate(self.engine.rules)}
+        positions = self._positions
         for event in reader.read_part(part):
             result.datasets[event.get("event.dataset", "unknown")] += 1
             if rules := self.engine.match(event):
