@@ -37,7 +37,7 @@ from sigma.types import (
 
 from detectors.errors import UnsupportedRuleError
 from detectors.event_view import EventView
-from detectors.regex import compile_search, re2_pattern
+from detectors.regex import compile_regex
 
 Matcher = Callable[[EventView], bool]
 Predicate = Callable[[str], bool]
@@ -120,7 +120,7 @@ def string_predicate(
         re.escape(part) if isinstance(part, str) else (".*" if part is many else ".")
         for part in parts
     )
-    return compile_search(f"^{pattern}$", "s", "wildcard"), longest
+    return compile_regex(f"^{pattern}$", "s", "wildcard")[0], longest
 
 
 def _always(_value: str) -> bool:
@@ -197,10 +197,9 @@ def compile_value(field: str | None, value: SigmaType, source: str) -> tuple[Mat
         return _exists_matcher(target, bool(value)), None
     if isinstance(value, SigmaRegularExpression):
         flags = "".join(value.sigma_to_re_flag[flag] for flag in value.flags)
-        search = compile_search(str(value.regexp), flags, source)
         # A regex with no literal to index is still a prefilter atom when RE2 runs it: the
         # engine scans all such regexes of a field in one RE2 set.
-        pattern = re2_pattern(str(value.regexp), flags)
+        search, pattern = compile_regex(str(value.regexp), flags, source)
         necessary = frozenset({(target, pattern, AtomKind.PATTERN)}) if pattern else None
         return field_matcher(target, search, lowered=False), necessary
     if isinstance(value, SigmaCIDRExpression):
