@@ -84,6 +84,10 @@ class StagesConfig:
     correlation_max_groups: int = 100_000
     correlation_max_entries: int = 500_000
     correlation_max_entries_per_group: int = 1_000
+    #: Seconds of a partition's history the detect stage re-reads when it takes it over, to
+    #: rebuild correlation and model windows. None: the longest correlation timespan plus
+    #: the lateness. 0: never (windows start empty after a restart or rebalance).
+    state_replay_secs: float | None = None
     #: Anomaly model artifacts (from `socpipe train`) the detect stage scores events with.
     anomaly_models: list[str] = field(default_factory=list)
 

@@ -13,6 +13,7 @@ import time
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
+from kafka.structs import TopicPartition
 
 from daemon.config import KafkaConfig
 
@@ -35,7 +36,8 @@ def make_producer(config: KafkaConfig) -> KafkaProducer:
 
 def make_consumer(
     config: KafkaConfig, group_id: str, topics: list[str], max_records: int
-) -> KafkaConsumer:
+) -> tuple[KafkaConsumer, AssignmentListener]:
+    """A subscribed consumer, and the listener that tells which partitions it was given."""
     consumer = KafkaConsumer(
         group_id=group_id,
         enable_auto_commit=False,
@@ -44,8 +46,9 @@ def make_consumer(
         **config.client_options(),
     )
     _wait_for_partitions(consumer, topics)
-    consumer.subscribe(topics, listener=_AssignmentLog(group_id))
-    return consumer
+    listener = AssignmentListener(group_id)
+    consumer.subscribe(topics, listener=listener)
+    return consumer, listener
 
 
 def _wait_for_partitions(
@@ -67,18 +70,32 @@ def _wait_for_partitions(
         time.sleep(0.5)
 
 
-class _AssignmentLog(ConsumerRebalanceListener):
-    """Logs which partitions this process holds: how operators see processes sharing work."""
+class AssignmentListener(ConsumerRebalanceListener):
+    """Logs which partitions this process holds (how operators see processes sharing work) and
+    keeps the newly assigned ones for the stage loop.
+
+    It runs inside ``poll``, on the consumer's own event loop, where blocking consumer calls
+    (committed offsets, offsets by time) are not safe: the loop acts on the partitions after
+    ``poll`` returns.
+    """
 
     def __init__(self, group_id: str) -> None:
         self.group_id = group_id
+        self._assigned: set[TopicPartition] = set()
 
     def on_partitions_revoked(self, revoked: list) -> None:
         if revoked:
             log.info("group=%s revoked partitions=%s", self.group_id, _names(revoked))
+        self._assigned.difference_update(revoked)
 
     def on_partitions_assigned(self, assigned: list) -> None:
         log.info("group=%s assigned partitions=%s", self.group_id, _names(assigned))
+        self._assigned.update(assigned)
+
+    def take_assigned(self) -> set[TopicPartition]:
+        """The partitions assigned since the last call."""
+        assigned, self._assigned = self._assigned, set()
+        return assigned
 
 
 def _names(partitions: list) -> str:

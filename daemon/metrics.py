@@ -61,6 +61,11 @@ FORWARD_BREAKER_OPEN = Gauge(
     "1 while a destination's circuit breaker is open",
     ["destination"],
 )
+REPLAYED = Counter(
+    "socpipe_stage_replayed_events_total",
+    "Events re-read to rebuild correlation and model state after a restart or rebalance",
+    ["stage"],
+)
 CONSUMER_LAG = Gauge("socpipe_consumer_lag_records", "Records not yet consumed", ["stage"])
 
 

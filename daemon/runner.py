@@ -17,12 +17,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from daemon import metrics
 from daemon.config import Config, ConfigError
-from daemon.kafka_io import make_consumer, make_producer
+from daemon.kafka_io import AssignmentListener, make_consumer, make_producer
+from daemon.replay import StateReplay, commit_metadata
 from daemon.stages import DetectStage, IndexStage, RetryLater, Stage
 from detectors.anomaly.artifact import load_scorer
 from detectors.correlation import CorrelationEngine
@@ -41,13 +43,21 @@ RETRY_PAUSE_SECS = 2.0
 
 class StageLoop:
     def __init__(
-        self, stage: Stage, consumer: KafkaConsumer, stop: threading.Event, config: Config
+        self,
+        stage: Stage,
+        consumer: KafkaConsumer,
+        listener: AssignmentListener,
+        stop: threading.Event,
+        config: Config,
     ) -> None:
         self.stage = stage
         self.consumer = consumer
+        self.listener = listener
         self.stop = stop
         self.config = config
         self._lag_reported = 0.0
+        horizon = stage.state_horizon_secs
+        self.replay = StateReplay(stage.name, horizon) if horizon > 0 else None
 
     def run(self) -> None:
         settings = self.config.stages
@@ -58,12 +68,14 @@ class StageLoop:
             records = [
                 record for partition_records in batch.values() for record in partition_records
             ]
+            if self.replay is not None:
+                records = self._take_over_partitions(records)
             if not records:
                 continue
             metrics.RECORDS_IN.labels(self.stage.name).inc(len(records))
             started = time.monotonic()
             try:
-                self.stage.process(records)
+                self._process(records)
             except InterruptedError:
                 log.warning(
                     "stage=%s stopping before its batch was written; it will be replayed",
@@ -89,8 +101,30 @@ class StageLoop:
                 self.stop.wait(RETRY_PAUSE_SECS)
                 continue
             self._commit(records)
+            if self.replay is not None:
+                self.replay.finish(self.consumer)
             metrics.BATCH_SECONDS.labels(self.stage.name).observe(time.monotonic() - started)
             self._report_lag()
+
+    def _take_over_partitions(self, records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+        """Start re-reading the history of newly assigned partitions (see daemon/replay.py);
+        records already fetched for a partition moved back come again after its history."""
+        assigned = self.listener.take_assigned()
+        if not assigned or self.replay is None:
+            return records
+        moved = self.replay.begin(self.consumer, assigned)
+        return [
+            record
+            for record in records
+            if TopicPartition(record.topic, record.partition) not in moved
+        ]
+
+    def _process(self, records: list[ConsumerRecord]) -> None:
+        replayed, live = self.replay.split(records) if self.replay else ([], records)
+        if replayed:
+            self.stage.replay(replayed)
+        if live:
+            self.stage.process(live)
 
     def _report_lag(self, every_secs: float = 10.0) -> None:
         """Records waiting in this stage's partitions (one broker round trip, so not per batch)."""
@@ -108,12 +142,20 @@ class StageLoop:
         metrics.CONSUMER_LAG.labels(self.stage.name).set(lag)
 
     def _commit(self, records: list) -> None:
-        last: dict[TopicPartition, int] = {}
+        """Commit past the batch; the metadata says when its last record was written, which
+        is where a later owner of the partition starts re-reading history from."""
+        last: dict[TopicPartition, ConsumerRecord] = {}
         for record in records:
             partition = TopicPartition(record.topic, record.partition)
-            last[partition] = max(last.get(partition, -1), record.offset)
+            if partition not in last or record.offset > last[partition].offset:
+                last[partition] = record
         offsets = {
-            partition: OffsetAndMetadata(offset + 1, "", -1) for partition, offset in last.items()
+            partition: OffsetAndMetadata(
+                self._next_offset(partition, record.offset + 1),
+                commit_metadata(record.timestamp) if record.timestamp > 0 else "",
+                -1,
+            )
+            for partition, record in last.items()
         }
         try:
             self.consumer.commit(offsets)
@@ -121,6 +163,11 @@ class StageLoop:
             # The partitions moved to another process during the batch; it replays them, and
             # deterministic ids make that harmless.
             log.warning("stage=%s commit refused after rebalance: %s", self.stage.name, error)
+
+    def _next_offset(self, partition: TopicPartition, after_batch: int) -> int:
+        if self.replay is None:
+            return after_batch
+        return self.replay.commit_offset(partition, after_batch)
 
     def _rewind(self, records: list) -> None:
         first: dict[TopicPartition, int] = defaultdict(lambda: 1 << 62)
@@ -212,7 +259,9 @@ def run(config: Config, names: list[str], stop: threading.Event | None = None) -
     loops = [
         StageLoop(
             stage,
-            make_consumer(config.kafka, stage.group, stage.topics, config.stages.batch_max_records),
+            *make_consumer(
+                config.kafka, stage.group, stage.topics, config.stages.batch_max_records
+            ),
             stop,
             config,
         )

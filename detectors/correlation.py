@@ -162,6 +162,13 @@ class CorrelationEngine:
         return frozenset(self._by_referenced)
 
     @property
+    def horizon_secs(self) -> float:
+        """How far back matches can still count: the longest timespan plus the lateness."""
+        if not self.rules:
+            return 0.0
+        return max(rule.timespan for rule in self.rules) + self.lateness
+
+    @property
     def group_count(self) -> int:
         return len(self._groups)
 

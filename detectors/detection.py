@@ -39,17 +39,32 @@ class Detector:
             if correlation.generate
             for rule_id in correlation.rule_ids
         }
+        referenced = self.correlations.referenced_rule_ids
         self._silent = {
-            rule.id
-            for rule in report.rules
-            if rule.id in self.correlations.referenced_rule_ids and rule.id not in generating
+            rule.id for rule in report.rules if rule.id in referenced and rule.id not in generating
         }
+        #: Re-reading history only feeds the windows: the rules correlations count are enough.
+        self._replay_engine = SigmaEngine([rule for rule in report.rules if rule.id in referenced])
 
     def process(self, event: Event) -> list[Alert]:
         alerts = self.process_matches(event, self.engine.match(event))
         for watcher in self.watchers:
             alerts.extend(watcher.observe(event))
         return alerts
+
+    @property
+    def state_horizon_secs(self) -> float:
+        """How far back events shape the correlation windows (anomaly-model windows are not
+        counted: an hour of history would be a long re-read; the daemon's setting covers it)."""
+        return self.correlations.horizon_secs
+
+    def replay(self, event: Event) -> None:
+        """Feed an event handled before a restart to the windows, raising nothing: its alerts
+        went out the first time. Rebuilds the state a new process would otherwise lack."""
+        for rule in self._replay_engine.match(event):
+            self.correlations.observe(rule.id, event)
+        for watcher in self.watchers:
+            watcher.observe(event)
 
     def process_matches(self, event: Event, rules: Sequence[CompiledRule]) -> list[Alert]:
         """Alerts and correlation input for an event whose matching rules are known already
