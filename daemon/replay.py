@@ -171,12 +171,15 @@ class StateReplay:
                 live.append(record)
         return replayed, live
 
-    def commit_offset(self, partition: TopicPartition, next_offset: int) -> int:
+    def commit_offset(self, partition: TopicPartition, next_offset: int) -> int | None:
         """The offset to commit once the records before ``next_offset`` fed this process's
-        state (never below where a re-read ends: that would move the commit back)."""
+        state; None while they were only history (the committed offset already covers them,
+        and committing less would move it back)."""
         self._held_until[partition] = max(self._held_until.get(partition, 0), next_offset)
         plan = self._ranges.get(partition)
-        return max(next_offset, plan.live_from) if plan is not None else next_offset
+        if plan is not None and next_offset <= plan.live_from:
+            return None
+        return next_offset
 
     def finish(self, consumer: KafkaConsumer) -> None:
         """Forget the re-reads that are over (or whose partition went to another process)."""

@@ -149,25 +149,22 @@ class StageLoop:
             partition = TopicPartition(record.topic, record.partition)
             if partition not in last or record.offset > last[partition].offset:
                 last[partition] = record
-        offsets = {
-            partition: OffsetAndMetadata(
-                self._next_offset(partition, record.offset + 1),
-                commit_metadata(record.timestamp) if record.timestamp > 0 else "",
-                -1,
-            )
-            for partition, record in last.items()
-        }
+        offsets = {}
+        for partition, record in last.items():
+            to_commit: int | None = record.offset + 1
+            if self.replay is not None:
+                to_commit = self.replay.commit_offset(partition, record.offset + 1)
+            if to_commit is not None:
+                metadata = commit_metadata(record.timestamp) if record.timestamp > 0 else ""
+                offsets[partition] = OffsetAndMetadata(to_commit, metadata, -1)
+        if not offsets:
+            return
         try:
             self.consumer.commit(offsets)
         except CommitFailedError as error:
             # The partitions moved to another process during the batch; it replays them, and
             # deterministic ids make that harmless.
             log.warning("stage=%s commit refused after rebalance: %s", self.stage.name, error)
-
-    def _next_offset(self, partition: TopicPartition, after_batch: int) -> int:
-        if self.replay is None:
-            return after_batch
-        return self.replay.commit_offset(partition, after_batch)
 
     def _rewind(self, records: list) -> None:
         first: dict[TopicPartition, int] = defaultdict(lambda: 1 << 62)
