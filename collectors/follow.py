@@ -4,14 +4,23 @@ A position is saved only after Kafka acknowledged every event read up to it, so 
 neither loses nor repeats lines. Rotation by rename is seen as a new inode at the path (the
 old file is read to its end first); rotation by truncation as a file shorter than the saved
 position (reading starts over). New files matching the glob are picked up as they appear.
+
+A rotation while the collector was stopped: the saved inode is no longer at the path, but
+logrotate's first rename (``auth.log`` -> ``auth.log.1``) keeps it in the same folder. The
+follower finds it there (same inode, and the same first bytes, so a recycled inode is not
+taken for it), reads it on from the saved position, then switches to the new file, as if it
+had been running. If the old file is gone (compressed or deleted), the lines written to it
+after the saved position are lost, and the log says so.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import logging
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +37,11 @@ from daemon import metrics
 log = logging.getLogger(__name__)
 
 
+#: A file's fingerprint covers its first bytes, up to this many: enough to tell two log files
+#: apart (timestamps, hosts), few enough to read at every save.
+FINGERPRINT_BYTES = 256
+
+
 @dataclass
 class _Tracked:
     path: str
@@ -36,6 +50,15 @@ class _Tracked:
     offset: int
     confirmed: int = 0
     pending: bytes = b""
+
+    def fingerprint(self) -> str:
+        """A digest of the file's first bytes (as far as they were read), saved with the
+        position to recognise the file after a rename."""
+        return _fingerprint(self.handle, min(self.confirmed, FINGERPRINT_BYTES))
+
+
+def _fingerprint(handle: BinaryIO, length: int) -> str:
+    return hashlib.sha256(os.pread(handle.fileno(), length, 0)).hexdigest()
 
 
 class FileFollower:
@@ -67,7 +90,12 @@ class FileFollower:
 
     def _save_state(self) -> None:
         state = {
-            path: {"inode": tracked.inode, "offset": tracked.offset}
+            path: {
+                "inode": tracked.inode,
+                "offset": tracked.offset,
+                "head": tracked.fingerprint(),
+                "head_bytes": min(tracked.confirmed, FINGERPRINT_BYTES),
+            }
             for path, tracked in self.files.items()
         }
         temporary = self.state_file.with_suffix(".tmp")
@@ -82,12 +110,53 @@ class FileFollower:
             log.warning("cannot open file=%s reason=%s", path, error)
             return
         saved = self.saved.get(path, {})
+        if saved and saved.get("inode") != inode:
+            rotated = self._find_rotated(path, saved)
+            if rotated is not None:
+                handle.close()
+                handle, inode = rotated, saved["inode"]
         offset = saved.get("offset", 0) if saved.get("inode") == inode else 0
         if offset > os.fstat(handle.fileno()).st_size:
             offset = 0  # truncated while we were down
         handle.seek(offset)
         self.files[path] = _Tracked(path, handle, inode, offset, confirmed=offset)
         log.info("following file=%s from offset=%d", path, offset)
+
+    def _find_rotated(self, path: str, saved: dict) -> BinaryIO | None:
+        """The file that was at ``path`` when its position was saved, renamed in the same
+        folder while the collector was stopped; None (and a warning) if it is gone."""
+        folder = os.path.dirname(path) or "."
+        offset = saved.get("offset", 0)
+        for name in sorted(os.listdir(folder)):
+            candidate = os.path.join(folder, name)
+            try:
+                status = os.stat(candidate)
+            except OSError:
+                continue
+            if status.st_ino != saved["inode"] or not stat.S_ISREG(status.st_mode):
+                continue
+            if status.st_size < offset:
+                break  # a recycled inode: the old file was longer than this one
+            handle = open(candidate, "rb")  # noqa: SIM115  (kept open to follow the file)
+            if "head" in saved and _fingerprint(handle, saved["head_bytes"]) != saved["head"]:
+                handle.close()
+                break  # a recycled inode: another file's first bytes
+            log.warning(
+                "file=%s was rotated while the collector was stopped; reading the rest of"
+                " the old file, now %s, from offset=%d first",
+                path,
+                candidate,
+                offset,
+            )
+            return handle
+        if offset:
+            log.warning(
+                "file=%s was rotated while the collector was stopped and the old file is gone"
+                " (compressed or deleted?): lines written to it after offset=%d are lost",
+                path,
+                offset,
+            )
+        return None
 
     def poll_once(self) -> int:
         """Read what is new in every followed file, publish it, confirm, save positions.

@@ -150,40 +150,89 @@ def test_undecodable_records_are_dead_lettered_with_a_reason(
     )
 
 
+SSHD_LINE = (
+    "Mar  3 10:00:{:02d} web01 sshd[1]: Failed password for user{} from 10.0.0.1 port 22 ssh2"
+)
+
+
+def sshd_lines(numbers: range) -> str:
+    return "".join(SSHD_LINE.format(i % 60, i) + "\n" for i in numbers)
+
+
+def published_users(config: Config, expected: int) -> list[str]:
+    users = [
+        record["user.name"]
+        for record in read_topic(config, config.kafka.topics.events, expected=expected)
+    ]
+    return sorted(users, key=lambda name: int(name[4:]))
+
+
 def test_file_follower_resumes_and_follows_rotation_without_loss_or_repeats(
     config: Config, tmp_path: Path
 ) -> None:
-    path = tmp_path / "auth.log"
-    state = tmp_path / "state.json"
-    line = (
-        "Mar  3 10:00:{:02d} web01 sshd[1]: Failed password for user{} from 10.0.0.1 port 22 ssh2"
-    )
+    path, state = tmp_path / "auth.log", tmp_path / "state.json"
 
     def follower() -> FileFollower:
         return FileFollower([str(path)], state, EventPublisher(config.kafka, "file"), CONTEXT)
 
-    path.write_text("".join(line.format(i % 60, i) + "\n" for i in range(100)))
+    path.write_text(sshd_lines(range(100)))
     first = follower()
     assert first.poll_once() == 100
     # A restart: the new follower starts where the last confirmed position was saved.
     with path.open("a") as handle:
-        handle.write("".join(line.format(i % 60, i) + "\n" for i in range(100, 150)))
+        handle.write(sshd_lines(range(100, 150)))
     second = follower()
     assert second.poll_once() == 50
     # Rotation by rename: lines written to the old file before the switch are still read.
     with path.open("a") as handle:
-        handle.write(line.format(0, 150) + "\n")
+        handle.write(sshd_lines(range(150, 151)))
     os.rename(path, tmp_path / "auth.log.1")
-    path.write_text("".join(line.format(i % 60, i) + "\n" for i in range(151, 160)))
+    path.write_text(sshd_lines(range(151, 160)))
     assert second.poll_once() + second.poll_once() == 10
     # Rotation by truncation.
-    path.write_text(line.format(0, 160) + "\n")
+    path.write_text(sshd_lines(range(160, 161)))
     assert second.poll_once() == 1
-    users = [
-        record["user.name"]
-        for record in read_topic(config, config.kafka.topics.events, expected=161)
-    ]
-    assert sorted(users, key=lambda name: int(name[4:])) == [f"user{i}" for i in range(161)]
+    assert published_users(config, expected=161) == [f"user{i}" for i in range(161)]
+
+
+def test_file_follower_finishes_a_file_rotated_while_it_was_stopped(
+    config: Config, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path, state = tmp_path / "auth.log", tmp_path / "state.json"
+
+    def follower() -> FileFollower:
+        return FileFollower([str(path)], state, EventPublisher(config.kafka, "file"), CONTEXT)
+
+    path.write_text(sshd_lines(range(100)))
+    assert follower().poll_once() == 100
+    # Stopped: lines still go to the old file, then logrotate renames it and a new one starts.
+    with path.open("a") as handle:
+        handle.write(sshd_lines(range(100, 130)))
+    os.rename(path, tmp_path / "auth.log.1")
+    path.write_text(sshd_lines(range(130, 140)))
+    restarted = follower()
+    assert restarted.poll_once() + restarted.poll_once() == 40
+    assert "reading the rest of the old file" in caplog.text
+    assert published_users(config, expected=140) == [f"user{i}" for i in range(140)]
+
+
+def test_file_follower_does_not_take_a_recycled_inode_for_the_rotated_file(
+    config: Config, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A saved position whose inode now belongs to another file (the old one was deleted and
+    its inode reused): the first bytes differ, so nothing is resumed from the wrong file."""
+    path, state = tmp_path / "auth.log", tmp_path / "state.json"
+    stranger = tmp_path / "other.log"
+    stranger.write_text(sshd_lines(range(500, 520)))
+    saved = {"inode": stranger.stat().st_ino, "offset": 50, "head": "0" * 64, "head_bytes": 50}
+    state.write_text(json.dumps({str(path): saved}))
+    path.write_text(sshd_lines(range(10)))
+    assert (
+        FileFollower([str(path)], state, EventPublisher(config.kafka, "file"), CONTEXT).poll_once()
+        == 10
+    )
+    assert "the old file is gone" in caplog.text
+    assert published_users(config, expected=10) == [f"user{i}" for i in range(10)]
 
 
 def test_detect_stage_raises_correlation_alerts(
