@@ -79,6 +79,7 @@ class FileFollower:
         self.max_line_bytes = max_line_bytes
         self.files: dict[str, _Tracked] = {}
         self.saved = self._load_state()
+        self._buffered = metrics.BUFFERED_BYTES.labels("file")
 
     def _load_state(self) -> dict[str, dict[str, int]]:
         try:
@@ -171,23 +172,41 @@ class FileFollower:
                     self._open(path)
         try:
             count = sum(self._read_new(tracked) for tracked in list(self.files.values()))
+            self._report_waiting()  # while Kafka is away, confirming blocks: say it first
             self.publisher.confirm()
             for tracked in list(self.files.values()):
                 count += self._follow_rotation(tracked)
         except KafkaError as error:
             metrics.FOLLOWER_RETRIES.labels("file").inc()
-            log.warning(
-                "kafka did not acknowledge; rereading from confirmed positions reason=%s", error
-            )
             for tracked in self.files.values():
                 tracked.handle.seek(tracked.confirmed)
                 tracked.offset = tracked.confirmed
                 tracked.pending = b""
+            log.warning(
+                "kafka did not acknowledge; %d bytes in %d files wait in the log files"
+                " (re-read from the confirmed positions when it does) reason=%s",
+                self._report_waiting(),
+                len(self.files),
+                error,
+            )
             return 0
         for tracked in self.files.values():
             tracked.confirmed = tracked.offset
         self._save_state()
+        self._report_waiting()
         return count
+
+    def _report_waiting(self) -> int:
+        """Bytes written to the followed files but not yet confirmed by Kafka: what the log
+        files buffer while Kafka is away (metric ``socpipe_collector_buffered_bytes``)."""
+        waiting = 0
+        for tracked in self.files.values():
+            try:
+                waiting += max(os.fstat(tracked.handle.fileno()).st_size - tracked.confirmed, 0)
+            except OSError:
+                continue
+        self._buffered.set(waiting)
+        return waiting
 
     def _read_new(self, tracked: _Tracked) -> int:
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from elasticsearch import Elasticsearch
 
 from collectors.parsers import ParseContext
-from daemon import runner
+from daemon import metrics, runner
 from daemon.config import Config
 from daemon.kafka_io import make_producer
 from tests.conftest import REPO
@@ -54,6 +54,8 @@ def test_kafka_outage_under_running_collectors_loses_nothing(
                 handle.write("".join(file_line(n) + "\n" for n in numbers))
 
         spool = collectors.spool
+        # What the file collector's log files hold for Kafka (the syslog journal has its own).
+        file_waiting = metrics.BUFFERED_BYTES.labels("file")
         try:
             send(range(50))
             wait_for(lambda: spool.buffered_bytes == 0, timeout=60, what="the journal to drain")
@@ -61,18 +63,17 @@ def test_kafka_outage_under_running_collectors_loses_nothing(
             try:
                 send(range(50, 100))
                 wait_for(
-                    lambda: spool.buffered_bytes > 0,
+                    lambda: spool.buffered_bytes > 0 and file_waiting._value.get() > 0,
                     timeout=30,
                     what="messages buffered on disk while Kafka is down",
                 )
             finally:
                 services("up", "kafka")
             wait_for(
-                lambda: spool.buffered_bytes == 0,
+                lambda: spool.buffered_bytes == 0 and file_waiting._value.get() == 0,
                 timeout=180,
-                what="the journal to drain after Kafka returned",
+                what="the journal and the followed file to drain after Kafka returned",
             )
-            time.sleep(2)  # the follower's next poll
         finally:
             connection.close()
     records = read_topic(config, config.kafka.topics.events, expected=200, timeout=60)
