@@ -119,33 +119,35 @@ class DetectProcess:
             return 0.0
         return float(found.group(1)) if found else 0.0
 
-    def stop(self) -> None:
+    def __enter__(self) -> DetectProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """SIGTERM (the batch in hand is committed); killed if it does not stop in time."""
         self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=120)
+        try:
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def restart(config: Config, folder: Path, events: int) -> dict:
     """Detect everything once, then time a restart with and without re-reading history."""
-    first = DetectProcess(config, folder, "first")
-    wait_for(lambda: committed_to_end(config), 1800, "the first detect process's commit")
-    first.stop()
+    with DetectProcess(config, folder, "first"):
+        wait_for(lambda: committed_to_end(config), 1800, "the first detect process's commit")
 
-    without = DetectProcess(
-        replace(config, stages=replace(config.stages, state_replay_secs=0)),
-        folder,
-        "without-history",
-    )
-    wait_for(lambda: "assigned partitions" in without.text(), 300, "joining the group")
-    joined = time.monotonic() - without.started
-    without.stop()
+    no_history = replace(config, stages=replace(config.stages, state_replay_secs=0))
+    with DetectProcess(no_history, folder, "without-history") as without:
+        wait_for(lambda: "assigned partitions" in without.text(), 300, "joining the group")
+        joined = time.monotonic() - without.started
 
-    second = DetectProcess(config, folder, "restart")
-    wait_for(lambda: second.replayed() >= events, 1800, "re-reading the history")
-    live = time.monotonic() - second.started
-    replayed = second.replayed()
-    wait_for(lambda: "state rebuilt" in second.text(), 60, "the rebuilt message")
-    rebuild = max(float(seconds) for seconds in REBUILT.findall(second.text()))
-    second.stop()
+    with DetectProcess(config, folder, "restart") as second:
+        wait_for(lambda: second.replayed() >= events, 1800, "re-reading the history")
+        live = time.monotonic() - second.started
+        replayed = second.replayed()
+        wait_for(lambda: "state rebuilt" in second.text(), 60, "the rebuilt message")
+        rebuild = max(float(seconds) for seconds in REBUILT.findall(second.text()))
     return {"events": replayed, "rebuild": rebuild, "live": live, "joined": joined}
 
 
