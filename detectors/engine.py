@@ -166,13 +166,15 @@ class _RuleGroup:
         # What each recent (field, value) pair hit: event codes, channels, image paths and
         # account names recur on most events, and a dictionary lookup is much cheaper than
         # lower-casing the value and scanning it with RE2 again.
-        self._hits_by_value: dict[tuple[str, str], frozenset[int]] = {}
+        # Nested by field, so a lookup builds no (field, value) tuple.
+        self._hits_by_field: dict[str, dict[str, frozenset[int]]] = {}
+        self._cached_values = 0
 
     def candidates(self, view: EventView) -> Iterable[int]:
         if len(self.unfiltered) == len(self.rules):
             return self.unfiltered
         found: set[int] = set()
-        field_tests, cache, event = self.field_tests, self._hits_by_value, view.event
+        field_tests, cache, event = self.field_tests, self._hits_by_field, view.event
         # Walk whichever is shorter: the group's indexed fields (a handful for small groups,
         # hundreds for Windows) or the event's own fields (a few dozen).
         for field in field_tests if len(field_tests) < len(event) else event:
@@ -183,13 +185,18 @@ class _RuleGroup:
             if value is None:
                 continue
             if tests.cacheable and value.__class__ is str and len(value) <= CACHED_VALUE_MAX_CHARS:
-                key = (field, value)
-                hits = cache.get(key)
+                by_value = cache.get(field)
+                if by_value is None:
+                    by_value = cache[field] = {}
+                hits = by_value.get(value)
                 if hits is None:
                     hits = tests.hits(view, field)
-                    if len(cache) >= CACHED_VALUES:
+                    if self._cached_values >= CACHED_VALUES:
                         cache.clear()
-                    cache[key] = hits
+                        by_value = cache[field] = {}
+                        self._cached_values = 0
+                    by_value[value] = hits
+                    self._cached_values += 1
             else:
                 hits = tests.hits(view, field)
             if hits:
