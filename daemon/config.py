@@ -250,7 +250,10 @@ def _convert(expected: Any, value: Any, path: str) -> Any:
         inner = next(argument for argument in arguments if argument is not type(None))
         return _convert(inner, value, path)
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         raise ConfigError(f"{path}: expected {expected.__name__}, got {type(value).__name__}")
+    if expected in (int, float) and value < 0:
+        # Every number in the configuration is a size, a duration, a count or a port.
+        raise ConfigError(f"{path}: must not be negative, got {value}")
     return value

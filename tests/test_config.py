@@ -33,6 +33,16 @@ def test_wrong_types_are_errors(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_negative_numbers_are_errors(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("stages:\n  state_replay_secs: -60\n")
+    with pytest.raises(ConfigError, match=r"stages\.state_replay_secs: must not be negative"):
+        load_config(path)
+    path.write_text("stages:\n  state_replay_secs: 0\n  batch_max_records: 50\n")
+    config = load_config(path)
+    assert (config.stages.state_replay_secs, config.stages.batch_max_records) == (0.0, 50)
+
+
 def test_secrets_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "c.yml"
     path.write_text(
