@@ -50,11 +50,19 @@ class _Tracked:
     offset: int
     confirmed: int = 0
     pending: bytes = b""
+    #: The fingerprint once it covers FINGERPRINT_BYTES (it no longer changes then).
+    head: str | None = None
 
     def fingerprint(self) -> str:
         """A digest of the file's first bytes (as far as they were read), saved with the
         position to recognise the file after a rename."""
-        return _fingerprint(self.handle, min(self.confirmed, FINGERPRINT_BYTES))
+        if self.head is not None:
+            return self.head
+        length = min(self.confirmed, FINGERPRINT_BYTES)
+        digest = _fingerprint(self.handle, length)
+        if length == FINGERPRINT_BYTES:
+            self.head = digest
+        return digest
 
 
 def _fingerprint(handle: BinaryIO, length: int) -> str:
