@@ -225,6 +225,7 @@ class FileFollower:
             log.warning("file truncated, reading from start file=%s", tracked.path)
             tracked.handle.seek(0)
             tracked.offset = 0
+            tracked.head = None  # new first bytes
             tracked.pending = b""
         count = 0
         while chunk := tracked.handle.read(1 << 20):
