@@ -91,8 +91,14 @@ def nest(flat: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return root
 
 
+ALERTS_REFRESH_INTERVAL = "500ms"
+
+
 def template(
-    patterns: list[str], fields: dict[str, dict[str, Any]], priority: int
+    patterns: list[str],
+    fields: dict[str, dict[str, Any]],
+    priority: int,
+    extra_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "index_patterns": patterns,
@@ -104,6 +110,7 @@ def template(
                 "index.mapping.total_fields.limit": 5000,
                 "index.mapping.ignore_malformed": True,
                 "number_of_replicas": 0,
+                **(extra_settings or {}),
             },
             "mappings": {"dynamic_templates": DYNAMIC_TEMPLATES, "properties": nest(fields)},
         },
@@ -124,7 +131,11 @@ def build(ecs_flat: Path) -> dict[str, dict[str, Any]]:
     alerts = {**events, **ALERT_FIELDS}
     return {
         "soc-events": template(["soc-events-*"], events, 200),
-        "soc-alerts": template(["soc-alerts*"], alerts, 210),
+        # Alerts are few and what analysts wait for: searchable within half a second instead
+        # of the default second (the line-to-searchable-alert latency). Events keep 1 s.
+        "soc-alerts": template(
+            ["soc-alerts*"], alerts, 210, {"index.refresh_interval": ALERTS_REFRESH_INTERVAL}
+        ),
     }
 
 

@@ -74,6 +74,10 @@ def events_index(config: ElasticsearchConfig, timestamp: str) -> str:
     return f"{config.events_index_prefix}{timestamp[:10].replace('-', '.')}"
 
 
+#: Settings of the alerts template that an existing alerts index is brought up to date with.
+ALERTS_DYNAMIC_SETTINGS = ("index.refresh_interval",)
+
+
 def install_templates(
     client: Elasticsearch, config: ElasticsearchConfig, template_dir: Path = TEMPLATE_DIR
 ) -> list[str]:
@@ -84,17 +88,24 @@ def install_templates(
         "soc-alerts": (f"{config.alerts_index}-template", f"{config.alerts_index}*"),
     }
     installed = []
+    bodies = {}
     for kind, (name, pattern) in targets.items():
         body = json.loads((template_dir / f"{kind}.template.json").read_text(encoding="utf-8"))
         body["index_patterns"] = [pattern]
         client.indices.put_index_template(name=name, **body)
         installed.append(name)
+        bodies[kind] = body
     if not client.indices.exists(index=config.alerts_index):
         try:
             client.indices.create(index=config.alerts_index)
         except ApiError as error:
             if error.meta.status != 400 or "resource_already_exists" not in str(error):
                 raise
+    # The one alerts index outlives template changes: its dynamic settings follow them.
+    settings = bodies["soc-alerts"]["template"]["settings"]
+    dynamic = {name: settings[name] for name in ALERTS_DYNAMIC_SETTINGS if name in settings}
+    if dynamic:
+        client.indices.put_settings(index=config.alerts_index, settings=dynamic)
     return installed
 
 

@@ -33,6 +33,16 @@ def test_setup_is_idempotent_and_maps_ecs_types(config: Config, es: Elasticsearc
     assert mapping["event"]["properties"]["original"]["type"] == "keyword"
     assert mapping["event"]["properties"]["original"]["index"] is False
     assert es.indices.exists(index=config.elasticsearch.alerts_index)
+    # Alerts become searchable sooner than events; an existing alerts index is brought up to
+    # date by setup.
+    alerts = config.elasticsearch.alerts_index
+    es.indices.put_settings(index=alerts, settings={"index.refresh_interval": "1s"})
+    install_templates(es, config.elasticsearch)
+    settings = es.indices.get_settings(index=alerts)[alerts]["settings"]["index"]
+    assert settings["refresh_interval"] == "500ms"
+    assert (
+        "refresh_interval" not in es.indices.get_settings(index=index)[index]["settings"]["index"]
+    )
 
 
 def test_replay_neither_duplicates_nor_overwrites_triage(config: Config, es: Elasticsearch) -> None:
