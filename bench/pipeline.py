@@ -4,7 +4,8 @@
 
 1. Saturation: ``socpipe run`` starts and joins its groups, then ``socpipe collect file``
    follows a file of N lines; events/s = N / time from the collector's start until all N are
-   indexed. Done for each daemon layout (LAYOUTS), with the CPU each component spent.
+   durably indexed (Elasticsearch accepted them; see Pipeline.indexed_everything). Done for
+   each daemon layout (LAYOUTS), with the CPU each component spent.
 2. Latency: lines are appended to a followed file at a fixed rate, every 100th an attack;
    latency = time its alert becomes searchable (polled ten times a second for alerts not seen
    yet, no forced refresh, so Elasticsearch's 1 s refresh interval is part of it) minus the
@@ -15,6 +16,7 @@ Each run uses its own topics and indices, removed afterwards. Results go to docs
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -28,7 +30,9 @@ from pathlib import Path
 
 import yaml
 from elasticsearch import ApiError
+from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
+from kafka.structs import TopicPartition
 
 from daemon.config import Config, TopicsConfig, load_config
 from daemon.kafka_io import ensure_topics
@@ -111,6 +115,35 @@ class Pipeline:
                 )
             )
 
+    def indexed_everything(self, path: Path, lines: int) -> bool:
+        """Every line of ``path`` is durably in Elasticsearch: the collector has had all of it
+        acknowledged by Kafka (its saved position is the file's end), the index stage has
+        committed the whole events topic (it commits only after Elasticsearch accepted a
+        batch), and a count after one refresh finds them all. No refresh is forced before
+        that, so the events indices' refresh interval weighs on the run as in production."""
+        try:
+            saved = json.loads((self.folder / "state.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if saved.get(str(path), {}).get("offset", 0) < path.stat().st_size:
+            return False
+        topic = self.config.kafka.topics.events
+        consumer = KafkaConsumer(
+            group_id=self.config.stages.index_group,
+            enable_auto_commit=False,
+            **self.config.kafka.client_options(),
+        )
+        try:
+            partitions = [TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic)]
+            ends = consumer.end_offsets(partitions)
+            if not all((consumer.committed(p) or 0) >= end for p, end in ends.items()):
+                return False
+        finally:
+            consumer.close()
+        index = f"{self.config.elasticsearch.events_index_prefix}*"
+        self.es.indices.refresh(index=index, ignore_unavailable=True)
+        return self.count(index) >= lines
+
     def count(self, index: str) -> int:
         try:
             return self.es.count(index=index, ignore_unavailable=True)["count"]
@@ -190,9 +223,8 @@ def saturation(base: Config, lines: int, daemons: list[str]) -> dict:
         daemons_before = [cpu_seconds(process.pid) for process in pipeline.processes]
         started = time.monotonic()
         pipeline.start_collector(str(path))
-        index = f"{pipeline.config.elasticsearch.events_index_prefix}*"
         try:
-            while pipeline.count(index) < lines:
+            while not pipeline.indexed_everything(path, lines):
                 time.sleep(0.5)
                 if time.monotonic() - started > 1800:
                     raise TimeoutError("saturation run did not finish in 30 minutes")
