@@ -144,16 +144,18 @@ def _either(alternatives: list[Clauses]) -> Clauses:
 def _rarest(clauses: Clauses) -> Clauses:
     """Clauses ordered from the one most likely to be rare.
 
-    Longer literals are rarer, except numbers: an event id or status code is shared by a
-    large part of the events of its source. A regex says little about its rarity and ranks
-    just above a number. Among equally rare sets, exact atoms win (a dictionary lookup tests
-    them, even in small rule groups), then fewer alternatives.
+    Longer literals are rarer, except numbers (an event id or status code is shared by a
+    large part of the events of its source) and values of fields that only take a handful of
+    values (``event.outcome: success`` is on most logins, however long the word; the user
+    ``root`` beside it is the rare part). A regex says little about its rarity and ranks just
+    above those. Among equally rare sets, exact atoms win (a dictionary lookup tests them, even
+    in small rule groups), then fewer alternatives.
     """
     return tuple(
         sorted(
             set(clauses),
             key=lambda atoms: (
-                min(_rarity(text, kind) for _, text, kind in atoms),
+                min(_rarity(field, text, kind) for field, text, kind in atoms),
                 all(kind is AtomKind.EQUALS for _, _, kind in atoms),
                 -len(atoms),
                 sorted(map(repr, atoms)),
@@ -163,7 +165,17 @@ def _rarest(clauses: Clauses) -> Clauses:
     )
 
 
-def _rarity(text: str, kind: AtomKind) -> int:
+#: Fields whose values come from a short list (ECS categorisation, levels, protocols, the
+#: Windows channel and provider): their literals say little about an event, whatever length.
+_FEW_VALUED_PREFIXES = ("event.", "log.level", "log.syslog.", "network.", "http.request.method")
+_FEW_VALUED_FIELDS = frozenset(
+    {"winlog.channel", "winlog.provider_name", "Channel", "Provider_Name"}
+)
+
+
+def _rarity(field: str, text: str, kind: AtomKind) -> int:
     if kind is AtomKind.PATTERN:
         return 2
-    return 1 if text.isdigit() else len(text)
+    if text.isdigit() or field in _FEW_VALUED_FIELDS or field.startswith(_FEW_VALUED_PREFIXES):
+        return 1
+    return len(text)

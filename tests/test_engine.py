@@ -250,3 +250,32 @@ def test_a_rule_is_evaluated_only_when_two_of_its_clauses_hit() -> None:
     assert group.candidates(EventView({**base, "LogonType": "2"})) == []
     assert group.candidates(EventView({**base, "LogonType": "3"})) == [0]
     assert [r.id for r in engine.match({**base, "LogonType": "3"})] == [compiled.id]
+
+
+def test_few_valued_fields_are_not_taken_for_rare_ones() -> None:
+    # "success" is longer than "root", but event.outcome takes a handful of values: the user
+    # is what makes this rule rare, so it is one of the two clauses the index uses.
+    rule = {
+        "title": "root login",
+        "id": "00000000-0000-0000-0000-000000000003",
+        "logsource": {"product": "linux", "service": "sshd"},
+        "detection": {
+            "selection": {
+                "event.action": "ssh_login",
+                "event.outcome": "success",
+                "user.name": "root",
+            },
+            "condition": "selection",
+        },
+    }
+    compiled = compile_rule(rule, "r.yml", ProcessingPipeline())
+    assert compiled.prefilter[0] == frozenset({("user.name", "root", AtomKind.EQUALS)})
+    engine = SigmaEngine([compiled])
+    login = {"event.module": "system", "process.name": "sshd", "event.action": "ssh_login"}
+    group = engine._group(routing_key(login))
+    assert (
+        group.candidates(EventView({**login, "event.outcome": "success", "user.name": "deploy"}))
+        == []
+    )
+    root = {**login, "event.outcome": "success", "user.name": "root"}
+    assert [r.id for r in engine.match(root)] == [compiled.id]
