@@ -101,10 +101,6 @@ class StateReplay:
         self._started: dict[TopicPartition, float] = {}
         self._progress_logged = 0.0
 
-    @property
-    def active(self) -> bool:
-        return bool(self._ranges)
-
     def begin(self, consumer: KafkaConsumer, partitions: Iterable[TopicPartition]) -> set:
         """Seek each partition back to the start of its horizon; returns those moved back (the
         records already fetched for them come again, after the re-read)."""
