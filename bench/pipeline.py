@@ -30,12 +30,10 @@ from pathlib import Path
 
 import yaml
 from elasticsearch import ApiError
-from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
-from kafka.structs import TopicPartition
 
 from daemon.config import Config, TopicsConfig, load_config
-from daemon.kafka_io import ensure_topics
+from daemon.kafka_io import ensure_topics, group_caught_up
 from sinks.elasticsearch import connect, install_templates
 
 REPO = Path(__file__).resolve().parent.parent
@@ -127,19 +125,10 @@ class Pipeline:
             return False
         if saved.get(str(path), {}).get("offset", 0) < path.stat().st_size:
             return False
-        topic = self.config.kafka.topics.events
-        consumer = KafkaConsumer(
-            group_id=self.config.stages.index_group,
-            enable_auto_commit=False,
-            **self.config.kafka.client_options(),
-        )
-        try:
-            partitions = [TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic)]
-            ends = consumer.end_offsets(partitions)
-            if not all((consumer.committed(p) or 0) >= end for p, end in ends.items()):
-                return False
-        finally:
-            consumer.close()
+        if not group_caught_up(
+            self.config.kafka, self.config.stages.index_group, self.config.kafka.topics.events
+        ):
+            return False
         index = f"{self.config.elasticsearch.events_index_prefix}*"
         self.es.indices.refresh(index=index, ignore_unavailable=True)
         return self.count(index) >= lines

@@ -30,9 +30,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import yaml
-from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
-from kafka.structs import TopicPartition
 
 from bench.corpus import generate
 from bench.pipeline import isolated
@@ -40,7 +38,7 @@ from bench.report import write_section
 from collectors.parsers import ParseContext, parse_detected
 from collectors.publisher import EventPublisher
 from daemon.config import Config, load_config
-from daemon.kafka_io import ensure_topics
+from daemon.kafka_io import ensure_topics, group_caught_up
 
 REPO = Path(__file__).resolve().parent.parent
 REBUILT = re.compile(r"state rebuilt from \d+ records in ([\d.]+) s")
@@ -71,21 +69,6 @@ def publish(config: Config, lines: int) -> int:
         published += 1
     publisher.close()
     return published
-
-
-def committed_to_end(config: Config) -> bool:
-    consumer = KafkaConsumer(
-        group_id=config.stages.detect_group,
-        enable_auto_commit=False,
-        **config.kafka.client_options(),
-    )
-    try:
-        topic = config.kafka.topics.events
-        partitions = [TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic)]
-        ends = consumer.end_offsets(partitions)
-        return all((consumer.committed(p) or 0) >= end for p, end in ends.items())
-    finally:
-        consumer.close()
 
 
 class DetectProcess:
@@ -135,7 +118,13 @@ class DetectProcess:
 def restart(config: Config, folder: Path, events: int) -> dict:
     """Detect everything once, then time a restart with and without re-reading history."""
     with DetectProcess(config, folder, "first"):
-        wait_for(lambda: committed_to_end(config), 1800, "the first detect process's commit")
+        wait_for(
+            lambda: group_caught_up(
+                config.kafka, config.stages.detect_group, config.kafka.topics.events
+            ),
+            1800,
+            "the first detect process's commit",
+        )
 
     no_history = replace(config, stages=replace(config.stages, state_replay_secs=0))
     with DetectProcess(no_history, folder, "without-history") as without:

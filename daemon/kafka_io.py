@@ -123,3 +123,16 @@ def ensure_topics(config: KafkaConfig) -> list[str]:
     finally:
         admin.close()
     return created
+
+
+def group_caught_up(config: KafkaConfig, group_id: str, topic: str) -> bool:
+    """Whether a consumer group has committed every partition of ``topic`` up to its end: all
+    it was given is durably handled (stages commit only after their output is written).
+    Reads the group's offsets without joining it."""
+    consumer = KafkaConsumer(group_id=group_id, enable_auto_commit=False, **config.client_options())
+    try:
+        partitions = [TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic) or ()]
+        ends = consumer.end_offsets(partitions)
+        return all((consumer.committed(partition) or 0) >= end for partition, end in ends.items())
+    finally:
+        consumer.close()

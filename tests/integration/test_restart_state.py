@@ -9,13 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from kafka import KafkaConsumer
-from kafka.structs import TopicPartition
-
 from collectors.parsers import ParseContext, parse_detected
 from collectors.publisher import EventPublisher
 from daemon import metrics, runner
 from daemon.config import Config
+from daemon.kafka_io import group_caught_up
 from tests.integration.conftest import read_topic, wait_for
 
 CONTEXT = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
@@ -45,20 +43,7 @@ def failures(numbers: range) -> list[tuple[str, str]]:
 
 
 def everything_committed(config: Config) -> bool:
-    """The detect group's committed offsets have reached the end of every events partition.
-    (A consumer given the group's id reads its offsets without joining it.)"""
-    consumer = KafkaConsumer(
-        group_id=config.stages.detect_group,
-        enable_auto_commit=False,
-        **config.kafka.client_options(),
-    )
-    try:
-        topic = config.kafka.topics.events
-        partitions = [TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic)]
-        ends = consumer.end_offsets(partitions)
-        return all((consumer.committed(p) or 0) >= end for p, end in ends.items())
-    finally:
-        consumer.close()
+    return group_caught_up(config.kafka, config.stages.detect_group, config.kafka.topics.events)
 
 
 @contextmanager
