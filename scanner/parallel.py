@@ -97,8 +97,16 @@ def scan_parts(scanner: PartScanner, parts: Iterable[FilePart], jobs: int) -> It
 
         def submit_next() -> None:
             part = next(remaining, None)
-            if part is not None:
-                in_flight.append((part, executor.submit(_scan_part, part)))
+            if part is None:
+                return
+            try:
+                future = executor.submit(_scan_part, part)
+            except BrokenProcessPool as error:
+                # A worker died since the last result: the pool takes no more parts. The part
+                # it was reading is in flight and is reported first, in input order.
+                future = Future()
+                future.set_exception(error)
+            in_flight.append((part, future))
 
         for _ in range(2 * jobs):
             submit_next()
