@@ -23,21 +23,28 @@ def test_unknown_keys_are_errors_with_their_path(tmp_path: Path) -> None:
         load_config(path)
 
 
-def test_wrong_types_are_errors(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ("kafka:\n  partitions: many\n", r"kafka\.partitions: expected int, got str"),
+        ("stages:\n  rules: rules\n", r"stages\.rules: expected a list"),
+        (
+            "stages:\n  state_replay_secs: -60\n",
+            r"stages\.state_replay_secs: must not be negative",
+        ),
+    ],
+)
+def test_wrong_values_are_errors_with_their_path(
+    tmp_path: Path, document: str, message: str
+) -> None:
     path = tmp_path / "c.yml"
-    path.write_text("kafka:\n  partitions: many\n")
-    with pytest.raises(ConfigError, match=r"kafka\.partitions: expected int, got str"):
-        load_config(path)
-    path.write_text("stages:\n  rules: rules\n")
-    with pytest.raises(ConfigError, match=r"stages\.rules: expected a list"):
+    path.write_text(document)
+    with pytest.raises(ConfigError, match=message):
         load_config(path)
 
 
-def test_negative_numbers_are_errors(tmp_path: Path) -> None:
+def test_zero_is_a_valid_number(tmp_path: Path) -> None:
     path = tmp_path / "c.yml"
-    path.write_text("stages:\n  state_replay_secs: -60\n")
-    with pytest.raises(ConfigError, match=r"stages\.state_replay_secs: must not be negative"):
-        load_config(path)
     path.write_text("stages:\n  state_replay_secs: 0\n  batch_max_records: 50\n")
     config = load_config(path)
     assert (config.stages.state_replay_secs, config.stages.batch_max_records) == (0.0, 50)
