@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer
@@ -87,12 +87,9 @@ class StateReplay:
     back), :meth:`finish` after every batch.
     """
 
-    def __init__(
-        self, stage: str, horizon_secs: float, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, stage: str, horizon_secs: float) -> None:
         self.stage = stage
         self.horizon_ms = int(horizon_secs * 1000)
-        self.clock = clock
         self._ranges: dict[TopicPartition, ReplayRange] = {}
         #: Per partition, the offset up to which this process's state has seen it. Kept when
         #: a partition is revoked: the state stays in memory, so a rebalance that hands the
@@ -105,7 +102,7 @@ class StateReplay:
         """Seek each partition back to the start of its horizon; returns those moved back (the
         records already fetched for them come again, after the re-read)."""
         moved: set[TopicPartition] = set()
-        now_ms = int(self.clock() * 1000)
+        now_ms = int(time.time() * 1000)
         for partition in partitions:
             self._ranges.pop(partition, None)
             try:
