@@ -5,7 +5,10 @@ BIN = $(VENV)/bin
 
 .PHONY: demo test lint bench-scan bench-anomaly services-up services-down
 
-$(BIN)/.installed: setup.cfg pyproject.toml
+# The modules setup.py compiles with mypyc: changing one means compiling again.
+COMPILED := $(shell sed -n 's/^    "\(.*\.py\)",$$/\1/p' setup.py)
+
+$(BIN)/.installed: setup.cfg pyproject.toml setup.py $(COMPILED)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

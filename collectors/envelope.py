@@ -33,7 +33,7 @@ def encode(document: dict[str, Any]) -> bytes:
         return json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
-def decode(line: bytes) -> dict[str, Any]:
+def decode(line: bytes | str) -> dict[str, Any]:
     """The JSON object in one line; ValueError with the reason otherwise."""
     try:
         document = orjson.loads(line)

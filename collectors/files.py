@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from collectors.event import Event, event_id
 from collectors.parsers import ParseContext, Parser, get_parser, parse_detected
@@ -52,13 +52,13 @@ class ReadStats:
         self.unreadable_files.extend(other.unreadable_files)
 
 
-@dataclass(frozen=True)
-class FilePart:
+class FilePart(NamedTuple):
     """The lines of a file that start in ``[start, end)``: a unit of work of a parallel scan.
 
     A line belongs to the part it starts in, even when it runs past ``end``, so parts cut at
     any byte still give every line exactly once. ``end`` None means the whole file, in any
-    format (gzip and EVTX cannot be entered in the middle).
+    format (gzip and EVTX cannot be entered in the middle). A named tuple, not a frozen
+    dataclass: parts are pickled to the workers, and mypyc's frozen dataclasses do not unpickle.
     """
 
     path: Path
@@ -331,7 +331,9 @@ class FileEventReader:
                 return event, preferred
         if self.forced is not None:
             self.stats.unparsed += 1
-            return get_parser("generic").parse(text, context), self.forced
+            event = get_parser("generic").parse(text, context)
+            assert event is not None, "the generic parser accepts every line"
+            return event, self.forced
         event, detected = parse_detected(text, context)
         if detected.name == "generic":
             self.stats.unparsed += 1

@@ -108,8 +108,8 @@ class ConditionCompiler:
             else:
                 matcher, necessary = compile_string_alternatives(field, values, self.source)
             children.append((matcher, _clauses(necessary)))
-        for field, values in networks.items():
-            children.append((compile_cidr_alternatives(field, values), ()))
+        for field, addresses in networks.items():
+            children.append((compile_cidr_alternatives(field, addresses), ()))
         return any_of([m for m, _ in children]), _either([c for _, c in children])
 
     def visit_ConditionNOT(self, node: ConditionNOT) -> tuple[Matcher, Clauses]:

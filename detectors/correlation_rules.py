@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sigma.correlations import SigmaCorrelationRule, SigmaExtendedCorrelationCondition
@@ -145,7 +146,7 @@ def parse_correlation(
             checked = {**document, "correlation": {**section, "condition": single}}
     try:
         rule = SigmaCorrelationRule.from_dict(
-            checked, collect_errors=True, source=SigmaRuleLocation(source), policy=policy
+            checked, collect_errors=True, source=SigmaRuleLocation(Path(source)), policy=policy
         )
     except SigmaError as error:
         raise RuleError(source, sigma_reason(error)) from None

@@ -129,8 +129,8 @@ def event_logsource(key: tuple[Any, ...]) -> EventLogSource:
         return EventLogSource(frozenset({"windows"}), frozenset(categories), services)
     if module == "system":
         program = str(key[1] or "")
-        services = {"syslog", *_LINUX_PROGRAM_SERVICES.get(program, ())}
-        return EventLogSource(frozenset({"linux"}), _EMPTY, frozenset(services))
+        program_services = frozenset({"syslog", *_LINUX_PROGRAM_SERVICES.get(program, ())})
+        return EventLogSource(frozenset({"linux"}), _EMPTY, program_services)
     if module == "auditd":
         return EventLogSource(frozenset({"linux"}), _EMPTY, frozenset({"auditd"}))
     if module == "web":

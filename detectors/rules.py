@@ -189,7 +189,10 @@ def compile_rule(document: dict, source: str, pipeline: ProcessingPipeline) -> C
     """Parse one rule mapping with pySigma, map its fields and compile its condition."""
     try:
         rule = SigmaRule.from_dict(
-            document, collect_errors=True, source=SigmaRuleLocation(source), policy=RULE_POLICY
+            document,
+            collect_errors=True,
+            source=SigmaRuleLocation(Path(source)),
+            policy=RULE_POLICY,
         )
         if rule.errors:
             raise RuleError(source, "; ".join(sigma_reason(error) for error in rule.errors))

@@ -167,9 +167,9 @@ def _pattern_parts(value: SigmaString, keyword: bool, source: str) -> list[str |
     """The pattern of a string value; keywords match anywhere in the raw record."""
     parts = _string_parts(value, source)
     if keyword:
-        many = SpecialChars.WILDCARD_MULTI
-        parts = ([] if parts[:1] == [many] else [many]) + parts
-        parts = parts + ([] if parts[-1:] == [many] else [many])
+        many: list[str | SpecialChars] = [SpecialChars.WILDCARD_MULTI]
+        parts = ([] if parts[:1] == many else many) + parts
+        parts = parts + ([] if parts[-1:] == many else many)
     return parts
 
 

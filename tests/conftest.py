@@ -19,6 +19,28 @@ SHARED_DATA = Path(os.environ.get("SOCPIPE_SHARED_DATA", REPO.parent / "shared" 
 FILES = Path(__file__).resolve().parent / "files"
 
 
+def stale_compiled_modules(root: Path) -> list[str]:
+    """Sources edited after `pip install` compiled them (setup.py): Python imports the
+    extension module before the source, so tests would run the old code."""
+    stale = []
+    for package in ("collectors", "detectors"):
+        for extension in (root / package).rglob("*.so"):
+            source = extension.with_name(extension.name.split(".", 1)[0] + ".py")
+            if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
+                stale.append(str(source.relative_to(root)))
+    return sorted(stale)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    stale = stale_compiled_modules(REPO)
+    if stale:
+        pytest.exit(
+            f"changed since compiled: {', '.join(stale)}; compile again with "
+            "`.venv/bin/pip install -e .` (`make test` does it)",
+            returncode=2,
+        )
+
+
 def shared_data(*parts: str) -> Path:
     """A path under ../shared/data, skipping the test with a reason when it is absent."""
     path = SHARED_DATA.joinpath(*parts)

@@ -97,7 +97,6 @@ def apply_audit_record(event: Event, text: str) -> bool:
     return True
 
 
-@register
 class AuditdParser(Parser):
     name = "auditd"
 
@@ -110,3 +109,6 @@ class AuditdParser(Parser):
             return None
         event["message"] = line
         return event
+
+
+register(AuditdParser())

@@ -60,10 +60,13 @@ class Parser(ABC):
 PARSERS: dict[str, Parser] = {}
 
 
-def register(parser_class: type[Parser]) -> type[Parser]:
-    """Class decorator: add a parser to the registry under its ``name``."""
-    PARSERS[parser_class.name] = parser_class()
-    return parser_class
+def register(parser: Parser) -> None:
+    """Add a parser to the registry under its ``name``.
+
+    A call after the class rather than a class decorator: mypyc compiles a decorated class
+    as a plain Python class, which may not derive from the compiled ``Parser``.
+    """
+    PARSERS[parser.name] = parser
 
 
 def get_parser(name: str) -> Parser:

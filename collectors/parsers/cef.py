@@ -167,7 +167,6 @@ def apply_cef(event: Event, text: str) -> bool:
     return True
 
 
-@register
 class CefParser(Parser):
     name = "cef"
 
@@ -179,3 +178,6 @@ class CefParser(Parser):
         if not apply_cef(event, line):
             return None
         return event
+
+
+register(CefParser())

@@ -76,6 +76,8 @@ def read_evtx(path: Path, context: ParseContext) -> Iterator[tuple[int, Event]]:
         except (RuntimeError, OSError, ValueError) as error:
             log.warning("evtx record unreadable file=%s reason=%s", path, error)
             continue
+        if record is None:  # the binding's type allows it; no record to read
+            continue
         try:
             document = json.loads(record["data"]).get("Event", {})
         except (json.JSONDecodeError, AttributeError) as error:

@@ -6,7 +6,6 @@ from collectors.event import Event, new_event
 from collectors.parsers.base import ParseContext, Parser, register
 
 
-@register
 class GenericParser(Parser):
     name = "generic"
 
@@ -19,3 +18,6 @@ class GenericParser(Parser):
         # The time is when socpipe read the line: the tag tells analysts not to trust it.
         event["tags"] = ["socpipe_unparsed"]
         return event
+
+
+register(GenericParser())

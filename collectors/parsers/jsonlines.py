@@ -124,8 +124,9 @@ def _nxlog(line: str, document: dict[str, Any], context: ParseContext) -> Event:
     data: dict[str, Any] = {}
     for key, value in document.items():
         if key in _NXLOG_SYSTEM:
-            if _NXLOG_SYSTEM[key]:
-                system[_NXLOG_SYSTEM[key]] = value
+            target = _NXLOG_SYSTEM[key]
+            if target:
+                system[target] = value
         elif not isinstance(value, (dict, list)):
             data[key] = value
     event = windows_event(line, system, data, context, "windows.nxlog")
@@ -153,7 +154,6 @@ def _ecs_or_generic(line: str, flat: dict[str, Any], context: ParseContext) -> E
     return event
 
 
-@register
 class JsonLinesParser(Parser):
     name = "json"
 
@@ -173,3 +173,6 @@ class JsonLinesParser(Parser):
         else:
             event = _ecs_or_generic(line, flatten(document), context)
         return event
+
+
+register(JsonLinesParser())

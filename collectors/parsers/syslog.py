@@ -84,7 +84,6 @@ def _finish(event: Event, message: str, program: str | None, context: ParseConte
     return event
 
 
-@register
 class Rfc5424Parser(Parser):
     name = "syslog5424"
 
@@ -116,7 +115,6 @@ class Rfc5424Parser(Parser):
         return _finish(event, message, app, context)
 
 
-@register
 class Rfc3164Parser(Parser):
     name = "syslog"
 
@@ -139,3 +137,7 @@ class Rfc3164Parser(Parser):
             event["process.pid"] = int(match["pid"])
         put(event, "log.syslog.appname", match["prog"])
         return _finish(event, match["msg"], match["prog"], context)
+
+
+register(Rfc5424Parser())
+register(Rfc3164Parser())

@@ -63,7 +63,6 @@ def _put_request(event: Event, request: str) -> None:
     put(event, "url.extension", extension.lower())
 
 
-@register
 class AccessLogParser(Parser):
     name = "web_access"
 
@@ -103,7 +102,6 @@ def _is_ip(text: str) -> bool:
     return dotted_quad or ":" in text
 
 
-@register
 class ApacheErrorParser(Parser):
     name = "apache_error"
 
@@ -129,3 +127,7 @@ class ApacheErrorParser(Parser):
         put(event, "source.ip", match["client"])
         event["message"] = match["message"]
         return event
+
+
+register(AccessLogParser())
+register(ApacheErrorParser())

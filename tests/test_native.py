@@ -1,0 +1,54 @@
+"""The compiled hot path (mypyc, see setup.py) against the source it was compiled from.
+
+`pip install` compiles the parsers, the engine and correlation to C; without a compiler, or
+with SOCPIPE_PURE_PYTHON=1, the same modules run interpreted. Both must raise the same alerts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+#: What `socpipe scan` needs to run from a copy of the repository.
+SOURCES = ["collectors", "detectors", "scanner", "daemon", "sinks", "forwarding", "config"]
+
+
+def interpreted_copy(destination: Path) -> Path:
+    """The sources without their compiled extension modules."""
+    for name in SOURCES:
+        shutil.copytree(
+            REPO / name, destination / name, ignore=shutil.ignore_patterns("*.so", "__pycache__")
+        )
+    shutil.copy(REPO / "pipeline.py", destination / "pipeline.py")
+    return destination
+
+
+def scan_samples(root: Path, out: Path) -> str:
+    """Scan the bundled samples with the code under ``root``; where the engine came from."""
+    script = (
+        "import sys; import detectors.engine, pipeline; "
+        "print(detectors.engine.__file__, file=sys.stderr); "
+        f"sys.exit(pipeline.main(['scan', {str(REPO / 'samples')!r}, '--agency', 'so-tttt', "
+        f"'--rules', {str(REPO / 'rules')!r}, '--timezone', 'Asia/Ho_Chi_Minh', '--no-progress', "
+        f"'--out', {str(out)!r}]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stderr.splitlines()[0]
+
+
+def test_interpreted_source_raises_the_alerts_of_the_installed_build(tmp_path: Path) -> None:
+    installed_out, interpreted_out = tmp_path / "installed.jsonl", tmp_path / "interpreted.jsonl"
+    scan_samples(REPO, installed_out)
+    engine_file = scan_samples(interpreted_copy(tmp_path / "src"), interpreted_out)
+
+    assert engine_file.endswith(".py") and engine_file.startswith(str(tmp_path))
+    alerts = installed_out.read_text()
+    assert alerts.count("\n") > 30
+    assert interpreted_out.read_text() == alerts
