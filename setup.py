@@ -25,12 +25,17 @@ COMPILED = [
     "collectors/parsers/syslog.py",
     "collectors/parsers/web.py",
     "collectors/parsers/windows.py",
+    "detectors/alert.py",
     "detectors/correlation.py",
+    "detectors/correlation_rules.py",
     "detectors/detection.py",
     "detectors/engine.py",
     "detectors/event_view.py",
     "detectors/logsource.py",
+    "detectors/sweep.py",
     "detectors/values.py",
+    "scanner/run.py",
+    "scanner/summary.py",
 ]
 
 

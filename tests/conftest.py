@@ -23,7 +23,7 @@ def stale_compiled_modules(root: Path) -> list[str]:
     """Sources edited after `pip install` compiled them (setup.py): Python imports the
     extension module before the source, so tests would run the old code."""
     stale = []
-    for package in ("collectors", "detectors"):
+    for package in ("collectors", "detectors", "scanner", "daemon", "sinks", "forwarding"):
         for extension in (root / package).rglob("*.so"):
             source = extension.with_name(extension.name.split(".", 1)[0] + ".py")
             if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
