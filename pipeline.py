@@ -30,6 +30,28 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 #: 128 + SIGINT, what shells report for a command stopped with Ctrl-C.
 EXIT_INTERRUPTED = 130
+#: The commands whose speed depends on the compiled hot path.
+PER_EVENT_COMMANDS = ("scan", "run", "collect")
+
+log = logging.getLogger("socpipe")
+
+
+def hot_path_compiled() -> bool:
+    """Whether `pip install` compiled the per-event modules (setup.py) or they run interpreted."""
+    from detectors import engine
+
+    return not str(engine.__file__).endswith(".py")
+
+
+def _warn_if_interpreted() -> None:
+    # The install falls back to interpreted modules without a compiler, silently: the operator
+    # should hear of the halved throughput from the tool, not from a lagging consumer group.
+    if not hot_path_compiled():
+        log.warning(
+            "hot path not compiled: parsing and detection run interpreted, at about half the "
+            "speed (install with a C compiler and without SOCPIPE_PURE_PYTHON=1; README, "
+            "'Compiled hot path')"
+        )
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -444,6 +466,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    if args.command in PER_EVENT_COMMANDS:
+        _warn_if_interpreted()
     if args.command == "scan":
         return command_scan(args)
     if args.command in ("setup", "run", "collect", "train", "forward"):

@@ -224,11 +224,11 @@ def machine() -> list[str]:
     versions = ", ".join(
         f"{name} {metadata.version(name)}" for name in ("pySigma", "google-re2", "evtx", "PyYAML")
     )
-    from detectors import engine
+    from pipeline import hot_path_compiled
 
     compiled = (
         f"hot path compiled by mypyc (mypy {metadata.version('mypy')}, see setup.py)"
-        if not engine.__file__.endswith(".py")
+        if hot_path_compiled()
         else "hot path interpreted (not compiled)"
     )
     return [

@@ -27,8 +27,9 @@ def interpreted_copy(destination: Path) -> Path:
     return destination
 
 
-def scan_samples(root: Path, out: Path) -> str:
-    """Scan the bundled samples with the code under ``root``; where the engine came from."""
+def scan_samples(root: Path, out: Path) -> tuple[str, str]:
+    """Scan the bundled samples with the code under ``root``: where the engine came from,
+    and what the scan wrote on stderr."""
     script = (
         "import sys; import detectors.engine, pipeline; "
         "print(detectors.engine.__file__, file=sys.stderr); "
@@ -40,15 +41,19 @@ def scan_samples(root: Path, out: Path) -> str:
         [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    return result.stderr.splitlines()[0]
+    engine_file, _, stderr = result.stderr.partition("\n")
+    return engine_file, stderr
 
 
 def test_interpreted_source_raises_the_alerts_of_the_installed_build(tmp_path: Path) -> None:
     installed_out, interpreted_out = tmp_path / "installed.jsonl", tmp_path / "interpreted.jsonl"
-    scan_samples(REPO, installed_out)
-    engine_file = scan_samples(interpreted_copy(tmp_path / "src"), interpreted_out)
+    installed_engine, installed_stderr = scan_samples(REPO, installed_out)
+    engine_file, stderr = scan_samples(interpreted_copy(tmp_path / "src"), interpreted_out)
 
     assert engine_file.endswith(".py") and engine_file.startswith(str(tmp_path))
+    # The operator is told when the hot path runs interpreted, and only then.
+    assert "hot path not compiled" in stderr
+    assert ("hot path not compiled" in installed_stderr) == installed_engine.endswith(".py")
     alerts = installed_out.read_text()
     assert alerts.count("\n") > 30
     assert interpreted_out.read_text() == alerts
