@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from collectors.parsers import ParseContext, get_parser
+from collectors.parsers import ParseContext, get_parser, linux_programs
+from tests.conftest import REPO, shared_data
 
 CONTEXT = ParseContext(reference_time=datetime(2026, 3, 10, tzinfo=UTC))
 
@@ -154,3 +157,78 @@ def test_unknown_program_keeps_message_only() -> None:
     event = parse("Started Session 12 of User alice.", "systemd")
     assert event["message"] == "Started Session 12 of User alice."
     assert "event.action" not in event
+
+
+GUARDED = {
+    name: value
+    for name, value in vars(linux_programs).items()
+    if isinstance(value, linux_programs.GuardedPattern)
+}
+
+
+def real_messages() -> list[str]:
+    """Every line of the real loghub OpenSSH and Linux samples and of the bundled auth log."""
+    lines = (REPO / "samples" / "linux" / "auth.log").read_text().splitlines()
+    for system in ("OpenSSH", "Linux"):
+        path = shared_data("loghub", "2k", system) / f"{system}_2k.log"
+        lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return lines
+
+
+def assert_guard_agrees(pattern: linux_programs.GuardedPattern, text: str) -> None:
+    guarded, plain = pattern.search(text), pattern.regex.search(text)
+    assert (guarded and guarded.group(0)) == (plain and plain.group(0)), text
+
+
+@pytest.mark.parametrize("name", sorted(GUARDED))
+def test_a_guard_never_hides_a_match_in_real_logs(name: str) -> None:
+    pattern = GUARDED[name]
+    texts = real_messages()
+    for text in texts:
+        assert_guard_agrees(pattern, text)
+    # The real logs exercise the pattern: without matches the agreement would prove nothing.
+    assert any(pattern.regex.search(text) for text in texts) or name == "_REVERSE_MAP"
+
+
+@settings(max_examples=300)
+@given(
+    pieces=st.lists(
+        st.sampled_from(
+            [
+                "Accepted ",
+                "Failed ",
+                "password ",
+                "publickey ",
+                "for ",
+                "invalid user ",
+                "Invalid user ",
+                "from ",
+                "10.0.0.1 ",
+                "port ",
+                "22",
+                "root ",
+                "Disconnected ",
+                "Received disconnect ",
+                "Connection closed by ",
+                "Connection reset by ",
+                "authenticating user ",
+                "user ",
+                "authentication failure; ",
+                "rhost=1.2.3.4 ",
+                "user=bob",
+                "session opened ",
+                "session closed ",
+                "(uid=0) ",
+                "by ",
+                "[10.0.0.2] failed - POSSIBLE BREAK-IN ATTEMPT",
+                "x",
+                " ",
+            ]
+        ),
+        max_size=12,
+    )
+)
+def test_a_guard_never_hides_a_match_in_random_messages(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    for pattern in GUARDED.values():
+        assert_guard_agrees(pattern, text)

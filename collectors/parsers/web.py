@@ -38,6 +38,8 @@ _ERROR = re.compile(
 
 def decode_url(target: str) -> str:
     """Percent- and plus-decode twice: attackers double-encode to slip past single decoding."""
+    if "%" not in target and "+" not in target:
+        return target  # nothing to decode: most requests, and unquote_plus is interpreted
     once = unquote_plus(target)
     return unquote_plus(once) if "%" in once else once
 
