@@ -94,15 +94,18 @@ class Alert:
     @classmethod
     def from_match(cls, rule: RuleInfo, event: Event) -> Alert:
         entities = {name: event[name] for name in ENTITY_FIELDS if name in event}
+        # str(): events from other producers may carry numbers here, and this module is
+        # compiled, where a str field refuses anything else.
+        timestamp = str(event["@timestamp"])
         return cls(
             id=alert_id(rule.id, event),
             rule=rule,
-            timestamp=event["@timestamp"],
-            agency=event.get("organization.id", "unknown"),
+            timestamp=timestamp,
+            agency=str(event.get("organization.id", "unknown")),
             entities=entities,
             events=(event,),
-            first_seen=event["@timestamp"],
-            last_seen=event["@timestamp"],
+            first_seen=timestamp,
+            last_seen=timestamp,
         )
 
     @property

@@ -98,19 +98,25 @@ _LINUX_PROGRAM_SERVICES = {
 _EMPTY: frozenset[str] = frozenset()
 
 
-def routing_key(event: dict[str, Any]) -> tuple[Any, ...]:
+def routing_key(event: dict[str, Any]) -> tuple[str | None, ...]:
     """A small tuple that determines the event's log sources; used to cache routing."""
-    module = event.get("event.module")
+    module = _key_part(event.get("event.module"))
     if module == "windows":
-        return (module, event.get("winlog.channel"), event.get("event.code"))
+        return (module, _key_part(event.get("winlog.channel")), _key_part(event.get("event.code")))
     if module == "system":
-        return (module, event.get("process.name"))
+        return (module, _key_part(event.get("process.name")))
     if module == "cef":
-        return (module, event.get("observer.vendor"))
-    return (module, event.get("event.dataset"))
+        return (module, _key_part(event.get("observer.vendor")))
+    return (module, _key_part(event.get("event.dataset")))
 
 
-def event_logsource(key: tuple[Any, ...]) -> EventLogSource:
+def _key_part(value: Any) -> str | None:
+    # Events from other producers may carry numbers, lists or objects here; a list is not
+    # hashable, and 4624 and "4624" are one event code.
+    return value if value is None or value.__class__ is str else str(value)
+
+
+def event_logsource(key: tuple[str | None, ...]) -> EventLogSource:
     """The Sigma log sources for events with this routing key."""
     module = key[0]
     if module == "windows":

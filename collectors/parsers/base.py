@@ -7,12 +7,15 @@ line as it is. Nothing is dropped.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import ClassVar
 
 from collectors.event import Event
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,35 @@ class Parser(ABC):
         """The format-specific fields for ``line``, or ``None`` when it is not this format."""
 
     def parse(self, line: str, context: ParseContext) -> Event | None:
-        """The event for ``line`` with the agency stamped, or ``None`` if not this format."""
-        event = self.parse_line(line, context)
+        """The event for ``line`` with the agency stamped, or ``None`` if not this format.
+
+        A parser that fails on a line it accepted is a bug, but it must not stop a scan or a
+        collector: the line goes on to the next parser (the generic one keeps it), and the
+        failure is logged once per parser and error type.
+        """
+        try:
+            event = self.parse_line(line, context)
+        except Exception as error:
+            _report_failure(self.name, error)
+            return None
         return context.stamp(event) if event is not None else None
+
+
+_REPORTED_FAILURES: set[tuple[str, str]] = set()
+
+
+def _report_failure(parser: str, error: Exception) -> None:
+    kind = type(error).__name__
+    if (parser, kind) not in _REPORTED_FAILURES:
+        _REPORTED_FAILURES.add((parser, kind))
+        log.warning(
+            "parser failed, line kept as unparsed parser=%s reason=%s: %s "
+            "(further %s failures of this parser not logged)",
+            parser,
+            kind,
+            error,
+            kind,
+        )
 
 
 PARSERS: dict[str, Parser] = {}

@@ -74,7 +74,8 @@ def _winlogbeat(line: str, document: dict[str, Any], context: ParseContext) -> E
     winlog = document.get("winlog")
     if isinstance(winlog, dict):
         nested = winlog
-        data = winlog.get("event_data") or {}
+        event_data = winlog.get("event_data")
+        data = event_data if isinstance(event_data, dict) else {}
     else:  # already-flat keys ("winlog.channel": ...)
         nested = {key[7:]: value for key, value in document.items() if key.startswith("winlog.")}
         prefix = "event_data."
@@ -139,11 +140,12 @@ def _ecs_or_generic(line: str, flat: dict[str, Any], context: ParseContext) -> E
     if isinstance(flat.get("@timestamp"), str):
         moment = parse_iso_timestamp(flat["@timestamp"], context.zone)
     is_ecs = "@timestamp" in flat and moment is not None
-    dataset = flat.get("event.dataset") if is_ecs else "json.generic"
+    module = flat.get("event.module") or "json"
+    dataset = (flat.get("event.dataset") if is_ecs else "json.generic") or "json.log"
     event = new_event(
         line,
-        flat.get("event.module", "json"),
-        dataset or "json.log",
+        module if isinstance(module, str) else str(module),  # other producers' types vary
+        dataset if isinstance(dataset, str) else str(dataset),
         moment or context.reference_time,
     )
     for key, value in flat.items():
