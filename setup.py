@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 COMPILED = [
     "collectors/event.py",
@@ -39,7 +39,7 @@ COMPILED = [
 ]
 
 
-def native_extensions() -> list:
+def native_extensions() -> list[Extension]:
     if os.environ.get("SOCPIPE_PURE_PYTHON") == "1":
         return []
     from mypyc.build import mypycify

@@ -107,7 +107,7 @@ def _scan_in_process(
     sink: TextIO | None,
 ) -> None:
     for event in reader.read(files):
-        summary.count_event(str(event.get("event.dataset", "unknown")))
+        summary.count_event(event.get("event.dataset", "unknown"))
         _emit(detector.process(event), summary, sink)
         if reader.stats.events % 1024 == 0:
             progress.update(reader.bytes_read, reader.stats.events, summary.alerts)
