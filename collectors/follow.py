@@ -30,6 +30,7 @@ from kafka.errors import KafkaError
 
 from collectors.event import event_id
 from collectors.files import DEFAULT_MAX_LINE_BYTES, decode_line
+from collectors.live_context import Clock, LiveContext, wall_clock
 from collectors.parsers import ParseContext, parse_detected
 from collectors.publisher import EventPublisher
 from daemon import metrics
@@ -78,11 +79,12 @@ class FileFollower:
         context: ParseContext,
         poll_interval: float = 0.25,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        clock: Clock = wall_clock,
     ) -> None:
         self.patterns = patterns
         self.state_file = state_file
         self.publisher = publisher
-        self.context = context
+        self.context = LiveContext(context, clock)
         self.poll_interval = poll_interval
         self.max_line_bytes = max_line_bytes
         self.files: dict[str, _Tracked] = {}
@@ -245,12 +247,11 @@ class FileFollower:
                 text, _valid = decode_line(raw.rstrip(b"\r"))
                 if not text.strip():
                     continue
-                event, _parser = parse_detected(text, self.context)
+                context = self.context.now()
+                event, _parser = parse_detected(text, context)
                 event["log.file.path"] = tracked.path
                 event["log.offset"] = line_offset
-                event["event.id"] = event_id(
-                    self.context.agency_id, tracked.path, line_offset, text
-                )
+                event["event.id"] = event_id(context.agency_id, tracked.path, line_offset, text)
                 self.publisher.publish(event)
                 count += 1
             tracked.offset = start

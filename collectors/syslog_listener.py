@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from collectors.files import DEFAULT_MAX_LINE_BYTES, decode_line
+from collectors.live_context import Clock, LiveContext, wall_clock
 from collectors.parsers import ParseContext, parse_detected
 from collectors.publisher import SpooledPublisher
 
@@ -49,15 +50,17 @@ def read_frames(stream: BinaryIO, max_bytes: int = DEFAULT_MAX_LINE_BYTES) -> It
 class SyslogReceiver:
     """Shared handling of received messages."""
 
-    def __init__(self, publisher: SpooledPublisher, context: ParseContext) -> None:
+    def __init__(
+        self, publisher: SpooledPublisher, context: ParseContext, clock: Clock = wall_clock
+    ) -> None:
         self.publisher = publisher
-        self.context = context
+        self.context = LiveContext(context, clock)
 
     def receive(self, raw: bytes, peer: str) -> None:
         text, _valid = decode_line(raw)
         if not text.strip():
             return
-        event, _parser = parse_detected(text, self.context)
+        event, _parser = parse_detected(text, self.context.now())
         event["log.source.address"] = peer
         # A stream has no position to derive an id from; the id is fixed here, at collection,
         # and travels with the record, so every replay downstream reuses it.

@@ -129,7 +129,7 @@ def bsd_to_iso(text: str, reference: datetime, zone: tzinfo) -> str | None:
     minute, colon, rest = text.rpartition(":")
     if not colon or len(rest) < 2 or not rest[:2].isdigit():
         return None
-    prefix = _bsd_minute(minute, reference, zone)
+    prefix = _BSD_MINUTES.prefix(minute, reference, zone)
     if prefix is None:
         return None
     seconds, _, fraction = rest.partition(".")
@@ -138,10 +138,40 @@ def bsd_to_iso(text: str, reference: datetime, zone: tzinfo) -> str | None:
     return f"{prefix}{seconds}.{(fraction + '000')[:3]}Z"
 
 
-@lru_cache(maxsize=4096)
-def _bsd_minute(minute: str, reference: datetime, zone: tzinfo) -> str | None:
-    moment = parse_bsd_timestamp(minute + ":00", reference, zone)
-    return format_timestamp(moment)[:17] if moment else None
+class _MinuteCache:
+    """UTC minute prefixes of year-less times, for the reference and zone last asked about.
+
+    The answer depends on the reference (which year) and the zone, but an ``lru_cache`` keyed
+    on them hashed an aware datetime per line, which consults the zone and cost more than
+    the rest of the timestamp. Contexts are long-lived (one per file in a scan, one per
+    millisecond in a collector), so the cache is for one (reference, zone) pair at a time,
+    checked by identity, and starts over when they change.
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        # One tuple, read once per call: collector threads with different contexts must
+        # never mix one context's reference with another's prefixes.
+        self.state: tuple[datetime | None, tzinfo | None, dict[str, str]] = (None, None, {})
+
+    def prefix(self, minute: str, reference: datetime, zone: tzinfo) -> str | None:
+        state = self.state
+        if state[0] is not reference or state[1] is not zone:
+            state = self.state = (reference, zone, {})
+        prefixes = state[2]
+        cached = prefixes.get(minute)
+        if cached is not None:
+            return cached
+        moment = parse_bsd_timestamp(minute + ":00", reference, zone)
+        if moment is None:
+            return None
+        if len(prefixes) >= self.limit:
+            prefixes.clear()
+        prefix = prefixes[minute] = format_timestamp(moment)[:17]
+        return prefix
+
+
+_BSD_MINUTES = _MinuteCache()
 
 
 def parse_epoch(value: str) -> datetime | None:
