@@ -17,6 +17,7 @@ COMPILED = [
     "collectors/timestamps.py",
     "collectors/files.py",
     "collectors/parsers/base.py",
+    "collectors/parsers/bsd_header.py",
     "collectors/parsers/auditd.py",
     "collectors/parsers/cef.py",
     "collectors/parsers/generic.py",

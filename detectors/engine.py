@@ -167,7 +167,7 @@ class _RuleGroup:
         # account names recur on most events, and a dictionary lookup is much cheaper than
         # lower-casing the value and scanning it with RE2 again.
         # Nested by field, so a lookup builds no (field, value) tuple.
-        self._hits_by_field: dict[str, dict[str, frozenset[int]]] = {}
+        self._hits_by_field: dict[str, dict[str | int, frozenset[int]]] = {}
         self._cached_values = 0
 
     def candidates(self, view: EventView) -> Iterable[int]:
@@ -184,7 +184,12 @@ class _RuleGroup:
             value = event.get(field)
             if value is None:
                 continue
-            if tests.cacheable and value.__class__ is str and len(value) <= CACHED_VALUE_MAX_CHARS:
+            kind = value.__class__
+            # Numbers (status codes, ports, event ids from JSON) recur like short strings.
+            # Only exact ints: True == 1 would share an entry with 1 but reads "true".
+            if tests.cacheable and (
+                (kind is str and len(value) <= CACHED_VALUE_MAX_CHARS) or kind is int
+            ):
                 by_value = cache.get(field)
                 if by_value is None:
                     by_value = cache[field] = {}

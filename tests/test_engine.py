@@ -226,6 +226,32 @@ def test_raw_records_are_not_remembered_by_the_prefilter() -> None:
     assert group._hits_by_field == {}
 
 
+def test_numbers_share_prefilter_answers_but_booleans_do_not() -> None:
+    # Integers are remembered like short strings; True == 1 in a dictionary, but it reads
+    # "true" to Sigma, so it must not reuse the answer remembered for 1.
+    rules = [
+        {
+            "title": name,
+            "id": f"00000000-0000-0000-0000-00000000010{number}",
+            "logsource": {"product": "linux"},
+            "detection": {"selection": {"f": value}, "condition": "selection"},
+        }
+        for number, (name, value) in enumerate([("one", 1), ("true", "true"), ("404", 404)])
+    ]
+    engine = SigmaEngine([compile_rule(rule, "n.yml", ProcessingPipeline()) for rule in rules])
+    seen = []
+    for value in (1, True, 1, "1", 404, True, 1.0, 404):
+        event = {"event.module": "system", "f": value}
+        matched = [rule.title for rule in engine.match(event)]
+        assert matched == [
+            rule.title for rule in engine.rules_for(event) if rule.matcher(EventView(event))
+        ]
+        seen.append(matched)
+    assert seen == [["one"], ["true"], ["one"], ["one"], ["404"], ["true"], [], ["404"]]
+    [group] = set(engine._groups_by_key.values())
+    assert 404 in group._hits_by_field["f"]
+
+
 def test_a_rule_is_evaluated_only_when_two_of_its_clauses_hit() -> None:
     # An event id alone admits the rule for most events of its source; the second clause
     # (the logon type) keeps it from being evaluated on the others.
