@@ -20,8 +20,9 @@ def format_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with a ``Z`` suffix and millisecond precision, as Elasticsearch expects."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: timestamps must be timezone-aware")
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat is C: strftime and f-strings cost about twice as much, and a Windows or CEF
+    # event formats its own time. The UTC offset it appends is always "+00:00" here.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def new_event(original: str, module: str, dataset: str, timestamp: datetime | str) -> Event:

@@ -11,10 +11,19 @@ import re
 
 from collectors.event import Event, new_event, put
 from collectors.parsers.base import ParseContext, Parser, register
-from collectors.parsers.bsd_header import split_bsd_header
 from collectors.parsers.linux_programs import enrich_program_message
 from collectors.timestamps import bsd_to_iso, parse_iso_timestamp
 
+_PRI = r"(?:<(?P<pri>\d{1,3})>)?"
+# "Mmm dd HH:MM:SS host program[pid]: message"; the program part is optional (kernel lines
+# from some daemons omit it) and may carry a "(pam_unix)" style suffix.
+_BSD = re.compile(
+    _PRI + r"(?P<ts>[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) "
+    r"(?:(?P<host>[^\s:\[]+) )?"
+    r"(?:(?!CEF:)(?P<prog>[^\s:\[]+?)(?:\((?P<sub>[^)]*)\))?(?:\[(?P<pid>\d+)\])?: ?)?"
+    r"(?P<msg>.*)\Z",
+    re.DOTALL,
+)
 _RFC5424 = re.compile(
     r"<(?P<pri>\d{1,3})>1 (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) "
     r"(?P<msgid>\S+) (?P<rest>.*)\Z",
@@ -115,20 +124,19 @@ class Rfc3164Parser(Parser):
         return head[:1].isupper() and head[1:3].islower() and len(line) > 15
 
     def parse_line(self, line: str, context: ParseContext) -> Event | None:
-        header = split_bsd_header(line)
-        if header is None:
+        match = _BSD.match(line)
+        if not match:
             return None
-        pri, stamp, host, program, pid, message = header
-        moment = bsd_to_iso(stamp, context.reference_time, context.zone)
+        moment = bsd_to_iso(match["ts"], context.reference_time, context.zone)
         if moment is None:
             return None
         event = new_event(line, "system", "system.syslog", moment)
-        _put_priority(event, pri)
-        put(event, "host.name", host)
-        if pid:
-            event["process.pid"] = int(pid)
-        put(event, "log.syslog.appname", program)
-        return _finish(event, message, program, context)
+        _put_priority(event, match["pri"])
+        put(event, "host.name", match["host"])
+        if match["pid"]:
+            event["process.pid"] = int(match["pid"])
+        put(event, "log.syslog.appname", match["prog"])
+        return _finish(event, match["msg"], match["prog"], context)
 
 
 register(Rfc5424Parser())
