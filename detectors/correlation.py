@@ -37,7 +37,7 @@ from itertools import groupby
 from operator import attrgetter
 from typing import Any
 
-from collectors.event import Event
+from collectors.event import Event, format_timestamp
 from detectors.alert import ENTITY_FIELDS, Alert
 from detectors.correlation_rules import CorrelationRule
 from detectors.sweep import DEFAULT_MINIMUM_EVENTS, SweepSchedule
@@ -71,13 +71,23 @@ class CorrelationStats:
     alerts: int = 0
 
 
-@dataclass(frozen=True, slots=True)
 class _Entry:
-    time: float
-    event_id: str
-    rule_id: str
-    value: str | None
-    agency: str
+    """One counted match. Never changed once made, and compared by identity only.
+
+    A plain class rather than a frozen dataclass: compiled, a frozen dataclass is built
+    through its generic ``__init__`` at 0.85 µs, on every match a correlation counts.
+    """
+
+    __slots__ = ("agency", "event_id", "rule_id", "time", "value")
+
+    def __init__(
+        self, time: float, event_id: str, rule_id: str, value: str | None, agency: str
+    ) -> None:
+        self.time = time
+        self.event_id = event_id
+        self.rule_id = rule_id
+        self.value = value
+        self.agency = agency
 
 
 #: Entries are kept in this order: by time, and among equal times (syslog has one-second
@@ -122,8 +132,7 @@ def event_time(event: Event) -> float | None:
 
 
 def _iso(seconds: float) -> str:
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return format_timestamp(datetime.fromtimestamp(seconds, UTC))
 
 
 class CorrelationEngine:
