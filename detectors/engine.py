@@ -38,6 +38,10 @@ ROUTING_CACHE_KEYS = 10_000
 #: hold memory.
 CACHED_VALUES = 20_000
 CACHED_VALUE_MAX_CHARS = 200
+#: A field's first lookups decide whether remembering its values pays: when nearly every one
+#: is new (URLs, user agents of a scan, file paths), storing them only costs.
+CACHE_TRIAL_LOOKUPS = 1_000
+CACHE_TRIAL_MAX_NEW = 900
 _UNIQUE_PER_EVENT = frozenset({KEYWORD_FIELD, "message"})
 
 
@@ -66,7 +70,7 @@ class _FieldIndex:
 class _FieldTests:
     """Everything in a group's prefilter that tests one field."""
 
-    __slots__ = ("cacheable", "equals", "lowered_index", "pattern_index")
+    __slots__ = ("cacheable", "equals", "lookups", "lowered_index", "new_values", "pattern_index")
 
     def __init__(
         self,
@@ -80,6 +84,8 @@ class _FieldTests:
         self.pattern_index = pattern_index
         # The raw record and the message differ on every event: remembering them only costs.
         self.cacheable = field not in _UNIQUE_PER_EVENT
+        self.lookups = 0
+        self.new_values = 0
 
     def hits(self, view: EventView, field: str) -> frozenset[int]:
         """The clauses (see ``_RuleGroup``) whose atoms on this field hold for the event."""
@@ -202,6 +208,11 @@ class _RuleGroup:
                         self._cached_values = 0
                     by_value[value] = hits
                     self._cached_values += 1
+                    tests.new_values += 1
+                tests.lookups += 1
+                if tests.lookups == CACHE_TRIAL_LOOKUPS and tests.new_values > CACHE_TRIAL_MAX_NEW:
+                    tests.cacheable = False
+                    self._cached_values -= len(cache.pop(field))
             else:
                 hits = tests.hits(view, field)
             if hits:

@@ -111,6 +111,9 @@ _LINE = st.builds(
 @example('10.0.0.1 - - [03/Mar/2026:10:15:32 +0700] "GET /" -12 5')
 @example('10.0.0.1 - - [03/Mar/2026:10:15:32 +0700] "GET /" 200 1\u00b2 "r" "a"')
 @example('10.0.0.1 - - [03/Mar/2026:10:15:32 +0700] "GET /" 200 12 "r" "unterminated')
+@example('10.0.0.1 - - [03/Mar/2026:10:15:32 +0700] "GET /x\\" 200 5 HTTP/1.1" 200 12')
+@example('10.0.0.1 - - [03/Mar/2026:10:15:32 +0700] "GET /" 200 12 "a"b" "agent"')
+@example('10.0.0.1 - - [03/Mar/2026:10:15:32 +0700] "GET /a"b" 200 12')
 def test_fast_path_agrees_on_shaped_random_lines(line: str) -> None:
     assert_agrees(line)
 

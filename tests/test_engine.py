@@ -16,6 +16,7 @@ from sigma.processing.pipeline import ProcessingPipeline
 from collectors.files import FileEventReader, expand_paths
 from collectors.parsers import ParseContext, parse_detected
 from detectors.engine import (
+    CACHE_TRIAL_LOOKUPS,
     CACHED_VALUE_MAX_CHARS,
     CACHED_VALUES,
     ROUTING_CACHE_KEYS,
@@ -184,20 +185,25 @@ def test_routing_cache_stays_bounded_when_program_names_never_repeat() -> None:
     }
 
 
+FAILED_ROOT_LOGIN = {
+    "event.module": "system",
+    "process.name": "sshd",
+    "event.action": "ssh_login",
+    "event.outcome": "failure",
+    "user.name": "root",
+}
+
+
 def test_prefilter_value_cache_stays_bounded_and_keeps_answering() -> None:
     engine = SigmaEngine(load_rules([DEFAULT_RULE_DIR]).rules)
-    failed = {
-        "event.module": "system",
-        "process.name": "sshd",
-        "event.action": "ssh_login",
-        "event.outcome": "failure",
-        "user.name": "root",
-    }
+    failed = FAILED_ROOT_LOGIN
     expected = {rule.id for rule in engine.match(failed)}
     assert expected
-    # event.action is indexed for sshd events: every new action is a new cache entry.
+    # event.action is indexed for sshd events: every new action is a new cache entry. Half
+    # the lookups repeat a value, so the field stays worth remembering.
     for number in range(CACHED_VALUES + 500):
         engine.match({**failed, "event.action": f"action{number}"})
+        engine.match(failed)
     [group] = set(engine._groups_by_key.values())
     cached = sum(len(values) for values in group._hits_by_field.values())
     assert 500 <= cached <= CACHED_VALUES
@@ -205,6 +211,23 @@ def test_prefilter_value_cache_stays_bounded_and_keeps_answering() -> None:
     assert {rule.id for rule in engine.match(failed)} == expected
     long_action = {**failed, "event.action": "ssh_login" + " " * CACHED_VALUE_MAX_CHARS}
     assert [rule.id for rule in engine.match(long_action)] == brute_force(engine, long_action)
+
+
+def test_fields_whose_values_never_repeat_stop_being_remembered() -> None:
+    engine = SigmaEngine(load_rules([DEFAULT_RULE_DIR]).rules)
+    failed = FAILED_ROOT_LOGIN
+    for number in range(CACHE_TRIAL_LOOKUPS + 100):
+        event = {**failed, "event.action": f"action{number}"}
+        assert [rule.id for rule in engine.match(event)] == brute_force(engine, event)
+    [group] = set(engine._groups_by_key.values())
+    assert not group.field_tests["event.action"].cacheable
+    assert "event.action" not in group._hits_by_field
+    # A field whose values recur (the same outcome on every event) is still remembered, and
+    # the answers stay those of evaluating every rule.
+    assert group.field_tests["event.outcome"].cacheable
+    assert list(group._hits_by_field["event.outcome"]) == ["failure"]
+    assert group._cached_values == sum(len(values) for values in group._hits_by_field.values())
+    assert [rule.id for rule in engine.match(failed)] == brute_force(engine, failed)
 
 
 def test_raw_records_are_not_remembered_by_the_prefilter() -> None:
