@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -143,6 +144,20 @@ def _build_parser() -> argparse.ArgumentParser:
 
     setup = commands.add_parser("setup", help="create Kafka topics and Elasticsearch templates")
     setup.add_argument("--config", type=Path, help=config_help)
+    prune = commands.add_parser(
+        "prune",
+        help="delete daily event indices older than the retention period",
+        description="Delete the daily event indices (<events prefix>YYYY.MM.DD) dated more"
+        " than --keep-days days before today (UTC). The alerts index and indices whose name is"
+        " not a date are never deleted; indices dated after tomorrow are reported.",
+    )
+    prune.add_argument("--config", type=Path, help=config_help)
+    prune.add_argument(
+        "--keep-days", type=int, required=True, help="days of events to keep (at least 1)"
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="say what would be deleted, delete nothing"
+    )
     run = commands.add_parser("run", help="run the daemon stages")
     run.add_argument("--config", type=Path, help=config_help)
     run.add_argument(
@@ -385,6 +400,46 @@ def command_setup(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_prune(args: argparse.Namespace) -> int:
+    from elasticsearch import ApiError, TransportError
+
+    from sinks.elasticsearch import connect
+    from sinks.retention import daily_indices, delete_indices, plan_retention
+
+    if args.keep_days < 1:
+        print("socpipe: error: --keep-days must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    settings = _config(args).elasticsearch
+    prefix = settings.events_index_prefix
+    client = connect(settings)
+    try:
+        names = daily_indices(client, prefix)
+        today = datetime.now(UTC).date()
+        plan = plan_retention(names, prefix, args.keep_days, today)
+        if plan.future:
+            print(
+                f"warning: {len(plan.future)} indices are dated after tomorrow (events from a"
+                f" host with a wrong clock?), kept: {', '.join(plan.future)}",
+                file=sys.stderr,
+            )
+        if plan.unrecognised:
+            print(f"left alone (not a daily index): {', '.join(plan.unrecognised)}")
+        verb = "would delete" if args.dry_run else "deleting"
+        for name in plan.expired:
+            print(f"{verb} {name}")
+        if not args.dry_run:
+            delete_indices(client, plan.expired)
+    except (ApiError, TransportError) as error:
+        print(f"socpipe: error: Elasticsearch at {settings.hosts}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    done = "would delete" if args.dry_run else "deleted"
+    print(
+        f"{prefix}*: {len(names)} indices; {done} {len(plan.expired)} dated before"
+        f" {today - timedelta(days=args.keep_days):%Y.%m.%d}, kept {len(plan.kept)}"
+    )
+    return EXIT_OK
+
+
 def command_run(args: argparse.Namespace) -> int:
     from daemon import runner
 
@@ -470,12 +525,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _warn_if_interpreted()
     if args.command == "scan":
         return command_scan(args)
-    if args.command in ("setup", "run", "collect", "train", "forward"):
+    if args.command in ("setup", "prune", "run", "collect", "train", "forward"):
         from daemon.config import ConfigError
         from detectors.anomaly.artifact import ModelArtifactError
 
         handler = {
             "setup": command_setup,
+            "prune": command_prune,
             "run": command_run,
             "collect": command_collect,
             "train": command_train,

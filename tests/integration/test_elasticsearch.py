@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
 from elasticsearch import Elasticsearch
 
 from daemon.config import Config
+from pipeline import main
 from sinks.elasticsearch import Document, ElasticsearchSink, events_index, install_templates
+from tests.integration.conftest import write_config
 
 
 def test_setup_is_idempotent_and_maps_ecs_types(config: Config, es: Elasticsearch) -> None:
@@ -110,3 +116,34 @@ def test_documents_elasticsearch_refuses_are_returned_with_the_reason(
     assert result.created == 0
     assert len(result.rejected) == 1
     assert "HTTP 400" in result.rejected[0][1]
+
+
+def test_prune_deletes_expired_days_and_nothing_else(
+    config: Config, es: Elasticsearch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = config.elasticsearch.events_index_prefix
+    today = datetime.now(UTC).date()
+    expired = f"{prefix}{today - timedelta(days=40):%Y.%m.%d}"
+    expired_closed = f"{prefix}{today - timedelta(days=41):%Y.%m.%d}"
+    recent = f"{prefix}{today - timedelta(days=2):%Y.%m.%d}"
+    wrong_clock = f"{prefix}2099.01.01"
+    by_hand = f"{prefix}manual-copy"
+    for name in (expired, expired_closed, recent, wrong_clock, by_hand):
+        es.indices.create(index=name)
+    es.indices.close(index=expired_closed)
+    path = write_config(config, tmp_path / "socpipe.yml")
+
+    assert main(["prune", "--keep-days", "30", "--dry-run", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"would delete {expired_closed}\nwould delete {expired}\n" in out
+    assert es.indices.exists(index=expired) and es.indices.exists(index=expired_closed)
+
+    assert main(["prune", "--keep-days", "30", "--config", str(path)]) == 0
+    printed = capsys.readouterr()
+    assert f"deleting {expired}" in printed.out
+    assert f"left alone (not a daily index): {by_hand}" in printed.out
+    assert wrong_clock in printed.err
+    assert not es.indices.exists(index=expired)
+    assert not es.indices.exists(index=expired_closed)
+    for kept in (recent, wrong_clock, by_hand, config.elasticsearch.alerts_index):
+        assert es.indices.exists(index=kept), kept
