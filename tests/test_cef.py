@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from collectors.parsers import ParseContext, get_parser
 from collectors.parsers.cef import parse_extension, split_header
@@ -34,6 +38,42 @@ def test_extension_values_with_spaces_escapes_and_pipes() -> None:
         "cs1": "line1\nline2",
         "path": "C:\\tmp",
     }
+
+
+# The definition of a key: at the start or after whitespace, followed by an unescaped "=".
+_KEY_AT_WORD_START = re.compile(r"(?:^|(?<=\s))([A-Za-z0-9_.\[\]-]+)=")
+_ESCAPE = re.compile(r"\\([\\=nr])")
+
+
+def reference_pairs(text: str) -> dict[str, str]:
+    def escaped(position: int) -> bool:
+        backslashes = len(text[:position]) - len(text[:position].rstrip("\\"))
+        return backslashes % 2 == 1
+
+    keys = [key for key in _KEY_AT_WORD_START.finditer(text) if not escaped(key.end() - 1)]
+    pairs = {}
+    for index, key in enumerate(keys):
+        end = keys[index + 1].start() if index + 1 < len(keys) else len(text)
+        raw = text[key.end() : end].rstrip(" ")
+        pairs[key.group(1)] = _ESCAPE.sub(lambda m: {"n": "\n", "r": "\r"}.get(m[1], m[1]), raw)
+    return pairs
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["a", "k1", "=", " ", "  ", "\t", "\\", "\\=", "\\n", ".", "[x]", "-", "é", "\xa0"]
+        ),
+        max_size=12,
+    ).map("".join)
+)
+@example("src=1 msg=a b c=d")
+@example("=x a= b=\tc=1")
+@example("\ta=1")
+@example("a=x\\=y\tb=1")
+def test_extension_keys_follow_their_definition(text: str) -> None:
+    assert parse_extension(text) == reference_pairs(text)
 
 
 def test_ecs_mapping_and_severity() -> None:
