@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 import yaml
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch, TransportError
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
 
 from collectors import envelope
 from collectors.follow import FileFollower
@@ -58,7 +59,33 @@ def base_config() -> Config:
         pytest.fail(
             f"Elasticsearch is not reachable at {config.elasticsearch.hosts}: {error}; {SERVICES_HINT}"
         )
+    wait_for_group_coordinator(config)
     return config
+
+
+def wait_for_group_coordinator(config: Config, timeout: float = 300.0) -> None:
+    """Wait until the broker coordinates consumer groups.
+
+    A broker that has just started answers requests before it has loaded its group state
+    (``__consumer_offsets``); on a long-used test broker that loading takes minutes, during
+    which no consumer group can join and a first test would time out for nothing.
+    """
+    admin = KafkaAdminClient(**config.kafka.client_options())
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                [described] = admin.describe_groups(["socpipe-test-readiness"]).values()
+                error = str(described.get("error") or "")
+                if not error or "GroupIdNotFound" in error:
+                    return
+            except KafkaError as raised:
+                error = str(raised)
+            if time.monotonic() > deadline:
+                pytest.fail(f"Kafka coordinates no consumer groups after {timeout:.0f}s: {error}")
+            time.sleep(1)
+    finally:
+        admin.close()
 
 
 @pytest.fixture
@@ -100,14 +127,26 @@ def es(config: Config) -> Elasticsearch:
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    """Poll until ``check`` returns something truthy; fail with ``what`` after ``timeout``."""
+    """Poll until ``check`` returns something truthy; fail with ``what`` after ``timeout``.
+
+    Elasticsearch answering 503 (a shard still starting, just after a restart or an index's
+    creation) or not answering is "not yet", like a falsy result: the last such error is in
+    the failure message.
+    """
     deadline = time.monotonic() + timeout
+    last_error = ""
     while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
+        try:
+            result = check()
+        except (ApiError, TransportError) as error:
+            if isinstance(error, ApiError) and error.status_code != 503:
+                raise
+            last_error = f" (last error: {error})"
+        else:
+            if result:
+                return result
         time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}{last_error}")
 
 
 def read_topic(config: Config, topic: str, expected: int, timeout: float = 30.0) -> list[dict]:

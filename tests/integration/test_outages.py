@@ -18,10 +18,15 @@ from elasticsearch import Elasticsearch
 
 from collectors.parsers import ParseContext
 from daemon import metrics, runner
-from daemon.config import Config
+from daemon.config import Config, load_config
 from daemon.kafka_io import make_producer
 from tests.conftest import REPO
-from tests.integration.conftest import read_topic, running_collectors, wait_for
+from tests.integration.conftest import (
+    read_topic,
+    running_collectors,
+    wait_for,
+    wait_for_group_coordinator,
+)
 
 CONTEXT = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
 
@@ -30,6 +35,9 @@ def services(action: str, name: str) -> None:
     subprocess.run(
         ["bash", str(REPO / "scripts" / "services.sh"), action, name], check=True, timeout=300
     )
+    if (action, name) == ("up", "kafka"):
+        # The tests after this one join consumer groups.
+        wait_for_group_coordinator(load_config())
 
 
 def syslog_line(number: int) -> str:
