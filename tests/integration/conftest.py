@@ -19,7 +19,6 @@ import yaml
 from elasticsearch import ApiError, Elasticsearch, TransportError
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
-from kafka.errors import KafkaError
 
 from collectors import envelope
 from collectors.follow import FileFollower
@@ -64,28 +63,28 @@ def base_config() -> Config:
 
 
 def wait_for_group_coordinator(config: Config, timeout: float = 300.0) -> None:
-    """Wait until the broker coordinates consumer groups.
+    """Wait until a new consumer group can join and be given partitions.
 
-    A broker that has just started answers requests before it has loaded its group state
-    (``__consumer_offsets``); on a long-used test broker that loading takes minutes, during
-    which no consumer group can join and a first test would time out for nothing.
+    A broker that has just started answers requests before it coordinates groups (it loads
+    ``__consumer_offsets`` first); the daemon of a first test would then sit without
+    partitions and the test time out for nothing. One throwaway group joining the pipeline's
+    events topic proves what the tests need.
     """
-    admin = KafkaAdminClient(**config.kafka.client_options())
+    ensure_topics(config.kafka)
+    consumer = KafkaConsumer(
+        config.kafka.topics.events,
+        group_id=f"socpipe-test-readiness-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        **config.kafka.client_options(),
+    )
     deadline = time.monotonic() + timeout
     try:
-        while True:
-            try:
-                [described] = admin.describe_groups(["socpipe-test-readiness"]).values()
-                error = str(described.get("error") or "")
-                if not error or "GroupIdNotFound" in error:
-                    return
-            except KafkaError as raised:
-                error = str(raised)
+        while not consumer.assignment():
             if time.monotonic() > deadline:
-                pytest.fail(f"Kafka coordinates no consumer groups after {timeout:.0f}s: {error}")
-            time.sleep(1)
+                pytest.fail(f"Kafka gave a new consumer group no partitions in {timeout:.0f}s")
+            consumer.poll(timeout_ms=500, max_records=1)
     finally:
-        admin.close()
+        consumer.close(autocommit=False)
 
 
 @pytest.fixture
