@@ -38,21 +38,19 @@ def plan_retention(names: Iterable[str], prefix: str, keep_days: int, today: dat
         raise ValueError("keep_days must be at least 1")
     oldest_kept = today - timedelta(days=keep_days)
     latest_expected = today + timedelta(days=1)
-    expired: list[tuple[date, str]] = []
-    kept: list[str] = []
-    future: list[str] = []
-    unrecognised: list[str] = []
+    plan = RetentionPlan([], [], [], [])
+    # Zero-padded dates after one prefix: name order is date order, oldest first.
     for name in sorted(names):
         day = _index_day(name, prefix)
         if day is None:
-            unrecognised.append(name)
+            plan.unrecognised.append(name)
         elif day < oldest_kept:
-            expired.append((day, name))
+            plan.expired.append(name)
         elif day > latest_expected:
-            future.append(name)
+            plan.future.append(name)
         else:
-            kept.append(name)
-    return RetentionPlan([name for _, name in sorted(expired)], kept, future, unrecognised)
+            plan.kept.append(name)
+    return plan
 
 
 def _index_day(name: str, prefix: str) -> date | None:
