@@ -209,10 +209,13 @@ class _RuleGroup:
                     by_value[value] = hits
                     self._cached_values += 1
                     tests.new_values += 1
-                tests.lookups += 1
-                if tests.lookups == CACHE_TRIAL_LOOKUPS and tests.new_values > CACHE_TRIAL_MAX_NEW:
-                    tests.cacheable = False
-                    self._cached_values -= len(cache.pop(field))
+                if tests.lookups < CACHE_TRIAL_LOOKUPS:  # counted during the trial only
+                    tests.lookups += 1
+                    if tests.lookups == CACHE_TRIAL_LOOKUPS and (
+                        tests.new_values > CACHE_TRIAL_MAX_NEW
+                    ):
+                        tests.cacheable = False
+                        self._cached_values -= len(cache.pop(field))
             else:
                 hits = tests.hits(view, field)
             if hits:
