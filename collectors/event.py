@@ -47,11 +47,34 @@ def put(event: Event, field: str, value: Any) -> None:
     event[field] = value
 
 
-def event_id(agency: str, source: str, position: int | str, original: str) -> str:
-    """A deterministic event id: the same record read again gets the same id.
+class SourceEventIds:
+    """Event ids of the records of one source (a file), hashing its constant part once.
 
-    The source position (file path and line offset) is part of the id because two identical
-    lines at different places in a log are two real events (a repeated failed login).
+    An id is the BLAKE2b digest of ``agency, source, position, original`` joined by ``\x1f``.
+    The source position (file path and line offset) is part of it because two identical lines
+    at different places in a log are two real events (a repeated failed login); the original
+    text, because a file rewritten in place holds other lines at the same offsets.
+    Hashing is incremental, so the agency and path are hashed once per file instead of once
+    per line (a tenth of a Linux line's parse time went into ids).
     """
-    key = f"{agency}\x1f{source}\x1f{position}\x1f{original}"
-    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+    def __init__(self, agency: str, source: str) -> None:
+        self._prefix = hashlib.blake2b(_encode(f"{agency}\x1f{source}\x1f"), digest_size=16)
+
+    def id(self, position: int | str, original: str, encoded: bytes | None = None) -> str:
+        """The id of the record at ``position``; ``encoded`` is ``original`` as UTF-8 when the
+        caller has those bytes already (a valid line as read), saving an encode."""
+        hasher = self._prefix.copy()
+        hasher.update(_encode(f"{position}\x1f"))
+        hasher.update(encoded if encoded is not None else _encode(original))
+        return hasher.hexdigest()
+
+
+def event_id(agency: str, source: str, position: int | str, original: str) -> str:
+    """A deterministic event id: the same record read again gets the same id."""
+    return SourceEventIds(agency, source).id(position, original)
+
+
+def _encode(text: str) -> bytes:
+    # surrogatepass: a lone surrogate from a JSON escape must not stop an id being made.
+    return text.encode("utf-8", "surrogatepass")

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from collectors.event import Event, event_id
+from collectors.event import Event, SourceEventIds
 from collectors.parsers import ParseContext, Parser, get_parser, parse_detected
 from collectors.parsers.evtx_records import read_evtx
 
@@ -271,11 +271,10 @@ class FileEventReader:
     def _read_evtx(self, path: Path) -> Iterator[Event]:
         context = self._context_for(path)
         source = str(path)
+        ids = SourceEventIds(context.agency_id, source)
         for record_id, event in read_evtx(path, context):
             event["log.file.path"] = source
-            event["event.id"] = event_id(
-                context.agency_id, source, record_id, event["event.original"]
-            )
+            event["event.id"] = ids.id(record_id, event["event.original"])
             self.stats.events += 1
             yield event
 
@@ -284,6 +283,7 @@ class FileEventReader:
     ) -> Iterator[Event]:
         context = self._context_for(path)
         source = str(path)
+        ids = SourceEventIds(context.agency_id, source)
         with path.open("rb") as raw:
             self._current = _Position(raw)
             handle: BinaryIO = gzip.GzipFile(fileobj=raw) if gzipped else raw  # type: ignore[assignment]
@@ -303,7 +303,8 @@ class FileEventReader:
                 event, parser = self._parse(text, context, parser)
                 event["log.file.path"] = source
                 event["log.offset"] = offset
-                event["event.id"] = event_id(context.agency_id, source, offset, text)
+                # A valid line's bytes are its text in UTF-8: hashed as read, not re-encoded.
+                event["event.id"] = ids.id(offset, text, data if valid else None)
                 if truncated or not valid:
                     tags = event.setdefault("tags", [])
                     if truncated:

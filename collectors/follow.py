@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 from kafka.errors import KafkaError
 
-from collectors.event import event_id
+from collectors.event import SourceEventIds
 from collectors.files import DEFAULT_MAX_LINE_BYTES, decode_line
 from collectors.live_context import Clock, LiveContext, wall_clock
 from collectors.parsers import ParseContext, parse_detected
@@ -230,6 +230,7 @@ class FileFollower:
             tracked.head = None  # new first bytes
             tracked.pending = b""
         count = 0
+        ids = SourceEventIds(self.context.base.agency_id, tracked.path)
         while chunk := tracked.handle.read(1 << 20):
             data = tracked.pending + chunk
             lines = data.split(b"\n")
@@ -244,14 +245,15 @@ class FileFollower:
             for raw, consumed in entries:
                 line_offset = start
                 start += consumed
-                text, _valid = decode_line(raw.rstrip(b"\r"))
+                line = raw.rstrip(b"\r")
+                text, valid = decode_line(line)
                 if not text.strip():
                     continue
                 context = self.context.now()
                 event, _parser = parse_detected(text, context)
                 event["log.file.path"] = tracked.path
                 event["log.offset"] = line_offset
-                event["event.id"] = event_id(context.agency_id, tracked.path, line_offset, text)
+                event["event.id"] = ids.id(line_offset, text, line if valid else None)
                 self.publisher.publish(event)
                 count += 1
             tracked.offset = start

@@ -76,7 +76,7 @@ def split_structured_data(rest: str) -> tuple[dict[str, dict[str, str]], str] | 
     return elements, message[1:] if message.startswith(" ") else message
 
 
-def _finish(event: Event, message: str, program: str | None, context: ParseContext) -> Event:
+def _finish(event: Event, message: str, program: str | None) -> Event:
     event["message"] = message
     if program:
         event["process.name"] = program
@@ -112,7 +112,7 @@ class Rfc5424Parser(Parser):
             for key, value in params.items():
                 event[f"log.syslog.structured_data.{sd_id}.{key}"] = value
         app = match["app"] if match["app"] != "-" else None
-        return _finish(event, message, app, context)
+        return _finish(event, message, app)
 
 
 class Rfc3164Parser(Parser):
@@ -127,16 +127,18 @@ class Rfc3164Parser(Parser):
         match = _BSD.match(line)
         if not match:
             return None
-        moment = bsd_to_iso(match["ts"], context.reference_time, context.zone)
+        # One call for all groups: each match["name"] is a lookup and a call of its own.
+        pri, stamp, host, program, _suffix, pid, message = match.groups()
+        moment = bsd_to_iso(stamp, context.reference_time, context.zone)
         if moment is None:
             return None
         event = new_event(line, "system", "system.syslog", moment)
-        _put_priority(event, match["pri"])
-        put(event, "host.name", match["host"])
-        if match["pid"]:
-            event["process.pid"] = int(match["pid"])
-        put(event, "log.syslog.appname", match["prog"])
-        return _finish(event, match["msg"], match["prog"], context)
+        _put_priority(event, pri)
+        put(event, "host.name", host)
+        if pid:
+            event["process.pid"] = int(pid)
+        put(event, "log.syslog.appname", program)
+        return _finish(event, message, program)
 
 
 register(Rfc5424Parser())
