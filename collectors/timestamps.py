@@ -115,7 +115,8 @@ def clf_to_iso(text: str) -> str | None:
     if len(text) != 26:
         return None
     prefix = _clf_minute(text[:17] + ":00" + text[20:])
-    return prefix + text[18:20] + ".000Z" if prefix and text[18:20].isdigit() else None
+    seconds = text[18:20]
+    return prefix + seconds + ".000Z" if prefix and _ascii_digits(seconds) else None
 
 
 @lru_cache(maxsize=4096)
@@ -124,16 +125,22 @@ def _clf_minute(text: str) -> str | None:
     return format_timestamp(moment)[:17] if moment else None
 
 
+def _ascii_digits(text: str) -> bool:
+    """Digits that may be copied into a timestamp: ``isdigit`` alone also takes other
+    scripts' digits (and superscripts), which Elasticsearch cannot read as a date."""
+    return text.isascii() and text.isdigit()
+
+
 def bsd_to_iso(text: str, reference: datetime, zone: tzinfo) -> str | None:
     """The event timestamp for a BSD syslog time, cached per minute like ``clf_to_iso``."""
     minute, colon, rest = text.rpartition(":")
-    if not colon or len(rest) < 2 or not rest[:2].isdigit():
+    if not colon or len(rest) < 2 or not _ascii_digits(rest[:2]):
         return None
     prefix = _BSD_MINUTES.prefix(minute, reference, zone)
     if prefix is None:
         return None
     seconds, _, fraction = rest.partition(".")
-    if len(seconds) != 2 or int(seconds) > 59 or (fraction and not fraction.isdigit()):
+    if len(seconds) != 2 or int(seconds) > 59 or (fraction and not _ascii_digits(fraction)):
         return None
     return f"{prefix}{seconds}.{(fraction + '000')[:3]}Z"
 

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collectors.event import format_timestamp
-from collectors.timestamps import bsd_to_iso, parse_bsd_timestamp
+from collectors.parsers import ParseContext, parse_detected
+from collectors.timestamps import bsd_to_iso, clf_to_iso, parse_bsd_timestamp
 
 ZONES = [
     UTC,
@@ -25,7 +26,9 @@ ZONES = [
 def test_format_timestamp_is_iso_8601_utc_to_the_millisecond(moment: datetime) -> None:
     utc = moment.astimezone(UTC)
     milliseconds = utc.microsecond // 1000
-    assert format_timestamp(moment) == utc.strftime(f"%Y-%m-%dT%H:%M:%S.{milliseconds:03d}Z")
+    # ISO 8601 years have four digits: strftime's %Y writes the year 999 as "999".
+    expected = f"{utc.year:04d}" + utc.strftime(f"-%m-%dT%H:%M:%S.{milliseconds:03d}Z")
+    assert format_timestamp(moment) == expected
 
 
 @settings(max_examples=500, deadline=None)
@@ -57,3 +60,24 @@ def test_the_minute_cache_does_not_leak_between_references() -> None:
     assert bsd_to_iso(line_time, new_year, ZoneInfo("Asia/Ho_Chi_Minh")) == (
         "2026-12-31T16:59:30.000Z"
     )
+
+
+ARABIC_INDIC_01 = "\u0660\u0661"  # "01" in Arabic-Indic digits: str.isdigit() says yes
+
+
+def test_seconds_in_other_scripts_digits_are_not_copied_into_timestamps() -> None:
+    """The cached conversions append the line's seconds as text; only ASCII digits may go."""
+    reference = datetime(2026, 3, 10, tzinfo=UTC)
+    assert bsd_to_iso("Mar  3 10:00:01", reference, UTC) == "2026-03-03T10:00:01.000Z"
+    assert bsd_to_iso(f"Mar  3 10:00:{ARABIC_INDIC_01}", reference, UTC) is None
+    assert bsd_to_iso("Mar  3 10:00:01.\u0665", reference, UTC) is None
+    assert clf_to_iso("03/Mar/2026:10:00:01 +0000") == "2026-03-03T10:00:01.000Z"
+    assert clf_to_iso(f"03/Mar/2026:10:00:{ARABIC_INDIC_01} +0000") is None
+
+
+def test_a_syslog_line_with_such_seconds_is_kept_with_a_readable_timestamp() -> None:
+    line = f"Mar  3 10:00:{ARABIC_INDIC_01} web01 sshd[1]: Failed password for root from 1.2.3.4"
+    context = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
+    event, _parser = parse_detected(line, context)
+    assert event["event.original"] == line
+    assert event["@timestamp"].isascii()
