@@ -134,14 +134,15 @@ def _ascii_digits(text: str) -> bool:
 def bsd_to_iso(text: str, reference: datetime, zone: tzinfo) -> str | None:
     """The event timestamp for a BSD syslog time, cached per minute like ``clf_to_iso``."""
     minute, colon, rest = text.rpartition(":")
-    if not colon or len(rest) < 2 or not _ascii_digits(rest[:2]):
+    seconds, _, fraction = rest.partition(".")
+    if not colon or len(seconds) != 2 or not _ascii_digits(seconds) or seconds > "59":
+        return None
+    if fraction and not _ascii_digits(fraction):
         return None
     prefix = _BSD_MINUTES.prefix(minute, reference, zone)
-    if prefix is None:
-        return None
-    seconds, _, fraction = rest.partition(".")
-    if len(seconds) != 2 or int(seconds) > 59 or (fraction and not _ascii_digits(fraction)):
-        return None
+    if prefix is None:  # a minute the cache cannot answer for: convert this time directly
+        moment = parse_bsd_timestamp(text, reference, zone)
+        return format_timestamp(moment) if moment else None
     return f"{prefix}{seconds}.{(fraction + '000')[:3]}Z"
 
 
@@ -153,29 +154,84 @@ class _MinuteCache:
     the rest of the timestamp. Contexts are long-lived (one per file in a scan, one per
     millisecond in a collector), so the cache is for one (reference, zone) pair at a time,
     checked by identity, and starts over when they change.
+
+    Behind the minutes sits a cache of hours: a quiet log (a line every ten seconds) starts
+    a new minute every few lines, and converting one costs about ten lines' worth of cache
+    hits. Where a whole local hour has one whole-hour UTC offset and one year (nearly every
+    hour of nearly every zone), its minutes are the same in UTC and the prefix is text.
     """
 
     def __init__(self, limit: int = 4096) -> None:
         self.limit = limit
         # One tuple, read once per call: collector threads with different contexts must
         # never mix one context's reference with another's prefixes.
-        self.state: tuple[datetime | None, tzinfo | None, dict[str, str]] = (None, None, {})
+        self.state: tuple[datetime | None, tzinfo | None, dict[str, str], dict[str, str]] = (
+            None,
+            None,
+            {},
+            {},
+        )
 
     def prefix(self, minute: str, reference: datetime, zone: tzinfo) -> str | None:
+        """``YYYY-MM-DDTHH:MM:`` in UTC; None for a minute with no one prefix (not a valid
+        time, or the minute in which the year placement flips)."""
         state = self.state
         if state[0] is not reference or state[1] is not zone:
-            state = self.state = (reference, zone, {})
+            state = self.state = (reference, zone, {}, {})
         prefixes = state[2]
         cached = prefixes.get(minute)
         if cached is not None:
             return cached
-        moment = parse_bsd_timestamp(minute + ":00", reference, zone)
-        if moment is None:
-            return None
+        prefix = self._from_hour(minute, reference, zone, state[3])
+        if prefix is None:
+            start = parse_bsd_timestamp(minute + ":00", reference, zone)
+            if start is None or _year_flips_within(start, reference, _MINUTE):
+                return None
+            prefix = format_timestamp(start)[:17]
         if len(prefixes) >= self.limit:
             prefixes.clear()
-        prefix = prefixes[minute] = format_timestamp(moment)[:17]
+        prefixes[minute] = prefix
         return prefix
+
+    def _from_hour(
+        self, minute: str, reference: datetime, zone: tzinfo, hours: dict[str, str]
+    ) -> str | None:
+        """The prefix by text from the minute's hour, or None where that is not exact."""
+        hour, colon, minutes = minute.rpartition(":")
+        if not colon or len(minutes) != 2 or not _ascii_digits(minutes) or minutes > "59":
+            return None
+        hour_prefix = hours.get(hour)
+        if hour_prefix is None:
+            hour_prefix = _uniform_hour_prefix(hour, reference, zone)
+            if len(hours) >= self.limit:
+                hours.clear()
+            hours[hour] = hour_prefix
+        return hour_prefix + minutes + ":" if hour_prefix else None
+
+
+_MINUTE = timedelta(minutes=1)
+_HOUR = timedelta(hours=1)
+
+
+def _year_flips_within(start: datetime, reference: datetime, span: timedelta) -> bool:
+    """Whether ``place_in_year`` puts part of ``[start, start + span)`` in one year and part
+    in the year before: times up to FUTURE_TOLERANCE after the reference are this year's,
+    later ones last year's. (A span placed last year lies a year before that instant.)"""
+    return reference + FUTURE_TOLERANCE - start < span
+
+
+def _uniform_hour_prefix(hour: str, reference: datetime, zone: tzinfo) -> str:
+    """``YYYY-MM-DDTHH:`` in UTC for a local hour whose minutes map one to one onto a UTC
+    hour's; "" when they do not: an offset with minutes (India, +05:30), an offset change
+    within the hour (a daylight saving shift), or the year placement changing within it."""
+    first = parse_bsd_timestamp(hour + ":00:00", reference, zone)
+    last = parse_bsd_timestamp(hour + ":59:00", reference, zone)
+    if first is None or last is None or _year_flips_within(first, reference, _HOUR):
+        return ""
+    offset = first.utcoffset()
+    if offset is None or offset != last.utcoffset() or offset % timedelta(hours=1):
+        return ""
+    return format_timestamp(first)[:14]
 
 
 _BSD_MINUTES = _MinuteCache()

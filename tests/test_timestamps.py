@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collectors.event import format_timestamp
 from collectors.parsers import ParseContext, parse_detected
-from collectors.timestamps import bsd_to_iso, clf_to_iso, parse_bsd_timestamp
+from collectors.timestamps import (
+    FUTURE_TOLERANCE,
+    bsd_to_iso,
+    clf_to_iso,
+    parse_bsd_timestamp,
+)
 
 ZONES = [
     UTC,
@@ -62,6 +68,78 @@ def test_the_minute_cache_does_not_leak_between_references() -> None:
     )
 
 
+def _local_hours_around_changes(zone: tzinfo, year: int) -> list[datetime]:
+    """Local wall-clock hours next to each change of the zone's UTC offset in ``year``."""
+    hours = []
+    moment = datetime(year, 1, 1, tzinfo=UTC)
+    offset = moment.astimezone(zone).utcoffset()
+    while moment.year == year:
+        moment += timedelta(hours=1)
+        local = moment.astimezone(zone)
+        if local.utcoffset() != offset:
+            offset = local.utcoffset()
+            start = local.replace(minute=0, tzinfo=None)
+            hours += [start + timedelta(hours=step) for step in (-2, -1, 0, 1)]
+    return hours
+
+
+def _every_minute(hours: list[datetime]) -> list[str]:
+    return [
+        (hour + timedelta(minutes=minute, seconds=7)).strftime("%b %d %H:%M:%S")
+        for hour in hours
+        for minute in range(60)
+    ]
+
+
+class MidHourShift(tzinfo):
+    """A zone moving from +01:00 to +02:00 at 02:30 local time on 29 March 2026: both offsets
+    are whole hours, but the hour of the change is not uniform (no zone in the samples does
+    this today; historic and future rules may)."""
+
+    SHIFT_UTC = datetime(2026, 3, 29, 1, 30)
+
+    def utcoffset(self, moment: datetime | None) -> timedelta:
+        wall = moment.replace(tzinfo=None) if moment else self.SHIFT_UTC
+        return timedelta(hours=1 if wall < self.SHIFT_UTC + timedelta(hours=1) else 2)
+
+    def dst(self, moment: datetime | None) -> timedelta:
+        return self.utcoffset(moment) - timedelta(hours=1)
+
+    def fromutc(self, moment: datetime) -> datetime:
+        utc = moment.replace(tzinfo=None)
+        offset = timedelta(hours=1 if utc < self.SHIFT_UTC else 2)
+        return (utc + offset).replace(tzinfo=self)
+
+    def tzname(self, moment: datetime | None) -> str:
+        return "MidHourShift"
+
+
+@pytest.mark.parametrize("zone", [*ZONES, MidHourShift()], ids=str)
+def test_cached_conversion_is_exact_in_every_minute_around_offset_changes(zone: tzinfo) -> None:
+    """Random examples rarely land in the hour of a daylight saving shift: try them all."""
+    reference = datetime(2026, 12, 31, tzinfo=UTC)
+    texts = _every_minute(_local_hours_around_changes(zone, 2026))
+    for text in texts:
+        direct = parse_bsd_timestamp(text, reference, zone)
+        assert bsd_to_iso(text, reference, zone) == (format_timestamp(direct) if direct else None)
+
+
+@pytest.mark.parametrize("zone", ZONES, ids=str)
+def test_cached_conversion_is_exact_where_the_year_placement_flips(zone: tzinfo) -> None:
+    """Times up to FUTURE_TOLERANCE after the reference are this year, later ones last
+    year: the flip falls inside an hour here (the reference is at half past)."""
+    reference = datetime(2026, 12, 29, 0, 30, tzinfo=UTC)
+    flip = (reference + FUTURE_TOLERANCE).astimezone(zone).replace(minute=0, tzinfo=None)
+    texts = _every_minute([flip + timedelta(hours=step) for step in (-1, 0, 1)])
+    years = set()
+    for text in texts:
+        direct = parse_bsd_timestamp(text, reference, zone)
+        assert direct is not None
+        years.add(direct.year)
+        assert bsd_to_iso(text, reference, zone) == format_timestamp(direct)
+    assert years == {2025, 2026}
+
+
 ARABIC_INDIC_01 = "\u0660\u0661"  # "01" in Arabic-Indic digits: str.isdigit() says yes
 
 
@@ -81,3 +159,8 @@ def test_a_syslog_line_with_such_seconds_is_kept_with_a_readable_timestamp() -> 
     event, _parser = parse_detected(line, context)
     assert event["event.original"] == line
     assert event["@timestamp"].isascii()
+
+
+@pytest.mark.parametrize("text", ["Mar  3 10:75:01", "Mar  3 24:00:01", "Mar  3 10:00:60"])
+def test_times_off_the_clock_are_refused(text: str) -> None:
+    assert bsd_to_iso(text, datetime(2026, 3, 10, tzinfo=UTC), UTC) is None
