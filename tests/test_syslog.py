@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
 from collectors.parsers import ParseContext, get_parser, parse_detected
-from collectors.parsers.syslog import split_structured_data
+from collectors.parsers.syslog import _BSD, _PRI, split_structured_data
 from collectors.timestamps import parse_bsd_timestamp, parse_iso_timestamp
 
 CONTEXT = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
@@ -107,3 +111,28 @@ def test_cef_inside_syslog_is_parsed_as_cef() -> None:
     assert event["host.name"] == "fw-hq01"
     assert event["destination.port"] == 3389
     assert event["event.action"] == "deny"
+
+
+#: The BSD header as first written (a lazy program name): the reference for the faster one.
+LAZY_BSD_HEADER = re.compile(
+    _PRI + r"(?P<ts>[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) "
+    r"(?:(?P<host>[^\s:\[]+) )?"
+    r"(?:(?!CEF:)(?P<prog>[^\s:\[]+?)(?:\((?P<sub>[^)]*)\))?(?:\[(?P<pid>\d+)\])?: ?)?"
+    r"(?P<msg>.*)\Z",
+    re.DOTALL,
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="ab((()):[]] 1\t\nCEF", max_size=24))
+@example("(x): m")  # a program that is just "("
+@example("a(b(c)[1]: m")  # a suffix holding a "("
+@example("a(b)(c): m")  # the program ends at its second "("
+@example("a(b c)d: m")  # the suffix holds a space, then the program must run on
+@example("p(x)y[1]: m")  # a suffix that cannot end the program
+@example("host CEF:0|x")
+def test_header_splits_as_the_lazy_definition_did(rest: str) -> None:
+    for line in (f"Mar  3 10:00:01 {rest}", f"<13>Mar  3 10:00:01 web01 {rest}"):
+        expected = LAZY_BSD_HEADER.match(line)
+        assert expected is not None
+        assert _BSD.match(line).groups() == expected.groups()  # type: ignore[union-attr]

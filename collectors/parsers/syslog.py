@@ -20,7 +20,10 @@ _PRI = r"(?:<(?P<pri>\d{1,3})>)?"
 _BSD = re.compile(
     _PRI + r"(?P<ts>[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) "
     r"(?:(?P<host>[^\s:\[]+) )?"
-    r"(?:(?!CEF:)(?P<prog>[^\s:\[]+?)(?:\((?P<sub>[^)]*)\))?(?:\[(?P<pid>\d+)\])?: ?)?"
+    # The program ends before a "(" or at the end of its run, the shortest way that lets the
+    # rest match: a lazy "[^\s:\[]+?" said the same, but tried the rest after every character.
+    r"(?:(?!CEF:)(?P<prog>[^\s:\[][^\s:\[(]*+(?:\([^\s:\[(]*+)*?)"
+    r"(?:\((?P<sub>[^)]*)\))?(?:\[(?P<pid>\d+)\])?: ?)?"
     r"(?P<msg>.*)\Z",
     re.DOTALL,
 )
