@@ -118,14 +118,15 @@ def _enrich_pam(event: Event, message: str) -> bool:
 def enrich_sshd(event: Event, message: str) -> None:
     login = _SSH_LOGIN.search(message)
     if login:
-        outcome = "success" if login["verdict"] == "Accepted" else "failure"
-        _auth(event, "ssh_login", outcome)
-        event["user.name"] = login["user"]
-        event["source.ip"] = login["ip"]
-        _put_port(event, "source.port", login["port"])
-        event["system.auth.ssh.method"] = login["method"]
-        event["system.auth.ssh.event"] = login["verdict"]
-        if login["invalid"]:
+        # One call for all groups: the most common sshd line, and each group is a call.
+        verdict, method, invalid_user, user, ip, port = login.groups()
+        _auth(event, "ssh_login", "success" if verdict == "Accepted" else "failure")
+        event["user.name"] = user
+        event["source.ip"] = ip
+        _put_port(event, "source.port", port)
+        event["system.auth.ssh.method"] = method
+        event["system.auth.ssh.event"] = verdict
+        if invalid_user:
             event["system.auth.ssh.invalid_user"] = True
         return
     invalid = _SSH_INVALID.search(message)
