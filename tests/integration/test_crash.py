@@ -58,7 +58,8 @@ def test_sigkill_mid_stream_then_restart_indexes_everything_exactly_once(
     config_file = write_config(config, tmp_path / "socpipe.yml")
     log = tmp_path / "daemon.log"
     events_index = f"{config.elasticsearch.events_index_prefix}*"
-    daemon = start_daemon(config_file, log)
+    # -v: INFO logs, so a failure shows where the daemon was (printed below on failure).
+    daemon = start_daemon(config_file, log, "-v")
     try:
         wait_for(
             lambda: count(es, events_index) >= EVENTS // 10,
@@ -70,7 +71,7 @@ def test_sigkill_mid_stream_then_restart_indexes_everything_exactly_once(
         killed_at = count(es, events_index)
         assert killed_at < EVENTS, "the stream finished before the kill: the test proves nothing"
 
-        daemon = start_daemon(config_file, log)
+        daemon = start_daemon(config_file, log, "-v")
         wait_for(
             lambda: count(es, events_index) >= EVENTS,
             timeout=300,
@@ -95,4 +96,6 @@ def test_sigkill_mid_stream_then_restart_indexes_everything_exactly_once(
         ]
     finally:
         daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(timeout=60) == 0, log.read_text()[-2000:]
+        exit_code = daemon.wait(timeout=60)
+        print(log.read_text()[-6000:])  # pytest shows it when the test fails
+        assert exit_code == 0, log.read_text()[-2000:]
