@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from collectors.parsers import ParseContext, get_parser, parse_detected
 from collectors.parsers.web import decode_url
 
@@ -78,3 +80,21 @@ def test_apache_error_log_22_and_24() -> None:
         "198.51.100.7",
     )
     assert new["message"].startswith("AH00037")
+
+
+@pytest.mark.parametrize(
+    ("target", "extension"),
+    [
+        ("/uploads/shell.PHP?cmd=id", "php"),  # lower-cased; the query is not the name
+        ("/backup/site.tar.gz", "gz"),
+        ("/v1.2/status", None),  # a dot in a folder, none in the name
+        ("/download.", None),
+        ("/", None),
+        ("index.jsp", "jsp"),  # no slash at all
+    ],
+)
+def test_url_extension_is_that_of_the_last_path_segment(target: str, extension: str | None) -> None:
+    line = f'203.0.113.77 - - [03/Mar/2026:10:15:32 +0000] "GET {target} HTTP/1.1" 200 1'
+    event = get_parser("web_access").parse(line, CONTEXT)
+    assert event is not None
+    assert event.get("url.extension") == extension

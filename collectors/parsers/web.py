@@ -51,8 +51,9 @@ def _put_request(event: Event, request: str) -> None:
     put(event, "url.query", query)
     decoded = decode_url(target)
     event["url.decoded"] = decoded
-    extension = path.rsplit("/", 1)[-1].rpartition(".")[2] if "." in path.rsplit("/", 1)[-1] else ""
-    put(event, "url.extension", extension.lower())
+    name = path[path.rfind("/") + 1 :]
+    if "." in name:
+        put(event, "url.extension", name.rpartition(".")[2].lower())
 
 
 class AccessLogParser(Parser):
