@@ -182,7 +182,9 @@ class _MinuteCache:
         cached = prefixes.get(minute)
         if cached is not None:
             return cached
-        prefix = self._from_hour(minute, reference, zone, state[3])
+        # A state that has answered nothing yet may be a collector's context of one
+        # millisecond, which sees one minute: setting up an hour would cost it more.
+        prefix = self._from_hour(minute, reference, zone, state[3]) if prefixes else None
         if prefix is None:
             start = parse_bsd_timestamp(minute + ":00", reference, zone)
             if start is None or _year_flips_within(start, reference, _MINUTE):
@@ -225,11 +227,13 @@ def _uniform_hour_prefix(hour: str, reference: datetime, zone: tzinfo) -> str:
     hour's; "" when they do not: an offset with minutes (India, +05:30), an offset change
     within the hour (a daylight saving shift), or the year placement changing within it."""
     first = parse_bsd_timestamp(hour + ":00:00", reference, zone)
-    last = parse_bsd_timestamp(hour + ":59:00", reference, zone)
-    if first is None or last is None or _year_flips_within(first, reference, _HOUR):
+    if first is None or _year_flips_within(first, reference, _HOUR):
         return ""
+    # The whole hour is in first's year, so its last minute is first's with minute=59.
     offset = first.utcoffset()
-    if offset is None or offset != last.utcoffset() or offset % timedelta(hours=1):
+    if offset is None or offset != first.replace(minute=59).utcoffset():
+        return ""
+    if offset % timedelta(hours=1):
         return ""
     return format_timestamp(first)[:14]
 

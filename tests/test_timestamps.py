@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from collectors.event import format_timestamp
 from collectors.parsers import ParseContext, parse_detected
 from collectors.timestamps import (
+    _BSD_MINUTES,
     FUTURE_TOLERANCE,
     bsd_to_iso,
     clf_to_iso,
@@ -163,4 +164,18 @@ def test_a_syslog_line_with_such_seconds_is_kept_with_a_readable_timestamp() -> 
 
 @pytest.mark.parametrize("text", ["Mar  3 10:75:01", "Mar  3 24:00:01", "Mar  3 10:00:60"])
 def test_times_off_the_clock_are_refused(text: str) -> None:
-    assert bsd_to_iso(text, datetime(2026, 3, 10, tzinfo=UTC), UTC) is None
+    reference = datetime(2026, 3, 10, tzinfo=UTC)
+    assert bsd_to_iso(text, reference, UTC) is None
+    # Again once the cache has answered for this reference (later minutes go by the hour).
+    assert bsd_to_iso("Mar  3 10:00:01", reference, UTC) == "2026-03-03T10:00:01.000Z"
+    assert bsd_to_iso(text, reference, UTC) is None
+
+
+def test_a_fresh_context_converts_its_first_minute_without_setting_up_an_hour() -> None:
+    """A collector takes a new context every millisecond and often sees one line in it: an
+    hour costs more to set up than the minute, so it is set up from the second minute on."""
+    reference = datetime(2026, 3, 10, tzinfo=UTC)
+    bsd_to_iso("Mar  3 10:00:01", reference, UTC)
+    assert _BSD_MINUTES.state[3] == {}
+    bsd_to_iso("Mar  3 10:01:01", reference, UTC)
+    assert list(_BSD_MINUTES.state[3]) == ["Mar  3 10"]
