@@ -231,9 +231,7 @@ def _uniform_hour_prefix(hour: str, reference: datetime, zone: tzinfo) -> str:
         return ""
     # The whole hour is in first's year, so its last minute is first's with minute=59.
     offset = first.utcoffset()
-    if offset is None or offset != first.replace(minute=59).utcoffset():
-        return ""
-    if offset % timedelta(hours=1):
+    if offset is None or offset % _HOUR or offset != first.replace(minute=59).utcoffset():
         return ""
     return format_timestamp(first)[:14]
 

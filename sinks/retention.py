@@ -66,9 +66,9 @@ def _index_day(name: str, prefix: str) -> date | None:
 
 
 def daily_indices(client: Elasticsearch, prefix: str) -> list[str]:
-    """Every index (open or closed) whose name starts with ``prefix``."""
+    """Every index (open or closed) whose name starts with ``prefix``, in no set order."""
     found = client.indices.get_alias(index=f"{prefix}*", expand_wildcards="open,closed")
-    return sorted(found.body)
+    return list(found.body)
 
 
 def delete_indices(client: Elasticsearch, names: list[str]) -> None:
