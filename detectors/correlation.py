@@ -124,6 +124,23 @@ def _entities(event: Event) -> dict[str, Any]:
     return {name: event[name] for name in ENTITY_FIELDS if name in event}
 
 
+class _Reference:
+    """One correlation as seen from one rule it references, worked out once: the event fields
+    of its group-by and value for that rule's events, and how its windows count."""
+
+    __slots__ = ("group_fields", "latest_per_value", "monotone", "rule", "value_field")
+
+    def __init__(self, rule: CorrelationRule, rule_id: str) -> None:
+        self.rule = rule
+        self.group_fields = tuple(rule.group_field(name, rule_id) for name in rule.group_by)
+        self.value_field = (
+            rule.group_field(rule.value_field, rule_id) if rule.value_field is not None else None
+        )
+        self.monotone = rule.condition.monotone
+        #: Only distinct values (rules, for temporal) count, so only a value's latest entry.
+        self.latest_per_value = rule.type in ("value_count", "temporal")
+
+
 def event_time(event: Event) -> float | None:
     try:
         return datetime.fromisoformat(str(event["@timestamp"])).timestamp()
@@ -158,10 +175,10 @@ class CorrelationEngine:
         self.max_future = max_future
         self.clock = clock
         self.stats = CorrelationStats()
-        self._by_referenced: dict[str, list[CorrelationRule]] = defaultdict(list)
+        self._by_referenced: dict[str, list[_Reference]] = defaultdict(list)
         for rule in rules:
             for rule_id in dict.fromkeys(rule.rule_ids):
-                self._by_referenced[rule_id].append(rule)
+                self._by_referenced[rule_id].append(_Reference(rule, rule_id))
         self._groups: OrderedDict[tuple[str, tuple[str, ...]], _Group] = OrderedDict()
         self._newest_time = float("-inf")
         self._sweeps = SweepSchedule(SWEEP_EVERY)
@@ -187,8 +204,8 @@ class CorrelationEngine:
 
     def observe(self, rule_id: str, event: Event) -> list[Alert]:
         """Record that ``rule_id`` matched ``event``; the correlation alerts this completes."""
-        correlations = self._by_referenced.get(rule_id)
-        if not correlations:
+        references = self._by_referenced.get(rule_id)
+        if not references:
             return []
         moment = event_time(event)
         if moment is None:
@@ -200,8 +217,8 @@ class CorrelationEngine:
             return []
         self._newest_time = max(self._newest_time, moment)
         alerts: list[Alert] = []
-        for rule in correlations:
-            group = self._group_for(rule, rule_id, event)
+        for reference in references:
+            group = self._group_for(reference, event)
             if group is None:
                 continue
             if moment < group.newest - self.lateness:
@@ -209,8 +226,8 @@ class CorrelationEngine:
                 continue
             group.newest = max(group.newest, moment)
             before = len(group.entries)
-            self._add(group, _entry(rule, rule_id, event, moment))
-            if not rule.condition.monotone:
+            self._add(reference, group, _entry(reference, rule_id, event, moment))
+            if not reference.monotone:
                 group.entities = _entities(event)
             elif (alert := _fire_monotone(group, event)) is not None:
                 alerts.append(alert)
@@ -238,14 +255,15 @@ class CorrelationEngine:
             chained.extend(self.observe(alert.rule.id, as_event(alert)))
         return alerts + chained
 
-    def _group_for(self, rule: CorrelationRule, rule_id: str, event: Event) -> _Group | None:
+    def _group_for(self, reference: _Reference, event: Event) -> _Group | None:
         values = []
-        for name in rule.group_by:
-            value = event.get(rule.group_field(name, rule_id))
+        for field_name in reference.group_fields:
+            value = event.get(field_name)
             if value is None or value == "":
                 self.stats.missing_group_field += 1
                 return None
-            values.append(str(value))
+            values.append(value if value.__class__ is str else str(value))
+        rule = reference.rule
         key = (rule.id, tuple(values))
         group = self._groups.get(key)
         if group is None:
@@ -273,21 +291,22 @@ class CorrelationEngine:
             )
             self._warned_at = now
 
-    def _add(self, group: _Group, entry: _Entry) -> None:
+    def _add(self, reference: _Reference, group: _Group, entry: _Entry) -> None:
         entries = group.entries
-        if group.rule.type in ("value_count", "temporal"):
-            # Only distinct values (rules, for temporal) count: the latest entry of a value is
-            # the one that can still take part in future windows, so older ones go. A replayed
-            # event has its value at the same time, so it stops here too.
+        if reference.latest_per_value:
+            # The latest entry of a value is the one that can still take part in future
+            # windows, so older ones go. A replayed event has its value at the same time, so
+            # it stops here too.
             for position, existing in enumerate(entries):
                 if existing.value == entry.value:
                     if existing.time >= entry.time:
                         return
                     del entries[position]
                     break
-        wanted = _ORDER(entry)
-        if not entries or _ORDER(entries[-1]) < wanted:
+        if not entries or entries[-1].time < entry.time:
             entries.append(entry)  # the usual case: events arrive in time order
+        elif _ORDER(entries[-1]) < (wanted := _ORDER(entry)):
+            entries.append(entry)  # a burst within one second, in identity order
         else:
             position = bisect.bisect_left(entries, wanted, key=_ORDER)
             if entry.event_id and _ORDER(entries[position]) == wanted:
@@ -323,10 +342,11 @@ class CorrelationEngine:
         return alerts
 
 
-def _entry(rule: CorrelationRule, rule_id: str, event: Event, time: float) -> _Entry:
+def _entry(reference: _Reference, rule_id: str, event: Event, time: float) -> _Entry:
+    rule = reference.rule
     if rule.type == "value_count":
-        assert rule.value_field is not None
-        raw = event.get(rule.group_field(rule.value_field, rule_id))
+        assert reference.value_field is not None
+        raw = event.get(reference.value_field)
         value = None if raw is None else str(raw)
     elif rule.type == "temporal":
         value = rule_id

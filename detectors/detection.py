@@ -4,7 +4,7 @@ anomaly models."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from collectors.event import Event
 from detectors.alert import Alert
@@ -29,10 +29,15 @@ class Detector:
         report: RuleLoadReport,
         correlations: CorrelationEngine | None = None,
         watchers: Sequence[EventWatcher] = (),
+        identify: Callable[[Event], None] | None = None,
     ) -> None:
+        """``identify`` gives an event its ``event.id`` when it arrives without one (a scan
+        identifies only events that match a rule or meet a watcher; alerts, correlation
+        windows and models need the id)."""
         self.engine = SigmaEngine(report.rules)
         self.correlations = correlations or CorrelationEngine(report.correlations)
         self.watchers = list(watchers)
+        self._identify = identify
         generating = {
             rule_id
             for correlation in report.correlations
@@ -47,7 +52,10 @@ class Detector:
         self._replay_engine = SigmaEngine([rule for rule in report.rules if rule.id in referenced])
 
     def process(self, event: Event) -> list[Alert]:
-        alerts = self.process_matches(event, self.engine.match(event))
+        matches = self.engine.match(event)
+        if self._identify is not None and (matches or self.watchers):
+            self._identify(event)
+        alerts = self.process_matches(event, matches)
         for watcher in self.watchers:
             alerts.extend(watcher.observe(event))
         return alerts

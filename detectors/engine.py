@@ -68,9 +68,18 @@ class _FieldIndex:
 
 
 class _FieldTests:
-    """Everything in a group's prefilter that tests one field."""
+    """Everything in a group's prefilter that tests one field, and what recent values hit."""
 
-    __slots__ = ("cacheable", "equals", "lookups", "lowered_index", "new_values", "pattern_index")
+    __slots__ = (
+        "by_value",
+        "cacheable",
+        "equals",
+        "field",
+        "lookups",
+        "lowered_index",
+        "new_values",
+        "pattern_index",
+    )
 
     def __init__(
         self,
@@ -79,16 +88,22 @@ class _FieldTests:
         lowered_index: _FieldIndex | None,
         pattern_index: _FieldIndex | None,
     ) -> None:
+        self.field = field
         self.equals = equals
         self.lowered_index = lowered_index
         self.pattern_index = pattern_index
         # The raw record and the message differ on every event: remembering them only costs.
         self.cacheable = field not in _UNIQUE_PER_EVENT
+        #: What each recent value hit: event codes, channels, image paths and account names
+        #: recur on most events, and a dictionary lookup is much cheaper than lower-casing
+        #: the value and scanning it with RE2 again.
+        self.by_value: dict[str | int, frozenset[int]] = {}
         self.lookups = 0
         self.new_values = 0
 
-    def hits(self, view: EventView, field: str) -> frozenset[int]:
+    def hits(self, view: EventView) -> frozenset[int]:
         """The clauses (see ``_RuleGroup``) whose atoms on this field hold for the event."""
+        field = self.field
         found: set[int] = set()
         if self.equals is not None or self.lowered_index is not None:
             value = view.lower(field)
@@ -169,57 +184,34 @@ class _RuleGroup:
             )
             for field in sorted(set(self.exact) | set(lowered_indexes) | set(pattern_indexes))
         }
-        # What each recent (field, value) pair hit: event codes, channels, image paths and
-        # account names recur on most events, and a dictionary lookup is much cheaper than
-        # lower-casing the value and scanning it with RE2 again.
-        # Nested by field, so a lookup builds no (field, value) tuple.
-        self._hits_by_field: dict[str, dict[str | int, frozenset[int]]] = {}
+        self._all_field_tests = tuple(self.field_tests.values())
+        #: Values remembered over all fields (``_FieldTests.by_value``).
         self._cached_values = 0
 
     def candidates(self, view: EventView) -> Iterable[int]:
         if len(self.unfiltered) == len(self.rules):
             return self.unfiltered
         found: set[int] = set()
-        field_tests, cache, event = self.field_tests, self._hits_by_field, view.event
+        event = view.event
         # Walk whichever is shorter: the group's indexed fields (a handful for small groups,
         # hundreds for Windows) or the event's own fields (a few dozen).
-        for field in field_tests if len(field_tests) < len(event) else event:
-            tests = field_tests.get(field)
-            if tests is None:
-                continue
-            value = event.get(field)
-            if value is None:
-                continue
-            kind = value.__class__
-            # Numbers (status codes, ports, event ids from JSON) recur like short strings.
-            # Only exact ints: True == 1 would share an entry with 1 but reads "true".
-            if tests.cacheable and (
-                (kind is str and len(value) <= CACHED_VALUE_MAX_CHARS) or kind is int
-            ):
-                by_value = cache.get(field)
-                if by_value is None:
-                    by_value = cache[field] = {}
-                hits = by_value.get(value)
-                if hits is None:
-                    hits = tests.hits(view, field)
-                    if self._cached_values >= CACHED_VALUES:
-                        cache.clear()
-                        by_value = cache[field] = {}
-                        self._cached_values = 0
-                    by_value[value] = hits
-                    self._cached_values += 1
-                    tests.new_values += 1
-                if tests.lookups < CACHE_TRIAL_LOOKUPS:  # counted during the trial only
-                    tests.lookups += 1
-                    if tests.lookups == CACHE_TRIAL_LOOKUPS and (
-                        tests.new_values > CACHE_TRIAL_MAX_NEW
-                    ):
-                        tests.cacheable = False
-                        self._cached_values -= len(cache.pop(field))
-            else:
-                hits = tests.hits(view, field)
-            if hits:
-                found.update(hits)
+        if len(self._all_field_tests) < len(event):
+            for tests in self._all_field_tests:
+                value = event.get(tests.field)
+                if value is not None and (hits := self._hits(tests, view, value)):
+                    found.update(hits)
+        else:
+            field_tests = self.field_tests
+            for field, value in event.items():
+                indexed = field_tests.get(field)
+                if (
+                    indexed is not None
+                    and value is not None
+                    and (hits := self._hits(indexed, view, value))
+                ):
+                    found.update(hits)
+        if not found:
+            return self.unfiltered
         candidates = set(self.unfiltered)
         two_clauses = self.two_clauses
         for clause in found:
@@ -228,6 +220,33 @@ class _RuleGroup:
                 if position not in two_clauses or clause + 1 in found:
                     candidates.add(position)
         return sorted(candidates)
+
+    def _hits(self, tests: _FieldTests, view: EventView, value: Any) -> frozenset[int]:
+        """``tests.hits``, remembered per value where values recur."""
+        kind = value.__class__
+        # Numbers (status codes, ports, event ids from JSON) recur like short strings.
+        # Only exact ints: True == 1 would share an entry with 1 but reads "true".
+        if not tests.cacheable or not (
+            (kind is str and len(value) <= CACHED_VALUE_MAX_CHARS) or kind is int
+        ):
+            return tests.hits(view)
+        hits = tests.by_value.get(value)
+        if hits is None:
+            hits = tests.hits(view)
+            if self._cached_values >= CACHED_VALUES:
+                for field_tests in self._all_field_tests:
+                    field_tests.by_value.clear()
+                self._cached_values = 0
+            tests.by_value[value] = hits
+            self._cached_values += 1
+            tests.new_values += 1
+        if tests.lookups < CACHE_TRIAL_LOOKUPS:  # counted during the trial only
+            tests.lookups += 1
+            if tests.lookups == CACHE_TRIAL_LOOKUPS and tests.new_values > CACHE_TRIAL_MAX_NEW:
+                tests.cacheable = False
+                self._cached_values -= len(tests.by_value)
+                tests.by_value.clear()
+        return hits
 
 
 class SigmaEngine:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from collectors.event import Event
-from collectors.files import FileEventReader, FilePart, ReadStats
+from collectors.files import FileEventReader, FilePart, LineEventIds, ReadStats
 from collectors.parsers import ParseContext
 from detectors.engine import SigmaEngine
 
@@ -58,12 +58,16 @@ class PartScanner:
         return {id(rule): position for position, rule in enumerate(self.engine.rules)}
 
     def scan(self, part: FilePart) -> PartResult:
-        reader = FileEventReader(self.context, self.format_name, self.max_line_bytes)
+        reader = FileEventReader(
+            self.context, self.format_name, self.max_line_bytes, line_ids=False
+        )
+        identify = LineEventIds()
         result = PartResult(part.size, reader.stats)
         positions = self._positions
         for event in reader.read_part(part):
             result.datasets[event.get("event.dataset", "unknown")] += 1
             if rules := self.engine.match(event):
+                identify(event)
                 result.matches.append((event, [positions[id(rule)] for rule in rules]))
         return result
 

@@ -20,6 +20,7 @@ from collectors.files import (
     DEFAULT_MAX_LINE_BYTES,
     FileEventReader,
     FilePart,
+    LineEventIds,
     expand_paths,
     split_into_parts,
 )
@@ -59,9 +60,10 @@ def run_scan(
 ) -> ScanSummary:
     rules = rules if rules is not None else load_rules(options.rule_paths)
     watchers = [*models, *([IndicatorMatcher(indicators)] if indicators is not None else [])]
-    detector = Detector(rules, watchers=watchers)
+    # Events get their ids only when they match or meet a watcher: most never reach output.
+    detector = Detector(rules, watchers=watchers, identify=LineEventIds())
     context = ParseContext(options.agency_id, options.agency_name, ZoneInfo(options.timezone))
-    reader = FileEventReader(context, options.format_name, options.max_line_bytes)
+    reader = FileEventReader(context, options.format_name, options.max_line_bytes, line_ids=False)
     files = expand_paths(options.paths)
     summary = ScanSummary(
         read=reader.stats,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 import pytest
@@ -22,6 +23,7 @@ from detectors.engine import (
     ROUTING_CACHE_KEYS,
     SUBSTRING_PREFILTER_MIN_RULES,
     SigmaEngine,
+    _RuleGroup,
 )
 from detectors.event_view import EventView
 from detectors.logsource import routing_key
@@ -194,6 +196,11 @@ FAILED_ROOT_LOGIN = {
 }
 
 
+def remembered(group: _RuleGroup) -> dict[str, dict[Any, frozenset[int]]]:
+    """The prefilter answers a rule group remembers, by field (fields with none left out)."""
+    return {tests.field: tests.by_value for tests in group.field_tests.values() if tests.by_value}
+
+
 def test_prefilter_value_cache_stays_bounded_and_keeps_answering() -> None:
     engine = SigmaEngine(load_rules([DEFAULT_RULE_DIR]).rules)
     failed = FAILED_ROOT_LOGIN
@@ -205,7 +212,7 @@ def test_prefilter_value_cache_stays_bounded_and_keeps_answering() -> None:
         engine.match({**failed, "event.action": f"action{number}"})
         engine.match(failed)
     [group] = set(engine._groups_by_key.values())
-    cached = sum(len(values) for values in group._hits_by_field.values())
+    cached = sum(len(values) for values in remembered(group).values())
     assert 500 <= cached <= CACHED_VALUES
     # Same answers after the cache started over, and for a value too long to be cached.
     assert {rule.id for rule in engine.match(failed)} == expected
@@ -221,12 +228,12 @@ def test_fields_whose_values_never_repeat_stop_being_remembered() -> None:
         assert [rule.id for rule in engine.match(event)] == brute_force(engine, event)
     [group] = set(engine._groups_by_key.values())
     assert not group.field_tests["event.action"].cacheable
-    assert "event.action" not in group._hits_by_field
+    assert "event.action" not in remembered(group)
     # A field whose values recur (the same outcome on every event) is still remembered, and
     # the answers stay those of evaluating every rule.
     assert group.field_tests["event.outcome"].cacheable
-    assert list(group._hits_by_field["event.outcome"]) == ["failure"]
-    assert group._cached_values == sum(len(values) for values in group._hits_by_field.values())
+    assert list(remembered(group)["event.outcome"]) == ["failure"]
+    assert group._cached_values == sum(len(values) for values in remembered(group).values())
     assert [rule.id for rule in engine.match(failed)] == brute_force(engine, failed)
 
 
@@ -246,7 +253,7 @@ def test_raw_records_are_not_remembered_by_the_prefilter() -> None:
             assert len(engine.match(event)) == 1
     [group] = set(engine._groups_by_key.values())
     assert "event.original" in group.field_tests
-    assert group._hits_by_field == {}
+    assert remembered(group) == {}
 
 
 def test_numbers_share_prefilter_answers_but_booleans_do_not() -> None:
@@ -272,7 +279,7 @@ def test_numbers_share_prefilter_answers_but_booleans_do_not() -> None:
         seen.append(matched)
     assert seen == [["one"], ["true"], ["one"], ["one"], ["404"], ["true"], [], ["404"]]
     [group] = set(engine._groups_by_key.values())
-    assert 404 in group._hits_by_field["f"]
+    assert 404 in remembered(group)["f"]
 
 
 def test_a_rule_is_evaluated_only_when_two_of_its_clauses_hit() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,8 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collectors.event import SourceEventIds, event_id
-from collectors.files import FileEventReader
+from collectors.files import FileEventReader, LineEventIds, expand_paths
 from collectors.parsers import ParseContext
+from scanner.run import ScanOptions, run_scan
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 TEXT = st.text(st.characters(codec=None), max_size=200)  # lone surrogates included
 
@@ -54,3 +59,53 @@ def test_file_lines_get_ids_of_their_text_valid_or_not(tmp_path: Path) -> None:
         assert event["event.id"] == documented_id(
             "so-tttt", str(path), event["log.offset"], event["event.original"]
         )
+
+
+def _eager_and_deferred(paths: list[Path], context: ParseContext) -> tuple[list[dict], list[dict]]:
+    eager = list(FileEventReader(context, max_line_bytes=16).read(paths))
+    deferred = list(FileEventReader(context, max_line_bytes=16, line_ids=False).read(paths))
+    return eager, deferred
+
+
+def test_ids_given_later_equal_the_ids_given_while_reading(tmp_path: Path) -> None:
+    """A scan leaves ids off and gives them to the events it keeps: each must be the id the
+    reader would have given (valid, invalid, truncated, CRLF and NUL lines, gzip, and files
+    taking turns, which the one-source cache must not mix up)."""
+    plain = tmp_path / "auth.log"
+    plain.write_bytes(b"caf\xc3\xa9 ok\r\nbad \xff byte\n\nnul \x00 in line\n" + b"x" * 40 + b"\n")
+    zipped = tmp_path / "access.log.gz"
+    zipped.write_bytes(gzip.compress(b"first line\nsecond line\n"))
+    context = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
+    eager, deferred = _eager_and_deferred([plain, zipped], context)
+    assert all("event.id" not in event for event in deferred)
+    identify = LineEventIds()
+    # Out of reading order, switching files between events.
+    for event in [*deferred[::2], *deferred[1::2]]:
+        identify(event)
+    assert [event["event.id"] for event in deferred] == [event["event.id"] for event in eager]
+    assert any("socpipe_truncated" in event.get("tags", []) for event in deferred)
+    assert any("socpipe_invalid_utf8" in event.get("tags", []) for event in deferred)
+
+
+def test_an_event_with_an_id_keeps_it() -> None:
+    event = {"event.id": "from-evtx", "organization.id": "a", "log.file.path": "p"}
+    LineEventIds()(event)
+    assert event["event.id"] == "from-evtx"
+
+
+def test_scan_alerts_carry_the_ids_of_the_events_as_read(tmp_path: Path) -> None:
+    """The scan identifies only matching events: every alert's event, and every event a
+    correlation counted, must have the id a full read gives it."""
+    out = tmp_path / "alerts.jsonl"
+    run_scan(ScanOptions([SAMPLES], out=out, progress=False))
+    context = ParseContext()
+    read_ids = {
+        event["event.id"] for event in FileEventReader(context).read(expand_paths([SAMPLES]))
+    }
+    alerts = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    matched = [event["event.id"] for alert in alerts for event in alert["events"]]
+    alert_ids = {alert["alert.id"] for alert in alerts}
+    counted = [listed for alert in alerts for listed in alert.get("correlation.event_ids", [])]
+    assert matched and set(matched) <= read_ids
+    # A correlation lists the events it counted, or the alerts of the correlation it builds on.
+    assert counted and set(counted) <= read_ids | alert_ids
