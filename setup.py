@@ -33,6 +33,7 @@ COMPILED = [
     "detectors/engine.py",
     "detectors/event_view.py",
     "detectors/logsource.py",
+    "detectors/regex.py",
     "detectors/sweep.py",
     "detectors/values.py",
     "scanner/run.py",

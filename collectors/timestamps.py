@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
+from typing import Final
 
 from collectors.event import format_timestamp
 
-_MONTHS = {
+_MONTHS: Final = {
     name: number
     for number, name in enumerate(
         ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
@@ -25,7 +26,7 @@ def month_number(name: str) -> int | None:
 
 
 #: How far ahead of the reference a year-less time may be (clock skew between hosts).
-FUTURE_TOLERANCE = timedelta(days=2)
+FUTURE_TOLERANCE: Final = timedelta(days=2)
 
 
 def place_in_year(moment: datetime, reference: datetime) -> datetime:
@@ -211,8 +212,8 @@ class _MinuteCache:
         return hour_prefix + minutes + ":" if hour_prefix else None
 
 
-_MINUTE = timedelta(minutes=1)
-_HOUR = timedelta(hours=1)
+_MINUTE: Final = timedelta(minutes=1)
+_HOUR: Final = timedelta(hours=1)
 
 
 def _year_flips_within(start: datetime, reference: datetime, span: timedelta) -> bool:
@@ -236,7 +237,7 @@ def _uniform_hour_prefix(hour: str, reference: datetime, zone: tzinfo) -> str:
     return format_timestamp(first)[:14]
 
 
-_BSD_MINUTES = _MinuteCache()
+_BSD_MINUTES: Final = _MinuteCache()
 
 
 def parse_epoch(value: str) -> datetime | None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from collectors.event import Event
 
 #: ECS event.severity per Sigma level, so alerts sort the same way in every tool.
-SEVERITY = {"informational": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
+SEVERITY: Final = {"informational": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 #: Fields copied from the matched event to the alert, naming who and what is involved.
-ENTITY_FIELDS = (
+ENTITY_FIELDS: Final[tuple[str, ...]] = (
     "host.name",
     "source.ip",
     "source.domain",
@@ -28,7 +28,7 @@ ENTITY_FIELDS = (
     "registry.path",
 )
 #: ATT&CK enterprise tactics as Sigma tags name them (attack.<tactic>).
-ATTACK_TACTICS = frozenset(
+ATTACK_TACTICS: Final = frozenset(
     {
         "reconnaissance",
         "resource_development",

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
 from operator import attrgetter
-from typing import Any
+from typing import Any, Final
 
 from collectors.event import Event, format_timestamp
 from detectors.alert import ENTITY_FIELDS, Alert
@@ -52,7 +52,7 @@ DEFAULT_MAX_ENTRIES_PER_GROUP = 1_000
 EVICTION_WARNING_SECS = 60.0
 DEFAULT_MAX_FUTURE_SECONDS = 3600.0
 #: How many contributing event ids an alert lists (the count is always exact).
-MAX_LISTED_EVENTS = 100
+MAX_LISTED_EVENTS: Final = 100
 #: Expired state is swept at least this many matches apart (more when there are more groups).
 SWEEP_EVERY = DEFAULT_MINIMUM_EVENTS
 
@@ -93,8 +93,8 @@ class _Entry:
 #: Entries are kept in this order: by time, and among equal times (syslog has one-second
 #: resolution, so a burst shares its timestamp) by identity, so a replayed entry is found by
 #: bisection instead of a walk over the whole burst.
-_ORDER = attrgetter("time", "event_id", "rule_id")
-_TIME_OF = attrgetter("time")
+_ORDER: Final = attrgetter("time", "event_id", "rule_id")
+_TIME_OF: Final = attrgetter("time")
 
 
 @dataclass(slots=True)
@@ -262,7 +262,7 @@ class CorrelationEngine:
             if value is None or value == "":
                 self.stats.missing_group_field += 1
                 return None
-            values.append(value if value.__class__ is str else str(value))
+            values.append(value if type(value) is str else str(value))
         rule = reference.rule
         key = (rule.id, tuple(values))
         group = self._groups.get(key)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import re2
 
 from detectors.event_view import EventView
 from detectors.logsource import event_logsource, routing_key
+from detectors.regex import compile_set
 from detectors.rules import CompiledRule
 from detectors.values import KEYWORD_FIELD, Atom, AtomKind
 
@@ -32,38 +33,33 @@ _SET_OPTIONS.log_errors = False
 #: running their matchers.
 SUBSTRING_PREFILTER_MIN_RULES = 8
 #: Routing keys remembered before the cache starts over.
-ROUTING_CACHE_KEYS = 10_000
+ROUTING_CACHE_KEYS: Final = 10_000
 #: Prefilter results remembered per rule group (field, value) before that cache starts over,
 #: and the longest value remembered: long values (command lines) rarely recur and would only
 #: hold memory.
-CACHED_VALUES = 20_000
-CACHED_VALUE_MAX_CHARS = 200
+CACHED_VALUES: Final = 20_000
+CACHED_VALUE_MAX_CHARS: Final = 200
 #: A field's first lookups decide whether remembering its values pays: when nearly every one
 #: is new (URLs, user agents of a scan, file paths), storing them only costs.
-CACHE_TRIAL_LOOKUPS = 1_000
-CACHE_TRIAL_MAX_NEW = 900
+CACHE_TRIAL_LOOKUPS: Final = 1_000
+CACHE_TRIAL_MAX_NEW: Final = 900
 _UNIQUE_PER_EVENT = frozenset({KEYWORD_FIELD, "message"})
 
 
 class _FieldIndex:
     """All required patterns of one field, scanned in one pass."""
 
-    __slots__ = ("atom_rules", "matcher")
+    __slots__ = ("atom_rules", "search")
 
     def __init__(self, patterns: dict[str, list[int]]) -> None:
-        self.matcher = re2.Set.SearchSet(_SET_OPTIONS)
-        self.atom_rules: list[tuple[int, ...]] = []
-        for pattern, rule_positions in patterns.items():
-            self.matcher.Add(pattern)
-            self.atom_rules.append(tuple(rule_positions))
-        self.matcher.Compile()
+        self.search = compile_set(patterns, _SET_OPTIONS)
+        self.atom_rules = [tuple(rule_positions) for rule_positions in patterns.values()]
 
     def hits(self, texts: Iterable[str], found: set[int]) -> None:
         """Add to ``found`` the rules whose pattern occurs in any of ``texts``."""
-        match, atom_rules = self.matcher.Match, self.atom_rules
+        search, atom_rules = self.search, self.atom_rules
         for text in texts:
-            # RE2's Set.Match returns None (not an empty list) when nothing matched.
-            for atom in match(text) or ():
+            for atom in search(text):
                 found.update(atom_rules[atom])
 
 
@@ -108,7 +104,7 @@ class _FieldTests:
         if self.equals is not None or self.lowered_index is not None:
             value = view.lower(field)
             if value is not None:
-                texts = (value,) if value.__class__ is str else value
+                texts = (value,) if type(value) is str else value
                 if self.equals is not None:
                     for text in texts:
                         if (hit := self.equals.get(text)) is not None:  # type: ignore[arg-type]
@@ -118,7 +114,7 @@ class _FieldTests:
         if self.pattern_index is not None:
             value = view.text(field)
             if value is not None:
-                self.pattern_index.hits((value,) if value.__class__ is str else value, found)  # type: ignore[arg-type]
+                self.pattern_index.hits((value,) if type(value) is str else value, found)  # type: ignore[arg-type]
         return frozenset(found)
 
 
@@ -223,7 +219,7 @@ class _RuleGroup:
 
     def _hits(self, tests: _FieldTests, view: EventView, value: Any) -> frozenset[int]:
         """``tests.hits``, remembered per value where values recur."""
-        kind = value.__class__
+        kind = type(value)
         # Numbers (status codes, ports, event ids from JSON) recur like short strings.
         # Only exact ints: True == 1 would share an entry with 1 but reads "true".
         if not tests.cacheable or not (

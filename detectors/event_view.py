@@ -7,12 +7,12 @@ engine on events that meet thousands of rules.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 FieldText = str | list[str] | None
 # Cache misses are the common case for rules on absent fields; a sentinel is cheaper than
 # catching KeyError.
-_UNSET = object()
+_UNSET: Final = object()
 
 
 def as_text(value: Any) -> FieldText:
@@ -41,7 +41,7 @@ class EventView:
     def text(self, field: str) -> FieldText:
         value = self.event.get(field)
         # Most values are strings already: they are their own text, nothing to cache.
-        if value.__class__ is str or value is None:
+        if type(value) is str or value is None:
             return value
         text = self._text.get(field, _UNSET)
         if text is _UNSET:
@@ -52,13 +52,13 @@ class EventView:
         lowered = self._lower.get(field, _UNSET)
         if lowered is _UNSET:
             value = self.event.get(field)
-            if value.__class__ is str:
+            if type(value) is str:
                 lowered = value.lower()
             else:
                 text = self.text(field)
                 if text is None:
                     lowered = None
-                elif text.__class__ is str:
+                elif type(text) is str:
                     lowered = text.lower()  # type: ignore[union-attr]
                 else:
                     lowered = [item.lower() for item in text]  # type: ignore[union-attr]

@@ -8,7 +8,7 @@ Security 4688), so parsers never need to know about Sigma.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from sigma.pipelines.common import windows_logsource_mapping
 from sigma.rule import SigmaLogSource
@@ -37,8 +37,8 @@ def _channel_services() -> dict[str, frozenset[str]]:
     return {channel: frozenset(names) for channel, names in services.items()}
 
 
-_WINDOWS_SERVICES = _channel_services()
-_SYSMON_CATEGORIES: dict[str, tuple[str, ...]] = {
+_WINDOWS_SERVICES: Final = _channel_services()
+_SYSMON_CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
     "1": ("process_creation",),
     "2": ("file_change",),
     "3": ("network_connection",),
@@ -70,14 +70,14 @@ _SYSMON_CATEGORIES: dict[str, tuple[str, ...]] = {
     "29": ("file_executable_detected",),
     "255": ("sysmon_error",),
 }
-_POWERSHELL_CATEGORIES = {"4103": ("ps_module",), "4104": ("ps_script",)}
-_POWERSHELL_CLASSIC_CATEGORIES = {
+_POWERSHELL_CATEGORIES: Final = {"4103": ("ps_module",), "4104": ("ps_script",)}
+_POWERSHELL_CLASSIC_CATEGORIES: Final = {
     "400": ("ps_classic_start",),
     "600": ("ps_classic_provider_start",),
     "800": ("ps_classic_script",),
 }
 # Linux programs -> Sigma services (the "auth" service is everything auth.log holds).
-_LINUX_PROGRAM_SERVICES = {
+_LINUX_PROGRAM_SERVICES: Final = {
     "sshd": ("sshd", "auth"),
     "sudo": ("sudo", "auth"),
     "su": ("auth",),
@@ -95,7 +95,7 @@ _LINUX_PROGRAM_SERVICES = {
     "clamd": ("clamav",),
     "sshguard": ("auth",),
 }
-_EMPTY: frozenset[str] = frozenset()
+_EMPTY: Final[frozenset[str]] = frozenset()
 
 
 def routing_key(event: dict[str, Any]) -> tuple[str | None, ...]:
@@ -113,7 +113,7 @@ def routing_key(event: dict[str, Any]) -> tuple[str | None, ...]:
 def _key_part(value: Any) -> str | None:
     # Events from other producers may carry numbers, lists or objects here; a list is not
     # hashable, and 4624 and "4624" are one event code.
-    return value if value is None or value.__class__ is str else str(value)
+    return value if value is None or type(value) is str else str(value)
 
 
 def event_logsource(key: tuple[str | None, ...]) -> EventLogSource:

@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import Enum
 from functools import lru_cache
 from ipaddress import ip_address
+from typing import Final
 
 from sigma.types import (
     CompareOperators,
@@ -62,7 +63,7 @@ Necessary = frozenset[Atom] | None
 #: Field-less (keyword) detections search the raw record, which holds every value of the event.
 KEYWORD_FIELD = "event.original"
 
-_COMPARATORS = {
+_COMPARATORS: Final = {
     CompareOperators.LT: operator.lt,
     CompareOperators.LTE: operator.le,
     CompareOperators.GT: operator.gt,
@@ -79,7 +80,7 @@ def field_matcher(field: str, predicate: Predicate, lowered: bool) -> Matcher:
         value = read(view, field)
         if value is None:
             return False
-        if value.__class__ is str:
+        if type(value) is str:
             return predicate(value)  # type: ignore[arg-type]
         return any(predicate(item) for item in value)  # type: ignore[union-attr]
 
@@ -411,7 +412,7 @@ def _field_reference_matcher(field: str, value: SigmaFieldReference) -> Matcher:
     return match
 
 
-_TIMESTAMP_PARTS = {
+_TIMESTAMP_PARTS: Final = {
     TimestampPart.MINUTE: lambda moment: moment.minute,
     TimestampPart.HOUR: lambda moment: moment.hour,
     TimestampPart.DAY: lambda moment: moment.day,

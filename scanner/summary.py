@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Final
 
 from collectors.files import ReadStats
 from detectors.alert import SEVERITY, Alert
 from detectors.correlation import CorrelationStats
 
-TOP = 5
+TOP: Final = 5
 
 
 @dataclass

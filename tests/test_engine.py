@@ -237,6 +237,31 @@ def test_fields_whose_values_never_repeat_stop_being_remembered() -> None:
     assert [rule.id for rule in engine.match(failed)] == brute_force(engine, failed)
 
 
+def test_lone_surrogates_in_fields_are_matched_not_fatal() -> None:
+    """A JSON escape can put a lone surrogate in any field; RE2 takes UTF-8, which cannot
+    encode one, and the scan used to stop with UnicodeEncodeError in the prefilter."""
+    rules = [
+        {
+            "title": name,
+            "id": f"00000000-0000-0000-0000-00000000020{number}",
+            "logsource": {"product": "linux"},
+            "detection": {"selection": {field: value}, "condition": "selection"},
+        }
+        for number, (name, field, value) in enumerate(
+            [
+                ("contains", "url.path|contains", "admin"),
+                ("regex", "url.path|re", "^/a.b"),
+                ("keyword", "message|contains", "evil"),
+            ]
+        )
+    ]
+    with patch("detectors.engine.SUBSTRING_PREFILTER_MIN_RULES", 0):
+        engine = SigmaEngine([compile_rule(rule, "s.yml", ProcessingPipeline()) for rule in rules])
+        event = {"event.module": "system", "url.path": "/a\ud800b/admin", "message": "\udcff"}
+        assert [rule.title for rule in engine.match(event)] == ["contains", "regex"]
+        assert engine.match({**event, "message": "evil \ud800"})[-1].title == "keyword"
+
+
 def test_raw_records_are_not_remembered_by_the_prefilter() -> None:
     # Keyword rules are indexed on the raw record, which differs on every event: remembering
     # it would fill the cache with entries that never hit again.

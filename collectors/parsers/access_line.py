@@ -11,6 +11,7 @@ random lines.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 #: vhost, client, user, time, request, status, bytes, referrer, agent.
 AccessFields = tuple[str | None, str, str, str, str, str, str, str | None, str | None]
@@ -23,9 +24,9 @@ _ACCESS_BODY = (
     rf'"(?P<request>{_QUOTED})" (?P<status>\d{{3}}|-) (?P<bytes>\d+|-)'
     rf'(?: "(?P<referrer>{_QUOTED})" "(?P<agent>{_QUOTED})")?'
 )
-ACCESS = re.compile(_ACCESS_BODY)
+ACCESS: Final = re.compile(_ACCESS_BODY)
 # Apache's vhost_combined: the virtual host (and port) comes first.
-ACCESS_VHOST = re.compile(r"(?P<vhost>[^\s:]+)(?::\d+)? " + _ACCESS_BODY)
+ACCESS_VHOST: Final = re.compile(r"(?P<vhost>[^\s:]+)(?::\d+)? " + _ACCESS_BODY)
 
 
 def split_access_line(line: str) -> AccessFields | None:

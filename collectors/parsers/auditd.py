@@ -7,18 +7,21 @@ decoded so rules can match the real command line, and the raw record stays in ev
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from collectors.event import Event, format_timestamp, new_event, put
 from collectors.parsers.base import ParseContext, Parser, register
 from collectors.timestamps import parse_epoch
 
-_HEADER = re.compile(r"type=(?P<type>\S+) msg=audit\((?P<time>\d+(?:\.\d+)?):(?P<serial>\d+)\):\s*")
-_PAIR = re.compile(r"""([\w-]+)=("[^"]*"|'[^']*'|\S*)""")
-_HEX = re.compile(r"[0-9A-F]+\Z")
+_HEADER: Final = re.compile(
+    r"type=(?P<type>\S+) msg=audit\((?P<time>\d+(?:\.\d+)?):(?P<serial>\d+)\):\s*"
+)
+_PAIR: Final = re.compile(r"""([\w-]+)=("[^"]*"|'[^']*'|\S*)""")
+_HEX: Final = re.compile(r"[0-9A-F]+\Z")
 # Fields auditd hex-encodes when the value is unsafe to print (see audit_log_n_untrustedstring).
-_HEX_CANDIDATES = {"proctitle", "cmd", "comm", "exe", "cwd", "name", "path", "data", "key"}
-_EXECVE_ARG = re.compile(r"a\d+\Z")
-_ECS_FROM_AUDIT = {
+_HEX_CANDIDATES: Final = {"proctitle", "cmd", "comm", "exe", "cwd", "name", "path", "data", "key"}
+_EXECVE_ARG: Final = re.compile(r"a\d+\Z")
+_ECS_FROM_AUDIT: Final = {
     "exe": "process.executable",
     "comm": "process.name",
     "pid": "process.pid",

@@ -11,7 +11,7 @@ import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from collectors.event import Event
 
@@ -86,7 +86,7 @@ def _report_failure(parser: str, error: Exception) -> None:
         )
 
 
-PARSERS: dict[str, Parser] = {}
+PARSERS: Final[dict[str, Parser]] = {}
 
 
 def register(parser: Parser) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Final
 
 from collectors.event import Event, format_timestamp, new_event, put
 from collectors.parsers.base import ParseContext, Parser, register
 from collectors.timestamps import parse_epoch
 
-_HEADER_FIELDS = (
+_HEADER_FIELDS: Final = (
     "cef.version",
     "observer.vendor",
     "observer.product",
@@ -26,12 +27,12 @@ _HEADER_FIELDS = (
 # pattern that starts with a character class lets the regex engine skip to candidates, where
 # "start or lookbehind" was tried at every position and cost twice as much. The key is
 # followed by an unescaped '=' (checked apart).
-_EXTENSION_KEY = re.compile(r"\s([A-Za-z0-9_.\[\]-]+)=")
-_EXTENSION_ESCAPES = re.compile(r"\\([\\=nr])")
-_UNESCAPE = {"\\": "\\", "=": "=", "n": "\n", "r": "\r"}
+_EXTENSION_KEY: Final = re.compile(r"\s([A-Za-z0-9_.\[\]-]+)=")
+_EXTENSION_ESCAPES: Final = re.compile(r"\\([\\=nr])")
+_UNESCAPE: Final = {"\\": "\\", "=": "=", "n": "\n", "r": "\r"}
 
 # CEF extension key -> ECS field. Keys not listed are kept as cef.extensions.<key>.
-_ECS_FROM_EXTENSION = {
+_ECS_FROM_EXTENSION: Final = {
     "src": "source.ip",
     "spt": "source.port",
     "shost": "source.domain",
@@ -61,8 +62,8 @@ _ECS_FROM_EXTENSION = {
     "cs1": "cef.cs1",
     "cs2": "cef.cs2",
 }
-_INTEGER_FIELDS = {"source.port", "destination.port", "source.bytes", "destination.bytes"}
-_SEVERITY_WORDS = {"low": 3, "medium": 5, "high": 8, "very-high": 10, "unknown": 0}
+_INTEGER_FIELDS: Final = {"source.port", "destination.port", "source.bytes", "destination.bytes"}
+_SEVERITY_WORDS: Final = {"low": 3, "medium": 5, "high": 8, "very-high": 10, "unknown": 0}
 
 
 def split_header(text: str) -> tuple[list[str], str] | None:

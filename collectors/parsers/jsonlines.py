@@ -5,7 +5,7 @@ Nested objects are flattened to dotted keys because the event is one flat dict e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from collectors.envelope import decode
 from collectors.event import Event, new_event, put
@@ -14,7 +14,7 @@ from collectors.parsers.windows import windows_event
 from collectors.timestamps import parse_iso_timestamp
 
 # NXLog's im_msvistalog names for the System part; every other key is EventData.
-_NXLOG_SYSTEM = {
+_NXLOG_SYSTEM: Final = {
     "EventID": "EventID",
     "Channel": "Channel",
     "Hostname": "Computer",
@@ -116,8 +116,8 @@ def _keep(event: Event, name: str, value: Any) -> None:
 
 
 # Parts of a Winlogbeat document that windows_event already mapped.
-_WINLOGBEAT_OWN = {"@timestamp", "event", "organization", "message"}
-_MAPPED_PREFIXES = ("winlog.event_data.", "event.", "organization.")
+_WINLOGBEAT_OWN: Final = {"@timestamp", "event", "organization", "message"}
+_MAPPED_PREFIXES: Final = ("winlog.event_data.", "event.", "organization.")
 
 
 def _nxlog(line: str, document: dict[str, Any], context: ParseContext) -> Event:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Final
 
 from collectors.event import Event, put
 from collectors.parsers.auditd import apply_audit_record
 from collectors.parsers.cef import apply_cef
 
 Enricher = Callable[[Event, str], None]
-_ENRICHERS: dict[str, Enricher] = {}
+_ENRICHERS: Final[dict[str, Enricher]] = {}
 
 
 def _enricher(*programs: str) -> Callable[[Enricher], Enricher]:
@@ -66,31 +67,31 @@ class GuardedPattern:
         return None
 
 
-_SSH_LOGIN = GuardedPattern(
+_SSH_LOGIN: Final = GuardedPattern(
     ("Accepted ", "Failed "),
     r"(?P<verdict>Accepted|Failed) (?P<method>[\w-]+) for (?:(?P<invalid>invalid user) )?"
     r"(?P<user>.*?) from (?P<ip>[0-9A-Fa-f:.]+) port (?P<port>\d+)",
 )
-_SSH_INVALID = GuardedPattern(
+_SSH_INVALID: Final = GuardedPattern(
     ("nvalid user ",),
     r"[Ii]nvalid user (?P<user>.*?) from (?P<ip>[0-9A-Fa-f:.]+)(?: port (?P<port>\d+))?",
 )
-_SSH_DISCONNECT = GuardedPattern(
+_SSH_DISCONNECT: Final = GuardedPattern(
     ("isconnect", "Connection "),
     r"(?:Received disconnect from|Disconnected from|Connection closed by|Connection reset by)"
     r"(?: (?:authenticating|invalid) user (?P<user>\S+))?(?: user (?P<user2>\S+))?"
     r" (?P<ip>[0-9A-Fa-f:.]+)(?: port (?P<port>\d+))?",
 )
-_PAM_FAILURE = GuardedPattern(
+_PAM_FAILURE: Final = GuardedPattern(
     ("authentication failure;",),
     r"authentication failure;.*?rhost=(?P<ip>\S*)(?:\s+user=(?P<user>\S+))?",
 )
-_PAM_SESSION = GuardedPattern(
+_PAM_SESSION: Final = GuardedPattern(
     ("session ",),
     r"session (?P<state>opened|closed) for user (?P<user>[^\s(]+)(?:\(uid=\d+\))?"
     r"(?: by (?P<by>[^\s(]*))?",
 )
-_REVERSE_MAP = GuardedPattern(
+_REVERSE_MAP: Final = GuardedPattern(
     ("POSSIBLE BREAK-IN ATTEMPT",),
     r"\[(?P<ip>[0-9A-Fa-f:.]+)\] failed - POSSIBLE BREAK-IN ATTEMPT",
 )
@@ -155,7 +156,7 @@ def enrich_sshd(event: Event, message: str) -> None:
     _enrich_pam(event, message)
 
 
-_SUDO_COMMAND = re.compile(
+_SUDO_COMMAND: Final = re.compile(
     r"^\s*(?P<user>\S+) : (?:(?P<error>[^;]*?) ; )?TTY=(?P<tty>\S+) ; PWD=(?P<pwd>.*?) ; "
     r"USER=(?P<runas>\S+) ;(?: .*?;)*? COMMAND=(?P<command>.*)$"
 )
@@ -179,8 +180,8 @@ def enrich_sudo(event: Event, message: str) -> None:
     _enrich_pam(event, message)
 
 
-_SU_FAILED = re.compile(r"FAILED (?:SU|su) (?:\(to (?P<target>[^)]+)\) )?(?P<user>\S+)")
-_SU_OK = re.compile(r"^(?:Successful su|\(to (?P<target>[^)]+)\) (?P<user>\S+) on)")
+_SU_FAILED: Final = re.compile(r"FAILED (?:SU|su) (?:\(to (?P<target>[^)]+)\) )?(?P<user>\S+)")
+_SU_OK: Final = re.compile(r"^(?:Successful su|\(to (?P<target>[^)]+)\) (?P<user>\S+) on)")
 
 
 @_enricher("su")
@@ -200,13 +201,13 @@ def enrich_su(event: Event, message: str) -> None:
     _enrich_pam(event, message)
 
 
-_NEW_USER = re.compile(r"new user: name=(?P<name>[^,]+), UID=(?P<uid>\d+), GID=(?P<gid>\d+)")
-_NEW_GROUP = re.compile(
+_NEW_USER: Final = re.compile(r"new user: name=(?P<name>[^,]+), UID=(?P<uid>\d+), GID=(?P<gid>\d+)")
+_NEW_GROUP: Final = re.compile(
     r"(?:new group|group added to \S+): name=(?P<name>[^,]+)(?:, GID=(?P<gid>\d+))?"
 )
-_ADD_TO_GROUP = re.compile(r"add '(?P<user>[^']+)' to (?:shadow )?group '(?P<group>[^']+)'")
-_DELETE_USER = re.compile(r"delete user '(?P<user>[^']+)'")
-_PASSWORD_CHANGED = re.compile(r"password changed for (?P<user>\S+)")
+_ADD_TO_GROUP: Final = re.compile(r"add '(?P<user>[^']+)' to (?:shadow )?group '(?P<group>[^']+)'")
+_DELETE_USER: Final = re.compile(r"delete user '(?P<user>[^']+)'")
+_PASSWORD_CHANGED: Final = re.compile(r"password changed for (?P<user>\S+)")
 
 
 @_enricher("useradd", "usermod", "userdel", "groupadd", "groupdel", "gpasswd", "passwd", "chpasswd")
@@ -232,8 +233,8 @@ def enrich_account_change(event: Event, message: str) -> None:
         event["user.target.name"] = match["user"]
 
 
-_CRON_COMMAND = re.compile(r"^\((?P<user>[^)]+)\) CMD \((?P<command>.*)\)\s*$")
-_CRONTAB_EDIT = re.compile(
+_CRON_COMMAND: Final = re.compile(r"^\((?P<user>[^)]+)\) CMD \((?P<command>.*)\)\s*$")
+_CRONTAB_EDIT: Final = re.compile(
     r"^\((?P<user>[^)]+)\) (?P<action>REPLACE|BEGIN EDIT|END EDIT|LIST|DELETE) "
     r"\((?P<target>[^)]+)\)"
 )

@@ -8,6 +8,7 @@ Embedded formats (CEF, audit records) sent over syslog are parsed as such.
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from collectors.event import Event, new_event, put
 from collectors.parsers.base import ParseContext, Parser, register
@@ -17,7 +18,7 @@ from collectors.timestamps import bsd_to_iso, parse_iso_timestamp
 _PRI = r"(?:<(?P<pri>\d{1,3})>)?"
 # "Mmm dd HH:MM:SS host program[pid]: message"; the program part is optional (kernel lines
 # from some daemons omit it) and may carry a "(pam_unix)" style suffix.
-_BSD = re.compile(
+_BSD: Final = re.compile(
     _PRI + r"(?P<ts>[A-Z][a-z]{2} +\d{1,2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) "
     r"(?:(?P<host>[^\s:\[]+) )?"
     # The program ends before a "(" or at the end of its run, the shortest way that lets the
@@ -27,12 +28,12 @@ _BSD = re.compile(
     r"(?P<msg>.*)\Z",
     re.DOTALL,
 )
-_RFC5424 = re.compile(
+_RFC5424: Final = re.compile(
     r"<(?P<pri>\d{1,3})>1 (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) "
     r"(?P<msgid>\S+) (?P<rest>.*)\Z",
     re.DOTALL,
 )
-_SD_PARAM = re.compile(r'([^\s=\]"]+)="((?:[^"\\\]]|\\.)*)"')
+_SD_PARAM: Final = re.compile(r'([^\s=\]"]+)="((?:[^"\\\]]|\\.)*)"')
 
 
 def _put_priority(event: Event, pri: str | None) -> None:

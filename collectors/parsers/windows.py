@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from collectors.event import Event, new_event, put
 from collectors.parsers.base import ParseContext
 from collectors.timestamps import parse_iso_timestamp
 
 # EventData name -> ECS field, for analysts; rules do not depend on these.
-_ECS_FROM_EVENT_DATA = {
+_ECS_FROM_EVENT_DATA: Final = {
     "Image": "process.executable",
     "NewProcessName": "process.executable",
     "CommandLine": "process.command_line",
@@ -49,18 +49,18 @@ _ECS_FROM_EVENT_DATA = {
     "Hashes": "process.hash.raw",
 }
 # Per EventData name: the ECS field and whether it holds a number (pids and ports).
-_ECS_TARGETS = {
+_ECS_TARGETS: Final = {
     name: (field, field.endswith((".pid", ".port"))) for name, field in _ECS_FROM_EVENT_DATA.items()
 }
 # Security 4688 describes a process creation with other names than Sysmon 1; Sigma's
 # process_creation rules use the Sysmon names, so the 4688 values are also given those.
-_PROCESS_CREATION_ALIASES = {
+_PROCESS_CREATION_ALIASES: Final = {
     "NewProcessName": "Image",
     "ParentProcessName": "ParentImage",
     "NewProcessId": "ProcessId",
     "SubjectLogonId": "LogonId",
 }
-_LEVELS = {
+_LEVELS: Final = {
     "0": "information",
     "1": "critical",
     "2": "error",
@@ -68,9 +68,9 @@ _LEVELS = {
     "4": "information",
     "5": "verbose",
 }
-_LOGON_FAILURE_CODES = {"4625", "4771", "4776"}
-_LOGON_SUCCESS_CODES = {"4624", "4648"}
-_LOGON_CODES = _LOGON_FAILURE_CODES | _LOGON_SUCCESS_CODES
+_LOGON_FAILURE_CODES: Final = {"4625", "4771", "4776"}
+_LOGON_SUCCESS_CODES: Final = {"4624", "4648"}
+_LOGON_CODES: Final = _LOGON_FAILURE_CODES | _LOGON_SUCCESS_CODES
 
 
 def windows_event(
@@ -96,7 +96,7 @@ def windows_event(
     put(event, "log.level", _LEVELS.get(str(system.get("Level", ""))))
 
     data = {
-        name: value if value.__class__ is str else _text(value)
+        name: value if type(value) is str else _text(value)
         for name, value in event_data.items()
         if value is not None
     }
@@ -122,7 +122,7 @@ def windows_event(
 
 
 # Winlogbeat and the evtx parser already write UTC with a Z: such a time is used as it is.
-_UTC_MILLIS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(?:\d{3,4})?Z")
+_UTC_MILLIS: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(?:\d{3,4})?Z")
 
 
 def _time_created(value: Any, context: ParseContext) -> datetime | str:
