@@ -237,6 +237,20 @@ def test_fields_whose_values_never_repeat_stop_being_remembered() -> None:
     assert [rule.id for rule in engine.match(failed)] == brute_force(engine, failed)
 
 
+def test_small_groups_index_substrings_without_re2_sets() -> None:
+    """The sshd group is too small for RE2 sets; its keyword rule must still be skipped on
+    lines without its phrase (it used to be evaluated on every sshd line) and kept on others."""
+    engine = SigmaEngine(load_rules([DEFAULT_RULE_DIR]).rules)
+    line = "Mar  3 10:00:09 web01 sshd[2213]: Disconnecting: {} for root [preauth]"
+    for phrase, expected in (("Too many authentication failures", True), ("Bye", False)):
+        event, _ = parse_detected(line.format(phrase), TEST_CONTEXT)
+        group = engine._group(routing_key(event))
+        assert group.rules and not group.unfiltered
+        titles = [group.rules[i].title for i in group.candidates(EventView(event))]
+        assert ("SSH Too Many Authentication Failures" in titles) is expected
+        assert [rule.id for rule in engine.match(event)] == brute_force(engine, event)
+
+
 def test_lone_surrogates_in_fields_are_matched_not_fatal() -> None:
     """A JSON escape can put a lone surrogate in any field; RE2 takes UTF-8, which cannot
     encode one, and the scan used to stop with UnicodeEncodeError in the prefilter."""
