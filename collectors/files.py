@@ -301,7 +301,7 @@ class FileEventReader:
             for offset, data, truncated in read_lines(handle, self.max_line_bytes, position):
                 if end is not None and offset >= end:
                     break
-                if not data.strip():
+                if not data or data.isspace():  # blank: no copy made, unlike strip()
                     continue
                 self.stats.lines += 1
                 text, valid = decode_line(data)
@@ -355,16 +355,21 @@ class LineEventIds:
     """
 
     def __init__(self) -> None:
-        self._source: tuple[str, str] | None = None
+        self._agency: str | None = None
+        self._path: str | None = None
         self._ids: SourceEventIds | None = None
 
     def __call__(self, event: Event) -> None:
         if "event.id" in event:
             return
-        source = (event["organization.id"], event["log.file.path"])
+        agency, path = event["organization.id"], event["log.file.path"]
         ids = self._ids
-        if ids is None or source != self._source:
+        # The events of one file share these very strings: identity is the usual answer.
+        if ids is None or not (
+            (agency is self._agency or agency == self._agency)
+            and (path is self._path or path == self._path)
+        ):
             # Kept events come in runs from one file: its constant part is hashed once a run.
-            ids = self._ids = SourceEventIds(*source)
-            self._source = source
+            ids = self._ids = SourceEventIds(agency, path)
+            self._agency, self._path = agency, path
         event["event.id"] = ids.id(event["log.offset"], event["event.original"])

@@ -179,7 +179,8 @@ class CorrelationEngine:
         for rule in rules:
             for rule_id in dict.fromkeys(rule.rule_ids):
                 self._by_referenced[rule_id].append(_Reference(rule, rule_id))
-        self._groups: OrderedDict[tuple[str, tuple[str, ...]], _Group] = OrderedDict()
+        #: Groups by (correlation rule id, *group-by values), least recently active first.
+        self._groups: OrderedDict[tuple[str, ...], _Group] = OrderedDict()
         self._newest_time = float("-inf")
         self._sweeps = SweepSchedule(SWEEP_EVERY)
 
@@ -264,10 +265,11 @@ class CorrelationEngine:
                 return None
             values.append(value if type(value) is str else str(value))
         rule = reference.rule
-        key = (rule.id, tuple(values))
+        # One flat tuple: a nested one would be hashed anew on every lookup.
+        key = (rule.id, *values)
         group = self._groups.get(key)
         if group is None:
-            group = self._groups[key] = _Group(rule, key[1])
+            group = self._groups[key] = _Group(rule, key[1:])
             if len(self._groups) > self.max_groups:
                 self._evict_oldest(f"the cap of {self.max_groups} groups")
         else:

@@ -106,11 +106,12 @@ def _enrich_pam(event: Event, message: str) -> bool:
         return True
     session = _PAM_SESSION.search(message)
     if session:
+        state, user, by = session.groups()
         event["event.dataset"] = "system.auth"
         event["event.category"] = ["session"]
-        event["event.action"] = f"session_{session['state']}"
-        event["user.name"] = session["user"]
-        put(event, "related.user", [name for name in (session["user"], session["by"]) if name])
+        event["event.action"] = f"session_{state}"
+        event["user.name"] = user
+        put(event, "related.user", [user, by] if by else [user])
         return True
     return False
 
