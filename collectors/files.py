@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from collectors.event import Event, SourceEventIds
 from collectors.parsers import ParseContext, Parser, get_parser, parse_detected
@@ -352,6 +352,9 @@ class LineEventIds:
     """Gives an event read without its id (``FileEventReader(line_ids=False)``) the id the
     reader would have given it, from the fields the reader set: agency, file path, offset and
     the line's text. Events that have an id (EVTX records) keep it.
+
+    Correlation windows keep a line's ``identity`` instead of its id, and ask for the id only
+    when an alert lists it (``detectors.correlation.DeferredIds``).
     """
 
     def __init__(self) -> None:
@@ -360,9 +363,19 @@ class LineEventIds:
         self._ids: SourceEventIds | None = None
 
     def __call__(self, event: Event) -> None:
-        if "event.id" in event:
-            return
-        agency, path = event["organization.id"], event["log.file.path"]
+        if "event.id" not in event:
+            event["event.id"] = self.id_of(self.identity(event))
+
+    def identity(self, event: Event) -> tuple[Any, ...]:
+        return (
+            event["organization.id"],
+            event["log.file.path"],
+            event["log.offset"],
+            event["event.original"],
+        )
+
+    def id_of(self, identity: tuple[Any, ...]) -> str:
+        agency, path, offset, original = identity
         ids = self._ids
         # The events of one file share these very strings: identity is the usual answer.
         if ids is None or not (
@@ -372,4 +385,4 @@ class LineEventIds:
             # Kept events come in runs from one file: its constant part is hashed once a run.
             ids = self._ids = SourceEventIds(agency, path)
             self._agency, self._path = agency, path
-        event["event.id"] = ids.id(event["log.offset"], event["event.original"])
+        return ids.id(offset, original)

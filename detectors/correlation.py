@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
 from operator import attrgetter
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from collectors.event import Event, format_timestamp
 from detectors.alert import ENTITY_FIELDS, Alert
@@ -71,6 +71,22 @@ class CorrelationStats:
     alerts: int = 0
 
 
+class DeferredIds(Protocol):
+    """Ids for events that arrive without one (a scan's lines, ``collectors.files.LineEventIds``):
+    an entry keeps what its event's id is made of and asks for the id only when it is needed
+    (an alert lists it, or entries of one second are ordered). Most counted matches (every
+    successful login, for "brute force then success") expire without ever needing it."""
+
+    def __call__(self, event: Event) -> None:
+        """Give the event its ``event.id`` now."""
+
+    def identity(self, event: Event) -> tuple[Any, ...]:
+        """What the event's id is made of (small: kept per entry instead of the id)."""
+
+    def id_of(self, identity: tuple[Any, ...]) -> str:
+        """The id ``identity`` makes."""
+
+
 class _Entry:
     """One counted match. Never changed once made, and compared by identity only.
 
@@ -78,16 +94,33 @@ class _Entry:
     through its generic ``__init__`` at 0.85 µs, on every match a correlation counts.
     """
 
-    __slots__ = ("agency", "event_id", "rule_id", "time", "value")
+    __slots__ = ("_event_id", "_pending", "agency", "rule_id", "time", "value")
 
     def __init__(
-        self, time: float, event_id: str, rule_id: str, value: str | None, agency: str
+        self,
+        time: float,
+        event_id: str | None,
+        rule_id: str,
+        value: str | None,
+        agency: str,
+        pending: tuple[DeferredIds, tuple[Any, ...]] | None = None,
     ) -> None:
         self.time = time
-        self.event_id = event_id
+        self._event_id = event_id
+        self._pending = pending
         self.rule_id = rule_id
         self.value = value
         self.agency = agency
+
+    @property
+    def event_id(self) -> str:
+        """The id of the counted event, made on first use when it was deferred."""
+        if self._event_id is None:
+            assert self._pending is not None, "an entry has an id or what makes it"
+            ids, identity = self._pending
+            self._event_id = ids.id_of(identity)
+            self._pending = None
+        return self._event_id
 
 
 #: Entries are kept in this order: by time, and among equal times (syslog has one-second
@@ -164,8 +197,10 @@ class CorrelationEngine:
         max_entries_per_group: int = DEFAULT_MAX_ENTRIES_PER_GROUP,
         max_future: float = DEFAULT_MAX_FUTURE_SECONDS,
         clock: Callable[[], float] = time.time,
+        deferred_ids: DeferredIds | None = None,
     ) -> None:
         self.rules = rules
+        self.deferred_ids = deferred_ids
         self.lateness = lateness
         self.max_groups = max_groups
         self.max_entries = max_entries
@@ -227,7 +262,8 @@ class CorrelationEngine:
                 continue
             group.newest = max(group.newest, moment)
             before = len(group.entries)
-            self._add(reference, group, _entry(reference, rule_id, event, moment))
+            entry = _entry(reference, rule_id, event, moment, self.deferred_ids)
+            self._add(reference, group, entry)
             if not reference.monotone:
                 group.entities = _entities(event)
             elif (alert := _fire_monotone(group, event)) is not None:
@@ -344,7 +380,13 @@ class CorrelationEngine:
         return alerts
 
 
-def _entry(reference: _Reference, rule_id: str, event: Event, time: float) -> _Entry:
+def _entry(
+    reference: _Reference,
+    rule_id: str,
+    event: Event,
+    time: float,
+    deferred_ids: DeferredIds | None,
+) -> _Entry:
     rule = reference.rule
     if rule.type == "value_count":
         assert reference.value_field is not None
@@ -354,8 +396,12 @@ def _entry(reference: _Reference, rule_id: str, event: Event, time: float) -> _E
         value = rule_id
     else:
         value = None
-    event_id = str(event.get("event.id") or event.get("alert.id") or "")
-    return _Entry(time, event_id, rule_id, value, str(event.get("organization.id", "unknown")))
+    agency = str(event.get("organization.id", "unknown"))
+    event_id = event.get("event.id") or event.get("alert.id")
+    if event_id is None and deferred_ids is not None:
+        pending = (deferred_ids, deferred_ids.identity(event))
+        return _Entry(time, None, rule_id, value, agency, pending)
+    return _Entry(time, str(event_id or ""), rule_id, value, agency)
 
 
 def _measure(rule: CorrelationRule, entries: list[_Entry]) -> int:

@@ -4,11 +4,11 @@ anomaly models."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from collectors.event import Event
 from detectors.alert import Alert
-from detectors.correlation import CorrelationEngine
+from detectors.correlation import CorrelationEngine, DeferredIds
 from detectors.engine import SigmaEngine
 from detectors.rules import CompiledRule, RuleLoadReport
 from detectors.watcher import EventWatcher
@@ -29,13 +29,15 @@ class Detector:
         report: RuleLoadReport,
         correlations: CorrelationEngine | None = None,
         watchers: Sequence[EventWatcher] = (),
-        identify: Callable[[Event], None] | None = None,
+        identify: DeferredIds | None = None,
     ) -> None:
-        """``identify`` gives an event its ``event.id`` when it arrives without one (a scan
-        identifies only events that match a rule or meet a watcher; alerts, correlation
-        windows and models need the id)."""
+        """``identify`` gives ids to events that arrive without one (a scan's lines), when
+        they raise an alert or meet a watcher; the correlation engine made here asks it for an
+        id only when an alert lists the event (see ``DeferredIds``)."""
         self.engine = SigmaEngine(report.rules)
-        self.correlations = correlations or CorrelationEngine(report.correlations)
+        self.correlations = correlations or CorrelationEngine(
+            report.correlations, deferred_ids=identify
+        )
         self.watchers = list(watchers)
         self._identify = identify
         generating = {
@@ -53,7 +55,9 @@ class Detector:
 
     def process(self, event: Event) -> list[Alert]:
         matches = self.engine.match(event)
-        if self._identify is not None and (matches or self.watchers):
+        if self._identify is not None and (
+            self.watchers or any(rule.id not in self._silent for rule in matches)
+        ):
             self._identify(event)
         alerts = self.process_matches(event, matches)
         for watcher in self.watchers:

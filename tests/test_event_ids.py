@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from hypothesis import strategies as st
 from collectors.event import SourceEventIds, event_id
 from collectors.files import FileEventReader, LineEventIds, expand_paths
 from collectors.parsers import ParseContext
+from detectors.detection import Detector
+from detectors.rules import DEFAULT_RULE_DIR, load_rules
 from scanner.run import ScanOptions, run_scan
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -109,3 +112,39 @@ def test_scan_alerts_carry_the_ids_of_the_events_as_read(tmp_path: Path) -> None
     assert matched and set(matched) <= read_ids
     # A correlation lists the events it counted, or the alerts of the correlation it builds on.
     assert counted and set(counted) <= read_ids | alert_ids
+
+
+def test_ids_deferred_until_needed_give_the_alerts_of_ids_given_while_reading(
+    tmp_path: Path,
+) -> None:
+    """A scan identifies alerting events only, and correlation windows keep the rest's
+    identity until an alert lists them: every alert (ids, listed events, their order within
+    one second) must be what ids given while reading produce. A burst of failures within one
+    second makes the windows order entries by id."""
+    burst = tmp_path / "burst.log"
+    burst.write_text(
+        "".join(
+            f"Mar  3 10:00:0{second} web01 sshd[{pid}]: Failed password for root from "
+            f"203.0.113.9 port {40000 + pid} ssh2\n"
+            for second in range(3)
+            for pid in range(6)
+        )
+        + "Mar  3 10:00:05 web01 sshd[99]: Accepted password for root from 203.0.113.9 "
+        "port 41000 ssh2\n",
+        encoding="utf-8",
+    )
+    paths = [*expand_paths([SAMPLES]), burst]
+    context = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
+    rules = load_rules([DEFAULT_RULE_DIR])
+
+    def alerts(detector: Detector, events: Iterable[dict]) -> list[dict]:
+        found = [alert for event in events for alert in detector.process(event)]
+        return [alert.to_dict() for alert in [*found, *detector.flush()]]
+
+    given_while_reading = alerts(Detector(rules), FileEventReader(context).read(paths))
+    deferred = alerts(
+        Detector(rules, identify=LineEventIds()),
+        FileEventReader(context, line_ids=False).read(paths),
+    )
+    assert any("correlation.event_ids" in alert for alert in deferred)
+    assert deferred == given_while_reading
