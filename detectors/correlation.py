@@ -19,7 +19,8 @@ How a window behaves (documented for analysts in docs/correlation.md):
   single host with a clock years ahead would otherwise expire everybody's state.
 * Memory is bounded: state expires with its timespan; a group holds at most
   ``max_entries_per_group`` entries; the engine holds at most ``max_groups`` groups and
-  ``max_entries`` entries in all (about 470 and 170 bytes each). Beyond a cap the least recently
+  ``max_entries`` entries in all (about 470 and 170 bytes each; 290 for an entry keeping a
+  scan line instead of its id, see ``DeferredIds``). Beyond a cap the least recently
   active group is evicted, counted, and logged (at most once a minute).
 """
 
