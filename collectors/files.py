@@ -311,6 +311,11 @@ class FileEventReader:
                 if self.line_ids:
                     # A valid line's bytes are its text in UTF-8: hashed as read, not re-encoded.
                     event["event.id"] = ids.id(offset, text, data if valid else None)
+                else:
+                    # The id is the reader's to give, later: one the record carried (an ECS
+                    # JSON line's event.id) would be taken for it and is dropped, as it is
+                    # overwritten above.
+                    event.pop("event.id", None)
                 if truncated or not valid:
                     tags = event.setdefault("tags", [])
                     if truncated:

@@ -65,17 +65,22 @@ def test_file_lines_get_ids_of_their_text_valid_or_not(tmp_path: Path) -> None:
 
 
 def _eager_and_deferred(paths: list[Path], context: ParseContext) -> tuple[list[dict], list[dict]]:
-    eager = list(FileEventReader(context, max_line_bytes=16).read(paths))
-    deferred = list(FileEventReader(context, max_line_bytes=16, line_ids=False).read(paths))
+    eager = list(FileEventReader(context, max_line_bytes=64).read(paths))
+    deferred = list(FileEventReader(context, max_line_bytes=64, line_ids=False).read(paths))
     return eager, deferred
 
 
 def test_ids_given_later_equal_the_ids_given_while_reading(tmp_path: Path) -> None:
     """A scan leaves ids off and gives them to the events it keeps: each must be the id the
-    reader would have given (valid, invalid, truncated, CRLF and NUL lines, gzip, and files
-    taking turns, which the one-source cache must not mix up)."""
+    reader would have given (valid, invalid, truncated, CRLF and NUL lines, a JSON line with
+    an id of its own, gzip, and files taking turns, which the one-source cache must not mix
+    up)."""
     plain = tmp_path / "auth.log"
-    plain.write_bytes(b"caf\xc3\xa9 ok\r\nbad \xff byte\n\nnul \x00 in line\n" + b"x" * 40 + b"\n")
+    plain.write_bytes(
+        b"caf\xc3\xa9 ok\r\nbad \xff byte\n\nnul \x00 in line\n"
+        + b"x" * 100
+        + b'\n{"event": {"id": "its-own"}, "message": "json"}\n'
+    )
     zipped = tmp_path / "access.log.gz"
     zipped.write_bytes(gzip.compress(b"first line\nsecond line\n"))
     context = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
@@ -88,6 +93,7 @@ def test_ids_given_later_equal_the_ids_given_while_reading(tmp_path: Path) -> No
     assert [event["event.id"] for event in deferred] == [event["event.id"] for event in eager]
     assert any("socpipe_truncated" in event.get("tags", []) for event in deferred)
     assert any("socpipe_invalid_utf8" in event.get("tags", []) for event in deferred)
+    assert any(event["event.dataset"] == "json.generic" for event in deferred)
 
 
 def test_an_event_with_an_id_keeps_it() -> None:
