@@ -315,7 +315,8 @@ class FileEventReader:
                     # The id is the reader's to give, later: one the record carried (an ECS
                     # JSON line's event.id) would be taken for it and is dropped, as it is
                     # overwritten above.
-                    event.pop("event.id", None)
+                    if "event.id" in event:  # rare: a test, where pop() is a method call
+                        del event["event.id"]
                 if truncated or not valid:
                     tags = event.setdefault("tags", [])
                     if truncated:
