@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: demo test lint bench-scan bench-anomaly services-up services-down
+.PHONY: demo test lint typecheck imports bench-scan bench-anomaly services-up services-down
 
 # The modules setup.py compiles with mypyc: changing one means compiling again.
 COMPILED := $(shell sed -n 's/^    "\(.*\.py\)",$$/\1/p' setup.py)
@@ -23,9 +23,17 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# mypy over the whole tree, with modules named as installed (scripts/typecheck.sh says how).
+typecheck: $(BIN)/.installed
+	bash scripts/typecheck.sh $(BIN)
+
+# The layers of docs/architecture.md (import-linter contracts in pyproject.toml).
+imports: $(BIN)/.installed
+	$(BIN)/lint-imports pyproject.toml
+
 # The whole suite: unit tests and integration tests against the real Kafka and Elasticsearch,
 # which scripts/services.sh fetches (first run), starts and waits for.
-test: lint services-up
+test: lint typecheck imports services-up
 	bash scripts/run-tests.sh $(BIN)
 
 services-up:

@@ -35,10 +35,10 @@ from kafka.admin import KafkaAdminClient
 from bench.corpus import generate
 from bench.pipeline import isolated
 from bench.report import write_section
-from collectors.parsers import ParseContext, parse_detected
-from collectors.publisher import EventPublisher
-from daemon.config import Config, load_config
-from daemon.kafka_io import ensure_topics, group_caught_up
+from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.collectors.publisher import EventPublisher
+from socpipe.core.config import Config, load_config
+from socpipe.core.kafka_clients import ensure_topics, group_caught_up
 
 REPO = Path(__file__).resolve().parent.parent
 REBUILT = re.compile(r"state rebuilt from \d+ records in ([\d.]+) s")

@@ -161,8 +161,8 @@ def child(inputs: list[str], rules: list[str], jobs: int) -> None:
     alerts out), report numbers as JSON on stdout. One job is pinned to one core."""
     if jobs == 1:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    from detectors.rules import load_rules
-    from scanner.run import ScanOptions, run_scan
+    from socpipe.detectors.rules import load_rules
+    from socpipe.scanner.run import ScanOptions, run_scan
 
     started = time.perf_counter()
     report = load_rules([Path(path) for path in rules])
@@ -188,10 +188,10 @@ def child(inputs: list[str], rules: list[str], jobs: int) -> None:
 
 def split(kind: str, rules: list[Path], lines: int = 50_000) -> dict:
     """Where the time goes: parsing alone, then detection alone on the parsed events."""
-    from collectors.files import FileEventReader
-    from collectors.parsers import ParseContext
-    from detectors.engine import SigmaEngine
-    from detectors.rules import load_rules
+    from socpipe.collectors.files import FileEventReader
+    from socpipe.collectors.parsers import ParseContext
+    from socpipe.detectors.engine import SigmaEngine
+    from socpipe.detectors.rules import load_rules
 
     path = corpus(kind, lines)
     # Parsing is timed streaming, as a scan runs: holding every event alive while parsing
@@ -225,7 +225,7 @@ def machine() -> list[str]:
     versions = ", ".join(
         f"{name} {metadata.version(name)}" for name in ("pySigma", "google-re2", "evtx", "PyYAML")
     )
-    from pipeline import hot_path_compiled
+    from socpipe.pipeline import hot_path_compiled
 
     compiled = (
         f"hot path compiled by mypyc (mypy {metadata.version('mypy')}, see setup.py)"

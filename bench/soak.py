@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.pipeline import Pipeline, isolated
 from bench.report import write_section
-from daemon.config import load_config
+from socpipe.core.config import load_config
 
 SAMPLE_EVERY_SECS = 30
 

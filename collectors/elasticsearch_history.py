@@ -13,7 +13,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from collectors.event import Event
+from socpipe.core.event import Event
 
 PAGE_SIZE = 1000
 

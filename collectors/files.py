@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-from collectors.event import Event, SourceEventIds
-from collectors.parsers import ParseContext, Parser, get_parser, parse_detected
-from collectors.parsers.evtx_records import read_evtx
+from socpipe.collectors.lines import DEFAULT_MAX_LINE_BYTES, decode_line, read_lines
+from socpipe.collectors.parsers import ParseContext, Parser, get_parser, parse_detected
+from socpipe.collectors.parsers.evtx_records import read_evtx
+from socpipe.core.event import Event, SourceEventIds, add_tag
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_LINE_BYTES = 256 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
 _EVTX_MAGIC = b"ElfFile\x00"
 
@@ -156,50 +156,6 @@ class _Position:
             return 0
 
 
-def read_lines(
-    handle: BinaryIO, max_line_bytes: int, offset: int = 0
-) -> Iterator[tuple[int, bytes, bool]]:
-    """Yield ``(offset, line, truncated)``; a line over the cap keeps its first bytes.
-
-    ``offset`` is where the handle is positioned in the file.
-    """
-    while True:
-        chunk = handle.readline(max_line_bytes + 1)
-        if not chunk:
-            return
-        start = offset
-        offset += len(chunk)
-        truncated = False
-        if len(chunk) > max_line_bytes and not chunk.endswith(b"\n"):
-            truncated = True
-            chunk = chunk[:max_line_bytes]
-            # Skip the rest of the oversized line without holding it in memory.
-            while True:
-                rest = handle.readline(1 << 20)
-                offset += len(rest)
-                if not rest or rest.endswith(b"\n"):
-                    break
-        yield start, chunk.rstrip(b"\r\n"), truncated
-
-
-def _skip_rest_of_line(handle: BinaryIO) -> int:
-    """Read up to and including the next newline; the number of bytes read."""
-    skipped = 0
-    while True:
-        piece = handle.readline(1 << 20)
-        skipped += len(piece)
-        if not piece or piece.endswith(b"\n"):
-            return skipped
-
-
-def decode_line(raw: bytes) -> tuple[str, bool]:
-    """Text for the line and whether it was valid UTF-8."""
-    try:
-        return raw.decode("utf-8"), True
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", "backslashreplace"), False
-
-
 class FileEventReader:
     """Turns files into events, with per-line format detection or one forced format."""
 
@@ -292,13 +248,13 @@ class FileEventReader:
         with path.open("rb") as raw:
             self._current = _Position(raw)
             handle: BinaryIO = gzip.GzipFile(fileobj=raw) if gzipped else raw  # type: ignore[assignment]
-            position = 0
+            lines = read_lines(handle, self.max_line_bytes)
             if start > 0:
                 # The line that starts at ``start`` is ours; one that started before is not.
                 raw.seek(start - 1)
-                position = start - 1 + _skip_rest_of_line(raw)
+                lines = read_lines(raw, self.max_line_bytes, start - 1, skip_first=True)
             parser: Parser | None = self.forced
-            for offset, data, truncated in read_lines(handle, self.max_line_bytes, position):
+            for offset, data, truncated in lines:
                 if end is not None and offset >= end:
                     break
                 if not data or data.isspace():  # blank: no copy made, unlike strip()
@@ -318,9 +274,8 @@ class FileEventReader:
                     if "event.id" in event:  # rare: a test, where pop() is a method call
                         del event["event.id"]
                 if truncated or not valid:
-                    tags = event.setdefault("tags", [])
                     if truncated:
-                        tags.append("socpipe_truncated")
+                        add_tag(event, "socpipe_truncated")
                         self.stats.truncated += 1
                         log.warning(
                             "line truncated file=%s offset=%d cap=%d",
@@ -329,7 +284,7 @@ class FileEventReader:
                             self.max_line_bytes,
                         )
                     if not valid:
-                        tags.append("socpipe_invalid_utf8")
+                        add_tag(event, "socpipe_invalid_utf8")
                         self.stats.invalid_utf8 += 1
                 self.stats.events += 1
                 yield event

@@ -28,12 +28,19 @@ from typing import BinaryIO
 
 from kafka.errors import KafkaError
 
-from collectors.event import SourceEventIds
-from collectors.files import DEFAULT_MAX_LINE_BYTES, decode_line
-from collectors.live_context import Clock, LiveContext, wall_clock
-from collectors.parsers import ParseContext, parse_detected
-from collectors.publisher import EventPublisher
-from daemon import metrics
+from socpipe.collectors.lines import (
+    DEFAULT_MAX_LINE_BYTES,
+    READ_BYTES,
+    Line,
+    LineSplitter,
+    decode_line,
+)
+from socpipe.collectors.live_context import Clock, LiveContext, wall_clock
+from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.collectors.publisher import Publisher
+from socpipe.core import metrics
+from socpipe.core.errors import SocpipeError
+from socpipe.core.event import SourceEventIds, add_tag
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +55,10 @@ class _Tracked:
     path: str
     handle: BinaryIO
     inode: int
+    #: Where the lines read but not yet confirmed end (the splitter's resume offset).
     offset: int
+    splitter: LineSplitter
     confirmed: int = 0
-    pending: bytes = b""
     #: The fingerprint once it covers FINGERPRINT_BYTES (it no longer changes then).
     head: str | None = None
 
@@ -75,7 +83,7 @@ class FileFollower:
         self,
         patterns: list[str],
         state_file: Path,
-        publisher: EventPublisher,
+        publisher: Publisher,
         context: ParseContext,
         poll_interval: float = 0.25,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
@@ -97,7 +105,9 @@ class FileFollower:
         except FileNotFoundError:
             return {}
         except (OSError, json.JSONDecodeError) as error:
-            raise SystemExit(f"cannot read collector state {self.state_file}: {error}") from None
+            raise SocpipeError(
+                f"cannot read the collector's saved positions: {error}", str(self.state_file)
+            ) from None
 
     def _save_state(self) -> None:
         state = {
@@ -115,7 +125,7 @@ class FileFollower:
 
     def _open(self, path: str) -> None:
         try:
-            handle = open(path, "rb")  # noqa: SIM115  (kept open to follow the file)
+            handle: BinaryIO = open(path, "rb")  # noqa: SIM115  (kept open to follow the file)
             inode = os.fstat(handle.fileno()).st_ino
         except OSError as error:
             log.warning("cannot open file=%s reason=%s", path, error)
@@ -130,7 +140,9 @@ class FileFollower:
         if offset > os.fstat(handle.fileno()).st_size:
             offset = 0  # truncated while we were down
         handle.seek(offset)
-        self.files[path] = _Tracked(path, handle, inode, offset, confirmed=offset)
+        self.files[path] = _Tracked(
+            path, handle, inode, offset, self._splitter(offset), confirmed=offset
+        )
         log.info("following file=%s from offset=%d", path, offset)
 
     def _find_rotated(self, path: str, saved: dict) -> BinaryIO | None:
@@ -191,7 +203,7 @@ class FileFollower:
             for tracked in self.files.values():
                 tracked.handle.seek(tracked.confirmed)
                 tracked.offset = tracked.confirmed
-                tracked.pending = b""
+                tracked.splitter = self._splitter(tracked.confirmed)
             log.warning(
                 "kafka did not acknowledge; %d bytes in %d files wait in the log files"
                 " (re-read from the confirmed positions when it does) reason=%s",
@@ -218,7 +230,12 @@ class FileFollower:
         self._buffered.set(waiting)
         return waiting
 
-    def _read_new(self, tracked: _Tracked) -> int:
+    def _splitter(self, offset: int) -> LineSplitter:
+        return LineSplitter(self.max_line_bytes, offset)
+
+    def _read_new(self, tracked: _Tracked, final: bool = False) -> int:
+        """Publish the lines written since the last read. ``final``: the file will not grow
+        (it was rotated away), so a last line without a newline is complete."""
         try:
             size = os.fstat(tracked.handle.fileno()).st_size
         except OSError:
@@ -228,35 +245,38 @@ class FileFollower:
             tracked.handle.seek(0)
             tracked.offset = 0
             tracked.head = None  # new first bytes
-            tracked.pending = b""
+            tracked.splitter = self._splitter(0)
         count = 0
         ids = SourceEventIds(self.context.base.agency_id, tracked.path)
-        while chunk := tracked.handle.read(1 << 20):
-            data = tracked.pending + chunk
-            lines = data.split(b"\n")
-            tracked.pending = lines.pop()
-            # (line, bytes it consumed): an over-long unfinished line is cut, and its bytes count
-            # as consumed so positions stay exact.
-            entries = [(raw, len(raw) + 1) for raw in lines]
-            if len(tracked.pending) > self.max_line_bytes:
-                entries.append((tracked.pending[: self.max_line_bytes], len(tracked.pending)))
-                tracked.pending = b""
-            start = tracked.offset
-            for raw, consumed in entries:
-                line_offset = start
-                start += consumed
-                line = raw.rstrip(b"\r")
-                text, valid = decode_line(line)
-                if not text.strip():
-                    continue
-                context = self.context.now()
-                event, _parser = parse_detected(text, context)
-                event["log.file.path"] = tracked.path
-                event["log.offset"] = line_offset
-                event["event.id"] = ids.id(line_offset, text, line if valid else None)
-                self.publisher.publish(event)
-                count += 1
-            tracked.offset = start
+        while chunk := tracked.handle.read(READ_BYTES):
+            count += self._publish(tracked.path, ids, tracked.splitter.feed(chunk))
+        if final and (last := tracked.splitter.finish()) is not None:
+            count += self._publish(tracked.path, ids, [last])
+        tracked.offset = tracked.splitter.resume_offset
+        return count
+
+    def _publish(self, path: str, ids: SourceEventIds, lines: list[Line]) -> int:
+        count = 0
+        for line in lines:
+            text, valid = decode_line(line.data)
+            if not text.strip():
+                continue
+            event, _parser = parse_detected(text, self.context.now())
+            event["log.file.path"] = path
+            event["log.offset"] = line.offset
+            event["event.id"] = ids.id(line.offset, text, line.data if valid else None)
+            if line.truncated:
+                add_tag(event, "socpipe_truncated")
+                log.warning(
+                    "line truncated file=%s offset=%d cap=%d",
+                    path,
+                    line.offset,
+                    self.max_line_bytes,
+                )
+            if not valid:
+                add_tag(event, "socpipe_invalid_utf8")
+            self.publisher.publish(event)
+            count += 1
         return count
 
     def _follow_rotation(self, tracked: _Tracked) -> int:
@@ -268,7 +288,7 @@ class FileFollower:
         if current == tracked.inode:
             return 0
         log.info("file rotated file=%s", tracked.path)
-        count = self._read_new(tracked)
+        count = self._read_new(tracked, final=True)
         self.publisher.confirm()
         tracked.handle.close()
         del self.files[tracked.path]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from collectors.parsers import ParseContext
+from socpipe.collectors.parsers import ParseContext
 
 Clock = Callable[[], datetime]
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Protocol
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from collectors import envelope
-from collectors.envelope import EnvelopePacker
-from collectors.event import Event
-from collectors.spool import DiskSpool
-from daemon import metrics
-from daemon.config import KafkaConfig
-from daemon.kafka_io import make_producer
+from socpipe.collectors.spool import DiskSpool
+from socpipe.core import envelope, metrics
+from socpipe.core.config import KafkaConfig
+from socpipe.core.envelope import EnvelopePacker
+from socpipe.core.event import Event
+from socpipe.core.kafka_clients import make_producer
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,14 @@ class _Counters:
 
 def event_key(event: Event) -> bytes:
     return f"{event.get('organization.id', 'unknown')}/{event.get('host.name', '-')}".encode()
+
+
+class Publisher(Protocol):
+    """Where a collector hands its events: ``confirm`` returns once they are durable."""
+
+    def publish(self, event: Event) -> None: ...
+
+    def confirm(self) -> int: ...
 
 
 class EventPublisher:

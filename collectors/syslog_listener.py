@@ -12,12 +12,13 @@ import ssl
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
-from collectors.files import DEFAULT_MAX_LINE_BYTES, decode_line
-from collectors.live_context import Clock, LiveContext, wall_clock
-from collectors.parsers import ParseContext, parse_detected
-from collectors.publisher import SpooledPublisher
+from socpipe.collectors.lines import DEFAULT_MAX_LINE_BYTES, decode_line
+from socpipe.collectors.live_context import Clock, LiveContext, wall_clock
+from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.collectors.publisher import SpooledPublisher
+from socpipe.core.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def _tcp_handler(receiver: SyslogReceiver) -> type[socketserver.StreamRequestHan
         def handle(self) -> None:
             peer = self.client_address[0]
             try:
-                for frame in read_frames(self.rfile):
+                for frame in read_frames(cast(BinaryIO, self.rfile)):
                     receiver.receive(frame, peer)
             except (OSError, ssl.SSLError) as error:
                 log.warning("syslog connection error peer=%s reason=%s", peer, error)
@@ -123,7 +124,7 @@ def tls_context(certfile: str, keyfile: str, client_ca: str | None) -> ssl.SSLCo
 def parse_address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
+        raise UsageError(f"expected HOST:PORT, got {text!r}")
     return host, int(port)
 
 
@@ -142,12 +143,14 @@ class SyslogListener:
             else _TcpServer(parse_address(address), handler)
         )
         self.servers.append(server)
-        return server.server_address[:2]
+        host, port = server.server_address[:2]
+        return str(host), int(port)
 
     def add_udp(self, address: str) -> tuple[str, int]:
         server = _UdpServer(parse_address(address), _udp_handler(self.receiver))
         self.servers.append(server)
-        return server.server_address[:2]
+        host, port = server.server_address[:2]
+        return str(host), int(port)
 
     def run(self, stop: threading.Event) -> None:
         """Serve until ``stop``; the journal is drained to Kafka all along (and kept if not)."""

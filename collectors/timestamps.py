@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Final
 
-from collectors.event import format_timestamp
+from socpipe.core.event import format_timestamp
 
 _MONTHS: Final = {
     name: number

@@ -21,23 +21,26 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from daemon import metrics
-from daemon.config import Config, ConfigError
-from daemon.kafka_io import AssignmentListener, make_consumer, make_producer
-from daemon.replay import StateReplay, commit_metadata
-from daemon.stages import DetectStage, IndexStage, RetryLater, Stage
-from detectors.anomaly.artifact import load_scorer
-from detectors.correlation import CorrelationEngine
-from detectors.detection import Detector
-from detectors.rules import load_rules
-from detectors.watcher import EventWatcher
-from forwarding.indicator_feed import IndicatorPoller, load_feed
-from forwarding.indicators import IndicatorMatcher
-from forwarding.stage import ForwardStage
-from sinks.elasticsearch import ElasticsearchSink, connect
+from socpipe.core import metrics
+from socpipe.core.config import Config
+from socpipe.core.errors import ConfigError, UsageError
+from socpipe.core.kafka_clients import AssignmentListener, make_consumer, make_producer
+from socpipe.core.stage import RetryLater, Stage
+from socpipe.daemon import STAGE_NAMES
+from socpipe.daemon.indicator_feed import IndicatorPoller, load_feed
+from socpipe.daemon.replay import StateReplay, commit_metadata
+from socpipe.daemon.stages import DetectStage, IndexStage
+from socpipe.detectors.anomaly.artifact import load_scorer
+from socpipe.detectors.correlation import CorrelationEngine
+from socpipe.detectors.detection import Detector
+from socpipe.detectors.indicators import IndicatorMatcher
+from socpipe.detectors.rules import load_rules
+from socpipe.detectors.watcher import EventWatcher
+from socpipe.forwarding.stage import ForwardStage
+from socpipe.sinks.elasticsearch import ElasticsearchSink, connect
 
 log = logging.getLogger(__name__)
-STAGE_NAMES = ("detect", "index", "forward")
+
 RETRY_PAUSE_SECS = 2.0
 
 
@@ -222,8 +225,8 @@ def build_forward_stages(
     for destination in destinations:
         try:
             stages.append(ForwardStage(config, producer, destination, stop))
-        except ValueError as error:
-            raise ConfigError(f"forwarding.destinations: {error}") from None
+        except ConfigError as error:
+            raise ConfigError(f"forwarding.destinations: {error.reason}") from None
     return stages
 
 
@@ -241,7 +244,7 @@ def build_stages(config: Config, names: list[str], stop: threading.Event) -> lis
         elif name == "forward":
             stages.extend(build_forward_stages(config, producer, stop))
         else:
-            raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
+            raise UsageError(f"unknown stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
     return stages
 
 

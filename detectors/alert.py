@@ -6,10 +6,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from collectors.event import Event
+from socpipe.core.event import Event
+from socpipe.core.levels import SEVERITY
 
-#: ECS event.severity per Sigma level, so alerts sort the same way in every tool.
-SEVERITY: Final = {"informational": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}
 #: Fields copied from the matched event to the alert, naming who and what is involved.
 ENTITY_FIELDS: Final[tuple[str, ...]] = (
     "host.name",
@@ -69,6 +68,12 @@ class RuleInfo(Protocol):
     def tags(self) -> tuple[str, ...]: ...
     @property
     def source(self) -> str: ...
+    @property
+    def ruleset(self) -> str:
+        """Where the rule comes from, the same on every installation (``rules/linux/x.yml``);
+        ``source`` is the full path, for messages."""
+        ...
+
     @property
     def description(self) -> str: ...
     @property
@@ -140,7 +145,7 @@ class Alert:
             "rule.description": self.rule.description,
             "rule.author": self.rule.author,
             "rule.reference": list(self.rule.references),
-            "rule.ruleset": self.rule.source,
+            "rule.ruleset": self.rule.ruleset,
             "tags": list(self.rule.tags),
             "threat.framework": "MITRE ATT&CK",
             "threat.technique.id": self.techniques,

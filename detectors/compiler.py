@@ -20,9 +20,9 @@ from sigma.conditions import (
 from sigma.rule import SigmaRule
 from sigma.types import SigmaCIDRExpression, SigmaString
 
-from detectors.errors import UnsupportedRuleError
-from detectors.event_view import EventView
-from detectors.values import (
+from socpipe.detectors.errors import UnsupportedRuleError
+from socpipe.detectors.event_view import EventView
+from socpipe.detectors.values import (
     Atom,
     AtomKind,
     Matcher,

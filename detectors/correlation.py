@@ -38,10 +38,10 @@ from itertools import groupby
 from operator import attrgetter
 from typing import Any, Final, Protocol
 
-from collectors.event import Event, format_timestamp
-from detectors.alert import ENTITY_FIELDS, Alert
-from detectors.correlation_rules import CorrelationRule
-from detectors.sweep import DEFAULT_MINIMUM_EVENTS, SweepSchedule
+from socpipe.core.event import Event, format_timestamp
+from socpipe.detectors.alert import ENTITY_FIELDS, Alert
+from socpipe.detectors.correlation_rules import CorrelationRule
+from socpipe.detectors.sweep import DEFAULT_MINIMUM_EVENTS, SweepSchedule
 
 log = logging.getLogger(__name__)
 

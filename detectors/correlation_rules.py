@@ -21,7 +21,7 @@ from sigma.correlations import SigmaCorrelationRule, SigmaExtendedCorrelationCon
 from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.policy import SigmaPolicy
 
-from detectors.errors import RuleError, UnsupportedRuleError, sigma_reason
+from socpipe.detectors.errors import RuleError, UnsupportedRuleError, sigma_reason
 
 #: Valid in the Sigma specification, not implemented by socpipe (reported as unsupported).
 UNSUPPORTED_TYPES = (
@@ -94,6 +94,7 @@ class CorrelationRule:
     author: str = ""
     references: tuple[str, ...] = ()
     falsepositives: tuple[str, ...] = ()
+    ruleset: str = ""
 
     def group_field(self, name: str, rule_id: str) -> str:
         """The event field holding group-by ``name`` in events of rule ``rule_id``."""
@@ -109,6 +110,7 @@ class CorrelationDraft:
     #: The raw ``correlation:`` section, for the parts pySigma does not keep (ranges).
     section: dict[str, Any]
     source: str
+    ruleset: str = ""
 
     @property
     def id(self) -> str:
@@ -124,7 +126,7 @@ class CorrelationDraft:
 
 
 def parse_correlation(
-    document: dict[str, Any], source: str, policy: SigmaPolicy
+    document: dict[str, Any], source: str, policy: SigmaPolicy, ruleset: str = ""
 ) -> CorrelationDraft:
     """Parse with pySigma; references are resolved later, across files.
 
@@ -158,7 +160,7 @@ def parse_correlation(
         raise UnsupportedRuleError(source, "extended (boolean) temporal conditions")
     if rule.id is None:
         raise RuleError(source, "correlation rule has no id")
-    return CorrelationDraft(rule, section, source)
+    return CorrelationDraft(rule, section, source, ruleset)
 
 
 def resolve_correlation(draft: CorrelationDraft, lookup: Mapping[str, str]) -> CorrelationRule:
@@ -190,6 +192,7 @@ def resolve_correlation(draft: CorrelationDraft, lookup: Mapping[str, str]) -> C
         level=rule.level.name.lower() if rule.level else "medium",
         tags=tuple(f"{tag.namespace}.{tag.name}" for tag in rule.tags),
         source=source,
+        ruleset=draft.ruleset or source,
         type=kind,
         rule_ids=rule_ids,
         timespan=float(rule.timespan.seconds),

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from collectors.event import Event
-from detectors.alert import Alert
-from detectors.correlation import CorrelationEngine, DeferredIds
-from detectors.engine import SigmaEngine
-from detectors.rules import CompiledRule, RuleLoadReport
-from detectors.watcher import EventWatcher
+from socpipe.core.event import Event
+from socpipe.detectors.alert import Alert
+from socpipe.detectors.correlation import CorrelationEngine, DeferredIds
+from socpipe.detectors.engine import SigmaEngine
+from socpipe.detectors.rules import CompiledRule, RuleLoadReport
+from socpipe.detectors.watcher import EventWatcher
 
 
 class Detector:

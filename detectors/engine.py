@@ -20,11 +20,11 @@ from typing import Any, Final
 
 import re2
 
-from detectors.event_view import EventView
-from detectors.logsource import event_logsource, routing_key
-from detectors.regex import compile_set
-from detectors.rules import CompiledRule
-from detectors.values import KEYWORD_FIELD, Atom, AtomKind
+from socpipe.detectors.event_view import EventView
+from socpipe.detectors.logsource import event_logsource, routing_key
+from socpipe.detectors.regex import compile_set
+from socpipe.detectors.rules import CompiledRule
+from socpipe.detectors.values import KEYWORD_FIELD, Atom, AtomKind
 
 _SET_OPTIONS = re2.Options()
 _SET_OPTIONS.max_mem = 256 << 20

@@ -1,17 +1,24 @@
-"""One error root for rule problems, knowing the file it came from."""
+"""Rule problems, each knowing the file (and, where known, the line) it came from."""
 
 from __future__ import annotations
 
 import re
 
+from socpipe.core.errors import SocpipeError
 
-class RuleError(Exception):
-    """A rule that cannot be used, with the file and the reason."""
 
-    def __init__(self, source: str, reason: str) -> None:
-        super().__init__(f"{source}: {reason}")
-        self.source = source
-        self.reason = reason
+class RuleError(SocpipeError):
+    """A rule that cannot be used, with the file, the line when known, and the reason.
+
+    ``key`` names the top-level key the problem is about, when known, so the loader that has
+    the file's text can find its line.
+    """
+
+    def __init__(
+        self, source: str, reason: str, line: int | None = None, key: str | None = None
+    ) -> None:
+        super().__init__(reason, source, line)
+        self.key = key
 
 
 class UnsupportedRuleError(RuleError):

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sigma.exceptions import SigmaError, SigmaRuleLocation
@@ -19,22 +20,30 @@ from sigma.policy.regex_engine import PythonRegexEngine
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaLogSource, SigmaRule
 
-from detectors.compiler import Clauses, ConditionCompiler
-from detectors.correlation_rules import (
+from socpipe.core.resources import field_mappings_dir
+from socpipe.detectors.compiler import Clauses, ConditionCompiler
+from socpipe.detectors.correlation_rules import (
     CorrelationDraft,
     CorrelationRule,
     parse_correlation,
     resolve_correlation,
 )
-from detectors.errors import RuleError, UnsupportedRuleError, sigma_reason
-from detectors.values import Matcher
+from socpipe.detectors.errors import RuleError, UnsupportedRuleError, sigma_reason
+from socpipe.detectors.rule_schema import ERROR_KEYS, key_line, shape_problem
+from socpipe.detectors.values import Matcher
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PIPELINE_DIR = PROJECT_ROOT / "config" / "pipelines"
-DEFAULT_RULE_DIR = PROJECT_ROOT / "rules"
-LEVELS = ("informational", "low", "medium", "high", "critical")
+#: The field mapping (a file of the field-mappings folder, by stem) a rule of a log source
+#: cannot match without: Windows rules name EventData fields that live under
+#: ``winlog.event_data.``, auditd and web-server rules use names the parsers do not write.
+#: A rule set loaded without it is an error per rule, never a rule that silently never fires.
+REQUIRED_MAPPINGS: dict[tuple[str, str], str] = {
+    ("product", "windows"): "windows",
+    ("product", "linux"): "linux",
+    ("category", "webserver"): "web",
+    ("category", "firewall"): "web",
+}
 # libyaml's safe loader when PyYAML was built with it: same safety, about ten times faster,
 # which matters when loading the few thousand SigmaHQ rules at start-up.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -62,6 +71,9 @@ class CompiledRule:
     references: tuple[str, ...] = ()
     falsepositives: tuple[str, ...] = ()
     name: str = ""
+    #: The rule's place in its rule set, the same on every installation
+    #: (``rules/linux/ssh_invalid_user.yml``); ``source`` is the full path, for messages.
+    ruleset: str = ""
 
 
 @dataclass
@@ -75,37 +87,71 @@ class RuleLoadReport:
     files: int = 0
 
 
-def load_pipeline(directory: Path = DEFAULT_PIPELINE_DIR) -> ProcessingPipeline:
-    """All field-mapping pipelines of a folder, merged in priority order."""
-    merged: ProcessingPipeline | None = None
-    for path in sorted(directory.glob("*.yml")):
-        with path.open(encoding="utf-8") as handle:
-            pipeline = ProcessingPipeline.from_dict(yaml.safe_load(handle))
-        merged = pipeline if merged is None else merged + pipeline
-    return merged if merged is not None else ProcessingPipeline()
+@dataclass(frozen=True)
+class FieldMappings:
+    """The pySigma processing pipelines that map Sigma field names to socpipe's event fields,
+    merged, with the names (file stems) of those that were found."""
+
+    pipeline: ProcessingPipeline
+    names: frozenset[str] = frozenset()
+    folder: str = "(none)"
+
+    def missing_for(self, logsource: SigmaLogSource) -> str | None:
+        """The required mapping a rule of this log source lacks, if any."""
+        for (attribute, value), name in REQUIRED_MAPPINGS.items():
+            if getattr(logsource, attribute) == value and name not in self.names:
+                return name
+        return None
 
 
-def rule_files(paths: Iterable[Path]) -> list[Path]:
-    files: list[Path] = []
+#: No mapping at all: rules written against the event's own field names (tests, inline rules).
+NO_MAPPINGS = FieldMappings(ProcessingPipeline(), frozenset(REQUIRED_MAPPINGS.values()))
+
+
+def load_field_mappings(folder: Path | None = None) -> FieldMappings:
+    """Every field-mapping pipeline of a folder (default: the ones shipped with socpipe),
+    merged in priority order. A file that cannot be read or parsed is a ``RuleError``."""
+    folder = folder or field_mappings_dir()
+    merged = ProcessingPipeline()
+    names = set()
+    for path in sorted(folder.glob("*.yml")):
+        try:
+            document = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
+            merged = merged + ProcessingPipeline.from_dict(document)
+        except (OSError, yaml.YAMLError, SigmaError, ValueError, TypeError) as error:
+            raise RuleError(str(path), f"field mapping unusable: {error}") from None
+        names.add(path.stem)
+    return FieldMappings(merged, frozenset(names), str(folder))
+
+
+def rule_files(paths: Iterable[Path]) -> list[tuple[Path, str]]:
+    """Every rule file below ``paths``, with its place in its rule set: the path from the
+    folder that was given (``rules/linux/x.yml``), or the file name when a file was given."""
+    files: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yml", ".yaml")))
+            files.extend(
+                (file, f"{path.name}/{file.relative_to(path).as_posix()}")
+                for file in sorted(path.rglob("*"))
+                if file.suffix in (".yml", ".yaml")
+            )
         else:
-            files.append(path)
+            files.append((path, path.name))
     # Test events kept beside the rules are not rules.
-    return [path for path in files if not path.name.endswith((".tests.yml", ".tests.yaml"))]
+    return [item for item in files if not item[0].name.endswith((".tests.yml", ".tests.yaml"))]
 
 
-def load_rules(paths: Iterable[Path], pipeline: ProcessingPipeline | None = None) -> RuleLoadReport:
-    """Load every rule file below ``paths``; problems are collected, never raised."""
-    pipeline = pipeline if pipeline is not None else load_pipeline()
+def load_rules(paths: Iterable[Path], mappings: FieldMappings | None = None) -> RuleLoadReport:
+    """Load every rule file below ``paths``; problems with rules are collected, never raised
+    (a broken installation, such as missing field mappings, is raised)."""
+    mappings = mappings if mappings is not None else load_field_mappings()
     report = RuleLoadReport()
     seen_ids: dict[str, str] = {}
     drafts: list[CorrelationDraft] = []
-    for path in rule_files(paths):
+    for path, ruleset in rule_files(paths):
         report.files += 1
         try:
-            for rule in _load_file(path, pipeline):
+            for rule in _load_file(path, mappings, ruleset):
                 if rule.id in seen_ids:
                     raise RuleError(
                         str(path), f"duplicate rule id {rule.id} (also in {seen_ids[rule.id]})"
@@ -157,7 +203,9 @@ def _draft_keys(drafts: list[CorrelationDraft]) -> set[str]:
     return {key for draft in drafts for key in (draft.id, draft.name) if key}
 
 
-def _load_file(path: Path, pipeline: ProcessingPipeline) -> list[CompiledRule | CorrelationDraft]:
+def _load_file(
+    path: Path, mappings: FieldMappings, ruleset: str
+) -> list[CompiledRule | CorrelationDraft]:
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -165,27 +213,43 @@ def _load_file(path: Path, pipeline: ProcessingPipeline) -> list[CompiledRule | 
     except (OSError, UnicodeDecodeError) as error:
         raise RuleError(source, f"cannot read: {error}") from None
     except yaml.YAMLError as error:
-        raise RuleError(source, f"invalid YAML: {error}".replace("\n", " ")) from None
+        mark = getattr(error, "problem_mark", None)
+        reason = str(getattr(error, "problem", None) or error).replace("\n", " ")
+        line = mark.line + 1 if mark is not None else None
+        raise RuleError(source, f"invalid YAML: {reason}", line) from None
     if not documents:
         raise RuleError(source, "empty file")
     compiled: list[CompiledRule | CorrelationDraft] = []
-    for document in documents:
-        if not isinstance(document, dict):
-            raise RuleError(source, "a rule must be a YAML mapping")
-        if "correlation" in document:
-            compiled.append(parse_correlation(document, source, RULE_POLICY))
-            continue
-        if "filter" in document and "detection" not in document:
-            raise UnsupportedRuleError(source, "Sigma filter documents are not supported yet")
-        if "action" in document:
-            raise UnsupportedRuleError(
-                source, "multi-document 'action:' collections are deprecated"
-            )
-        compiled.append(compile_rule(document, source, pipeline))
+    for index, document in enumerate(documents):
+        try:
+            compiled.append(_load_document(document, source, mappings, ruleset))
+        except RuleError as error:
+            if error.line is None and error.key is not None:
+                error = type(error)(source, error.reason, key_line(text, error.key, index))
+            raise error from None
     return compiled
 
 
-def compile_rule(document: dict, source: str, pipeline: ProcessingPipeline) -> CompiledRule:
+def _load_document(
+    document: Any, source: str, mappings: FieldMappings, ruleset: str
+) -> CompiledRule | CorrelationDraft:
+    if not isinstance(document, dict):
+        raise RuleError(source, "a rule must be a YAML mapping")
+    if problem := shape_problem(document):
+        key, reason = problem
+        raise RuleError(source, f"{key}: {reason}", key=key)
+    if "correlation" in document:
+        return parse_correlation(document, source, RULE_POLICY, ruleset)
+    if "filter" in document and "detection" not in document:
+        raise UnsupportedRuleError(source, "Sigma filter documents are not supported yet")
+    if "action" in document:
+        raise UnsupportedRuleError(source, "multi-document 'action:' collections are deprecated")
+    return compile_rule(document, source, mappings, ruleset)
+
+
+def compile_rule(
+    document: dict, source: str, mappings: FieldMappings = NO_MAPPINGS, ruleset: str = ""
+) -> CompiledRule:
     """Parse one rule mapping with pySigma, map its fields and compile its condition."""
     try:
         rule = SigmaRule.from_dict(
@@ -195,13 +259,22 @@ def compile_rule(document: dict, source: str, pipeline: ProcessingPipeline) -> C
             policy=RULE_POLICY,
         )
         if rule.errors:
-            raise RuleError(source, "; ".join(sigma_reason(error) for error in rule.errors))
-        pipeline.apply(rule)
+            first = type(rule.errors[0]).__name__
+            reasons = "; ".join(sigma_reason(error) for error in rule.errors)
+            raise RuleError(source, reasons, key=ERROR_KEYS.get(first))
+        if missing := mappings.missing_for(rule.logsource):
+            raise RuleError(
+                source,
+                f"needs the field mapping {missing!r} ({missing}.yml), which is not in"
+                f" {mappings.folder}: without it the rule could never match",
+            )
+        mappings.pipeline.apply(rule)
         matcher, prefilter = ConditionCompiler(source).compile_rule(rule)
     except RuleError:
         raise
     except SigmaError as error:
-        raise RuleError(source, sigma_reason(error)) from None
+        key = ERROR_KEYS.get(type(error).__name__)
+        raise RuleError(source, sigma_reason(error), key=key) from None
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         # pySigma raises plain exceptions on some malformed rules; report, don't crash the load.
         raise RuleError(source, f"{type(error).__name__}: {error}") from None
@@ -221,4 +294,5 @@ def compile_rule(document: dict, source: str, pipeline: ProcessingPipeline) -> C
         references=tuple(rule.references or ()),
         falsepositives=tuple(rule.falsepositives or ()),
         name=rule.name or "",
+        ruleset=ruleset or source,
     )

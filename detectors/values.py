@@ -36,9 +36,9 @@ from sigma.types import (
     TimestampPart,
 )
 
-from detectors.errors import UnsupportedRuleError
-from detectors.event_view import EventView
-from detectors.regex import compile_regex
+from socpipe.detectors.errors import UnsupportedRuleError
+from socpipe.detectors.event_view import EventView
+from socpipe.detectors.regex import compile_regex
 
 Matcher = Callable[[EventView], bool]
 Predicate = Callable[[str], bool]

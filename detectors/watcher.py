@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from collectors.event import Event
-from detectors.alert import Alert
+from socpipe.core.event import Event
+from socpipe.detectors.alert import Alert
 
 
 class EventWatcher(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from detectors.alert import SEVERITY
+from socpipe.core.levels import SEVERITY
 
 VERSION = "0.1.0"
 #: CEF severity (0-10) per Sigma level.

@@ -11,19 +11,19 @@ from typing import TextIO
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from daemon.config import Config
-from forwarding.delivery import (
+from socpipe.core.config import Config
+from socpipe.forwarding.delivery import (
     Backoff,
     CircuitBreaker,
     DestinationUnavailable,
     PermanentError,
     TransientError,
 )
-from forwarding.delivery import deliver as deliver_with_retries
-from forwarding.destinations.base import build_destination
-from forwarding.policy import Minimiser, Selection
-from forwarding.stage import hash_key, synthetic_alert
-from forwarding.status import read_status
+from socpipe.forwarding.delivery import deliver as deliver_with_retries
+from socpipe.forwarding.destinations.base import build_destination
+from socpipe.forwarding.policy import Minimiser, Selection
+from socpipe.forwarding.stage import hash_key, synthetic_alert
+from socpipe.forwarding.status import read_status
 
 TEST_BUDGET_SECS = 15.0
 
@@ -44,8 +44,7 @@ def forward_test(config: Config, name: str, out: TextIO) -> bool:
         return False
     alert = synthetic_alert(config.forwarding.province_id)
     refusal = Selection(settings.policy).refusal(alert)
-    target = settings.url or settings.address or settings.topic
-    print(f"destination {name} ({settings.type} {target})", file=out)
+    print(f"destination {name} ({settings.type} {settings.target})", file=out)
     if refusal:
         print(f"  policy: this alert would normally be skipped ({refusal}); sent anyway", file=out)
     payload = Minimiser(settings.minimise, hash_key(config)).apply(alert)

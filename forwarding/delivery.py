@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.stages import RetryLater
+from socpipe.core.stage import RetryLater
 
 
 class DeliveryError(Exception):

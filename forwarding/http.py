@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from forwarding.delivery import PermanentError, TransientError
+from socpipe.forwarding.delivery import PermanentError, TransientError
 
 T = TypeVar("T")
 #: HTTP statuses that say "not now" rather than "never".

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from daemon.config import ForwardPolicyConfig, MinimiseConfig
-from detectors.alert import SEVERITY
-from detectors.rules import LEVELS
+from socpipe.core.config import ForwardPolicyConfig, MinimiseConfig
+from socpipe.core.errors import ConfigError
+from socpipe.core.levels import LEVELS, SEVERITY
 
 AlertDocument = dict[str, Any]
 
@@ -25,7 +25,7 @@ class Selection:
 
     def __init__(self, policy: ForwardPolicyConfig) -> None:
         if policy.min_level not in LEVELS:
-            raise ValueError(f"min_level must be one of {', '.join(LEVELS)}")
+            raise ConfigError(f"min_level must be one of {', '.join(LEVELS)}")
         self.policy = policy
         self.min_severity = SEVERITY[policy.min_level]
 
@@ -62,7 +62,7 @@ class Minimiser:
 
     def __init__(self, settings: MinimiseConfig, hash_key: bytes | None) -> None:
         if settings.hash_fields and not hash_key:
-            raise ValueError(
+            raise ConfigError(
                 "hash_fields needs a key: set forwarding.hash_key_env to a variable holding it"
             )
         self.settings = settings

@@ -19,14 +19,19 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
-from collectors import envelope
-from daemon import metrics
-from daemon.config import Config, DestinationConfig, secret_from_env
-from daemon.stages import Stage
-from forwarding.delivery import Backoff, CircuitBreaker, PermanentError, TransientError, deliver
-from forwarding.destinations.base import Destination, build_destination
-from forwarding.policy import Minimiser, RateLimiter, Selection
-from forwarding.status import DestinationStatus, write_status
+from socpipe.core import envelope, metrics
+from socpipe.core.config import Config, DestinationBase, secret_from_env
+from socpipe.core.stage import Stage
+from socpipe.forwarding.delivery import (
+    Backoff,
+    CircuitBreaker,
+    PermanentError,
+    TransientError,
+    deliver,
+)
+from socpipe.forwarding.destinations.base import Destination, build_destination
+from socpipe.forwarding.policy import Minimiser, RateLimiter, Selection
+from socpipe.forwarding.status import DestinationStatus, write_status
 
 log = logging.getLogger(__name__)
 #: Alert ids this process delivered recently: a batch handed back after a partial failure
@@ -44,7 +49,7 @@ class ForwardStage(Stage):
         self,
         config: Config,
         producer: KafkaProducer,
-        destination_config: DestinationConfig,
+        destination_config: DestinationBase,
         stop: threading.Event,
         destination: Destination | None = None,
     ) -> None:

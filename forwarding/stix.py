@@ -27,7 +27,7 @@ from typing import Any
 
 import stix2
 
-from detectors.alert import SEVERITY
+from socpipe.core.levels import SEVERITY
 
 #: Namespace for socpipe's deterministic STIX ids.
 NAMESPACE = uuid.UUID("6f1f3c52-2f4b-5b2e-9c61-5c0c5e1f7a01")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from taxii2client.v21 import Collection
 
-from daemon.config import TlsConfig, secret_from_env
-from forwarding.http import SessionSettingsAdapter
-from forwarding.tls import client_cert, tls_verify
+from socpipe.core.config import TlsConfig, secret_from_env
+from socpipe.forwarding.http import SessionSettingsAdapter
+from socpipe.forwarding.tls import client_cert, tls_verify
 
 
 def open_collection(

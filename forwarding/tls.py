@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 
-from daemon.config import TlsConfig
+from socpipe.core.config import TlsConfig
+from socpipe.core.errors import ConfigError
 
 
 def tls_verify(tls: TlsConfig, owner: str) -> str | bool:
     """requests' ``verify``: the configured CA file, else the system's trust store."""
     if tls.ca_certs and not os.path.exists(tls.ca_certs):
-        raise ValueError(f"{owner}: CA file {tls.ca_certs} not found")
+        raise ConfigError(f"{owner}: CA file {tls.ca_certs} not found")
     return tls.ca_certs or True
 
 

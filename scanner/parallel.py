@@ -22,10 +22,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from collectors.event import Event
-from collectors.files import FileEventReader, FilePart, LineEventIds, ReadStats
-from collectors.parsers import ParseContext
-from detectors.engine import SigmaEngine
+from socpipe.collectors.files import FileEventReader, FilePart, LineEventIds, ReadStats
+from socpipe.collectors.parsers import ParseContext
+from socpipe.core.errors import SocpipeError
+from socpipe.core.event import Event
+from socpipe.detectors.engine import SigmaEngine
 
 #: Input per unit of work: big enough that a part's bookkeeping is negligible, small enough
 #: that two cores share even a single file.
@@ -81,7 +82,7 @@ def _scan_part(part: FilePart) -> PartResult:
     return _scanner.scan(part)
 
 
-class WorkerDied(RuntimeError):
+class WorkerDied(SocpipeError):
     """A worker process ended without returning its part (killed, out of memory)."""
 
 

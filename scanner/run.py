@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from collectors.files import (
+from socpipe.collectors.files import (
     DEFAULT_MAX_LINE_BYTES,
     FileEventReader,
     FilePart,
@@ -24,21 +24,23 @@ from collectors.files import (
     expand_paths,
     split_into_parts,
 )
-from collectors.parsers import ParseContext
-from detectors.alert import Alert
-from detectors.detection import Detector
-from detectors.rules import DEFAULT_RULE_DIR, RuleLoadReport, load_rules
-from detectors.watcher import EventWatcher
-from forwarding.indicators import IndicatorMatcher, IndicatorStore
-from scanner.parallel import DEFAULT_PART_BYTES, PartScanner, scan_parts
-from scanner.progress import Progress
-from scanner.summary import ScanSummary
+from socpipe.collectors.parsers import ParseContext
+from socpipe.core.resources import bundled_rules_dir
+from socpipe.detectors.alert import Alert
+from socpipe.detectors.detection import Detector
+from socpipe.detectors.indicators import IndicatorMatcher, IndicatorStore
+from socpipe.detectors.rules import RuleLoadReport, load_rules
+from socpipe.detectors.watcher import EventWatcher
+from socpipe.scanner.parallel import DEFAULT_PART_BYTES, PartScanner, scan_parts
+from socpipe.scanner.progress import Progress
+from socpipe.scanner.summary import ScanSummary
 
 
 @dataclass(frozen=True)
 class ScanOptions:
     paths: Sequence[Path]
-    rule_paths: Sequence[Path] = (DEFAULT_RULE_DIR,)
+    #: Rule files and folders; empty: the rules shipped with socpipe.
+    rule_paths: Sequence[Path] = ()
     format_name: str = "auto"
     agency_id: str = "unknown"
     agency_name: str | None = None
@@ -58,7 +60,8 @@ def run_scan(
     models: Sequence[EventWatcher] = (),
     indicators: IndicatorStore | None = None,
 ) -> ScanSummary:
-    rules = rules if rules is not None else load_rules(options.rule_paths)
+    if rules is None:
+        rules = load_rules(options.rule_paths or [bundled_rules_dir()])
     watchers = [*models, *([IndicatorMatcher(indicators)] if indicators is not None else [])]
     # Events get their ids only when they match or meet a watcher: most never reach output.
     detector = Detector(rules, watchers=watchers, identify=LineEventIds())

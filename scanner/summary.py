@@ -6,9 +6,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
 
-from collectors.files import ReadStats
-from detectors.alert import SEVERITY, Alert
-from detectors.correlation import CorrelationStats
+from socpipe.collectors.files import ReadStats
+from socpipe.core.levels import SEVERITY
+from socpipe.detectors.alert import Alert
+from socpipe.detectors.correlation import CorrelationStats
 
 TOP: Final = 5
 

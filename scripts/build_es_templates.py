@@ -28,11 +28,11 @@ FALLBACK_TYPES = {
 SKIPPED_TYPES = {"object", "nested", "flattened"}
 KEPT_ATTRIBUTES = ("ignore_above", "index", "doc_values", "scaling_factor")
 # socpipe's own fields beside ECS.
-SOCPIPE_FIELDS = {
+SOCPIPE_FIELDS: dict[str, dict[str, Any]] = {
     "url.decoded": {"type": "keyword", "ignore_above": 8191, "fields": {"text": {"type": "text"}}},
     "http.request.raw": {"type": "keyword", "ignore_above": 8191},
 }
-ALERT_FIELDS = {
+ALERT_FIELDS: dict[str, dict[str, Any]] = {
     "alert.id": {"type": "keyword"},
     "alert.status": {"type": "keyword"},
     "alert.assignee": {"type": "keyword"},

@@ -14,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from detectors.rules import load_rules  # noqa: E402
+from socpipe.detectors.rules import load_rules  # noqa: E402
 
 
 class _Count(logging.Handler):
@@ -29,7 +29,7 @@ class _Count(logging.Handler):
 def main() -> None:
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared" / "data" / "sigma"
     fallbacks = _Count()
-    logging.getLogger("detectors.regex").addHandler(fallbacks)
+    logging.getLogger("socpipe.detectors.regex").addHandler(fallbacks)
     started = time.perf_counter()
     report = load_rules([folder])
     seconds = time.perf_counter() - started

@@ -20,12 +20,12 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 from elasticsearch.serializer import JsonSerializer, OrjsonSerializer
 
-from collectors import envelope
-from daemon.config import PROJECT_ROOT, ElasticsearchConfig, secret_from_env
+from socpipe.core import envelope
+from socpipe.core.config import ElasticsearchConfig, secret_from_env
+from socpipe.core.resources import templates_dir
 
 log = logging.getLogger(__name__)
 
-TEMPLATE_DIR = PROJECT_ROOT / "config" / "elasticsearch"
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
 
 
@@ -79,7 +79,7 @@ ALERTS_DYNAMIC_SETTINGS = ("index.refresh_interval",)
 
 
 def install_templates(
-    client: Elasticsearch, config: ElasticsearchConfig, template_dir: Path = TEMPLATE_DIR
+    client: Elasticsearch, config: ElasticsearchConfig, template_dir: Path | None = None
 ) -> list[str]:
     """Put the composable templates and create the alerts index; safe to run any number of times."""
     # Template file -> (template name, index pattern), following the configured index names.
@@ -87,10 +87,11 @@ def install_templates(
         "soc-events": (f"{config.events_index_prefix}template", f"{config.events_index_prefix}*"),
         "soc-alerts": (f"{config.alerts_index}-template", f"{config.alerts_index}*"),
     }
+    folder = template_dir or templates_dir()
     installed = []
     bodies = {}
     for kind, (name, pattern) in targets.items():
-        body = json.loads((template_dir / f"{kind}.template.json").read_text(encoding="utf-8"))
+        body = json.loads((folder / f"{kind}.template.json").read_text(encoding="utf-8"))
         body["index_patterns"] = [pattern]
         client.indices.put_index_template(name=name, **body)
         installed.append(name)

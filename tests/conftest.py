@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sigma.processing.pipeline import ProcessingPipeline
 
-from detectors.event_view import EventView
-from detectors.rules import CompiledRule, compile_rule
+from socpipe.detectors.event_view import EventView
+from socpipe.detectors.rules import CompiledRule, compile_rule
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("SOCPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -23,7 +22,7 @@ def stale_compiled_modules(root: Path) -> list[str]:
     """Sources edited after `pip install` compiled them (setup.py): Python imports the
     extension module before the source, so tests would run the old code."""
     stale = []
-    for package in ("collectors", "detectors", "scanner", "daemon", "sinks", "forwarding"):
+    for package in ("core", "collectors", "detectors", "scanner", "daemon", "sinks", "forwarding"):
         for extension in (root / package).rglob("*.so"):
             source = extension.with_name(extension.name.split(".", 1)[0] + ".py")
             if source.exists() and source.stat().st_mtime > extension.stat().st_mtime:
@@ -55,7 +54,7 @@ def make_rule(detection: str, logsource: str = "{product: test}") -> CompiledRul
         "title: test rule\nid: 0c7a8f2e-9f55-4e8a-9a43-6c39a2b4f001\n"
         f"logsource: {logsource}\ndetection:\n{textwrap.indent(textwrap.dedent(detection), '  ')}"
     )
-    return compile_rule(yaml.safe_load(text), "inline-test.yml", ProcessingPipeline())
+    return compile_rule(yaml.safe_load(text), "inline-test.yml")
 
 
 def matches(detection: str, event: dict) -> bool:
@@ -65,7 +64,7 @@ def matches(detection: str, event: dict) -> bool:
 @pytest.fixture(scope="session")
 def sample_alerts(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     """The alerts of a scan of the bundled samples: real alert documents of every kind."""
-    from pipeline import main
+    from socpipe.pipeline import main
 
     out = tmp_path_factory.mktemp("sample-alerts") / "alerts.jsonl"
     arguments = ["scan", str(REPO / "samples"), "--agency", "so-tttt", "--out", str(out)]

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from collectors.parsers.access_line import (
+from socpipe.collectors.parsers.access_line import (
     ACCESS,
     ACCESS_VHOST,
     split_access_line,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import yaml
-from sigma.processing.pipeline import ProcessingPipeline
 
-from detectors.alert import Alert, alert_id
-from detectors.rules import compile_rule
+from socpipe.detectors.alert import Alert, alert_id
+from socpipe.detectors.rules import compile_rule
 from tests.conftest import make_rule
 
 RULE_TEXT = "sel:\n  f: x\ncondition: sel\n"
@@ -44,7 +43,7 @@ def test_alert_document_fields() -> None:
 
 def test_attack_tags_split_into_techniques_and_tactics() -> None:
     text = "title: t\nid: 0c7a8f2e-9f55-4e8a-9a43-6c39a2b4f001\nlogsource: {product: test}\ntags: [attack.credential_access, attack.t1110.001, attack.g0016, attack.s0002, cve.2021-44228]\ndetection:\n  sel: {f: x}\n  condition: sel\n"
-    rule = compile_rule(yaml.safe_load(text), "t.yml", ProcessingPipeline())
+    rule = compile_rule(yaml.safe_load(text), "t.yml")
     alert = Alert.from_match(rule, event())
     assert alert.techniques == ["T1110.001"]
     assert alert.tactics == ["credential_access"]

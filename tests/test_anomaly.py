@@ -10,17 +10,19 @@ from pathlib import Path
 import pytest
 
 from bench.anomaly.hdfs import evaluate_hdfs
-from collectors.files import FileEventReader
-from collectors.parsers import ParseContext
-from daemon.config import DEFAULT_CONFIG, load_config
-from daemon.runner import build_detector
-from detectors.anomaly.artifact import ModelArtifactError, load_scorer
-from detectors.anomaly.sequence import TransitionModel
-from detectors.anomaly.templates import TemplateVocabulary, grouping_accuracy
-from detectors.anomaly.training import train_behaviour, train_log_pattern
-from detectors.rules import DEFAULT_RULE_DIR, load_rules
-from pipeline import main
-from scanner.run import ScanOptions, run_scan
+from socpipe.collectors.files import FileEventReader
+from socpipe.collectors.parsers import ParseContext
+from socpipe.core.config import load_config
+from socpipe.core.resources import bundled_rules_dir
+from socpipe.daemon.runner import build_detector
+from socpipe.detectors.anomaly.artifact import ModelArtifactError, load_scorer
+from socpipe.detectors.anomaly.scorers import BehaviourScorer
+from socpipe.detectors.anomaly.sequence import TransitionModel
+from socpipe.detectors.anomaly.templates import TemplateVocabulary, grouping_accuracy
+from socpipe.detectors.anomaly.training import train_behaviour, train_log_pattern
+from socpipe.detectors.rules import load_rules
+from socpipe.pipeline import main
+from socpipe.scanner.run import ScanOptions, run_scan
 from tests.behaviour_data import scanning_client, steady_traffic, write
 from tests.conftest import shared_data
 
@@ -44,7 +46,7 @@ def behaviour_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def anomaly_alerts(model: Path, log: Path, tmp_path: Path) -> list[dict]:
     out = tmp_path / "alerts.jsonl"
     options = ScanOptions(paths=[log], out=out, progress=False, agency_id="so-tttt")
-    run_scan(options, rules=load_rules([DEFAULT_RULE_DIR]), models=[load_scorer(model)])
+    run_scan(options, rules=load_rules([bundled_rules_dir()]), models=[load_scorer(model)])
     alerts = [json.loads(line) for line in out.read_text().splitlines()]
     return [alert for alert in alerts if "anomaly.model" in alert]
 
@@ -79,6 +81,7 @@ def test_artifact_round_trip_keeps_model_and_manifest(behaviour_model: Path) -> 
     assert manifest["training"]["first_event"].startswith("2026-03-02T08")
     assert manifest["versions"]["scikit-learn"]
     scorer = load_scorer(behaviour_model)
+    assert isinstance(scorer, BehaviourScorer)
     assert scorer.model.threshold == pytest.approx(manifest["threshold"])
 
 
@@ -161,10 +164,11 @@ def test_hdfs_sequence_model_beats_the_goal_on_loglizers_split() -> None:
 
 
 def test_daemon_detector_loads_the_configured_models(behaviour_model: Path, tmp_path: Path) -> None:
-    base = load_config(DEFAULT_CONFIG)
+    base = load_config()
     configured = replace(base, stages=replace(base.stages, anomaly_models=[str(behaviour_model)]))
     detector = build_detector(configured)
-    assert [scorer.info.id for scorer in detector.watchers] == ["anomaly-behaviour-web"]
+    [scorer] = detector.watchers
+    assert isinstance(scorer, BehaviourScorer) and scorer.info.id == "anomaly-behaviour-web"
     broken = replace(base, stages=replace(base.stages, anomaly_models=[str(tmp_path)]))
     with pytest.raises(ModelArtifactError, match=str(tmp_path)):
         build_detector(broken)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from collectors.parsers import ParseContext, parse_detected
-from collectors.parsers.auditd import decode_value
+from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.collectors.parsers.auditd import decode_value
 
 CONTEXT = ParseContext(reference_time=datetime(2026, 3, 10, tzinfo=UTC))
 

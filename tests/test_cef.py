@@ -8,16 +8,16 @@ from datetime import UTC, datetime
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from collectors.parsers import ParseContext, get_parser
-from collectors.parsers.cef import parse_extension, split_header
+from socpipe.collectors.parsers import ParseContext, get_parser
+from socpipe.collectors.parsers.cef import parse_extension, split_header
 
 CONTEXT = ParseContext(reference_time=datetime(2026, 3, 10, tzinfo=UTC))
 
 
 def test_header_escapes_pipe_and_backslash() -> None:
-    fields, extension = split_header(
-        r"CEF:0|Ven\|dor|Prod\\uct|1.0|100|Name with \| pipe|7|src=10.0.0.1"
-    )
+    split = split_header(r"CEF:0|Ven\|dor|Prod\\uct|1.0|100|Name with \| pipe|7|src=10.0.0.1")
+    assert split is not None
+    fields, extension = split
     assert fields == ["0", "Ven|dor", "Prod\\uct", "1.0", "100", "Name with | pipe", "7"]
     assert extension == "src=10.0.0.1"
 

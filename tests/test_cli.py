@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import main
+from socpipe.pipeline import main
 from tests.conftest import REPO
 
 EXPECTED_SAMPLE_ALERTS = {
@@ -133,7 +133,7 @@ def test_scan_with_only_broken_rules_fails(tmp_path: Path) -> None:
     (tmp_path / "bad.yml").write_text("title: [unclosed\n")
     result = run("scan", "samples/linux", "--rules", str(tmp_path))
     assert result.returncode == 1
-    assert "bad.yml: invalid YAML" in result.stderr
+    assert "bad.yml: line 2: invalid YAML" in result.stderr
     assert "no usable rule" in result.stderr
 
 
@@ -156,7 +156,7 @@ def test_rules_check_lists_every_problem_and_goes_on(tmp_path: Path) -> None:
     result = run("rules", "check", str(tmp_path))
     assert result.returncode == 1
     lines = result.stdout.splitlines()
-    assert any("broken_yaml.yml: invalid YAML" in line for line in lines)
+    assert any("broken_yaml.yml: line " in line and "invalid YAML" in line for line in lines)
     assert any("bad_modifier.yml" in line and "contians" in line for line in lines)
     assert any("no_condition.yml" in line and "condition" in line.lower() for line in lines)
     assert any("correlation.yml" in line and "unknown rule 'x'" in line for line in lines)
@@ -224,12 +224,10 @@ def test_scan_raises_brute_force_followed_by_success(tmp_path: Path) -> None:
 def test_interrupted_scan_says_where_its_alerts_are(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    import scanner.run
-
     def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(scanner.run, "run_scan", interrupted)
+    monkeypatch.setattr("socpipe.scanner.run.run_scan", interrupted)
     out = tmp_path / "alerts.jsonl"
     assert main(["scan", "samples/linux", "--out", str(out), "--no-progress"]) == 130
     error = capsys.readouterr().err

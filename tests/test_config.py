@@ -6,14 +6,25 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import DEFAULT_CONFIG, ConfigError, load_config
+from socpipe.core.config import load_config
+from socpipe.core.errors import ConfigError
+from socpipe.core.resources import bundled_rules_dir
 
 
 def test_bundled_config_loads() -> None:
-    config = load_config(DEFAULT_CONFIG)
+    config = load_config()
     assert config.kafka.topics.events == "soc.events"
     assert config.elasticsearch.retry_max_secs == 30.0
-    assert config.rule_paths()[0].name == "rules"
+    assert config.rule_paths() == [bundled_rules_dir()]
+
+
+def test_rule_paths_are_relative_to_the_configuration_file(tmp_path: Path) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    path = folder / "socpipe.yml"
+    path.write_text("stages:\n  rules: [bundled, local-rules, /srv/rules]\n")
+    config = load_config(path)
+    assert config.rule_paths() == [bundled_rules_dir(), folder / "local-rules", Path("/srv/rules")]
 
 
 def test_unknown_keys_are_errors_with_their_path(tmp_path: Path) -> None:
@@ -70,5 +81,12 @@ def test_secrets_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.M
 def test_broken_yaml_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.yml"
     path.write_text("kafka: [\n")
-    with pytest.raises(ConfigError, match=r"broken\.yml: invalid YAML"):
+    with pytest.raises(ConfigError, match=r"broken\.yml: line 2: invalid YAML") as raised:
         load_config(path)
+    assert (raised.value.source, raised.value.line) == (str(path), 2)
+
+
+def test_an_unreadable_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yml"
+    with pytest.raises(ConfigError, match=r"missing\.yml: cannot read: No such file"):
+        load_config(missing)

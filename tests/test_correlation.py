@@ -10,10 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
-from detectors.correlation import CorrelationEngine
-from detectors.correlation_rules import CorrelationRule, parse_correlation, resolve_correlation
-from detectors.errors import RuleError
-from detectors.rules import RULE_POLICY, load_rules
+from socpipe.detectors.correlation import CorrelationEngine
+from socpipe.detectors.correlation_rules import (
+    CorrelationRule,
+    parse_correlation,
+    resolve_correlation,
+)
+from socpipe.detectors.errors import RuleError
+from socpipe.detectors.rules import RULE_POLICY, load_rules
 
 START = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
 C1, C2 = "c1c1c1c1-0000-4000-8000-000000000001", "c2c2c2c2-0000-4000-8000-000000000002"
@@ -219,7 +223,7 @@ correlation:
 
 
 def test_window_closes_once_event_time_passes_its_end(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("detectors.correlation.SWEEP_EVERY", 1)
+    monkeypatch.setattr("socpipe.detectors.correlation.SWEEP_EVERY", 1)
     rule = correlation("""
 correlation:
   type: event_count
@@ -253,7 +257,7 @@ correlation:
 
 
 def test_state_expires_with_its_timespan(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("detectors.correlation.SWEEP_EVERY", 1)
+    monkeypatch.setattr("socpipe.detectors.correlation.SWEEP_EVERY", 1)
     engine = CorrelationEngine([correlation(COUNT)], lateness=10)
     for number in range(50):
         engine.observe("fail", event(0, number, **{"source.ip": f"10.0.0.{number}"}))
@@ -363,7 +367,7 @@ def test_references_by_name_chains_and_cycles(tmp_path: Path) -> None:
     )
     report = load_rules([tmp_path])
     assert sorted(rule.id for rule in report.correlations) == [C1, C2]
-    assert {error.source.rsplit("/", 1)[-1] for error in report.errors} == {
+    assert {str(error.source).rsplit("/", 1)[-1] for error in report.errors} == {
         "loop_a.yml",
         "loop_b.yml",
     }
@@ -382,7 +386,7 @@ def test_a_replayed_event_counts_once() -> None:
 
 
 def test_total_entries_are_capped_and_accounted(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("detectors.correlation.SWEEP_EVERY", 7)
+    monkeypatch.setattr("socpipe.detectors.correlation.SWEEP_EVERY", 7)
     rng = random.Random(3)
     rule = correlation(COUNT.replace("gte: 3", "gte: 1000"))
     engine = CorrelationEngine([rule], max_entries=50, max_entries_per_group=20)

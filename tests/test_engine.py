@@ -12,11 +12,11 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sigma.processing.pipeline import ProcessingPipeline
 
-from collectors.files import FileEventReader, expand_paths
-from collectors.parsers import ParseContext, parse_detected
-from detectors.engine import (
+from socpipe.collectors.files import FileEventReader, expand_paths
+from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.core.resources import bundled_rules_dir
+from socpipe.detectors.engine import (
     CACHE_TRIAL_LOOKUPS,
     CACHED_VALUE_MAX_CHARS,
     CACHED_VALUES,
@@ -25,11 +25,11 @@ from detectors.engine import (
     SigmaEngine,
     _RuleGroup,
 )
-from detectors.event_view import EventView
-from detectors.logsource import routing_key
-from detectors.rule_tests import TEST_CONTEXT
-from detectors.rules import DEFAULT_RULE_DIR, compile_rule, load_rules
-from detectors.values import AtomKind
+from socpipe.detectors.event_view import EventView
+from socpipe.detectors.logsource import routing_key
+from socpipe.detectors.rules import compile_rule, load_rules
+from socpipe.detectors.values import AtomKind
+from socpipe.scanner.rule_tests import TEST_CONTEXT
 from tests.conftest import FILES, REPO, SHARED_DATA
 
 
@@ -47,7 +47,7 @@ def corpus_events() -> list[dict]:
         if loghub.exists()
     ]
     events = list(FileEventReader(ParseContext()).read(expand_paths(paths)))
-    for tests_file in DEFAULT_RULE_DIR.rglob("*.tests.yml"):
+    for tests_file in bundled_rules_dir().rglob("*.tests.yml"):
         cases = yaml.safe_load(tests_file.read_text())
         for case in [*cases["match"], *cases["no_match"]]:
             # Correlation cases are sequences of lines or {line, repeat} items.
@@ -58,7 +58,7 @@ def corpus_events() -> list[dict]:
 
 
 def test_prefilter_never_drops_a_match_on_real_events() -> None:
-    rule_paths = [DEFAULT_RULE_DIR]
+    rule_paths = [bundled_rules_dir()]
     if (SHARED_DATA / "sigma").exists():
         rule_paths.append(SHARED_DATA / "sigma")
     engine = SigmaEngine(load_rules(rule_paths).rules)
@@ -120,10 +120,10 @@ def random_rule(draw: st.DrawFn) -> dict:
     st.lists(st.fixed_dictionaries({"f": FIELD_VALUES, "g": FIELD_VALUES}), min_size=1, max_size=5),
 )
 def test_prefilter_is_sound_on_random_rules(rules: list[dict], events: list[dict]) -> None:
-    compiled = [compile_rule(rule, "random.yml", ProcessingPipeline()) for rule in rules]
+    compiled = [compile_rule(rule, "random.yml") for rule in rules]
     # Small groups skip the RE2 sets; a threshold of 0 makes these few rules use them too.
     for set_threshold in (SUBSTRING_PREFILTER_MIN_RULES, 0):
-        with patch("detectors.engine.SUBSTRING_PREFILTER_MIN_RULES", set_threshold):
+        with patch("socpipe.detectors.engine.SUBSTRING_PREFILTER_MIN_RULES", set_threshold):
             engine = SigmaEngine(compiled)
             for event in events:
                 event = {**event, "event.module": "system"}
@@ -133,7 +133,7 @@ def test_prefilter_is_sound_on_random_rules(rules: list[dict], events: list[dict
 
 
 def test_routing_keeps_windows_rules_off_linux_events() -> None:
-    engine = SigmaEngine(load_rules([DEFAULT_RULE_DIR]).rules)
+    engine = SigmaEngine(load_rules([bundled_rules_dir()]).rules)
     linux, _ = parse_detected(
         "Mar  3 10:00:01 web01 sshd[1]: Accepted password for root from 203.0.113.5 port 1 ssh2",
         TEST_CONTEXT,
@@ -158,7 +158,7 @@ def test_routing_keeps_windows_rules_off_linux_events() -> None:
 
 
 def test_events_of_unknown_sources_meet_no_rules() -> None:
-    engine = SigmaEngine(load_rules([DEFAULT_RULE_DIR]).rules)
+    engine = SigmaEngine(load_rules([bundled_rules_dir()]).rules)
     event, _ = parse_detected("something nobody parses", TEST_CONTEXT)
     assert engine.match(event) == []
 
@@ -170,7 +170,7 @@ def test_loading_a_missing_folder_yields_nothing(bad: str) -> None:
 
 
 def test_routing_cache_stays_bounded_when_program_names_never_repeat() -> None:
-    engine = SigmaEngine(load_rules([DEFAULT_RULE_DIR]).rules)
+    engine = SigmaEngine(load_rules([bundled_rules_dir()]).rules)
     for number in range(ROUTING_CACHE_KEYS + 500):
         engine.match({"event.module": "system", "process.name": f"prog{number}", "message": "x"})
     assert len(engine._groups_by_key) <= ROUTING_CACHE_KEYS
@@ -202,7 +202,7 @@ def remembered(group: _RuleGroup) -> dict[str, dict[Any, frozenset[int]]]:
 
 
 def test_prefilter_value_cache_stays_bounded_and_keeps_answering() -> None:
-    engine = SigmaEngine(load_rules([DEFAULT_RULE_DIR]).rules)
+    engine = SigmaEngine(load_rules([bundled_rules_dir()]).rules)
     failed = FAILED_ROOT_LOGIN
     expected = {rule.id for rule in engine.match(failed)}
     assert expected
@@ -221,7 +221,7 @@ def test_prefilter_value_cache_stays_bounded_and_keeps_answering() -> None:
 
 
 def test_fields_whose_values_never_repeat_stop_being_remembered() -> None:
-    engine = SigmaEngine(load_rules([DEFAULT_RULE_DIR]).rules)
+    engine = SigmaEngine(load_rules([bundled_rules_dir()]).rules)
     failed = FAILED_ROOT_LOGIN
     for number in range(CACHE_TRIAL_LOOKUPS + 100):
         event = {**failed, "event.action": f"action{number}"}
@@ -240,7 +240,7 @@ def test_fields_whose_values_never_repeat_stop_being_remembered() -> None:
 def test_small_groups_index_substrings_without_re2_sets() -> None:
     """The sshd group is too small for RE2 sets; its keyword rule must still be skipped on
     lines without its phrase (it used to be evaluated on every sshd line) and kept on others."""
-    engine = SigmaEngine(load_rules([DEFAULT_RULE_DIR]).rules)
+    engine = SigmaEngine(load_rules([bundled_rules_dir()]).rules)
     line = "Mar  3 10:00:09 web01 sshd[2213]: Disconnecting: {} for root [preauth]"
     for phrase, expected in (("Too many authentication failures", True), ("Bye", False)):
         event, _ = parse_detected(line.format(phrase), TEST_CONTEXT)
@@ -269,8 +269,8 @@ def test_lone_surrogates_in_fields_are_matched_not_fatal() -> None:
             ]
         )
     ]
-    with patch("detectors.engine.SUBSTRING_PREFILTER_MIN_RULES", 0):
-        engine = SigmaEngine([compile_rule(rule, "s.yml", ProcessingPipeline()) for rule in rules])
+    with patch("socpipe.detectors.engine.SUBSTRING_PREFILTER_MIN_RULES", 0):
+        engine = SigmaEngine([compile_rule(rule, "s.yml") for rule in rules])
         event = {"event.module": "system", "url.path": "/a\ud800b/admin", "message": "\udcff"}
         assert [rule.title for rule in engine.match(event)] == ["contains", "regex"]
         assert engine.match({**event, "message": "evil \ud800"})[-1].title == "keyword"
@@ -285,8 +285,8 @@ def test_raw_records_are_not_remembered_by_the_prefilter() -> None:
         "logsource": {"product": "linux"},
         "detection": {"keywords": ["evil"], "condition": "keywords"},
     }
-    with patch("detectors.engine.SUBSTRING_PREFILTER_MIN_RULES", 0):
-        engine = SigmaEngine([compile_rule(keyword_rule, "k.yml", ProcessingPipeline())])
+    with patch("socpipe.detectors.engine.SUBSTRING_PREFILTER_MIN_RULES", 0):
+        engine = SigmaEngine([compile_rule(keyword_rule, "k.yml")])
         for number in range(100):
             event = {"event.module": "system", "event.original": f"line {number} evil"}
             assert len(engine.match(event)) == 1
@@ -307,7 +307,7 @@ def test_numbers_share_prefilter_answers_but_booleans_do_not() -> None:
         }
         for number, (name, value) in enumerate([("one", 1), ("true", "true"), ("404", 404)])
     ]
-    engine = SigmaEngine([compile_rule(rule, "n.yml", ProcessingPipeline()) for rule in rules])
+    engine = SigmaEngine([compile_rule(rule, "n.yml") for rule in rules])
     seen = []
     for value in (1, True, 1, "1", 404, True, 1.0, 404):
         event = {"event.module": "system", "f": value}
@@ -334,7 +334,7 @@ def test_a_rule_is_evaluated_only_when_two_of_its_clauses_hit() -> None:
             "condition": "selection and not filter",
         },
     }
-    compiled = compile_rule(rule, "r.yml", ProcessingPipeline())
+    compiled = compile_rule(rule, "r.yml")
     assert {atom for clause in compiled.prefilter for atom in clause} == {
         ("EventID", "4624", AtomKind.EQUALS),
         ("LogonType", "3", AtomKind.EQUALS),
@@ -363,7 +363,7 @@ def test_few_valued_fields_are_not_taken_for_rare_ones() -> None:
             "condition": "selection",
         },
     }
-    compiled = compile_rule(rule, "r.yml", ProcessingPipeline())
+    compiled = compile_rule(rule, "r.yml")
     assert compiled.prefilter[0] == frozenset({("user.name", "root", AtomKind.EQUALS)})
     engine = SigmaEngine([compiled])
     login = {"event.module": "system", "process.name": "sshd", "event.action": "ssh_login"}

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from collectors import envelope
-from collectors.envelope import EnvelopePacker
+from socpipe.core import envelope
+from socpipe.core.envelope import EnvelopePacker
 
 
 def event(number: int, host: str = "web01") -> dict:

@@ -12,12 +12,13 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collectors.event import SourceEventIds, event_id
-from collectors.files import FileEventReader, LineEventIds, expand_paths
-from collectors.parsers import ParseContext
-from detectors.detection import Detector
-from detectors.rules import DEFAULT_RULE_DIR, load_rules
-from scanner.run import ScanOptions, run_scan
+from socpipe.collectors.files import FileEventReader, LineEventIds, expand_paths
+from socpipe.collectors.parsers import ParseContext
+from socpipe.core.event import SourceEventIds, event_id
+from socpipe.core.resources import bundled_rules_dir
+from socpipe.detectors.detection import Detector
+from socpipe.detectors.rules import load_rules
+from socpipe.scanner.run import ScanOptions, run_scan
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -141,7 +142,7 @@ def test_ids_deferred_until_needed_give_the_alerts_of_ids_given_while_reading(
     )
     paths = [*expand_paths([SAMPLES]), burst]
     context = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
-    rules = load_rules([DEFAULT_RULE_DIR])
+    rules = load_rules([bundled_rules_dir()])
 
     def alerts(detector: Detector, events: Iterable[dict]) -> list[dict]:
         found = [alert for event in events for alert in detector.process(event)]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collectors.files import FileEventReader
-from collectors.parsers import ParseContext
+from socpipe.collectors.files import FileEventReader
+from socpipe.collectors.parsers import ParseContext
 from tests.conftest import FILES
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from collectors.files import FileEventReader, expand_paths, read_lines, split_into_parts
-from collectors.parsers import ParseContext
+from socpipe.collectors.files import FileEventReader, expand_paths, split_into_parts
+from socpipe.collectors.lines import read_lines
+from socpipe.collectors.parsers import ParseContext
 from tests.conftest import FILES
 
 CONTEXT = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
@@ -135,7 +136,7 @@ def test_file_parts_give_every_line_exactly_once(tmp_path: Path, part_bytes: int
         + LINE
     )
     whole, whole_reader = read([path], max_line_bytes=1024)
-    in_parts = []
+    in_parts: list[dict] = []
     parts = list(split_into_parts([path], part_bytes))
     assert len(parts) == (
         1 if part_bytes >= path.stat().st_size else -(-path.stat().st_size // part_bytes)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from collectors.parsers import ParseContext, base, parse_detected
-from detectors.detection import Detector
-from detectors.rules import load_rules
+from socpipe.collectors.parsers import ParseContext, base, parse_detected
+from socpipe.detectors.detection import Detector
+from socpipe.detectors.rules import load_rules
 from tests.conftest import REPO
 
 ROOT_LOGIN = {
@@ -71,7 +71,7 @@ def test_fields_the_rule_does_not_test_do_not_change_its_verdict(
 
 
 def test_scan_counts_an_event_whose_dataset_is_a_number(tmp_path: Path) -> None:
-    from scanner.run import ScanOptions, run_scan
+    from socpipe.scanner.run import ScanOptions, run_scan
 
     source = tmp_path / "events.json"
     source.write_text(
@@ -150,6 +150,9 @@ class UnreadableZone(tzinfo):
 
     def dst(self, moment: datetime | None) -> timedelta:
         return timedelta(0)
+
+    def tzname(self, moment: datetime | None) -> str:
+        return "unreadable"
 
 
 def test_a_parser_failing_inside_keeps_the_line_and_says_so_once(

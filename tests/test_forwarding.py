@@ -9,19 +9,26 @@ from pathlib import Path
 
 import pytest
 import stix2
+import yaml
 
-from collectors.parsers import ParseContext, parse_detected
-from daemon.config import (
+from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.core.config import (
     Config,
-    ConfigError,
-    DestinationConfig,
+    DestinationBase,
     ForwardingConfig,
     ForwardPolicyConfig,
+    KafkaDestinationConfig,
     MinimiseConfig,
+    SyslogDestinationConfig,
+    TaxiiDestinationConfig,
+    WebhookDestinationConfig,
+    config_document,
+    load_config,
 )
-from daemon.runner import build_forward_stages
-from forwarding.cef import cef_line, syslog_frame
-from forwarding.delivery import (
+from socpipe.core.errors import ConfigError
+from socpipe.daemon.runner import build_forward_stages
+from socpipe.forwarding.cef import cef_line, syslog_frame
+from socpipe.forwarding.delivery import (
     Backoff,
     CircuitBreaker,
     DestinationUnavailable,
@@ -29,9 +36,9 @@ from forwarding.delivery import (
     TransientError,
     deliver,
 )
-from forwarding.destinations.base import build_destination
-from forwarding.policy import Minimiser, RateLimiter, Selection
-from forwarding.stix import alert_bundle
+from socpipe.forwarding.destinations.base import build_destination
+from socpipe.forwarding.policy import Minimiser, RateLimiter, Selection
+from socpipe.forwarding.stix import alert_bundle
 
 
 def string_values(document: object) -> list[str]:
@@ -56,7 +63,7 @@ def test_selection_by_level_rule_tag_and_agency(sample_alerts: list[dict]) -> No
     assert Selection(ForwardPolicyConfig(exclude_tags=["attack.t1136.001"])).refusal(critical)
     assert Selection(ForwardPolicyConfig(include_agencies=["so-yte"])).refusal(critical)
     assert Selection(ForwardPolicyConfig(exclude_agencies=["so-tttt"])).refusal(critical)
-    with pytest.raises(ValueError, match="min_level"):
+    with pytest.raises(ConfigError, match="min_level"):
         Selection(ForwardPolicyConfig(min_level="urgent"))
 
 
@@ -77,7 +84,7 @@ def test_minimisation_drops_and_hashes_everywhere_and_keeps_the_original(
     assert other_key["user.name"] != minimised["user.name"]
     kept = Minimiser(MinimiseConfig(keep_original=True), None).apply(alert)
     assert kept["events"][0]["event.original"] == alert["events"][0]["event.original"]
-    with pytest.raises(ValueError, match="hash_key_env"):
+    with pytest.raises(ConfigError, match="hash_key_env"):
         Minimiser(MinimiseConfig(hash_fields=["user.name"]), None)
 
 
@@ -207,20 +214,43 @@ def test_stix_bundle_is_valid_and_identical_on_resend(sample_alerts: list[dict])
     assert alert_bundle(other, "province-soc", "P").objects[-2].id != sighting.id
 
 
-def test_destination_registry_names_what_is_wrong() -> None:
+def test_destination_sections_are_checked_for_their_own_type(tmp_path: Path) -> None:
+    def load(destination: dict) -> Config:
+        path = tmp_path / "socpipe.yml"
+        path.write_text(yaml.safe_dump({"forwarding": {"destinations": [destination]}}))
+        return load_config(path)
+
+    with pytest.raises(ConfigError, match=r"destinations\[0\]\.type: must be one of kafka, syslog"):
+        load({"name": "x", "type": "smtp"})
+    with pytest.raises(ConfigError, match=r"destinations\[0\]: missing key\(s\): url, collection"):
+        load({"name": "x", "type": "taxii"})
+    # A key of another destination type is a typo here, not a setting.
+    with pytest.raises(ConfigError, match=r"destinations\[0\]: unknown key\(s\): url"):
+        load({"name": "x", "type": "syslog", "address": "h:1", "url": "https://x/"})
+    loaded = load(
+        {"name": "x", "type": "syslog", "address": "h:1", "policy": {"min_level": "high"}}
+    )
+    [syslog] = loaded.forwarding.destinations
+    assert isinstance(syslog, SyslogDestinationConfig) and syslog.policy.min_level == "high"
+    assert load_config_document(tmp_path, config_document(loaded)) == loaded
+
+
+def load_config_document(folder: Path, document: dict) -> Config:
+    path = folder / "again.yml"
+    path.write_text(yaml.safe_dump(document))
+    return load_config(path)
+
+
+def test_destination_names_and_addresses_are_checked_when_built() -> None:
     forwarding = ForwardingConfig()
-    with pytest.raises(ValueError, match="type must be one of kafka, syslog, taxii, webhook"):
-        build_destination(DestinationConfig(name="x", type="smtp"), forwarding)
-    with pytest.raises(ValueError, match="needs url, collection"):
-        build_destination(DestinationConfig(name="x", type="taxii"), forwarding)
-    with pytest.raises(ValueError, match="letters, digits"):
-        build_destination(DestinationConfig(name="a/b", type="webhook", url="x"), forwarding)
-    with pytest.raises(ValueError, match="host:port"):
-        build_destination(DestinationConfig(name="x", type="syslog", address="nohost"), forwarding)
+    with pytest.raises(ConfigError, match="letters, digits"):
+        build_destination(WebhookDestinationConfig(name="a/b", url="x"), forwarding)
+    with pytest.raises(ConfigError, match="host:port"):
+        build_destination(SyslogDestinationConfig(name="x", address="nohost"), forwarding)
 
 
 def test_status_round_trip(tmp_path: Path) -> None:
-    from forwarding.status import DestinationStatus, read_status, write_status
+    from socpipe.forwarding.status import DestinationStatus, read_status, write_status
 
     status = DestinationStatus("national", "taxii")
     status.failed("HTTP 503")
@@ -232,9 +262,8 @@ def test_status_round_trip(tmp_path: Path) -> None:
 
 
 def test_unreachable_kafka_destination_is_an_outage_not_a_start_failure() -> None:
-    settings = DestinationConfig(
+    settings = KafkaDestinationConfig(
         name="remote",
-        type="kafka",
         topic="alerts",
         bootstrap_servers=["127.0.0.1:1"],
         security_protocol="PLAINTEXT",
@@ -247,7 +276,7 @@ def test_unreachable_kafka_destination_is_an_outage_not_a_start_failure() -> Non
 
 
 def test_forward_stages_refuse_duplicate_destination_names() -> None:
-    twin = DestinationConfig(name="national", type="webhook", url="https://127.0.0.1:1/")
+    twin = WebhookDestinationConfig(name="national", url="https://127.0.0.1:1/")
     config = Config(forwarding=ForwardingConfig(destinations=[twin, twin]))
     with pytest.raises(ConfigError, match="duplicate name"):
         build_forward_stages(config, None, threading.Event())  # type: ignore[arg-type]
@@ -258,12 +287,12 @@ def test_forward_stages_refuse_duplicate_destination_names() -> None:
 @pytest.mark.parametrize(
     "settings",
     [
-        DestinationConfig(name="t", type="taxii", url="http://127.0.0.1:1/api1/", collection="c"),
-        DestinationConfig(name="s", type="syslog", address="127.0.0.1:1"),
+        TaxiiDestinationConfig(name="t", url="http://127.0.0.1:1/api1/", collection="c"),
+        SyslogDestinationConfig(name="s", address="127.0.0.1:1"),
     ],
 )
 def test_an_alert_that_cannot_be_encoded_is_refused_not_retried(
-    settings: DestinationConfig,
+    settings: DestinationBase,
 ) -> None:
     destination = build_destination(settings, ForwardingConfig())
     with pytest.raises(PermanentError, match="cannot express the alert"):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from forwarding.indicators import IndicatorMatcher, IndicatorStore, comparisons
-from pipeline import main
+from socpipe.detectors.indicators import IndicatorMatcher, IndicatorStore, comparisons
+from socpipe.pipeline import main
 
 
 def indicator(pattern: str, number: int = 1, **extra: object) -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from collectors.parsers import ParseContext, get_parser, parse_detected
-from detectors.logsource import event_logsource, routing_key
+from socpipe.collectors.parsers import ParseContext, get_parser, parse_detected
+from socpipe.detectors.logsource import event_logsource, routing_key
 
 CONTEXT = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collectors.parsers import ParseContext, get_parser, linux_programs
+from socpipe.collectors.parsers import ParseContext, get_parser, linux_programs
 from tests.conftest import REPO, shared_data
 
 CONTEXT = ParseContext(reference_time=datetime(2026, 3, 10, tzinfo=UTC))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from collectors.event import Event
-from collectors.follow import FileFollower
-from collectors.live_context import LiveContext
-from collectors.parsers import ParseContext, parse_detected
-from collectors.syslog_listener import SyslogReceiver
+from socpipe.collectors.follow import FileFollower
+from socpipe.collectors.live_context import LiveContext
+from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.collectors.syslog_listener import SyslogReceiver
+from socpipe.core.event import Event
 
 STARTED = datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)
 BASE = ParseContext(agency_id="so-tttt", reference_time=STARTED)

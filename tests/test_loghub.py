@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from collectors.files import FileEventReader
-from collectors.parsers import ParseContext
+from socpipe.collectors.files import FileEventReader
+from socpipe.collectors.parsers import ParseContext
 from tests.conftest import shared_data
 
 

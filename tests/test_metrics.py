@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 from prometheus_client import REGISTRY
 
-from collectors import envelope
-from daemon import metrics
-from daemon.config import DEFAULT_CONFIG, load_config
-from daemon.stages import DetectStage
-from detectors.detection import Detector
-from detectors.rules import DEFAULT_RULE_DIR, load_rules
+from socpipe.core import envelope, metrics
+from socpipe.core.config import load_config
+from socpipe.core.resources import bundled_rules_dir
+from socpipe.daemon.stages import DetectStage
+from socpipe.detectors.detection import Detector
+from socpipe.detectors.rules import load_rules
 
 
 def free_port() -> int:
@@ -43,8 +43,8 @@ def test_metrics_endpoint_serves_the_pipeline_metrics() -> None:
 
 
 def test_detect_stage_exports_what_correlation_left_out() -> None:
-    detector = Detector(load_rules([DEFAULT_RULE_DIR]))
-    stage = DetectStage(load_config(DEFAULT_CONFIG), None, detector)  # type: ignore[arg-type]
+    detector = Detector(load_rules([bundled_rules_dir()]))
+    stage = DetectStage(load_config(), None, detector)  # type: ignore[arg-type]
     labels = {"reason": "late"}
     before = REGISTRY.get_sample_value("socpipe_correlation_matches_left_out_total", labels) or 0
     detector.correlations.stats.late += 3
@@ -70,9 +70,9 @@ class RecordingProducer:
 
 
 def test_detect_stage_counts_the_events_of_an_envelope_and_dead_letters_one_line() -> None:
-    config = load_config(DEFAULT_CONFIG)
+    config = load_config()
     producer = RecordingProducer()
-    stage = DetectStage(config, producer, Detector(load_rules([DEFAULT_RULE_DIR])))  # type: ignore[arg-type]
+    stage = DetectStage(config, producer, Detector(load_rules([bundled_rules_dir()])))  # type: ignore[arg-type]
     root_login = {
         "@timestamp": "2026-03-03T10:00:00.000Z",
         "event.id": "e-root",

@@ -14,16 +14,19 @@ from pathlib import Path
 from tests.conftest import REPO
 
 #: What `socpipe scan` needs to run from a copy of the repository.
-SOURCES = ["collectors", "detectors", "scanner", "daemon", "sinks", "forwarding", "config"]
+SOURCES = ["core", "collectors", "detectors", "scanner", "commands", "sinks", "forwarding"]
+SOURCES += ["daemon", "config", "rules"]
 
 
 def interpreted_copy(destination: Path) -> Path:
-    """The sources without their compiled extension modules."""
+    """The sources without their compiled extension modules, as a ``socpipe`` package folder
+    that comes first on the path (the namespace package then finds its modules there)."""
+    package = destination / "socpipe"
     for name in SOURCES:
         shutil.copytree(
-            REPO / name, destination / name, ignore=shutil.ignore_patterns("*.so", "__pycache__")
+            REPO / name, package / name, ignore=shutil.ignore_patterns("*.so", "__pycache__")
         )
-    shutil.copy(REPO / "pipeline.py", destination / "pipeline.py")
+    shutil.copy(REPO / "pipeline.py", package / "pipeline.py")
     return destination
 
 
@@ -31,9 +34,10 @@ def scan_samples(root: Path, out: Path) -> tuple[str, str]:
     """Scan the bundled samples with the code under ``root``: where the engine came from,
     and what the scan wrote on stderr."""
     script = (
-        "import sys; import detectors.engine, pipeline; "
-        "print(detectors.engine.__file__, file=sys.stderr); "
-        f"sys.exit(pipeline.main(['scan', {str(REPO / 'samples')!r}, '--agency', 'so-tttt', "
+        f"import sys; sys.path.insert(0, {str(root)!r}); "
+        "import socpipe.detectors.engine, socpipe.pipeline; "
+        "print(socpipe.detectors.engine.__file__, file=sys.stderr); "
+        f"sys.exit(socpipe.pipeline.main(['scan', {str(REPO / 'samples')!r}, '--agency', 'so-tttt', "
         f"'--rules', {str(REPO / 'rules')!r}, '--timezone', 'Asia/Ho_Chi_Minh', '--no-progress', "
         f"'--out', {str(out)!r}]))"
     )

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collectors.event import REQUIRED_FIELDS
-from collectors.files import decode_line
-from collectors.parsers import PARSERS, ParseContext, parse_detected
+from socpipe.collectors.lines import decode_line
+from socpipe.collectors.parsers import PARSERS, ParseContext, parse_detected
+from socpipe.core.event import REQUIRED_FIELDS
 
 CONTEXT = ParseContext(reference_time=datetime(2026, 3, 10, tzinfo=UTC))
 

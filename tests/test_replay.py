@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from collectors.parsers import ParseContext, parse_detected
-from daemon.replay import ReplayRange, anchor_ms, commit_metadata, replay_range
-from detectors.correlation import CorrelationEngine
-from detectors.detection import Detector
-from detectors.rules import load_rules
+from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.daemon.replay import ReplayRange, anchor_ms, commit_metadata, replay_range
+from socpipe.detectors.correlation import CorrelationEngine
+from socpipe.detectors.detection import Detector
+from socpipe.detectors.rules import load_rules
 from tests.conftest import REPO
 
 PARTITION = TopicPartition("soc.events", 3)

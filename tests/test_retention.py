@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import pytest
 import yaml
 
-from daemon.config import load_config
-from pipeline import main
-from sinks.retention import plan_retention
+from socpipe.core.config import config_document, load_config
+from socpipe.pipeline import main
+from socpipe.sinks.retention import plan_retention
 
 TODAY = date(2026, 3, 10)
 
@@ -50,7 +50,7 @@ def test_unreachable_elasticsearch_is_a_clear_failure(
         config, elasticsearch=replace(config.elasticsearch, hosts=["http://127.0.0.1:9"])
     )
     path = tmp_path / "socpipe.yml"
-    path.write_text(yaml.safe_dump(asdict(unreachable)))
+    path.write_text(yaml.safe_dump(config_document(unreachable)))
     assert main(["prune", "--keep-days", "30", "--config", str(path)]) == 1
     error = capsys.readouterr().err
     assert "socpipe: error: Elasticsearch at ['http://127.0.0.1:9']" in error

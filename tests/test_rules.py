@@ -6,10 +6,12 @@ import re
 
 import pytest
 
-from detectors.rule_tests import rule_tests_file, run_rule_tests
-from detectors.rules import DEFAULT_RULE_DIR, LEVELS, load_rules
+from socpipe.core.levels import LEVELS
+from socpipe.core.resources import bundled_rules_dir
+from socpipe.detectors.rules import load_rules
+from socpipe.scanner.rule_tests import rule_tests_file, run_rule_tests
 
-REPORT = load_rules([DEFAULT_RULE_DIR])
+REPORT = load_rules([bundled_rules_dir()])
 RESULTS = run_rule_tests(REPORT)
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from bench.corpus import generate
-from collectors.files import FilePart, ReadStats, split_into_parts
-from forwarding.indicators import IndicatorStore
-from pipeline import main
-from scanner.parallel import PartResult, WorkerDied, scan_parts
-from scanner.run import ScanOptions, run_scan
-from scanner.summary import ScanSummary
+from socpipe.collectors.files import FilePart, ReadStats, split_into_parts
+from socpipe.detectors.indicators import IndicatorStore
+from socpipe.pipeline import main
+from socpipe.scanner.parallel import PartResult, WorkerDied, scan_parts
+from socpipe.scanner.run import ScanOptions, run_scan
+from socpipe.scanner.summary import ScanSummary
 from tests.conftest import REPO
 
 

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from detectors.errors import UnsupportedRuleError
+from socpipe.detectors.errors import UnsupportedRuleError
 from tests.conftest import make_rule, matches
 
 

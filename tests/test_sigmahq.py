@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from detectors.rules import load_rules
+from socpipe.detectors.rules import load_rules
 from tests.conftest import shared_data
 
 

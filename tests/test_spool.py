@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from collectors.spool import DiskSpool
+from socpipe.collectors.spool import DiskSpool
 
 
 def test_records_come_back_in_order_and_leave_only_when_committed(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-from detectors.sweep import SweepSchedule
+from socpipe.detectors.sweep import SweepSchedule
 
 
 def calls_until_due(schedule: SweepSchedule, held: int) -> int:

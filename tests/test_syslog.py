@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from collectors.parsers import ParseContext, get_parser, parse_detected
-from collectors.parsers.syslog import _BSD, _PRI, split_structured_data
-from collectors.timestamps import parse_bsd_timestamp, parse_iso_timestamp
+from socpipe.collectors.parsers import ParseContext, get_parser, parse_detected
+from socpipe.collectors.parsers.syslog import _BSD, _PRI, split_structured_data
+from socpipe.collectors.timestamps import parse_bsd_timestamp, parse_iso_timestamp
 
 CONTEXT = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
 

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from collectors.parsers import ParseContext
-from collectors.syslog_listener import (
+from socpipe.collectors.parsers import ParseContext
+from socpipe.collectors.syslog_listener import (
     SyslogListener,
     SyslogReceiver,
     parse_address,
     read_frames,
     tls_context,
 )
+from socpipe.core.errors import UsageError
 from tests.certificates import Certificates
 
 
@@ -48,7 +49,7 @@ def test_truncated_stream_ends_cleanly() -> None:
 def test_addresses() -> None:
     assert parse_address("127.0.0.1:5514") == ("127.0.0.1", 5514)
     assert parse_address("[::1]:514") == ("[::1]", 514)
-    with pytest.raises(ValueError, match="HOST:PORT"):
+    with pytest.raises(UsageError, match="HOST:PORT"):
         parse_address("5514")
 
 

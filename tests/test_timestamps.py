@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collectors.event import format_timestamp
-from collectors.parsers import ParseContext, parse_detected
-from collectors.timestamps import (
+from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.collectors.timestamps import (
     _BSD_MINUTES,
     FUTURE_TOLERANCE,
     bsd_to_iso,
     clf_to_iso,
     parse_bsd_timestamp,
 )
+from socpipe.core.event import format_timestamp
 
 ZONES = [
     UTC,

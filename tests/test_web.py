@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from collectors.parsers import ParseContext, get_parser, parse_detected
-from collectors.parsers.web import decode_url
+from socpipe.collectors.parsers import ParseContext, get_parser, parse_detected
+from socpipe.collectors.parsers.web import decode_url
 
 CONTEXT = ParseContext(reference_time=datetime(2026, 3, 10, tzinfo=UTC))
 

@@ -14,7 +14,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from detectors.anomaly.sequence import DEFAULT_REACH, TransitionModel
+from socpipe.detectors.anomaly.sequence import DEFAULT_REACH, TransitionModel
 
 DEFAULT_DATA = (
     Path(__file__).resolve().parents[2].parent / "shared" / "data" / "loghub" / "hdfs_100k"

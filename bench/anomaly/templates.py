@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from detectors.anomaly.templates import TemplateVocabulary, grouping_accuracy
+from socpipe.detectors.anomaly.templates import TemplateVocabulary, grouping_accuracy
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "loghub" / "2k"
 

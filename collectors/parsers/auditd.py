@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from collectors.event import Event, format_timestamp, new_event, put
-from collectors.parsers.base import ParseContext, Parser, register
-from collectors.timestamps import parse_epoch
+from socpipe.collectors.parsers.base import ParseContext, Parser, register
+from socpipe.collectors.timestamps import parse_epoch
+from socpipe.core.event import Event, format_timestamp, new_event, put
 
 _HEADER: Final = re.compile(
     r"type=(?P<type>\S+) msg=audit\((?P<time>\d+(?:\.\d+)?):(?P<serial>\d+)\):\s*"

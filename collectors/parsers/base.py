@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import ClassVar, Final
 
-from collectors.event import Event
+from socpipe.core.event import Event
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import re
 from datetime import UTC, datetime
 from typing import Final
 
-from collectors.event import Event, format_timestamp, new_event, put
-from collectors.parsers.base import ParseContext, Parser, register
-from collectors.timestamps import parse_epoch
+from socpipe.collectors.parsers.base import ParseContext, Parser, register
+from socpipe.collectors.timestamps import parse_epoch
+from socpipe.core.event import Event, format_timestamp, new_event, put
 
 _HEADER_FIELDS: Final = (
     "cef.version",

@@ -14,9 +14,9 @@ from typing import Any
 
 import evtx
 
-from collectors.event import Event
-from collectors.parsers.base import ParseContext
-from collectors.parsers.windows import windows_event
+from socpipe.collectors.parsers.base import ParseContext
+from socpipe.collectors.parsers.windows import windows_event
+from socpipe.core.event import Event
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collectors.event import Event, new_event
-from collectors.parsers.base import ParseContext, Parser, register
+from socpipe.collectors.parsers.base import ParseContext, Parser, register
+from socpipe.core.event import Event, new_event
 
 
 class GenericParser(Parser):

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from collectors.envelope import decode
-from collectors.event import Event, new_event, put
-from collectors.parsers.base import ParseContext, Parser, register
-from collectors.parsers.windows import windows_event
-from collectors.timestamps import parse_iso_timestamp
+from socpipe.collectors.parsers.base import ParseContext, Parser, register
+from socpipe.collectors.parsers.windows import windows_event
+from socpipe.collectors.timestamps import parse_iso_timestamp
+from socpipe.core.envelope import decode
+from socpipe.core.event import Event, new_event, put
 
 # NXLog's im_msvistalog names for the System part; every other key is EventData.
 _NXLOG_SYSTEM: Final = {

@@ -11,9 +11,9 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-from collectors.event import Event, put
-from collectors.parsers.auditd import apply_audit_record
-from collectors.parsers.cef import apply_cef
+from socpipe.collectors.parsers.auditd import apply_audit_record
+from socpipe.collectors.parsers.cef import apply_cef
+from socpipe.core.event import Event, put
 
 Enricher = Callable[[Event, str], None]
 _ENRICHERS: Final[dict[str, Enricher]] = {}

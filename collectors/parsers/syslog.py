@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from collectors.event import Event, new_event, put
-from collectors.parsers.base import ParseContext, Parser, register
-from collectors.parsers.linux_programs import enrich_program_message
-from collectors.timestamps import bsd_to_iso, parse_iso_timestamp
+from socpipe.collectors.parsers.base import ParseContext, Parser, register
+from socpipe.collectors.parsers.linux_programs import enrich_program_message
+from socpipe.collectors.timestamps import bsd_to_iso, parse_iso_timestamp
+from socpipe.core.event import Event, new_event, put
 
 _PRI = r"(?:<(?P<pri>\d{1,3})>)?"
 # "Mmm dd HH:MM:SS host program[pid]: message"; the program part is optional (kernel lines

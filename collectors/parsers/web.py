@@ -11,10 +11,10 @@ import re
 from datetime import datetime
 from urllib.parse import unquote_plus
 
-from collectors.event import Event, new_event, put
-from collectors.parsers.access_line import split_access_line
-from collectors.parsers.base import ParseContext, Parser, register
-from collectors.timestamps import clf_to_iso
+from socpipe.collectors.parsers.access_line import split_access_line
+from socpipe.collectors.parsers.base import ParseContext, Parser, register
+from socpipe.collectors.timestamps import clf_to_iso
+from socpipe.core.event import Event, new_event, put
 
 _ERROR = re.compile(
     r"\[(?P<time>[A-Z][a-z]{2} [A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? \d{4})\] "

@@ -12,9 +12,9 @@ import re
 from datetime import datetime
 from typing import Any, Final
 
-from collectors.event import Event, new_event, put
-from collectors.parsers.base import ParseContext
-from collectors.timestamps import parse_iso_timestamp
+from socpipe.collectors.parsers.base import ParseContext
+from socpipe.collectors.timestamps import parse_iso_timestamp
+from socpipe.core.event import Event, new_event, put
 
 # EventData name -> ECS field, for analysts; rules do not depend on these.
 _ECS_FROM_EVENT_DATA: Final = {

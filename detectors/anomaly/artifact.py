@@ -24,7 +24,8 @@ from typing import Any
 
 import joblib
 
-from detectors.anomaly.scorers import BehaviourScorer, LogPatternScorer, ModelInfo
+from socpipe.core.errors import SocpipeError
+from socpipe.detectors.anomaly.scorers import BehaviourScorer, LogPatternScorer, ModelInfo
 
 FORMAT = "socpipe-anomaly-model"
 FORMAT_VERSION = 1
@@ -33,7 +34,7 @@ MANIFEST = "manifest.json"
 MODEL_FILE = "model.joblib"
 
 
-class ModelArtifactError(Exception):
+class ModelArtifactError(SocpipeError):
     """An artifact that cannot be used, with the path and the reason."""
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from sklearn.ensemble import IsolationForest
 
-from collectors.event import Event
+from socpipe.core.event import Event
 
 FEATURES = (
     "events",

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from collectors.event import Event
-from detectors.alert import Alert
-from detectors.anomaly.behaviour import BehaviourModel, Window, entity_value
-from detectors.anomaly.sequence import TransitionModel
-from detectors.anomaly.templates import TemplateVocabulary
-from detectors.anomaly.windows import TumblingWindows
+from socpipe.core.event import Event
+from socpipe.detectors.alert import Alert
+from socpipe.detectors.anomaly.behaviour import BehaviourModel, Window, entity_value
+from socpipe.detectors.anomaly.sequence import TransitionModel
+from socpipe.detectors.anomaly.templates import TemplateVocabulary
+from socpipe.detectors.anomaly.windows import TumblingWindows
 
 W = TypeVar("W")
 
@@ -27,6 +27,7 @@ class ModelInfo:
     level: str
     source: str
     description: str
+    ruleset: str = "anomaly-models"
     tags: tuple[str, ...] = ()
     author: str = "socpipe train"
     references: tuple[str, ...] = ()

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collectors.event import Event
-from detectors.anomaly.artifact import save_artifact
-from detectors.anomaly.behaviour import FEATURES, BehaviourModel, Window
-from detectors.anomaly.scorers import Session, behaviour_windows, iso, session_windows
-from detectors.anomaly.sequence import DEFAULT_REACH, TransitionModel
-from detectors.anomaly.templates import TemplateVocabulary
-from detectors.correlation import event_time
+from socpipe.core.event import Event
+from socpipe.detectors.anomaly.artifact import save_artifact
+from socpipe.detectors.anomaly.behaviour import FEATURES, BehaviourModel, Window
+from socpipe.detectors.anomaly.scorers import Session, behaviour_windows, iso, session_windows
+from socpipe.detectors.anomaly.sequence import DEFAULT_REACH, TransitionModel
+from socpipe.detectors.anomaly.templates import TemplateVocabulary
+from socpipe.detectors.correlation import event_time
 
 
 @dataclass

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from collectors.event import Event
-from detectors.correlation import event_time
-from detectors.sweep import SweepSchedule
+from socpipe.core.event import Event
+from socpipe.detectors.correlation import event_time
+from socpipe.detectors.sweep import SweepSchedule
 
 W = TypeVar("W")
 

@@ -7,8 +7,9 @@ import re
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from daemon.config import DestinationConfig, ForwardingConfig, secret_from_env
-from forwarding.tls import client_cert, tls_verify
+from socpipe.core.config import DestinationBase, ForwardingConfig, TlsConfig, secret_from_env
+from socpipe.core.errors import ConfigError
+from socpipe.forwarding.tls import client_cert, tls_verify
 
 REGISTRY: dict[str, type[Destination]] = {}
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -17,7 +18,7 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 class Destination(ABC):
     kind: ClassVar[str]
 
-    def __init__(self, config: DestinationConfig, forwarding: ForwardingConfig) -> None:
+    def __init__(self, config: DestinationBase, forwarding: ForwardingConfig) -> None:
         self.config = config
         self.forwarding = forwarding
 
@@ -36,35 +37,32 @@ class Destination(ABC):
     def close(self) -> None:
         """Release the destination's connections."""
 
-    def required(self, *names: str) -> None:
-        missing = [name for name in names if not getattr(self.config, name)]
-        if missing:
-            raise ValueError(
-                f"destination {self.config.name!r} ({self.kind}) needs {', '.join(missing)}"
-            )
-
     def secret(self, variable: str | None) -> str | None:
         return secret_from_env(variable) if variable else None
 
     def client_cert(self) -> tuple[str, str] | None:
-        return client_cert(self.config.tls)
+        return client_cert(self.tls)
 
     def verify(self) -> str | bool:
-        return tls_verify(self.config.tls, f"destination {self.config.name!r}")
+        return tls_verify(self.tls, f"destination {self.config.name!r}")
+
+    @property
+    def tls(self) -> TlsConfig:
+        return getattr(self.config, "tls", None) or TlsConfig()
 
 
-def build_destination(config: DestinationConfig, forwarding: ForwardingConfig) -> Destination:
+def build_destination(config: DestinationBase, forwarding: ForwardingConfig) -> Destination:
     # Importing the package registers every destination class.
-    importlib.import_module("forwarding.destinations")
+    importlib.import_module("socpipe.forwarding.destinations")
 
     if not NAME.fullmatch(config.name):
-        raise ValueError(
+        raise ConfigError(
             f"destination name {config.name!r} must be letters, digits, '.', '_' or '-'"
             " (it names a consumer group, a status file and a metric label)"
         )
     kind = REGISTRY.get(config.type)
     if kind is None:
-        raise ValueError(
+        raise ConfigError(
             f"destination {config.name!r}: type must be one of {', '.join(sorted(REGISTRY))},"
             f" not {config.type!r}"
         )

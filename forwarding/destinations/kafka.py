@@ -8,16 +8,18 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from forwarding.delivery import TransientError
-from forwarding.destinations.base import Destination
+from socpipe.core.config import ForwardingConfig, KafkaDestinationConfig
+from socpipe.forwarding.delivery import TransientError
+from socpipe.forwarding.destinations.base import Destination
 
 
 class KafkaDestination(Destination):
     kind = "kafka"
 
-    def __init__(self, config: Any, forwarding: Any) -> None:
+    config: KafkaDestinationConfig
+
+    def __init__(self, config: KafkaDestinationConfig, forwarding: ForwardingConfig) -> None:
         super().__init__(config, forwarding)
-        self.required("topic", "bootstrap_servers")
         options: dict[str, Any] = {
             "bootstrap_servers": config.bootstrap_servers,
             "security_protocol": config.security_protocol,

@@ -11,20 +11,23 @@ import socket
 import ssl
 from typing import Any
 
-from forwarding.cef import syslog_frame
-from forwarding.delivery import PermanentError, TransientError
-from forwarding.destinations.base import Destination
+from socpipe.core.config import ForwardingConfig, SyslogDestinationConfig
+from socpipe.core.errors import ConfigError
+from socpipe.forwarding.cef import syslog_frame
+from socpipe.forwarding.delivery import PermanentError, TransientError
+from socpipe.forwarding.destinations.base import Destination
 
 
 class SyslogDestination(Destination):
     kind = "syslog"
 
-    def __init__(self, config: Any, forwarding: Any) -> None:
+    config: SyslogDestinationConfig
+
+    def __init__(self, config: SyslogDestinationConfig, forwarding: ForwardingConfig) -> None:
         super().__init__(config, forwarding)
-        self.required("address")
         host, _, port = str(config.address).rpartition(":")
         if not host or not port.isdigit():
-            raise ValueError(f"destination {config.name!r}: address must be host:port")
+            raise ConfigError(f"destination {config.name!r}: address must be host:port")
         self.host, self.port = host.strip("[]"), int(port)
         self.context = ssl.create_default_context(cafile=config.tls.ca_certs)
         if (cert := self.client_cert()) is not None:

@@ -8,19 +8,21 @@ from typing import Any
 from stix2.exceptions import STIXError
 from taxii2client.exceptions import TAXIIServiceException
 
-from forwarding.delivery import PermanentError, TransientError
-from forwarding.destinations.base import Destination
-from forwarding.http import classify
-from forwarding.stix import alert_bundle
-from forwarding.taxii_client import open_collection
+from socpipe.core.config import ForwardingConfig, TaxiiDestinationConfig
+from socpipe.forwarding.delivery import PermanentError, TransientError
+from socpipe.forwarding.destinations.base import Destination
+from socpipe.forwarding.http import classify
+from socpipe.forwarding.stix import alert_bundle
+from socpipe.forwarding.taxii_client import open_collection
 
 
 class TaxiiDestination(Destination):
     kind = "taxii"
 
-    def __init__(self, config: Any, forwarding: Any) -> None:
+    config: TaxiiDestinationConfig
+
+    def __init__(self, config: TaxiiDestinationConfig, forwarding: ForwardingConfig) -> None:
         super().__init__(config, forwarding)
-        self.required("url", "collection")
         self.collection = open_collection(
             config.url,
             config.collection,

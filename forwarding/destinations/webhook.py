@@ -6,20 +6,23 @@ from typing import Any
 
 import requests
 
-from forwarding.destinations.base import Destination
-from forwarding.http import classify
+from socpipe.core.config import ForwardingConfig, WebhookDestinationConfig
+from socpipe.forwarding.destinations.base import Destination
+from socpipe.forwarding.http import classify
 
 
 class WebhookDestination(Destination):
     kind = "webhook"
 
-    def __init__(self, config: Any, forwarding: Any) -> None:
+    config: WebhookDestinationConfig
+
+    def __init__(self, config: WebhookDestinationConfig, forwarding: ForwardingConfig) -> None:
         super().__init__(config, forwarding)
-        self.required("url")
         self.session = requests.Session()
         # Passed with each request: a session-level `verify` loses to REQUESTS_CA_BUNDLE and
         # friends in the environment, and the configured CA must win.
-        self.tls_options = {"verify": self.verify(), "cert": self.client_cert()}
+        self.verify_tls = self.verify()
+        self.cert = self.client_cert()
         token = self.secret(config.token_env)
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
@@ -31,7 +34,8 @@ class WebhookDestination(Destination):
                 json=alert,
                 headers={"Idempotency-Key": str(alert["alert.id"])},
                 timeout=self.config.timeout_secs,
-                **self.tls_options,
+                verify=self.verify_tls,
+                cert=self.cert,
             )
             if response.status_code != 409:  # 409: the receiver already has this key
                 response.raise_for_status()

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,15 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 
-from collectors import envelope
-from collectors.follow import FileFollower
-from collectors.parsers import ParseContext
-from collectors.publisher import EventPublisher, SpooledPublisher
-from collectors.spool import DiskSpool
-from collectors.syslog_listener import SyslogListener, SyslogReceiver
-from daemon.config import Config, TopicsConfig, load_config
-from daemon.kafka_io import ensure_topics
-from sinks.elasticsearch import connect, install_templates
+from socpipe.collectors.follow import FileFollower
+from socpipe.collectors.parsers import ParseContext
+from socpipe.collectors.publisher import EventPublisher, SpooledPublisher
+from socpipe.collectors.spool import DiskSpool
+from socpipe.collectors.syslog_listener import SyslogListener, SyslogReceiver
+from socpipe.core import envelope
+from socpipe.core.config import Config, TopicsConfig, config_document, load_config
+from socpipe.core.kafka_clients import ensure_topics
+from socpipe.sinks.elasticsearch import connect, install_templates
 from tests.conftest import REPO
 
 
@@ -231,7 +231,7 @@ def start_daemon(config_file: Path, log: Path, *options: str) -> subprocess.Pope
 
 def write_config(config: Config, path: Path) -> Path:
     """The configuration as a YAML file, for a daemon started as its own process."""
-    path.write_text(yaml.safe_dump(asdict(config)))
+    path.write_text(yaml.safe_dump(config_document(config)))
     return path
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from daemon.config import Config
-from pipeline import main
-from sinks.elasticsearch import Document, ElasticsearchSink, events_index, install_templates
+from socpipe.core.config import Config
+from socpipe.pipeline import main
+from socpipe.sinks.elasticsearch import Document, ElasticsearchSink, events_index, install_templates
 from tests.integration.conftest import write_config
 
 

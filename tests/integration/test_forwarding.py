@@ -9,7 +9,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,13 +18,24 @@ import yaml
 from elasticsearch import Elasticsearch
 from kafka import KafkaAdminClient
 
-from collectors.parsers import ParseContext, parse_detected
-from collectors.publisher import EventPublisher
-from daemon import runner
-from daemon.config import Config, DestinationConfig, IndicatorFeedConfig, MinimiseConfig, TlsConfig
-from daemon.config import ForwardPolicyConfig as Policy
-from daemon.kafka_io import make_producer
-from pipeline import main
+from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.collectors.publisher import EventPublisher
+from socpipe.core.config import (
+    Config,
+    DestinationConfig,
+    IndicatorFeedConfig,
+    KafkaDestinationConfig,
+    MinimiseConfig,
+    SyslogDestinationConfig,
+    TaxiiDestinationConfig,
+    TlsConfig,
+    WebhookDestinationConfig,
+    config_document,
+)
+from socpipe.core.config import ForwardPolicyConfig as Policy
+from socpipe.core.kafka_clients import make_producer
+from socpipe.daemon import runner
+from socpipe.pipeline import main
 from tests.certificates import Certificates
 from tests.integration.conftest import read_topic, search, wait_for
 from tests.integration.peers import (
@@ -57,10 +68,9 @@ def taxii_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_TAXII_PASSWORD", PASSWORD)
 
 
-def taxii_destination(peer: TaxiiPeer, **settings: object) -> DestinationConfig:
-    return DestinationConfig(
+def taxii_destination(peer: TaxiiPeer, **settings: object) -> TaxiiDestinationConfig:
+    return TaxiiDestinationConfig(
         name="national-taxii",
-        type="taxii",
         url=peer.api_root,
         collection=peer.collection,
         username_env="TEST_TAXII_USER",
@@ -218,16 +228,15 @@ def test_webhook_gets_minimised_alerts_over_mtls_and_400_dead_letters(
     refusing = WebhookPeer(certificates, status=400)
     tls = mutual_tls(certificates)
     minimise = MinimiseConfig(drop_fields=["host.name"], hash_fields=["user.name", "source.ip"])
-    destinations = [
-        DestinationConfig(
+    destinations: list[DestinationConfig] = [
+        WebhookDestinationConfig(
             name="hook",
-            type="webhook",
             url=accepting.url,
             tls=tls,
             minimise=minimise,
             token_env="TEST_WEBHOOK_TOKEN",
         ),
-        DestinationConfig(name="broken", type="webhook", url=refusing.url, tls=tls),
+        WebhookDestinationConfig(name="broken", url=refusing.url, tls=tls),
         taxii_destination(taxii),
     ]
     try:
@@ -270,8 +279,8 @@ def test_syslog_receiver_gets_intact_cef_over_mutual_tls(
     receiver = RsyslogPeer(tmp_path, certificates)
     alerts = sample_alerts[:15]
     tls = mutual_tls(certificates)
-    destination = DestinationConfig(
-        name="syslog", type="syslog", address=f"127.0.0.1:{receiver.port}", tls=tls
+    destination = SyslogDestinationConfig(
+        name="syslog", address=f"127.0.0.1:{receiver.port}", tls=tls
     )
     try:
         with forwarding(config, [destination], tmp_path):
@@ -378,12 +387,12 @@ def test_forward_test_and_status_commands(
             status_dir=str(tmp_path / "status"),
             destinations=[
                 taxii_destination(taxii, policy=Policy(min_level="high")),
-                DestinationConfig(name="broken", type="webhook", url=refusing.url, tls=tls),
+                WebhookDestinationConfig(name="broken", url=refusing.url, tls=tls),
             ],
         ),
     )
     config_file = tmp_path / "socpipe.yml"
-    config_file.write_text(yaml.safe_dump(asdict(configured)))
+    config_file.write_text(yaml.safe_dump(config_document(configured)))
     try:
         assert main(["forward", "test", "national-taxii", "--config", str(config_file)]) == 0
         output = capsys.readouterr().out
@@ -417,9 +426,8 @@ def test_alerts_reach_a_remote_kafka_topic_keyed_by_alert_id(
         {remote_topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True
     )
     admin.close()
-    destination = DestinationConfig(
+    destination = KafkaDestinationConfig(
         name="national-kafka",
-        type="kafka",
         topic=remote_topic,
         bootstrap_servers=config.kafka.bootstrap_servers,
         security_protocol="PLAINTEXT",
@@ -439,9 +447,8 @@ def test_one_daemon_detects_indexes_and_forwards(
 ) -> None:
     receiver = WebhookPeer(certificates)
     tls = mutual_tls(certificates)
-    destination = DestinationConfig(
+    destination = WebhookDestinationConfig(
         name="ministry-hook",
-        type="webhook",
         url=receiver.url,
         tls=tls,
         policy=Policy(min_level="high"),

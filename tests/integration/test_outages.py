@@ -16,10 +16,11 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from collectors.parsers import ParseContext
-from daemon import metrics, runner
-from daemon.config import Config, load_config
-from daemon.kafka_io import make_producer
+from socpipe.collectors.parsers import ParseContext
+from socpipe.core import metrics
+from socpipe.core.config import Config, load_config
+from socpipe.core.kafka_clients import make_producer
+from socpipe.daemon import runner
 from tests.conftest import REPO
 from tests.integration.conftest import (
     read_topic,

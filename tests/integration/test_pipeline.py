@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch
 
-from collectors.follow import FileFollower
-from collectors.parsers import ParseContext, parse_detected
-from collectors.publisher import EventPublisher
-from daemon import runner
-from daemon.config import Config
-from daemon.kafka_io import make_producer
-from detectors.anomaly.training import train_log_pattern
+from socpipe.collectors.follow import FileFollower
+from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.collectors.publisher import EventPublisher
+from socpipe.core.config import Config
+from socpipe.core.kafka_clients import make_producer
+from socpipe.daemon import runner
+from socpipe.detectors.anomaly.training import train_log_pattern
 from tests.integration.conftest import read_topic, running_collectors, search, wait_for
 
 CONTEXT = ParseContext(

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from collectors.parsers import ParseContext, parse_detected
-from collectors.publisher import EventPublisher
-from daemon import metrics, runner
-from daemon.config import Config
-from daemon.kafka_io import group_caught_up
+from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.collectors.publisher import EventPublisher
+from socpipe.core import metrics
+from socpipe.core.config import Config
+from socpipe.core.kafka_clients import group_caught_up
+from socpipe.daemon import runner
 from tests.integration.conftest import read_topic, wait_for
 
 CONTEXT = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))

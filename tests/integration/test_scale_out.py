@@ -9,8 +9,8 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from daemon.config import Config
-from daemon.kafka_io import make_producer
+from socpipe.core.config import Config
+from socpipe.core.kafka_clients import make_producer
 from tests.integration.conftest import start_daemon, wait_for, write_config
 
 EVENTS = 20_000

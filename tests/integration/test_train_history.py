@@ -7,13 +7,14 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from collectors.elasticsearch_history import read_history
-from collectors.files import FileEventReader
-from collectors.parsers import ParseContext
-from daemon.config import Config
-from detectors.anomaly.artifact import load_scorer
-from detectors.anomaly.training import train_behaviour
-from sinks.elasticsearch import Document, ElasticsearchSink, connect, events_index
+from socpipe.collectors.elasticsearch_history import read_history
+from socpipe.collectors.files import FileEventReader
+from socpipe.collectors.parsers import ParseContext
+from socpipe.core.config import Config
+from socpipe.detectors.anomaly.artifact import load_scorer
+from socpipe.detectors.anomaly.scorers import BehaviourScorer
+from socpipe.detectors.anomaly.training import train_behaviour
+from socpipe.sinks.elasticsearch import Document, ElasticsearchSink, connect, events_index
 from tests.behaviour_data import steady_traffic, write
 
 
@@ -49,4 +50,5 @@ def test_behaviour_model_trains_from_indexed_history(
     assert json.loads((model / "manifest.json").read_text())["training"]["sources"] == [
         f"elasticsearch:{pattern}"
     ]
-    assert load_scorer(model).entity_field == "source.ip"
+    scorer = load_scorer(model)
+    assert isinstance(scorer, BehaviourScorer) and scorer.entity_field == "source.ip"

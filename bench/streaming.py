@@ -32,9 +32,9 @@ import yaml
 from elasticsearch import ApiError
 from kafka.admin import KafkaAdminClient
 
-from daemon.config import Config, TopicsConfig, load_config
-from daemon.kafka_io import ensure_topics, group_caught_up
-from sinks.elasticsearch import connect, install_templates
+from socpipe.core.config import Config, TopicsConfig, load_config
+from socpipe.core.kafka_clients import ensure_topics, group_caught_up
+from socpipe.sinks.elasticsearch import connect, install_templates
 
 REPO = Path(__file__).resolve().parent.parent
 START, END = "<!-- bench.pipeline results start -->", "<!-- bench.pipeline results end -->"
@@ -284,7 +284,7 @@ def _poll(pipeline: Pipeline, index: str, seen: dict[int, float]) -> None:
     response = pipeline.es.search(
         index=index,
         size=10_000,
-        source=["events"],
+        source_includes=["events"],
         query={"bool": {"must_not": {"ids": {"values": pipeline.alerts_seen}}}},
         ignore_unavailable=True,
     )

@@ -17,11 +17,11 @@ from typing import Any
 
 import yaml
 
-from collectors.parsers import ParseContext, parse_detected
-from detectors.correlation_rules import CorrelationRule
-from detectors.detection import Detector
-from detectors.engine import SigmaEngine
-from detectors.rules import CompiledRule, RuleLoadReport
+from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.detectors.correlation_rules import CorrelationRule
+from socpipe.detectors.detection import Detector
+from socpipe.detectors.engine import SigmaEngine
+from socpipe.detectors.rules import CompiledRule, RuleLoadReport
 
 #: Year-less test lines ("Mar  3 ...") are read as if written in March 2026.
 TEST_CONTEXT = ParseContext(agency_id="rule-test", reference_time=datetime(2026, 3, 10, tzinfo=UTC))

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from taxii2client.v21 import as_pages
 
-from daemon.config import IndicatorFeedConfig
-from forwarding.indicators import IndicatorMatcher, IndicatorStore, load_bundle_file
-from forwarding.taxii_client import open_collection
+from socpipe.core.config import IndicatorFeedConfig
+from socpipe.detectors.indicators import IndicatorMatcher, IndicatorStore, load_bundle_file
+from socpipe.forwarding.taxii_client import open_collection
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 500
@@ -35,7 +35,7 @@ def load_feed(config: IndicatorFeedConfig) -> IndicatorStore:
             config.username_env,
             config.password_env,
             30.0,
-            "forwarding.indicators",
+            "socpipe.detectors.indicators",
         )
         source = f"taxii:{config.url.rstrip('/')}/collections/{config.collection}"
         for page in as_pages(collection.get_objects, per_request=PAGE_SIZE, type="indicator"):

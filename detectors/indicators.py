@@ -26,9 +26,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from collectors.event import Event
-from detectors.alert import Alert
-from detectors.correlation import event_time
+from socpipe.core.errors import SocpipeError
+from socpipe.core.event import Event
+from socpipe.detectors.alert import Alert
+from socpipe.detectors.correlation import event_time
 
 log = logging.getLogger(__name__)
 
@@ -215,10 +216,10 @@ def load_bundle_file(path: Path, store: IndicatorStore) -> None:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: not a readable STIX bundle: {error}") from None
+        raise SocpipeError(f"not a readable STIX bundle: {error}", str(path)) from None
     objects = document.get("objects") if isinstance(document, dict) else None
     if not isinstance(objects, list):
-        raise ValueError(f"{path}: no 'objects' list (expected a STIX bundle)")
+        raise SocpipeError("no 'objects' list (expected a STIX bundle)", str(path))
     for item in objects:
         if isinstance(item, dict):
             store.add_stix(item, f"file:{path.name}")
@@ -232,6 +233,7 @@ class IndicatorRule:
     title: str = "Event Matches A National Center Indicator"
     level: str = "high"
     source: str = "indicators"
+    ruleset: str = "indicators"
     description: str = "An address, domain, URL or file hash in the event is a shared indicator."
     tags: tuple[str, ...] = ("attack.command_and_control",)
     author: str = "socpipe"

@@ -15,7 +15,8 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 from kafka.structs import TopicPartition
 
-from daemon.config import KafkaConfig
+from socpipe.core.config import KafkaConfig
+from socpipe.core.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def _wait_for_partitions(
     while missing := [topic for topic in topics if not consumer.partitions_for_topic(topic)]:
         if time.monotonic() > deadline:
             consumer.close()
-            raise RuntimeError(
+            raise DependencyUnavailable(
                 f"Kafka topics not found: {', '.join(missing)} (run `socpipe setup`)"
             )
         time.sleep(0.5)

@@ -1,24 +1,25 @@
-"""The daemon configuration: one strict loader.
+"""The configuration of every long-running socpipe process: one schema, one strict loader.
 
 Unknown keys are errors naming their path (``kafka.topic: unknown key``), because a typo in a
-production config must stop the daemon at start, not silently fall back to a default.
+production config must stop the daemon at start, not silently fall back to a default. Each
+forward destination type has its own section class (a union tagged by ``type``), so a key
+that only another type knows is an error too, not a silently ignored setting.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, get_args, get_origin, get_type_hints
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "config" / "socpipe.yml"
+from socpipe.core.errors import ConfigError
+from socpipe.core.resources import bundled_rules_dir, default_config_path
 
-
-class ConfigError(ValueError):
-    """A configuration problem, with the file and key path in the message."""
+#: The name that stands for the rules shipped with socpipe in ``stages.rules``.
+BUNDLED_RULES = "bundled"
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ class StagesConfig:
     poll_timeout_ms: int = 1000
     detect_group: str = "socpipe-detect"
     index_group: str = "socpipe-index"
-    rules: list[str] = field(default_factory=lambda: ["rules"])
+    #: Rule files or folders; ``bundled`` is socpipe's own rules, relative paths are relative
+    #: to the configuration file's folder.
+    rules: list[str] = field(default_factory=lambda: [BUNDLED_RULES])
     #: Correlation state (see docs/correlation.md): how late an event may arrive, and caps.
     correlation_lateness_secs: float = 300.0
     correlation_max_groups: int = 100_000
@@ -130,21 +133,13 @@ class MinimiseConfig:
     keep_original: bool = False
 
 
-@dataclass(frozen=True)
-class DestinationConfig:
-    name: str = ""
-    type: str = ""  # taxii | syslog | webhook | kafka
-    url: str | None = None  # taxii: the API root; webhook: the endpoint
-    collection: str | None = None  # taxii collection id
-    address: str | None = None  # syslog: host:port
-    topic: str | None = None  # kafka
-    bootstrap_servers: list[str] = field(default_factory=list)  # kafka
-    security_protocol: str = "SSL"  # kafka
-    sasl_mechanism: str | None = None  # kafka
-    username_env: str | None = None
-    password_env: str | None = None
-    token_env: str | None = None  # webhook bearer token
-    tls: TlsConfig = field(default_factory=TlsConfig)
+@dataclass(frozen=True, kw_only=True)
+class DestinationBase:
+    """What every destination has: a name, which alerts it takes, what is removed from them,
+    and how delivery is retried. ``kind`` is the ``type`` key that selects the subclass."""
+
+    kind: ClassVar[str]
+    name: str
     policy: ForwardPolicyConfig = field(default_factory=ForwardPolicyConfig)
     minimise: MinimiseConfig = field(default_factory=MinimiseConfig)
     timeout_secs: float = 10.0
@@ -154,6 +149,89 @@ class DestinationConfig:
     retry_budget_secs: float = 60.0
     breaker_failures: int = 5
     breaker_reset_secs: float = 30.0
+
+    @property
+    def type(self) -> str:
+        return self.kind
+
+    @property
+    def target(self) -> str:
+        """Where alerts go, for messages."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaxiiDestinationConfig(DestinationBase):
+    kind: ClassVar[str] = "taxii"
+    #: The TAXII 2.1 API root.
+    url: str
+    collection: str
+    username_env: str | None = None
+    password_env: str | None = None
+    tls: TlsConfig = field(default_factory=TlsConfig)
+
+    @property
+    def target(self) -> str:
+        return f"{self.url} collection {self.collection}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyslogDestinationConfig(DestinationBase):
+    kind: ClassVar[str] = "syslog"
+    #: host:port of a syslog receiver speaking TLS (RFC 5425).
+    address: str
+    tls: TlsConfig = field(default_factory=TlsConfig)
+
+    @property
+    def target(self) -> str:
+        return self.address
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookDestinationConfig(DestinationBase):
+    kind: ClassVar[str] = "webhook"
+    url: str
+    #: Variable holding a bearer token (sent only over https).
+    token_env: str | None = None
+    tls: TlsConfig = field(default_factory=TlsConfig)
+
+    @property
+    def target(self) -> str:
+        return self.url
+
+
+@dataclass(frozen=True, kw_only=True)
+class KafkaDestinationConfig(DestinationBase):
+    kind: ClassVar[str] = "kafka"
+    topic: str
+    bootstrap_servers: list[str]
+    security_protocol: str = "SSL"
+    sasl_mechanism: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    tls: TlsConfig = field(default_factory=TlsConfig)
+
+    @property
+    def target(self) -> str:
+        return f"{','.join(self.bootstrap_servers)} topic {self.topic}"
+
+
+DestinationConfig = (
+    TaxiiDestinationConfig
+    | SyslogDestinationConfig
+    | WebhookDestinationConfig
+    | KafkaDestinationConfig
+)
+#: The section class of each destination ``type``.
+DESTINATION_TYPES: dict[str, type[DestinationBase]] = {
+    kind.kind: kind
+    for kind in (
+        TaxiiDestinationConfig,
+        SyslogDestinationConfig,
+        WebhookDestinationConfig,
+        KafkaDestinationConfig,
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -192,10 +270,11 @@ class Config:
     forwarding: ForwardingConfig = field(default_factory=ForwardingConfig)
 
     def rule_paths(self) -> list[Path]:
-        """Rule folders; relative ones are relative to the project, like the bundled rules/."""
+        """Rule files and folders, ``bundled`` standing for socpipe's own rules (relative
+        paths were made absolute against the configuration's folder when it was loaded)."""
         return [
-            path if path.is_absolute() else PROJECT_ROOT / path
-            for path in map(Path, self.stages.rules)
+            bundled_rules_dir() if entry == BUNDLED_RULES else Path(entry)
+            for entry in self.stages.rules
         ]
 
 
@@ -206,35 +285,74 @@ def secret_from_env(variable: str) -> str:
     return value
 
 
-def load_config(path: Path = DEFAULT_CONFIG) -> Config:
+def load_config(path: Path | None = None) -> Config:
+    """The configuration in ``path`` (default: the one shipped with socpipe), checked
+    strictly; every problem is a ``ConfigError`` naming the file and the key path."""
+    path = path or default_config_path()
+    source = str(path)
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error}") from None
+        raise ConfigError(f"cannot read: {error.strerror or error}", source) from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: invalid YAML: {error}".replace("\n", " ")) from None
+        mark = getattr(error, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = str(getattr(error, "problem", None) or error).replace("\n", " ")
+        raise ConfigError(f"invalid YAML: {reason}", source, line) from None
     try:
-        return _build(Config, document, "")
+        config: Config = _build(Config, document, "")
     except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
+        raise ConfigError(error.reason, source) from None
+    return _resolve_paths(config, path.parent)
 
 
-def _build(kind: type, document: Any, where: str) -> Any:
+def _resolve_paths(config: Config, base: Path) -> Config:
+    """Rule paths relative to the configuration file, so a config works from any folder."""
+    rules = [
+        entry if entry == BUNDLED_RULES or Path(entry).is_absolute() else str(base / entry)
+        for entry in config.stages.rules
+    ]
+    return replace(config, stages=replace(config.stages, rules=rules))
+
+
+def _build(kind: Any, document: Any, where: str) -> Any:
     """A config dataclass from a mapping; ``where`` is the dotted key path, for messages."""
     if not isinstance(document, dict):
         raise ConfigError(f"{where or 'top level'}: expected a mapping")
     hints = get_type_hints(kind)
-    known = {item.name for item in fields(kind)}
-    unknown = sorted(set(document) - known)
+    settable = [item for item in fields(kind) if item.init]
+    known = {item.name for item in settable}
+    unknown = sorted(str(key) for key in set(document) - known)
     if unknown:
         raise ConfigError(f"{where or 'top level'}: unknown key(s): {', '.join(unknown)}")
+    required = [
+        item.name
+        for item in settable
+        if item.default is MISSING and item.default_factory is MISSING
+    ]
+    if missing := [name for name in required if name not in document]:
+        raise ConfigError(f"{where or 'top level'}: missing key(s): {', '.join(missing)}")
     values = {}
     for name, value in document.items():
         values[name] = _convert(hints[name], value, f"{where}.{name}" if where else name)
     return kind(**values)
 
 
+def _build_destination(document: Any, where: str) -> DestinationBase:
+    """A destination section, its class chosen by its ``type`` key."""
+    if not isinstance(document, dict):
+        raise ConfigError(f"{where}: expected a mapping")
+    kind = document.get("type")
+    section = DESTINATION_TYPES.get(kind) if isinstance(kind, str) else None
+    if section is None:
+        choices = ", ".join(sorted(DESTINATION_TYPES))
+        raise ConfigError(f"{where}.type: must be one of {choices}, not {kind!r}")
+    return _build(section, {key: value for key, value in document.items() if key != "type"}, where)
+
+
 def _convert(expected: Any, value: Any, path: str) -> Any:
+    if expected == DestinationConfig:
+        return _build_destination(value, path)
     if is_dataclass(expected):
         return _build(expected, value or {}, path)
     origin, arguments = get_origin(expected), get_args(expected)
@@ -257,3 +375,17 @@ def _convert(expected: Any, value: Any, path: str) -> Any:
         # Every number in the configuration is a size, a duration, a count or a port.
         raise ConfigError(f"{path}: must not be negative, got {value}")
     return value
+
+
+def config_document(value: Any) -> Any:
+    """A configuration (or a section of it) as the mapping its YAML file holds, which
+    ``load_config`` reads back to an equal configuration (destinations keep their ``type``)."""
+    if isinstance(value, list):
+        return [config_document(item) for item in value]
+    if not is_dataclass(value) or isinstance(value, type):
+        return value
+    document: dict[str, Any] = {"type": value.kind} if isinstance(value, DestinationBase) else {}
+    for item in fields(value):
+        if item.init:
+            document[item.name] = config_document(getattr(value, item.name))
+    return document

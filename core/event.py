@@ -78,3 +78,15 @@ def event_id(agency: str, source: str, position: int | str, original: str) -> st
 def _encode(text: str) -> bytes:
     # surrogatepass: a lone surrogate from a JSON escape must not stop an id being made.
     return text.encode("utf-8", "surrogatepass")
+
+
+def add_tag(event: Event, tag: str) -> None:
+    """Append ``tag`` to the event's ``tags``. A record may bring its own ``tags`` of any
+    type (a JSON line with ``"tags": "x"``): a lone value is kept as the first tag."""
+    tags = event.get("tags")
+    if type(tags) is list:
+        tags.append(tag)
+    elif tags is None:
+        event["tags"] = [tag]
+    else:
+        event["tags"] = [tags, tag]

@@ -1,0 +1,40 @@
+"""What several commands share: checking paths and zones early, loading the configuration."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from socpipe.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from socpipe.core.config import Config
+
+CONFIG_HELP = "configuration file (default: the one shipped with socpipe)"
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
+
+
+def require_paths(paths: Iterable[Path]) -> None:
+    """Every path exists; otherwise one ``UsageError`` naming all that do not."""
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise UsageError(f"no such file or folder: {', '.join(missing)}")
+
+
+def require_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown timezone {name!r} (e.g. UTC, Asia/Ho_Chi_Minh)") from None
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    from socpipe.core.config import load_config as load
+
+    return load(args.config)

@@ -1,0 +1,140 @@
+"""``socpipe scan``: parse files and run the detectors in-process, with no servers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from socpipe.collectors.lines import DEFAULT_MAX_LINE_BYTES
+from socpipe.commands.common import require_paths, require_zone
+from socpipe.core.errors import SocpipeError, UsageError
+
+if TYPE_CHECKING:
+    from socpipe.detectors.indicators import IndicatorStore
+    from socpipe.detectors.watcher import EventWatcher
+
+NAME = "scan"
+HELP = "scan log files with the detectors, no servers needed"
+#: Exit status of a scan stopped with Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from socpipe.collectors.parsers import PARSERS
+
+    parser.add_argument("paths", nargs="+", type=Path, help="files or folders (.gz and .evtx too)")
+    parser.add_argument(
+        "--rules",
+        action="append",
+        type=Path,
+        help="rule file or folder (repeatable; default: the rules shipped with socpipe)",
+    )
+    parser.add_argument(
+        "--format", default="auto", choices=["auto", *sorted(PARSERS)], help="force one log format"
+    )
+    parser.add_argument("--agency", default="unknown", help="agency id stamped on every event")
+    parser.add_argument("--agency-name", help="agency display name")
+    parser.add_argument(
+        "--timezone",
+        default="UTC",
+        help="zone of timestamps without offset (e.g. Asia/Ho_Chi_Minh)",
+    )
+    parser.add_argument("--out", type=Path, help="write alerts as JSON Lines here ('-' for stdout)")
+    parser.add_argument(
+        "--max-line-bytes",
+        type=int,
+        default=DEFAULT_MAX_LINE_BYTES,
+        help="longer lines are truncated and tagged (default: %(default)s)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress output on stderr")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes that parse and match (default: 1; 0: one per CPU);"
+        " alerts are the same as with one",
+    )
+    parser.add_argument(
+        "--indicators",
+        action="append",
+        type=Path,
+        default=[],
+        help="STIX 2.1 bundle of indicators to match every event against (repeatable)",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        type=Path,
+        default=[],
+        help="anomaly model folder from `socpipe train` (repeatable)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    require_paths([*args.paths, *(args.rules or []), *args.model, *args.indicators])
+    require_zone(args.timezone)
+    if args.max_line_bytes < 1024:
+        raise UsageError("--max-line-bytes must be at least 1024")
+    if args.jobs < 0:
+        raise UsageError("--jobs must be 0 (one per CPU) or more")
+
+    from socpipe.core.resources import bundled_rules_dir
+    from socpipe.detectors.rules import load_rules
+    from socpipe.scanner.run import ScanOptions, run_scan
+
+    rule_paths = args.rules or [bundled_rules_dir()]
+    report = load_rules(rule_paths)
+    for problem in report.errors:
+        print(f"socpipe: rule skipped: {problem}", file=sys.stderr)
+    if not report.rules:
+        raise SocpipeError("no usable rule was loaded")
+    scorers = _load_models(args.model)
+    indicators = _load_indicators(args.indicators)
+    options = ScanOptions(
+        paths=args.paths,
+        rule_paths=rule_paths,
+        format_name=args.format,
+        agency_id=args.agency,
+        agency_name=args.agency_name,
+        timezone=args.timezone,
+        out=args.out,
+        max_line_bytes=args.max_line_bytes,
+        progress=not args.no_progress,
+        jobs=args.jobs or len(os.sched_getaffinity(0)),
+    )
+    try:
+        summary = run_scan(options, rules=report, models=scorers, indicators=indicators)
+    except OSError as error:
+        raise SocpipeError(f"scan stopped: {error}") from None
+    except KeyboardInterrupt:
+        kept = f"; the alerts found so far are in {args.out}" if args.out else ""
+        print(f"\nsocpipe: scan interrupted{kept}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(summary.render(), file=sys.stderr)
+    if args.out and str(args.out) != "-":
+        print(f"  alerts written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _load_models(paths: list[Path]) -> list[EventWatcher]:
+    """Anomaly models; scikit-learn is imported only when one is given."""
+    if not paths:
+        return []
+    from socpipe.detectors.anomaly.artifact import load_scorer
+
+    return [load_scorer(path) for path in paths]
+
+
+def _load_indicators(paths: list[Path]) -> IndicatorStore | None:
+    """The indicators of STIX bundle files, or None when no file was given."""
+    if not paths:
+        return None
+    from socpipe.detectors.indicators import IndicatorStore, load_bundle_file
+
+    store = IndicatorStore()
+    for path in paths:
+        load_bundle_file(path, store)
+    return store

@@ -1,0 +1,2 @@
+"""The bottom layer: what every other layer shares (the event and envelope, configuration,
+metrics, errors, resources). It imports nothing else of socpipe."""

@@ -1,0 +1,107 @@
+"""The stage contract shared by the daemon's stages and the forward stages.
+
+A stage consumes a batch of Kafka records, writes its output durably, and only then lets the
+runner commit the batch's offsets: at-least-once, with deterministic ids downstream so a
+replay is harmless. Records it cannot handle go to the dead-letter topic with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
+
+from socpipe.core import metrics
+from socpipe.core.config import Config
+
+log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """The stage's output is unavailable for now: the runner hands the batch back (uncommitted)
+    and tries again after a pause, without a stack trace in the log."""
+
+
+def deadletter_value(
+    stage: str, record: ConsumerRecord, reason: str, line: bytes | None = None, position: int = 0
+) -> bytes:
+    """The dead-letter record: the refused event (one line of an envelope, or the whole record)
+    with where it came from, so an operator can find, fix and replay it."""
+    if line is None:
+        line = record.value if isinstance(record.value, bytes) else bytes(record.value or b"")
+    return json.dumps(
+        {
+            "stage": stage,
+            "reason": reason,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "position": position,
+            "record": line.decode("utf-8", "backslashreplace"),
+        }
+    ).encode()
+
+
+class Stage(ABC):
+    name: str
+
+    def __init__(self, config: Config, producer: KafkaProducer) -> None:
+        self.config = config
+        self.producer = producer
+        self._sent: list[Any] = []
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self._sent.append(self.producer.send(topic, key=key, value=value))
+
+    def confirm_sent(self) -> int:
+        """Wait until Kafka acknowledged everything this batch produced; raise if it did not."""
+        self.producer.flush()
+        sent, self._sent = self._sent, []
+        for future in sent:
+            future.get()
+        return len(sent)
+
+    @property
+    @abstractmethod
+    def topics(self) -> list[str]: ...
+
+    @property
+    @abstractmethod
+    def group(self) -> str: ...
+
+    @abstractmethod
+    def process(self, records: list[ConsumerRecord]) -> None:
+        """Handle a batch; return only once its output is durably written."""
+
+    @property
+    def state_horizon_secs(self) -> float:
+        """How far back a partition's history shapes this stage's state: that much is re-read
+        when the stage takes over a partition (daemon/replay.py). 0: the stage keeps none."""
+        return 0.0
+
+    def replay(self, records: list[ConsumerRecord]) -> None:
+        """Rebuild state from records handled before (by this process or another); write
+        nothing. Only stages with a state horizon are given any."""
+        raise NotImplementedError(f"stage {self.name} keeps no state to rebuild")
+
+    def deadletter(
+        self, record: ConsumerRecord, reason: str, line: bytes | None = None, position: int = 0
+    ) -> None:
+        log.warning(
+            "dead-letter stage=%s topic=%s offset=%s position=%d reason=%s",
+            self.name,
+            record.topic,
+            record.offset,
+            position,
+            reason,
+        )
+        self.send(
+            self.config.kafka.topics.deadletter,
+            record.key,
+            deadletter_value(self.name, record, reason, line, position),
+        )
+        metrics.DEADLETTERED.labels(self.name).inc()

@@ -1,0 +1,3 @@
+"""Package data: socpipe's own Sigma rules, grouped by log source, each with its test events.
+
+Read through socpipe.core.resources (importlib.resources), never through a source path."""
