@@ -33,8 +33,8 @@ import yaml
 from kafka.admin import KafkaAdminClient
 
 from bench.corpus import generate
-from bench.pipeline import isolated
 from bench.report import write_section
+from bench.streaming import isolated
 from socpipe.collectors.parsers import ParseContext, parse_detected
 from socpipe.collectors.publisher import EventPublisher
 from socpipe.core.config import Config, load_config

@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.pipeline import Pipeline, isolated
 from bench.report import write_section
+from bench.streaming import Pipeline, isolated
 from socpipe.core.config import load_config
 
 SAMPLE_EVERY_SECS = 30

@@ -1,6 +1,6 @@
 """End-to-end benchmark of the streaming pipeline on the local Kafka and Elasticsearch.
 
-    scripts/services.sh up && .venv/bin/python -m bench.pipeline [--quick]
+    scripts/services.sh up && .venv/bin/python -m bench.streaming [--quick]
 
 1. Saturation: ``socpipe run`` starts and joins its groups, then ``socpipe collect file``
    follows a file of N lines; events/s = N / time from the collector's start until all N are
@@ -37,7 +37,7 @@ from socpipe.core.kafka_clients import ensure_topics, group_caught_up
 from socpipe.sinks.elasticsearch import connect, install_templates
 
 REPO = Path(__file__).resolve().parent.parent
-START, END = "<!-- bench.pipeline results start -->", "<!-- bench.pipeline results end -->"
+START, END = "<!-- bench.streaming results start -->", "<!-- bench.streaming results end -->"
 BENIGN = (
     "Mar  3 10:00:00 web01 sshd[{n}]: Accepted publickey for deploy from 10.20.1.{h} port {p} ssh2"
 )
@@ -348,7 +348,7 @@ def main() -> None:
         [
             START,
             f"- Date: {time.strftime('%Y-%m-%d')}; machine as above; Kafka 4.1.1 and Elasticsearch 9.5.0 (768 MB heap) on the same 2 cores, one file collector; the daemon's stages in one process or one process each",
-            "- Command: `scripts/services.sh up && .venv/bin/python -m bench.pipeline`",
+            "- Command: `scripts/services.sh up && .venv/bin/python -m bench.streaming`",
             "",
             *rows,
             END,
@@ -359,7 +359,7 @@ def main() -> None:
     if START in text:
         text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
     else:
-        text += "\n## Streaming pipeline (bench/pipeline.py)\n\n" + section + "\n"
+        text += "\n## Streaming pipeline (bench/streaming.py)\n\n" + section + "\n"
     document.write_text(text, encoding="utf-8")
     print(f"written to {document}")
 

@@ -6,9 +6,8 @@ events of one key (agency/host) into one record keeps their order and pays that 
 envelope. A record holding a single JSON object is an envelope of one, so producers that write
 plain JSON records (other tools, older collectors) remain readable.
 
-JSON is encoded and decoded with orjson where it can; the standard library takes over for what
-orjson refuses (strings carrying lone surrogates, which the standard library round-trips with
-``surrogatepass``), so nothing is refused that was accepted before.
+JSON is encoded strictly (socpipe.core.jsontext: valid UTF-8, no NaN) and decoded with orjson
+where it can; the standard library takes over for what orjson refuses to decode.
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from socpipe.core import jsontext
+
 #: An envelope is sent once it holds this many events or bytes: small enough that a consumer
 #: batch stays a few thousand events, large enough that the per-record cost becomes noise.
 MAX_EVENTS = 100
@@ -27,10 +28,7 @@ MAX_BYTES = 256 * 1024
 
 def encode(document: dict[str, Any]) -> bytes:
     """One document as one line of JSON (a newline never appears inside: it is escaped)."""
-    try:
-        return orjson.dumps(document)
-    except TypeError:
-        return json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return jsontext.dumps(document)
 
 
 def decode(line: bytes | str) -> dict[str, Any]:

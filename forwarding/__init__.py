@@ -1,1 +1,3 @@
-"""Forwarding incidents to the national monitoring center, and indicators coming back."""
+"""Forwarding alerts to the national monitoring center: destinations (TAXII, CEF syslog over
+TLS, HTTPS webhook, Kafka), policies, minimisation and delivery. The indicators the center
+sends back are matched by socpipe.detectors.indicators."""

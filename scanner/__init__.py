@@ -1,1 +1,2 @@
-"""``socpipe scan``: the embedded, serverless run of parsers and detectors over files."""
+"""``socpipe scan`` and ``socpipe rules test``: the embedded, serverless runs of parsers and
+detectors over files."""

@@ -6,7 +6,6 @@ written as they are found, so an interrupted scan keeps what it had found.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -34,6 +33,7 @@ from socpipe.detectors.watcher import EventWatcher
 from socpipe.scanner.parallel import DEFAULT_PART_BYTES, PartScanner, scan_parts
 from socpipe.scanner.progress import Progress
 from socpipe.scanner.summary import ScanSummary
+from socpipe.sinks.jsonlines import JsonLinesWriter
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def run_scan(
     total = sum(path.stat().st_size for path in files if path.exists())
     progress = Progress(stderr, total, options.progress)
     started = time.monotonic()
-    output = _open_output(options.out)
+    output = JsonLinesWriter(options.out) if options.out is not None else nullcontext(None)
     with output as sink:
         if options.jobs > 1 and not watchers:
             scanner = PartScanner(
@@ -109,7 +109,7 @@ def _scan_in_process(
     detector: Detector,
     summary: ScanSummary,
     progress: Progress,
-    sink: TextIO | None,
+    sink: JsonLinesWriter | None,
 ) -> None:
     for event in reader.read(files):
         summary.count_event(event.get("event.dataset", "unknown"))
@@ -125,7 +125,7 @@ def _scan_with_workers(
     detector: Detector,
     summary: ScanSummary,
     progress: Progress,
-    sink: TextIO | None,
+    sink: JsonLinesWriter | None,
 ) -> None:
     done_bytes = 0
     for part in scan_parts(scanner, parts, jobs):
@@ -138,16 +138,8 @@ def _scan_with_workers(
         progress.update(min(done_bytes, progress.total), summary.read.events, summary.alerts)
 
 
-def _emit(alerts: list[Alert], summary: ScanSummary, sink: TextIO | None) -> None:
+def _emit(alerts: list[Alert], summary: ScanSummary, sink: JsonLinesWriter | None) -> None:
     for alert in alerts:
         summary.count_alert(alert)
         if sink is not None:
-            sink.write(json.dumps(alert.to_dict(), ensure_ascii=False) + "\n")
-
-
-def _open_output(out: Path | None) -> nullcontext[TextIO] | nullcontext[None] | TextIO:
-    if out is None:
-        return nullcontext(None)
-    if str(out) == "-":
-        return nullcontext(sys.stdout)
-    return out.open("w", encoding="utf-8")
+            sink.write(alert.to_dict())

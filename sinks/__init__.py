@@ -1,1 +1,2 @@
-"""Where events and alerts leave the pipeline: Elasticsearch (and, later, the national center)."""
+"""Where events and alerts are written: Elasticsearch (templates, replay-safe bulk writes,
+retention) and JSON Lines files."""

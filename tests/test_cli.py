@@ -233,3 +233,47 @@ def test_interrupted_scan_says_where_its_alerts_are(
     error = capsys.readouterr().err
     assert f"scan interrupted; the alerts found so far are in {out}" in error
     assert "Traceback" not in error
+
+
+def test_version_and_the_default_configuration_round_trip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("socpipe ")
+    assert main(["config", "default"]) == 0
+    shipped = capsys.readouterr().out
+    assert "kafka:" in shipped and "forwarding:" in shipped
+    copy = tmp_path / "socpipe.yml"
+    copy.write_text(shipped)
+    assert main(["config", "check", str(copy)]) == 0
+    assert "valid" in capsys.readouterr().out
+    copy.write_text(shipped.replace("  partitions: 4", "  partitions: four"))
+    assert main(["config", "check", str(copy)]) == 2
+    assert "kafka.partitions: expected int, got str" in capsys.readouterr().err
+
+
+def test_a_missing_path_is_reported_before_any_heavy_import(tmp_path: Path) -> None:
+    code = (
+        "import sys; from socpipe.pipeline import main; "
+        f"status = main(['scan', {str(tmp_path / 'missing.log')!r}]); "
+        "heavy = [m for m in ('sklearn', 'sigma', 'kafka', 'elasticsearch') if m in sys.modules]; "
+        "print(status, heavy)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "2 []"
+    assert "no such file or folder" in result.stderr
+
+
+def test_a_scan_without_models_does_not_import_scikit_learn() -> None:
+    code = (
+        "import sys; from socpipe.pipeline import main; "
+        "main(['scan', 'samples/linux', '--no-progress']); print('sklearn' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
