@@ -20,6 +20,16 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help=CONFIG_HELP)
 
 
+def add_rule_cache_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rule-cache",
+        type=Path,
+        metavar="DIR",
+        help="folder of the rule cache (default: $SOCPIPE_CACHE_DIR/rules, else"
+        " $XDG_CACHE_HOME/socpipe/rules, else ~/.cache/socpipe/rules)",
+    )
+
+
 def require_paths(paths: Iterable[Path]) -> None:
     """Every path exists; otherwise one ``UsageError`` naming all that do not."""
     missing = [str(path) for path in paths if not path.exists()]

@@ -1,11 +1,12 @@
-"""``socpipe rules check|test``: validate rule files, and run the test events beside them."""
+"""``socpipe rules check|test|cache``: validate rule files, run the test events beside them,
+and look after the rule cache."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from socpipe.commands.common import require_paths
+from socpipe.commands.common import add_rule_cache_argument, require_paths
 
 NAME = "rules"
 HELP = "validate and test Sigma rules"
@@ -19,9 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     test.add_argument(
         "paths", nargs="*", type=Path, help="rule files or folders (default: the shipped rules)"
     )
+    cache = commands.add_parser("cache", help="show or clear the rule cache of `socpipe scan`")
+    cache.add_argument("action", choices=["info", "clear"])
+    add_rule_cache_argument(cache)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.rules_command == "cache":
+        return _cache(args)
     require_paths(args.paths)
     from socpipe.core.resources import bundled_rules_dir
     from socpipe.detectors.rules import load_rules
@@ -47,3 +53,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"FAIL {result.case}: {result.rule.title}: {result.reason}")
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed or report.errors else 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from socpipe.detectors.rule_cache import RuleCache
+
+    cache = RuleCache(args.rule_cache)
+    if args.action == "clear":
+        print(f"{cache.clear()} entries deleted from {cache.folder}")
+        return 0
+    entries = cache.info()
+    print(f"rule cache {cache.folder}: {len(entries)} entries")
+    for entry in entries:
+        if not entry.valid:
+            print(f"  {entry.path.name}  {entry.size:,} bytes  unusable (rebuilt when next needed)")
+            continue
+        print(
+            f"  {entry.path.name}  {entry.size:,} bytes  written {entry.created}:"
+            f" {entry.rules:,} rules, {entry.correlations:,} correlations,"
+            f" {entry.problems:,} with problems, from {', '.join(entry.rule_paths)}"
+        )
+    return 0

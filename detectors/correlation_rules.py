@@ -17,10 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sigma.correlations import SigmaCorrelationRule, SigmaExtendedCorrelationCondition
-from sigma.exceptions import SigmaError, SigmaRuleLocation
-from sigma.policy import SigmaPolicy
-
 from socpipe.detectors.errors import RuleError, UnsupportedRuleError, sigma_reason
 
 #: Valid in the Sigma specification, not implemented by socpipe (reported as unsupported).
@@ -106,7 +102,9 @@ class CorrelationRule:
 class CorrelationDraft:
     """A correlation rule parsed by pySigma whose references still name rules by id or name."""
 
-    rule: SigmaCorrelationRule
+    #: pySigma's ``SigmaCorrelationRule`` (typed loosely: this compiled module imports pySigma
+    #: only when a file is parsed, never when rules come from the rule cache).
+    rule: Any
     #: The raw ``correlation:`` section, for the parts pySigma does not keep (ranges).
     section: dict[str, Any]
     source: str
@@ -126,13 +124,17 @@ class CorrelationDraft:
 
 
 def parse_correlation(
-    document: dict[str, Any], source: str, policy: SigmaPolicy, ruleset: str = ""
+    document: dict[str, Any], source: str, policy: Any, ruleset: str = ""
 ) -> CorrelationDraft:
     """Parse with pySigma; references are resolved later, across files.
 
     pySigma takes one comparison per condition, so a range (``gte`` and ``lte``) is handed to
     it with its first comparison only; the whole range is read in ``resolve_correlation``.
+    ``policy`` is the ``SigmaPolicy`` to validate with.
     """
+    from sigma.correlations import SigmaCorrelationRule, SigmaExtendedCorrelationCondition
+    from sigma.exceptions import SigmaError, SigmaRuleLocation
+
     section = document.get("correlation")
     if not isinstance(section, dict):
         raise RuleError(source, "'correlation' must be a mapping")

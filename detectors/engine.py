@@ -158,6 +158,8 @@ class _RuleGroup:
 
     def __init__(self, rules: list[CompiledRule]) -> None:
         self.rules = rules
+        # Rules from the rule cache build their matcher on first use: here, once per group.
+        self.matchers = tuple(rule.matcher for rule in rules)
         use_sets = (
             sum(1 for rule in rules if rule.prefilter and not _all_exact(rule.prefilter[0]))
             >= SUBSTRING_PREFILTER_MIN_RULES
@@ -306,8 +308,8 @@ class SigmaEngine:
         if not group.rules:
             return []
         view = EventView(event)
-        rules = group.rules
-        return [rules[i] for i in group.candidates(view) if rules[i].matcher(view)]
+        rules, matchers = group.rules, group.matchers
+        return [rules[i] for i in group.candidates(view) if matchers[i](view)]
 
     def rules_for(self, event: dict[str, Any]) -> list[CompiledRule]:
         """The rules an event is routed to (before prefiltering), for explaining a miss."""

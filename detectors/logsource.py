@@ -10,8 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sigma.pipelines.common import windows_logsource_mapping
-from sigma.rule import SigmaLogSource
+
+@dataclass(frozen=True)
+class RuleLogSource:
+    """The ``logsource`` of a rule: what it was written for (None: any)."""
+
+    product: str | None = None
+    category: str | None = None
+    service: str | None = None
 
 
 @dataclass(frozen=True)
@@ -20,7 +26,7 @@ class EventLogSource:
     categories: frozenset[str]
     services: frozenset[str]
 
-    def admits(self, logsource: SigmaLogSource) -> bool:
+    def admits(self, logsource: RuleLogSource) -> bool:
         """Whether a rule written for ``logsource`` applies to events of this source."""
         return (
             (logsource.product is None or logsource.product in self.products)
@@ -29,9 +35,92 @@ class EventLogSource:
         )
 
 
+#: Sigma's standard Windows mapping, service -> event log channel(s), as pySigma has it
+#: (``sigma.pipelines.common.windows_logsource_mapping``, which tests/test_engine.py compares
+#: with this table). A copy, because importing that module loads pySigma's processing
+#: machinery (0.2 s), which a scan from the rule cache otherwise never needs.
+_WINDOWS_CHANNELS: Final[dict[str, str | tuple[str, ...]]] = {
+    "security": "Security",
+    "application": "Application",
+    "system": "System",
+    "sysmon": "Microsoft-Windows-Sysmon/Operational",
+    "powershell": (
+        "Microsoft-Windows-PowerShell/Operational",
+        "PowerShellCore/Operational",
+    ),
+    "powershell-classic": "Windows PowerShell",
+    "taskscheduler": "Microsoft-Windows-TaskScheduler/Operational",
+    "wmi": "Microsoft-Windows-WMI-Activity/Operational",
+    "dns-server": "DNS Server",
+    "dns-server-audit": "Microsoft-Windows-DNS-Server/Audit",
+    "dns-server-analytic": "Microsoft-Windows-DNS-Server/Analytical",
+    "driver-framework": "Microsoft-Windows-DriverFrameworks-UserMode/Operational",
+    "ntlm": "Microsoft-Windows-NTLM/Operational",
+    "dhcp": "Microsoft-Windows-DHCP-Server/Operational",
+    "msexchange-management": "MSExchange Management",
+    "applocker": (
+        "Microsoft-Windows-AppLocker/MSI and Script",
+        "Microsoft-Windows-AppLocker/EXE and DLL",
+        "Microsoft-Windows-AppLocker/Packaged app-Deployment",
+        "Microsoft-Windows-AppLocker/Packaged app-Execution",
+    ),
+    "printservice-admin": "Microsoft-Windows-PrintService/Admin",
+    "printservice-operational": "Microsoft-Windows-PrintService/Operational",
+    "codeintegrity-operational": "Microsoft-Windows-CodeIntegrity/Operational",
+    "smbclient-security": "Microsoft-Windows-SmbClient/Security",
+    "firewall-as": "Microsoft-Windows-Windows Firewall With Advanced Security/Firewall",
+    "bits-client": "Microsoft-Windows-Bits-Client/Operational",
+    "windefend": "Microsoft-Windows-Windows Defender/Operational",
+    "terminalservices-localsessionmanager": (
+        "Microsoft-Windows-TerminalServices-LocalSessionManager/Operational"
+    ),
+    "servicebus-client": (
+        "Microsoft-ServiceBus-Client/Operational",
+        "Microsoft-ServiceBus-Client/Admin",
+    ),
+    "microsoft-servicebus-client": (
+        "Microsoft-ServiceBus-Client/Operational",
+        "Microsoft-ServiceBus-Client/Admin",
+    ),
+    "ldap": "Microsoft-Windows-LDAP-Client/Debug",
+    "ldap_debug": "Microsoft-Windows-LDAP-Client/Debug",
+    "security-mitigations": (
+        "Microsoft-Windows-Security-Mitigations/Kernel Mode",
+        "Microsoft-Windows-Security-Mitigations/User Mode",
+    ),
+    "diagnosis-scripted": "Microsoft-Windows-Diagnosis-Scripted/Operational",
+    "shell-core": "Microsoft-Windows-Shell-Core/Operational",
+    "openssh": "OpenSSH/Operational",
+    "bitlocker": "Microsoft-Windows-BitLocker/BitLocker Management",
+    "vhdmp": "Microsoft-Windows-VHDMP/Operational",
+    "appxdeployment-server": "Microsoft-Windows-AppXDeploymentServer/Operational",
+    "lsa-server": "Microsoft-Windows-LSA/Operational",
+    "appxpackaging-om": "Microsoft-Windows-AppxPackaging/Operational",
+    "dns-client": "Microsoft-Windows-DNS Client Events/Operational",
+    "appmodel-runtime": "Microsoft-Windows-AppModel-Runtime/Admin",
+    "capi2": "Microsoft-Windows-CAPI2/Operational",
+    "certificateservicesclient-lifecycle-system": (
+        "Microsoft-Windows-CertificateServicesClient-Lifecycle-System/Operational"
+    ),
+    "application-experience": (
+        "Microsoft-Windows-Application-Experience/Program-Telemetry",
+        "Microsoft-Windows-Application-Experience/Program-Compatibility-Assistant",
+    ),
+    "hyper-v-worker": "Microsoft-Windows-Hyper-V-Worker",
+    "iis-configuration": "Microsoft-IIS-Configuration/Operational",
+    "kernel-event-tracing": "Microsoft-Windows-Kernel-EventTracing",
+    "kernel-shimengine": (
+        "Microsoft-Windows-Kernel-ShimEngine/Operational",
+        "Microsoft-Windows-Kernel-ShimEngine/Diagnostic",
+    ),
+    "ntfs": "Microsoft-Windows-Ntfs/Operational",
+    "sense": "Microsoft-Windows-SENSE/Operational",
+}
+
+
 def _channel_services() -> dict[str, frozenset[str]]:
     services: dict[str, set[str]] = {}
-    for service, channels in windows_logsource_mapping.items():
+    for service, channels in _WINDOWS_CHANNELS.items():
         for channel in [channels] if isinstance(channels, str) else channels:
             services.setdefault(channel.lower(), set()).add(service)
     return {channel: frozenset(names) for channel, names in services.items()}

@@ -10,27 +10,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
-
-import yaml
-from sigma.exceptions import SigmaError, SigmaRuleLocation
-from sigma.policy import SigmaPolicy
-from sigma.policy.regex_engine import PythonRegexEngine
-from sigma.processing.pipeline import ProcessingPipeline
-from sigma.rule import SigmaLogSource, SigmaRule
+from typing import TYPE_CHECKING, Any
 
 from socpipe.core.resources import field_mappings_dir
-from socpipe.detectors.compiler import Clauses, ConditionCompiler
-from socpipe.detectors.correlation_rules import (
-    CorrelationDraft,
-    CorrelationRule,
-    parse_correlation,
-    resolve_correlation,
-)
-from socpipe.detectors.errors import RuleError, UnsupportedRuleError, sigma_reason
-from socpipe.detectors.rule_schema import ERROR_KEYS, key_line, shape_problem
+from socpipe.detectors.conditions import Clauses, Node, build_condition
+from socpipe.detectors.correlation_rules import CorrelationRule
+from socpipe.detectors.errors import RuleError, UnsupportedRuleError
+from socpipe.detectors.logsource import RuleLogSource
 from socpipe.detectors.values import Matcher
+
+if TYPE_CHECKING:
+    # pySigma and PyYAML are imported when rules are loaded from their files, never when
+    # they come from the rule cache: importing them costs more than the cache's whole load.
+    from sigma.policy import SigmaPolicy
+    from sigma.processing.pipeline import ProcessingPipeline
+
+    from socpipe.detectors.correlation_rules import CorrelationDraft
 
 log = logging.getLogger(__name__)
 
@@ -44,28 +41,42 @@ REQUIRED_MAPPINGS: dict[tuple[str, str], str] = {
     ("category", "webserver"): "web",
     ("category", "firewall"): "web",
 }
-# libyaml's safe loader when PyYAML was built with it: same safety, about ten times faster,
-# which matters when loading the few thousand SigmaHQ rules at start-up.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-# pySigma 2 rejects regexes RE2 cannot run; socpipe runs those on Python re instead (with a
-# warning, see detectors/regex.py), so validation uses Python's syntax. Template variables and
-# external sources stay disabled, as in pySigma's safe default.
-RULE_POLICY = SigmaPolicy(regex_engine=PythonRegexEngine())
+
+
+def safe_loader() -> Any:
+    """libyaml's safe loader when PyYAML was built with it: same safety, about ten times
+    faster, which matters when loading the few thousand SigmaHQ rules."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@cache
+def rule_policy() -> SigmaPolicy:
+    """pySigma 2 rejects regexes RE2 cannot run; socpipe runs those on Python re instead (with
+    a warning, see detectors/regex.py), so validation uses Python's syntax. Template variables
+    and external sources stay disabled, as in pySigma's safe default."""
+    from sigma.policy import SigmaPolicy
+    from sigma.policy.regex_engine import PythonRegexEngine
+
+    return SigmaPolicy(regex_engine=PythonRegexEngine())
 
 
 @dataclass(frozen=True)
 class CompiledRule:
-    """A rule ready to run: its metadata and the compiled matcher."""
+    """A rule ready to run: its metadata, its prefilter clauses and its matcher."""
 
     id: str
     title: str
     level: str
     tags: tuple[str, ...]
-    logsource: SigmaLogSource
-    matcher: Matcher
+    logsource: RuleLogSource
     #: Necessary clauses for the engine's prefilter, rarest first (empty: none known).
     prefilter: Clauses
     source: str
+    #: The condition as plain data (``detectors/conditions.py``): what the matcher and the
+    #: prefilter are built from, and what the rule cache stores.
+    condition: Node = field(compare=False)
     description: str = ""
     author: str = ""
     references: tuple[str, ...] = ()
@@ -74,6 +85,19 @@ class CompiledRule:
     #: The rule's place in its rule set, the same on every installation
     #: (``rules/linux/ssh_invalid_user.yml``); ``source`` is the full path, for messages.
     ruleset: str = ""
+    #: The matcher once built: at load for rules parsed from their files, on first use for
+    #: rules from the rule cache (a small scan meets a fraction of a large rule set).
+    built_matcher: Matcher | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def matcher(self) -> Matcher:
+        """Whether the rule's condition holds for an event (``EventView``)."""
+        matcher = self.built_matcher
+        if matcher is None:
+            matcher = build_condition(self.condition, self.source)[0]
+            # Frozen: the matcher is a cache of ``condition``, not a change of the rule.
+            object.__setattr__(self, "built_matcher", matcher)
+        return matcher
 
 
 @dataclass
@@ -85,6 +109,8 @@ class RuleLoadReport:
     errors: list[RuleError] = field(default_factory=list)
     unsupported: list[UnsupportedRuleError] = field(default_factory=list)
     files: int = 0
+    #: Read from the rule cache (``detectors/rule_cache.py``) rather than the rule files.
+    cached: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,11 +118,12 @@ class FieldMappings:
     """The pySigma processing pipelines that map Sigma field names to socpipe's event fields,
     merged, with the names (file stems) of those that were found."""
 
-    pipeline: ProcessingPipeline
+    #: None: no mapping (rules written against the event's own field names).
+    pipeline: ProcessingPipeline | None
     names: frozenset[str] = frozenset()
     folder: str = "(none)"
 
-    def missing_for(self, logsource: SigmaLogSource) -> str | None:
+    def missing_for(self, logsource: RuleLogSource) -> str | None:
         """The required mapping a rule of this log source lacks, if any."""
         for (attribute, value), name in REQUIRED_MAPPINGS.items():
             if getattr(logsource, attribute) == value and name not in self.names:
@@ -105,23 +132,32 @@ class FieldMappings:
 
 
 #: No mapping at all: rules written against the event's own field names (tests, inline rules).
-NO_MAPPINGS = FieldMappings(ProcessingPipeline(), frozenset(REQUIRED_MAPPINGS.values()))
+NO_MAPPINGS = FieldMappings(None, frozenset(REQUIRED_MAPPINGS.values()))
 
 
 def load_field_mappings(folder: Path | None = None) -> FieldMappings:
     """Every field-mapping pipeline of a folder (default: the ones shipped with socpipe),
     merged in priority order. A file that cannot be read or parsed is a ``RuleError``."""
+    import yaml
+    from sigma.exceptions import SigmaError
+    from sigma.processing.pipeline import ProcessingPipeline
+
     folder = folder or field_mappings_dir()
     merged = ProcessingPipeline()
     names = set()
-    for path in sorted(folder.glob("*.yml")):
+    for path in mapping_files(folder):
         try:
-            document = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
+            document = yaml.load(path.read_text(encoding="utf-8"), Loader=safe_loader())
             merged = merged + ProcessingPipeline.from_dict(document)
         except (OSError, yaml.YAMLError, SigmaError, ValueError, TypeError) as error:
             raise RuleError(str(path), f"field mapping unusable: {error}") from None
         names.add(path.stem)
     return FieldMappings(merged, frozenset(names), str(folder))
+
+
+def mapping_files(folder: Path) -> list[Path]:
+    """The field-mapping pipelines of a folder, in the order they are merged."""
+    return sorted(folder.glob("*.yml"))
 
 
 def rule_files(paths: Iterable[Path]) -> list[tuple[Path, str]]:
@@ -144,6 +180,8 @@ def rule_files(paths: Iterable[Path]) -> list[tuple[Path, str]]:
 def load_rules(paths: Iterable[Path], mappings: FieldMappings | None = None) -> RuleLoadReport:
     """Load every rule file below ``paths``; problems with rules are collected, never raised
     (a broken installation, such as missing field mappings, is raised)."""
+    from socpipe.detectors.correlation_rules import CorrelationDraft
+
     mappings = mappings if mappings is not None else load_field_mappings()
     report = RuleLoadReport()
     seen_ids: dict[str, str] = {}
@@ -183,7 +221,7 @@ def _resolve_correlations(drafts: list[CorrelationDraft], report: RuleLoadReport
                 waiting.append(draft)
                 continue
             try:
-                report.correlations.append(resolve_correlation(draft, known))
+                report.correlations.append(_resolve(draft, known))
             except RuleError as error:
                 report.errors.append(error)
                 continue
@@ -199,6 +237,12 @@ def _resolve_correlations(drafts: list[CorrelationDraft], report: RuleLoadReport
         pending = waiting
 
 
+def _resolve(draft: CorrelationDraft, known: dict[str, str]) -> CorrelationRule:
+    from socpipe.detectors.correlation_rules import resolve_correlation
+
+    return resolve_correlation(draft, known)
+
+
 def _draft_keys(drafts: list[CorrelationDraft]) -> set[str]:
     return {key for draft in drafts for key in (draft.id, draft.name) if key}
 
@@ -206,10 +250,14 @@ def _draft_keys(drafts: list[CorrelationDraft]) -> set[str]:
 def _load_file(
     path: Path, mappings: FieldMappings, ruleset: str
 ) -> list[CompiledRule | CorrelationDraft]:
+    import yaml
+
+    from socpipe.detectors.rule_schema import key_line
+
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
-        documents = [doc for doc in yaml.load_all(text, Loader=SAFE_LOADER) if doc]
+        documents = [doc for doc in yaml.load_all(text, Loader=safe_loader()) if doc]
     except (OSError, UnicodeDecodeError) as error:
         raise RuleError(source, f"cannot read: {error}") from None
     except yaml.YAMLError as error:
@@ -233,13 +281,16 @@ def _load_file(
 def _load_document(
     document: Any, source: str, mappings: FieldMappings, ruleset: str
 ) -> CompiledRule | CorrelationDraft:
+    from socpipe.detectors.correlation_rules import parse_correlation
+    from socpipe.detectors.rule_schema import shape_problem
+
     if not isinstance(document, dict):
         raise RuleError(source, "a rule must be a YAML mapping")
     if problem := shape_problem(document):
         key, reason = problem
         raise RuleError(source, f"{key}: {reason}", key=key)
     if "correlation" in document:
-        return parse_correlation(document, source, RULE_POLICY, ruleset)
+        return parse_correlation(document, source, rule_policy(), ruleset)
     if "filter" in document and "detection" not in document:
         raise UnsupportedRuleError(source, "Sigma filter documents are not supported yet")
     if "action" in document:
@@ -248,28 +299,56 @@ def _load_document(
 
 
 def compile_rule(
-    document: dict, source: str, mappings: FieldMappings = NO_MAPPINGS, ruleset: str = ""
+    document: dict[str, Any], source: str, mappings: FieldMappings = NO_MAPPINGS, ruleset: str = ""
 ) -> CompiledRule:
     """Parse one rule mapping with pySigma, map its fields and compile its condition."""
+    from sigma.exceptions import SigmaError, SigmaRuleLocation
+    from sigma.rule import SigmaRule
+
+    from socpipe.detectors.compiler import ConditionCompiler
+    from socpipe.detectors.errors import sigma_reason
+    from socpipe.detectors.rule_schema import ERROR_KEYS
+
     try:
         rule = SigmaRule.from_dict(
             document,
             collect_errors=True,
             source=SigmaRuleLocation(Path(source)),
-            policy=RULE_POLICY,
+            policy=rule_policy(),
         )
         if rule.errors:
             first = type(rule.errors[0]).__name__
             reasons = "; ".join(sigma_reason(error) for error in rule.errors)
             raise RuleError(source, reasons, key=ERROR_KEYS.get(first))
-        if missing := mappings.missing_for(rule.logsource):
+        logsource = RuleLogSource(
+            rule.logsource.product, rule.logsource.category, rule.logsource.service
+        )
+        if missing := mappings.missing_for(logsource):
             raise RuleError(
                 source,
                 f"needs the field mapping {missing!r} ({missing}.yml), which is not in"
                 f" {mappings.folder}: without it the rule could never match",
             )
-        mappings.pipeline.apply(rule)
-        matcher, prefilter = ConditionCompiler(source).compile_rule(rule)
+        if mappings.pipeline is not None:
+            mappings.pipeline.apply(rule)
+        condition = ConditionCompiler(source).describe_rule(rule)
+        if rule.id is None:
+            raise RuleError(source, "rule has no id")
+        return build_rule(
+            condition,
+            id=str(rule.id),
+            title=rule.title,
+            level=rule.level.name.lower() if rule.level else "medium",
+            tags=tuple(f"{tag.namespace}.{tag.name}" for tag in rule.tags),
+            logsource=logsource,
+            source=source,
+            description=rule.description or "",
+            author=rule.author or "",
+            references=tuple(rule.references or ()),
+            falsepositives=tuple(rule.falsepositives or ()),
+            name=rule.name or "",
+            ruleset=ruleset or source,
+        )
     except RuleError:
         raise
     except SigmaError as error:
@@ -278,21 +357,11 @@ def compile_rule(
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         # pySigma raises plain exceptions on some malformed rules; report, don't crash the load.
         raise RuleError(source, f"{type(error).__name__}: {error}") from None
-    if rule.id is None:
-        raise RuleError(source, "rule has no id")
-    return CompiledRule(
-        id=str(rule.id),
-        title=rule.title,
-        level=rule.level.name.lower() if rule.level else "medium",
-        tags=tuple(f"{tag.namespace}.{tag.name}" for tag in rule.tags),
-        logsource=rule.logsource,
-        matcher=matcher,
-        prefilter=prefilter,
-        source=source,
-        description=rule.description or "",
-        author=rule.author or "",
-        references=tuple(rule.references or ()),
-        falsepositives=tuple(rule.falsepositives or ()),
-        name=rule.name or "",
-        ruleset=ruleset or source,
-    )
+
+
+def build_rule(condition: Node, **metadata: Any) -> CompiledRule:
+    """A runnable rule from its condition's description and its metadata (the other fields of
+    ``CompiledRule``): the one way rules parsed from files are made. Raises
+    ``DescriptionError`` for a malformed condition."""
+    matcher, prefilter = build_condition(condition, metadata["source"])
+    return CompiledRule(prefilter=prefilter, condition=condition, built_matcher=matcher, **metadata)

@@ -1,4 +1,9 @@
-"""Compile one Sigma value (after pySigma applied its modifiers) into a predicate on an event.
+"""Matchers for one field test of a rule's condition, built from plain data.
+
+The condition compiler (``detectors/compiler.py``) turns pySigma's values (after their
+modifiers) into a description made of strings, numbers and lists (``detectors/conditions.py``);
+the functions here build the closures from that description. They never see a pySigma
+object, so a rule set loaded from the rule cache is built without importing pySigma.
 
 Every compiled value also states a *necessary literal* when it has one: a lower-cased
 substring that the field must contain for the value to match. The engine indexes those so
@@ -13,30 +18,9 @@ from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from functools import lru_cache
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from typing import Final
 
-from sigma.types import (
-    CompareOperators,
-    Placeholder,
-    SigmaBool,
-    SigmaCasedString,
-    SigmaCIDRExpression,
-    SigmaCompareExpression,
-    SigmaExists,
-    SigmaExpansion,
-    SigmaFieldReference,
-    SigmaNull,
-    SigmaNumber,
-    SigmaRegularExpression,
-    SigmaString,
-    SigmaTimestampPart,
-    SigmaType,
-    SpecialChars,
-    TimestampPart,
-)
-
-from socpipe.detectors.errors import UnsupportedRuleError
 from socpipe.detectors.event_view import EventView
 from socpipe.detectors.regex import compile_regex
 
@@ -63,13 +47,19 @@ Necessary = frozenset[Atom] | None
 #: Field-less (keyword) detections search the raw record, which holds every value of the event.
 KEYWORD_FIELD = "event.original"
 
+#: A wildcard in a string pattern; a pattern is a list of literal strings and wildcards.
+WILDCARD_MULTI: Final = 1
+WILDCARD_SINGLE: Final = 2
+Pattern = list[str | int]
+
 _COMPARATORS: Final = {
-    CompareOperators.LT: operator.lt,
-    CompareOperators.LTE: operator.le,
-    CompareOperators.GT: operator.gt,
-    CompareOperators.GTE: operator.ge,
-    CompareOperators.NEQ: operator.ne,
+    "lt": operator.lt,
+    "lte": operator.le,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "neq": operator.ne,
 }
+COMPARE_OPERATORS: Final = frozenset(_COMPARATORS)
 
 
 def field_matcher(field: str, predicate: Predicate, lowered: bool) -> Matcher:
@@ -87,22 +77,25 @@ def field_matcher(field: str, predicate: Predicate, lowered: bool) -> Matcher:
     return match
 
 
-def string_predicate(
-    parts: list[str | SpecialChars], case_sensitive: bool
-) -> tuple[Predicate, str]:
+def _shape(parts: Pattern) -> tuple[str | int, ...]:
+    """The pattern with each literal replaced by ``"L"``: what kind of test it needs."""
+    return tuple("L" if type(part) is str else part for part in parts)
+
+
+def string_predicate(parts: Pattern, case_sensitive: bool) -> tuple[Predicate, str]:
     """A predicate for a wildcard pattern, and its longest literal part.
 
     The common shapes (exact, prefix, suffix, substring) use plain string methods; anything
     else becomes an anchored RE2 expression, which cannot backtrack.
     """
     if not case_sensitive:
-        parts = [part.lower() if isinstance(part, str) else part for part in parts]
-    literals = [part for part in parts if isinstance(part, str)]
-    longest = max(literals, key=len, default="")
-    many = SpecialChars.WILDCARD_MULTI
-    shape = tuple(part if isinstance(part, SpecialChars) else "L" for part in parts)
+        parts = [part.lower() if type(part) is str else part for part in parts]  # type: ignore[union-attr]
+    literals = [part for part in parts if type(part) is str]
+    longest: str = max(literals, key=len, default="")  # type: ignore[arg-type, type-var]
+    many = WILDCARD_MULTI
+    shape = _shape(parts)
     if shape == ("L",):
-        exact = parts[0]
+        exact: str = parts[0]  # type: ignore[assignment]
         return exact.__eq__, longest
     if shape == ():
         return "".__eq__, longest
@@ -113,12 +106,12 @@ def string_predicate(
     if shape == (many, "L"):
         return operator.methodcaller("endswith", parts[1]), longest
     if shape == (many, "L", many):
-        needle = parts[1]
+        needle: str = parts[1]  # type: ignore[assignment]
         return (lambda value: needle in value), longest
-    if SpecialChars.WILDCARD_SINGLE not in parts:
+    if WILDCARD_SINGLE not in shape:
         return _glob_predicate(parts), longest
     pattern = "".join(
-        re.escape(part) if isinstance(part, str) else (".*" if part is many else ".")
+        re.escape(part) if type(part) is str else (".*" if part == many else ".")  # type: ignore[arg-type]
         for part in parts
     )
     return compile_regex(f"^{pattern}$", "s", "wildcard")[0], longest
@@ -128,17 +121,16 @@ def _always(_value: str) -> bool:
     return True
 
 
-def _glob_predicate(parts: list[str | SpecialChars]) -> Predicate:
+def _glob_predicate(parts: Pattern) -> Predicate:
     """A ``*``-only pattern matched by finding its pieces in order: linear, no regex.
 
     Leftmost matching of each middle piece is correct for ``*`` (any later match would leave
     less room for the rest), so no backtracking is ever needed.
     """
-    many = SpecialChars.WILDCARD_MULTI
-    head = parts[0] if isinstance(parts[0], str) else ""
-    tail = parts[-1] if isinstance(parts[-1], str) and len(parts) > 1 else ""
-    middle = [part for part in parts[1 if head else 0 : len(parts) - 1 if tail else len(parts)]]
-    pieces = tuple(part for part in middle if part is not many)
+    head: str = parts[0] if type(parts[0]) is str else ""  # type: ignore[assignment]
+    tail: str = parts[-1] if type(parts[-1]) is str and len(parts) > 1 else ""  # type: ignore[assignment]
+    middle = parts[1 if head else 0 : len(parts) - 1 if tail else len(parts)]
+    pieces: tuple[str, ...] = tuple(part for part in middle if type(part) is str)  # type: ignore[misc]
     minimum = len(head) + len(tail)
 
     def predicate(value: str) -> bool:
@@ -146,84 +138,46 @@ def _glob_predicate(parts: list[str | SpecialChars]) -> Predicate:
             return False
         position, end = len(head), len(value) - len(tail)
         for piece in pieces:
-            found = value.find(piece, position, end)  # type: ignore[arg-type]
+            found = value.find(piece, position, end)
             if found < 0:
                 return False
-            position = found + len(piece)  # type: ignore[arg-type]
+            position = found + len(piece)
         return True
 
     return predicate
 
 
-def _string_parts(value: SigmaString, source: str) -> list[str | SpecialChars]:
-    parts: list[str | SpecialChars] = []
-    for part in value.s:
-        if isinstance(part, Placeholder):
-            raise UnsupportedRuleError(source, f"placeholder %{part.name}% has no value configured")
-        parts.append(part)
-    return parts
+def compile_string(field: str, parts: Pattern, cased: bool) -> tuple[Matcher, Necessary]:
+    """The matcher for ``field`` matching one wildcard pattern (lower-cased unless
+    ``cased``)."""
+    predicate, longest = string_predicate(parts, cased)
+    kind = AtomKind.EQUALS if _shape(parts) == ("L",) else AtomKind.CONTAINS
+    necessary = frozenset({(field, longest.lower(), kind)}) if longest else None
+    return field_matcher(field, predicate, lowered=not cased), necessary
 
 
-def _pattern_parts(value: SigmaString, keyword: bool, source: str) -> list[str | SpecialChars]:
-    """The pattern of a string value; keywords match anywhere in the raw record."""
-    parts = _string_parts(value, source)
-    if keyword:
-        many: list[str | SpecialChars] = [SpecialChars.WILDCARD_MULTI]
-        parts = ([] if parts[:1] == many else many) + parts
-        parts = parts + ([] if parts[-1:] == many else many)
-    return parts
+def compile_literal(field: str, text: str) -> tuple[Matcher, Necessary]:
+    """The matcher for ``field`` being a number or boolean, written as ``text``."""
+    atom = (field, text, AtomKind.EQUALS)
+    return field_matcher(field, text.__eq__, lowered=True), frozenset({atom})
 
 
-def compile_value(field: str | None, value: SigmaType, source: str) -> tuple[Matcher, Necessary]:
-    """The matcher for ``field`` having ``value``; ``field`` None means a keyword detection."""
-    target = field or KEYWORD_FIELD
-    if isinstance(value, SigmaString):
-        parts = _pattern_parts(value, field is None, source)
-        cased = isinstance(value, SigmaCasedString)
-        predicate, longest = string_predicate(parts, cased)
-        kind = (
-            AtomKind.EQUALS if len(parts) == 1 and isinstance(parts[0], str) else AtomKind.CONTAINS
-        )
-        necessary = frozenset({(target, longest.lower(), kind)}) if longest else None
-        return field_matcher(target, predicate, lowered=not cased), necessary
-    if isinstance(value, SigmaTimestampPart):
-        return _timestamp_part_matcher(target, value), None
-    if isinstance(value, SigmaNumber | SigmaBool):
-        text = str(value.number) if isinstance(value, SigmaNumber) else str(value.boolean).lower()
-        atom = (target, text, AtomKind.EQUALS)
-        return field_matcher(target, text.__eq__, lowered=True), frozenset({atom})
-    if isinstance(value, SigmaNull):
-        return _null_matcher(target), None
-    if isinstance(value, SigmaExists):
-        return _exists_matcher(target, bool(value)), None
-    if isinstance(value, SigmaRegularExpression):
-        flags = "".join(value.sigma_to_re_flag[flag] for flag in value.flags)
-        # A regex with no literal to index is still a prefilter atom when RE2 runs it: the
-        # engine scans all such regexes of a field in one RE2 set.
-        search, pattern = compile_regex(str(value.regexp), flags, source)
-        necessary = frozenset({(target, pattern, AtomKind.PATTERN)}) if pattern else None
-        return field_matcher(target, search, lowered=False), necessary
-    if isinstance(value, SigmaCIDRExpression):
-        return compile_cidr_alternatives(target, [value]), None
-    if isinstance(value, SigmaCompareExpression):
-        return field_matcher(target, _compare_predicate(value), lowered=False), None
-    if isinstance(value, SigmaFieldReference):
-        return _field_reference_matcher(target, value), None
-    if isinstance(value, SigmaExpansion):
-        compiled = [compile_value(field, item, source) for item in value.values]
-        return any_of([matcher for matcher, _ in compiled]), union([n for _, n in compiled])
-    raise UnsupportedRuleError(source, f"value type {type(value).__name__} is not supported")
-
-
-def compile_string_alternatives(
-    field: str | None, values: list[SigmaString], source: str
+def compile_regex_value(
+    field: str, pattern: str, flags: str, source: str
 ) -> tuple[Matcher, Necessary]:
-    """One matcher for "field equals any of these patterns": the field is read once; exact
-    values become a set, prefixes and suffixes one ``startswith``/``endswith`` call with a
-    tuple, substrings one loop; only other wildcard shapes keep a predicate each."""
-    many = SpecialChars.WILDCARD_MULTI
-    keyword = field is None
-    field = field or KEYWORD_FIELD
+    """The matcher for a rule regex on ``field`` as written (``flags``: letters ``i``, ``m``,
+    ``s``). A regex with no literal to index is still a prefilter atom when RE2 runs it: the
+    engine scans all such regexes of a field in one RE2 set."""
+    search, flagged = compile_regex(pattern, flags, source)
+    necessary = frozenset({(field, flagged, AtomKind.PATTERN)}) if flagged else None
+    return field_matcher(field, search, lowered=False), necessary
+
+
+def compile_string_alternatives(field: str, patterns: list[Pattern]) -> tuple[Matcher, Necessary]:
+    """One matcher for "field equals any of these patterns" (case-insensitive): the field is
+    read once; exact values become a set, prefixes and suffixes one ``startswith``/``endswith``
+    call with a tuple, substrings one loop; only other wildcard shapes keep a predicate each."""
+    many = WILDCARD_MULTI
     exact: set[str] = set()
     prefixes: list[str] = []
     suffixes: list[str] = []
@@ -231,23 +185,21 @@ def compile_string_alternatives(
     predicates: list[Predicate] = []
     atoms: set[Atom] = set()
     known = True
-    for value in values:
-        parts = [
-            part.lower() if isinstance(part, str) else part
-            for part in _pattern_parts(value, keyword, source)
-        ]
-        shape = tuple("L" if isinstance(part, str) else part for part in parts)
+    for pattern in patterns:
+        parts: Pattern = [part.lower() if type(part) is str else part for part in pattern]  # type: ignore[union-attr]
+        shape = _shape(parts)
+        first: str = parts[0] if parts and type(parts[0]) is str else ""  # type: ignore[assignment]
         if shape == ("L",):
-            exact.add(parts[0])  # type: ignore[arg-type]
+            exact.add(first)
         elif shape == ("L", many):
-            prefixes.append(parts[0])  # type: ignore[arg-type]
+            prefixes.append(first)
         elif shape == (many, "L"):
             suffixes.append(parts[1])  # type: ignore[arg-type]
         elif shape == (many, "L", many):
             needles.append(parts[1])  # type: ignore[arg-type]
         else:
             predicates.append(string_predicate(parts, case_sensitive=True)[0])
-        literals = [part for part in parts if isinstance(part, str)]
+        literals: list[str] = [part for part in parts if type(part) is str]  # type: ignore[misc]
         if literals and (longest := max(literals, key=len)):
             atoms.add((field, longest, AtomKind.EQUALS if shape == ("L",) else AtomKind.CONTAINS))
         else:
@@ -332,7 +284,7 @@ def union(necessaries: list[Necessary]) -> Necessary:
     return frozenset().union(*necessaries)  # type: ignore[arg-type]
 
 
-def _null_matcher(field: str) -> Matcher:
+def compile_null(field: str) -> Matcher:
     def match(view: EventView) -> bool:
         value = view.text(field)
         return value is None or value == "" or value == []
@@ -340,7 +292,7 @@ def _null_matcher(field: str) -> Matcher:
     return match
 
 
-def _exists_matcher(field: str, expected: bool) -> Matcher:
+def compile_exists(field: str, expected: bool) -> Matcher:
     return lambda view: (view.text(field) is not None) is expected
 
 
@@ -358,24 +310,23 @@ def _address(text: str) -> tuple[int, int] | None:
     return address.version, int(address)
 
 
-def compile_cidr_alternatives(field: str, values: list[SigmaCIDRExpression]) -> Matcher:
-    """One matcher for "field is in any of these networks": the address is parsed once and
-    compared with each network's integer range."""
-    ranges = tuple(
-        (
-            value.network.version,
-            int(value.network.network_address),
-            int(value.network.broadcast_address),
+def compile_cidr_alternatives(field: str, networks: list[str]) -> Matcher:
+    """One matcher for "field is in any of these networks" (``10.0.0.0/8``, ``fe80::/10``):
+    the address is parsed once and compared with each network's integer range."""
+    ranges = []
+    for text in networks:
+        network = ip_network(text)
+        ranges.append(
+            (network.version, int(network.network_address), int(network.broadcast_address))
         )
-        for value in values
-    )
+    range_tuple = tuple(ranges)
 
     def in_any_network(text: str) -> bool:
         address = _address(text)
         if address is None:
             return False
         version, number = address
-        for network_version, low, high in ranges:
+        for network_version, low, high in range_tuple:
             if version == network_version and low <= number <= high:
                 return True
         return False
@@ -383,29 +334,36 @@ def compile_cidr_alternatives(field: str, values: list[SigmaCIDRExpression]) -> 
     return field_matcher(field, in_any_network, lowered=False)
 
 
-def _compare_predicate(value: SigmaCompareExpression) -> Predicate:
-    compare = _COMPARATORS[value.op]
-    bound = value.number.number
+def compile_compare(field: str, operator_name: str, bound: float) -> Matcher:
+    """The matcher for ``field`` compared with a number (``lt``, ``lte``, ``gt``, ``gte``,
+    ``neq``); text that is not a number does not match."""
+    compare = _COMPARATORS[operator_name]
 
     def predicate(text: str) -> bool:
         try:
-            return compare(float(text), bound)
+            return compare(float(text), bound)  # type: ignore[no-any-return]
         except ValueError:
             return False
 
-    return predicate
+    return field_matcher(field, predicate, lowered=False)
 
 
-def _field_reference_matcher(field: str, value: SigmaFieldReference) -> Matcher:
-    other = value.field
+#: How a field reference compares the two fields.
+REFERENCE_MODES: Final = ("equals", "startswith", "endswith")
+
+
+def compile_field_reference(field: str, other: str, mode: str) -> Matcher:
+    """The matcher for ``field`` equal to (or starting or ending with) the field ``other``."""
+    if mode not in REFERENCE_MODES:
+        raise ValueError(f"unknown field reference mode {mode!r}")
 
     def match(view: EventView) -> bool:
         left, right = view.lower(field), view.lower(other)
         if not isinstance(left, str) or not isinstance(right, str):
             return False
-        if value.starts_with:
+        if mode == "startswith":
             return left.startswith(right)
-        if value.ends_with:
+        if mode == "endswith":
             return left.endswith(right)
         return left == right
 
@@ -413,22 +371,23 @@ def _field_reference_matcher(field: str, value: SigmaFieldReference) -> Matcher:
 
 
 _TIMESTAMP_PARTS: Final = {
-    TimestampPart.MINUTE: lambda moment: moment.minute,
-    TimestampPart.HOUR: lambda moment: moment.hour,
-    TimestampPart.DAY: lambda moment: moment.day,
-    TimestampPart.WEEK: lambda moment: moment.isocalendar().week,
-    TimestampPart.MONTH: lambda moment: moment.month,
-    TimestampPart.YEAR: lambda moment: moment.year,
+    "minute": lambda moment: moment.minute,
+    "hour": lambda moment: moment.hour,
+    "day": lambda moment: moment.day,
+    "week": lambda moment: moment.isocalendar().week,
+    "month": lambda moment: moment.month,
+    "year": lambda moment: moment.year,
 }
+TIMESTAMP_PARTS: Final = frozenset(_TIMESTAMP_PARTS)
 
 
-def _timestamp_part_matcher(field: str, value: SigmaTimestampPart) -> Matcher:
-    extract = _TIMESTAMP_PARTS[value.timestamp_part]
-    expected = int(value.number)
+def compile_timestamp_part(field: str, part: str, expected: int) -> Matcher:
+    """The matcher for one part (``minute``, ``hour``, ...) of a timestamp field."""
+    extract = _TIMESTAMP_PARTS[part]
 
     def predicate(text: str) -> bool:
         try:
-            return extract(datetime.fromisoformat(text.replace("Z", "+00:00"))) == expected
+            return extract(datetime.fromisoformat(text.replace("Z", "+00:00"))) == expected  # type: ignore[no-any-return]
         except ValueError:
             return False
 

@@ -51,6 +51,9 @@ class ScanOptions:
     #: Worker processes for parsing and matching (see scanner.parallel); 1 scans in-process.
     jobs: int = 1
     part_bytes: int = DEFAULT_PART_BYTES
+    #: When the process started (``time.monotonic()`` clock), for the summary's events/s
+    #: with start-up; None when not known.
+    process_started: float | None = None
 
 
 def run_scan(
@@ -76,6 +79,7 @@ def run_scan(
         indicators_loaded=indicators.loaded if indicators is not None else 0,
         rule_errors=len(rules.errors),
         rules_unsupported=len(rules.unsupported),
+        rules_from_cache=rules.cached,
     )
     total = sum(path.stat().st_size for path in files if path.exists())
     progress = Progress(stderr, total, options.progress)
@@ -99,7 +103,10 @@ def run_scan(
     summary.correlation = detector.correlations.stats
     progress.update(total, summary.read.events, summary.alerts, force=True)
     progress.finish()
-    summary.seconds = time.monotonic() - started
+    finished = time.monotonic()
+    summary.seconds = finished - started
+    if options.process_started is not None:
+        summary.seconds_with_startup = finished - options.process_started
     return summary
 
 

@@ -29,7 +29,12 @@ class ScanSummary:
     by_host: Counter[str] = field(default_factory=Counter)
     by_source: Counter[str] = field(default_factory=Counter)
     by_dataset: Counter[str] = field(default_factory=Counter)
+    #: The scan itself: reading, detecting, writing (the rules were loaded before).
     seconds: float = 0.0
+    #: From the process's start to the end of the scan (0: not known): what the user waited,
+    #: interpreter, imports and rule loading included.
+    seconds_with_startup: float = 0.0
+    rules_from_cache: bool = False
     correlation: CorrelationStats = field(default_factory=CorrelationStats)
 
     def count_event(self, dataset: str) -> None:
@@ -48,6 +53,11 @@ class ScanSummary:
     def events_per_second(self) -> float:
         return self.read.events / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def events_per_second_with_startup(self) -> float:
+        seconds = self.seconds_with_startup
+        return self.read.events / seconds if seconds > 0 else 0.0
+
     def render(self) -> str:
         read = self.read
         lines = [
@@ -55,7 +65,13 @@ class ScanSummary:
             f"  files read        {read.files:,}"
             + (f" ({len(read.unreadable_files)} unreadable)" if read.unreadable_files else ""),
             f"  events            {read.events:,}  ({self.events_per_second:,.0f} events/s"
-            f" in {self.seconds:.1f} s)",
+            f" in {self.seconds:.1f} s"
+            + (
+                f"; {self.events_per_second_with_startup:,.0f} events/s in"
+                f" {self.seconds_with_startup:.1f} s with start-up)"
+                if self.seconds_with_startup > 0
+                else ")"
+            ),
             f"  not parsed        {read.unparsed:,} (kept as generic events)",
         ]
         if read.truncated or read.invalid_utf8:
@@ -65,6 +81,7 @@ class ScanSummary:
         lines.append(
             f"  rules             {self.rules_loaded:,} loaded, {self.rule_errors:,} with errors,"
             f" {self.rules_unsupported:,} unsupported; {self.correlations_loaded:,} correlations"
+            + (" (from the rule cache)" if self.rules_from_cache else "")
             + (f"; {self.models_loaded} anomaly models" if self.models_loaded else "")
             + (f"; {self.indicators_loaded:,} indicators" if self.indicators_loaded else "")
         )

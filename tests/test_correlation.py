@@ -17,7 +17,7 @@ from socpipe.detectors.correlation_rules import (
     resolve_correlation,
 )
 from socpipe.detectors.errors import RuleError
-from socpipe.detectors.rules import RULE_POLICY, load_rules
+from socpipe.detectors.rules import load_rules, rule_policy
 
 START = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
 C1, C2 = "c1c1c1c1-0000-4000-8000-000000000001", "c2c2c2c2-0000-4000-8000-000000000002"
@@ -28,7 +28,7 @@ def correlation(text: str) -> CorrelationRule:
     document = yaml.safe_load(text)
     document.setdefault("title", "test correlation")
     document.setdefault("id", "0c0c0c0c-0000-4000-8000-000000000001")
-    return resolve_correlation(parse_correlation(document, "test.yml", RULE_POLICY), KNOWN)
+    return resolve_correlation(parse_correlation(document, "test.yml", rule_policy()), KNOWN)
 
 
 def event(seconds: float, number: int = 0, **fields: Any) -> dict[str, Any]:

@@ -374,3 +374,18 @@ def test_few_valued_fields_are_not_taken_for_rare_ones() -> None:
     )
     root = {**login, "event.outcome": "success", "user.name": "root"}
     assert [r.id for r in engine.match(root)] == [compiled.id]
+
+
+def test_the_windows_channel_table_is_pysigmas() -> None:
+    # logsource.py keeps a copy so that routing never imports pySigma's processing machinery.
+    from sigma.pipelines.common import windows_logsource_mapping
+
+    from socpipe.detectors.logsource import _WINDOWS_CHANNELS
+
+    def as_tuples(mapping: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+        return {
+            service: (channels,) if isinstance(channels, str) else tuple(channels)
+            for service, channels in mapping.items()
+        }
+
+    assert as_tuples(dict(_WINDOWS_CHANNELS)) == as_tuples(windows_logsource_mapping)
