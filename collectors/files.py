@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 from socpipe.collectors.lines import DEFAULT_MAX_LINE_BYTES, decode_line, read_lines
 from socpipe.collectors.parsers import ParseContext, Parser, get_parser, parse_detected
-from socpipe.collectors.parsers.evtx_records import read_evtx
+from socpipe.collectors.parsers.evtx_records import EVTX_CHUNK_BYTES, EVTX_HEADER_BYTES, read_evtx
 from socpipe.core.event import Event, SourceEventIds, add_tag
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,10 @@ class FilePart(NamedTuple):
     """The lines of a file that start in ``[start, end)``: a unit of work of a parallel scan.
 
     A line belongs to the part it starts in, even when it runs past ``end``, so parts cut at
-    any byte still give every line exactly once. ``end`` None means the whole file, in any
-    format (gzip and EVTX cannot be entered in the middle). A named tuple, not a frozen
-    dataclass: parts are pickled to the workers, and mypyc's frozen dataclasses do not unpickle.
+    any byte still give every line exactly once. In an EVTX file a part is a range of whole
+    chunks (``start`` 0: from the first). ``end`` None means the whole file, in any format
+    (gzip cannot be entered in the middle). A named tuple, not a frozen dataclass: parts are
+    pickled to the workers, and mypyc's frozen dataclasses do not unpickle.
     """
 
     path: Path
@@ -77,7 +78,8 @@ class FilePart(NamedTuple):
 
 
 def split_into_parts(files: Iterable[Path], part_bytes: int) -> Iterator[FilePart]:
-    """Plain-text files larger than ``part_bytes`` cut into byte ranges; others whole."""
+    """Plain-text files larger than ``part_bytes`` cut into byte ranges, EVTX files into
+    ranges of whole chunks; gzip files and small files whole."""
     for path in files:
         try:
             magic = _sniff(path)
@@ -85,14 +87,33 @@ def split_into_parts(files: Iterable[Path], part_bytes: int) -> Iterator[FilePar
         except OSError:
             yield FilePart(path)  # the reader reports why it cannot be read
             continue
-        compressed_or_binary = magic.startswith((_GZIP_MAGIC, _EVTX_MAGIC))
-        if compressed_or_binary or path.suffix.lower() == ".evtx" or size <= part_bytes:
+        if size <= part_bytes or magic.startswith(_GZIP_MAGIC):
             yield FilePart(path)
-            continue
-        for start in range(0, size, part_bytes):
-            # The last part reads to the end of the file, even if it grew meanwhile.
-            end = start + part_bytes if start + part_bytes < size else sys.maxsize
-            yield FilePart(path, start, end)
+        elif _is_evtx(path, magic):
+            yield from _evtx_parts(path, size, part_bytes)
+        else:
+            yield from _text_parts(path, size, part_bytes)
+
+
+def _is_evtx(path: Path, magic: bytes) -> bool:
+    return magic.startswith(_EVTX_MAGIC) or path.suffix.lower() == ".evtx"
+
+
+def _evtx_parts(path: Path, size: int, part_bytes: int) -> Iterator[FilePart]:
+    """Ranges of whole chunks of about ``part_bytes`` each; the last reads to the end."""
+    step = max(part_bytes // EVTX_CHUNK_BYTES, 1) * EVTX_CHUNK_BYTES
+    start = 0
+    for end in range(EVTX_HEADER_BYTES + step, size, step):
+        yield FilePart(path, start, end)
+        start = end
+    yield FilePart(path, start, sys.maxsize)
+
+
+def _text_parts(path: Path, size: int, part_bytes: int) -> Iterator[FilePart]:
+    for start in range(0, size, part_bytes):
+        # The last part reads to the end of the file, even if it grew meanwhile.
+        end = start + part_bytes if start + part_bytes < size else sys.maxsize
+        yield FilePart(path, start, end)
 
 
 _ROTATION = re.compile(r"^(?P<base>.+?)[.-](?P<number>\d+)(?P<ext>(?:\.[a-z0-9]+)?)$")
@@ -191,7 +212,7 @@ class FileEventReader:
                 continue
             self.stats.files += 1
             try:
-                if magic.startswith(_EVTX_MAGIC) or path.suffix.lower() == ".evtx":
+                if _is_evtx(path, magic):
                     yield from self._read_evtx(path)
                 else:
                     yield from self._read_text(path, gzipped=magic.startswith(_GZIP_MAGIC))
@@ -209,8 +230,12 @@ class FileEventReader:
         if part.start == 0:
             self.stats.files += 1
         try:
-            yield from self._read_text(part.path, gzipped=False, start=part.start, end=part.end)
-        except OSError as error:
+            if _is_evtx(part.path, _sniff(part.path)):
+                yield from self._read_evtx(part.path, part.start, part.end)
+            else:
+                yield from self._read_text(part.path, gzipped=False, start=part.start, end=part.end)
+        except (OSError, EOFError, RuntimeError) as error:
+            # Reported once per file, by its first part (every part meets a broken header).
             if part.start == 0:
                 self._unreadable(part.path, error)
         self._current = None
@@ -229,11 +254,11 @@ class FileEventReader:
             self.context.agency_id, self.context.agency_name, self.context.zone, modified
         )
 
-    def _read_evtx(self, path: Path) -> Iterator[Event]:
+    def _read_evtx(self, path: Path, start: int = 0, end: int | None = None) -> Iterator[Event]:
         context = self._context_for(path)
         source = str(path)
         ids = SourceEventIds(context.agency_id, source)
-        for record_id, event in read_evtx(path, context):
+        for record_id, event in read_evtx(path, context, start, end):
             event["log.file.path"] = source
             event["event.id"] = ids.id(record_id, event["event.original"])
             self.stats.events += 1

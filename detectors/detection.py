@@ -79,14 +79,22 @@ class Detector:
             watcher.observe(event)
 
     def process_matches(self, event: Event, rules: Sequence[CompiledRule]) -> list[Alert]:
-        """Alerts and correlation input for an event whose matching rules are known already
-        (``socpipe scan --jobs`` matches in worker processes and correlates here)."""
+        """Alerts and correlation input for an event whose matching rules are known already."""
         alerts: list[Alert] = []
         for rule in rules:
-            if rule.id not in self._silent:
+            if self.raises_own_alert(rule):
                 alerts.append(Alert.from_match(rule, event))
             alerts.extend(self.correlations.observe(rule.id, event))
         return alerts
+
+    def raises_own_alert(self, rule: CompiledRule) -> bool:
+        """Whether a match of ``rule`` is an alert by itself (see the class docstring); when
+        not, it only counts towards correlations."""
+        return rule.id not in self._silent
+
+    def feeds_correlations(self, rule: CompiledRule) -> bool:
+        """Whether correlations count the matches of ``rule`` (they need its events)."""
+        return rule.id in self.correlations.referenced_rule_ids
 
     def flush(self) -> list[Alert]:
         """End of input: close every open window and judge it."""

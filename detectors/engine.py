@@ -302,6 +302,11 @@ class SigmaEngine:
             self._groups_by_key[key] = group
         return group
 
+    @property
+    def groups_built(self) -> int:
+        """Rule groups built so far (each with its prefilter and its rules' matchers)."""
+        return len(self._groups_by_rules)
+
     def match(self, event: dict[str, Any]) -> list[CompiledRule]:
         """The rules that match ``event``, in rule-set order."""
         group = self._group(routing_key(event))

@@ -1,14 +1,25 @@
-"""``socpipe scan --jobs N``: parsing and Sigma matching in N worker processes.
+"""``socpipe scan --jobs N``: parsing, Sigma matching and alert building in N worker processes.
 
 Parsing and matching are per event and stateless, and they are most of a scan's time; the
-correlation windows are not (a brute force spans files and parts of files). So workers
-parse their parts of the input and return only the events that matched, with their rules,
-and this process correlates, builds alerts and writes them. Results are consumed in input
-order, so the alerts, their ids and the summary are those of a one-process scan; at most
-``2 * jobs`` parts are in flight, so memory stays bounded whatever the input size.
+correlation windows are not (a brute force spans files and parts of files). So workers read
+parts of the input (a file, a byte range of a large text file, a range of chunks of a large
+EVTX file), match them, and make the alerts of the rules that matched; this process counts
+those alerts, writes them in input order and feeds the correlations. The alerts, their ids
+and the summary are therefore those of a one-process scan.
 
-Workers are forked after the rules are compiled (compiled matchers are closures, which
-cannot be pickled) and inherit them.
+What crosses between processes is small: the part to read (a path and two offsets) goes to
+a worker; back come the read counters and, per event that matched, the positions of its rules
+and each alert as its encoded line. The event itself comes back only when a correlation
+counts one of its rules (a correlation alert lists its events).
+
+Parts are handed out from one queue, so a worker that is done takes the next part (work
+stealing), and results are kept until their turn: a slow part holds back the output, and the
+workers only once ``AHEAD_PER_JOB * jobs`` parts are done or in flight, the bound that keeps
+memory flat whatever the input size.
+
+Workers are forked after the rules are loaded and after this process has scanned the
+beginning of the input itself (``ScanOptions.warm_up_secs``), so that they inherit the rule
+groups, prefilter indexes and matchers it built instead of each building them again.
 """
 
 from __future__ import annotations
@@ -21,42 +32,68 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 from socpipe.collectors.files import FileEventReader, FilePart, LineEventIds, ReadStats
 from socpipe.collectors.parsers import ParseContext
 from socpipe.core.errors import SocpipeError
 from socpipe.core.event import Event
-from socpipe.detectors.engine import SigmaEngine
+from socpipe.detectors.alert import Alert
+from socpipe.detectors.detection import Detector
+from socpipe.scanner.summary import summary_entities
+from socpipe.sinks.jsonlines import encode_line
 
 #: Input per unit of work: big enough that a part's bookkeeping is negligible, small enough
 #: that two cores share even a single file.
 DEFAULT_PART_BYTES = 4 << 20
+#: Parts in flight or waiting for their turn, per worker.
+AHEAD_PER_JOB = 4
+
+
+class MadeAlert(NamedTuple):
+    """An alert a worker made: what this process counts and writes of it."""
+
+    #: The alert's line of the output (empty when no output is written).
+    line: bytes
+    host: str | None
+    source: str | None
+
+
+class MatchedEvent(NamedTuple):
+    """An event that matched: its rules' positions in the rule list, in rule-set order; for
+    each, the alert it raised (None: the rule only feeds correlations); and the event itself
+    when a correlation counts one of the rules."""
+
+    positions: list[int]
+    alerts: list[MadeAlert | None]
+    event: Event | None
 
 
 @dataclass
 class PartResult:
-    """What a worker found in one part: read counters, events per dataset, and the events
-    that matched at least one rule with the positions of those rules in the rule list."""
+    """What a worker found in one part: read counters, events per dataset, matched events."""
 
     size: int
     stats: ReadStats
     datasets: Counter[str] = field(default_factory=Counter)
-    matches: list[tuple[Event, list[int]]] = field(default_factory=list)
+    matches: list[MatchedEvent] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class PartScanner:
-    """Reads and matches one part; lives in each forked worker."""
+    """Reads, matches and makes the alerts of one part; lives in each forked worker."""
 
-    engine: SigmaEngine
+    detector: Detector
     context: ParseContext
     format_name: str
     max_line_bytes: int
+    #: Encode each alert's output line (the scan writes alerts out).
+    encode: bool
 
     @cached_property
     def _positions(self) -> dict[int, int]:
         """Rule object -> its position in the rule list, which both processes share."""
-        return {id(rule): position for position, rule in enumerate(self.engine.rules)}
+        return {id(rule): position for position, rule in enumerate(self.detector.engine.rules)}
 
     def scan(self, part: FilePart) -> PartResult:
         reader = FileEventReader(
@@ -64,12 +101,28 @@ class PartScanner:
         )
         identify = LineEventIds()
         result = PartResult(part.size, reader.stats)
-        positions = self._positions
+        positions, detector, encode = self._positions, self.detector, self.encode
         for event in reader.read_part(part):
             result.datasets[event.get("event.dataset", "unknown")] += 1
-            if rules := self.engine.match(event):
-                identify(event)
-                result.matches.append((event, [positions[id(rule)] for rule in rules]))
+            rules = detector.engine.match(event)
+            if not rules:
+                continue
+            identify(event)
+            made: list[MadeAlert | None] = []
+            counted = False
+            for rule in rules:
+                if detector.raises_own_alert(rule):
+                    alert = Alert.from_match(rule, event)
+                    line = encode_line(alert.to_dict()) if encode else b""
+                    made.append(MadeAlert(line, *summary_entities(alert)))
+                else:
+                    made.append(None)
+                counted = counted or detector.feeds_correlations(rule)
+            result.matches.append(
+                MatchedEvent(
+                    [positions[id(rule)] for rule in rules], made, event if counted else None
+                )
+            )
         return result
 
 
@@ -98,7 +151,10 @@ def scan_parts(scanner: PartScanner, parts: Iterable[FilePart], jobs: int) -> It
     context = multiprocessing.get_context("fork")
     executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_setup)
     try:
-        in_flight: deque[tuple[FilePart, Future[PartResult]]] = deque()
+        # Submitted parts in input order; the first is the next to be returned. Workers take
+        # the submitted parts in turn, so while the first is still being read the others go
+        # on with the rest.
+        ahead: deque[tuple[FilePart, Future[PartResult]]] = deque()
 
         def submit_next() -> None:
             part = next(remaining, None)
@@ -111,12 +167,12 @@ def scan_parts(scanner: PartScanner, parts: Iterable[FilePart], jobs: int) -> It
                 # it was reading is in flight and is reported first, in input order.
                 future = Future()
                 future.set_exception(error)
-            in_flight.append((part, future))
+            ahead.append((part, future))
 
-        for _ in range(2 * jobs):
+        for _ in range(AHEAD_PER_JOB * jobs):
             submit_next()
-        while in_flight:
-            part, future = in_flight.popleft()
+        while ahead:
+            part, future = ahead.popleft()
             try:
                 result = future.result()
             except BrokenProcessPool:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Final, TextIO
 from zoneinfo import ZoneInfo
 
 from socpipe.collectors.files import (
@@ -24,6 +24,7 @@ from socpipe.collectors.files import (
     split_into_parts,
 )
 from socpipe.collectors.parsers import ParseContext
+from socpipe.core.event import Event
 from socpipe.core.resources import bundled_rules_dir
 from socpipe.detectors.alert import Alert
 from socpipe.detectors.detection import Detector
@@ -34,6 +35,12 @@ from socpipe.scanner.parallel import DEFAULT_PART_BYTES, PartScanner, scan_parts
 from socpipe.scanner.progress import Progress
 from socpipe.scanner.summary import ScanSummary
 from socpipe.sinks.jsonlines import JsonLinesWriter
+
+#: Building the rule groups a Windows scan meets with every SigmaHQ rule (prefilter sets and
+#: matchers) takes about half a second, spread over the first thousands of events of the
+#: first files; workers forked before would each build them again.
+DEFAULT_WARM_UP_SECS: Final = 2.0
+WARM_UP_QUIET_SECS: Final = 0.25
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,11 @@ class ScanOptions:
     #: When the process started (``time.monotonic()`` clock), for the summary's events/s
     #: with start-up; None when not known.
     process_started: float | None = None
+    #: With workers: how long at most this process scans the beginning of the input itself
+    #: before forking them, so that they inherit the rule groups it built (it stops sooner
+    #: once WARM_UP_QUIET_SECS pass without a new group; a scan that ends sooner never
+    #: starts workers).
+    warm_up_secs: float = DEFAULT_WARM_UP_SECS
 
 
 def run_scan(
@@ -86,20 +98,22 @@ def run_scan(
     started = time.monotonic()
     output = JsonLinesWriter(options.out) if options.out is not None else nullcontext(None)
     with output as sink:
+        scan = _Scan(detector, summary, progress, sink)
         if options.jobs > 1 and not watchers:
             scanner = PartScanner(
-                detector.engine, context, options.format_name, options.max_line_bytes
+                detector, context, options.format_name, options.max_line_bytes, sink is not None
             )
-            parts = split_into_parts(files, options.part_bytes)
-            _scan_with_workers(scanner, parts, options.jobs, detector, summary, progress, sink)
+            parts = iter(split_into_parts(files, options.part_bytes))
+            scan.warm_up(reader, parts, options.warm_up_secs)
+            scan.with_workers(scanner, parts, options.jobs)
         else:
             if options.jobs > 1:
                 stderr.write(
                     "socpipe scan: anomaly models and indicators need every event in one"
                     " process; --jobs ignored\n"
                 )
-            _scan_in_process(reader, files, detector, summary, progress, sink)
-        _emit(detector.flush(), summary, sink)
+            scan.in_process(reader, files)
+        scan.emit(detector.flush())
     summary.correlation = detector.correlations.stats
     progress.update(total, summary.read.events, summary.alerts, force=True)
     progress.finish()
@@ -110,43 +124,80 @@ def run_scan(
     return summary
 
 
-def _scan_in_process(
-    reader: FileEventReader,
-    files: list[Path],
-    detector: Detector,
-    summary: ScanSummary,
-    progress: Progress,
-    sink: JsonLinesWriter | None,
-) -> None:
-    for event in reader.read(files):
-        summary.count_event(event.get("event.dataset", "unknown"))
-        _emit(detector.process(event), summary, sink)
-        if reader.stats.events % 1024 == 0:
-            progress.update(reader.bytes_read, reader.stats.events, summary.alerts)
+class _Scan:
+    """Where a scan's events and alerts go: the detector, the summary, the progress line and
+    the output."""
 
+    def __init__(
+        self,
+        detector: Detector,
+        summary: ScanSummary,
+        progress: Progress,
+        sink: JsonLinesWriter | None,
+    ) -> None:
+        self.detector = detector
+        self.summary = summary
+        self.progress = progress
+        self.sink = sink
+        #: Input done so far, for progress, when scanning by parts.
+        self.done_bytes = 0
 
-def _scan_with_workers(
-    scanner: PartScanner,
-    parts: Iterable[FilePart],
-    jobs: int,
-    detector: Detector,
-    summary: ScanSummary,
-    progress: Progress,
-    sink: JsonLinesWriter | None,
-) -> None:
-    done_bytes = 0
-    for part in scan_parts(scanner, parts, jobs):
-        summary.read.add(part.stats)
-        summary.by_dataset.update(part.datasets)
-        for event, positions in part.matches:
-            matched = [detector.engine.rules[position] for position in positions]
-            _emit(detector.process_matches(event, matched), summary, sink)
-        done_bytes += part.size
-        progress.update(min(done_bytes, progress.total), summary.read.events, summary.alerts)
+    def in_process(self, reader: FileEventReader, files: list[Path]) -> None:
+        for event in reader.read(files):
+            self.event(event)
+            if reader.stats.events % 1024 == 0:
+                self.progress.update(reader.bytes_read, reader.stats.events, self.summary.alerts)
 
+    def event(self, event: Event) -> None:
+        self.summary.count_event(event.get("event.dataset", "unknown"))
+        self.emit(self.detector.process(event))
 
-def _emit(alerts: list[Alert], summary: ScanSummary, sink: JsonLinesWriter | None) -> None:
-    for alert in alerts:
-        summary.count_alert(alert)
-        if sink is not None:
-            sink.write(alert.to_dict())
+    def warm_up(self, reader: FileEventReader, parts: Iterator[FilePart], seconds: float) -> None:
+        """Scan parts in this process until it has built no new rule group for
+        ``WARM_UP_QUIET_SECS``, or for ``seconds`` at most (``ScanOptions.warm_up_secs``)."""
+        engine = self.detector.engine
+        now = time.monotonic()
+        deadline, last_new_group, groups = now + seconds, now, engine.groups_built
+        while now < deadline and now - last_new_group < WARM_UP_QUIET_SECS:
+            part = next(parts, None)
+            if part is None:
+                return
+            for event in reader.read_part(part):
+                self.event(event)
+            self.part_done(part.size)
+            now = time.monotonic()
+            if engine.groups_built != groups:
+                last_new_group, groups = now, engine.groups_built
+
+    def with_workers(self, scanner: PartScanner, parts: Iterator[FilePart], jobs: int) -> None:
+        """The workers' results in input order: their alerts counted and written in the order
+        a one-process scan raises them (``Detector.process_matches``), and the events of
+        rules that correlations count fed to them here."""
+        detector, summary, sink = self.detector, self.summary, self.sink
+        rules = detector.engine.rules
+        for part in scan_parts(scanner, parts, jobs):
+            summary.read.add(part.stats)
+            summary.by_dataset.update(part.datasets)
+            for positions, made, event in part.matches:
+                for position, alert in zip(positions, made, strict=True):
+                    rule = rules[position]
+                    if alert is not None:
+                        summary.count(rule, alert.host, alert.source)
+                        if sink is not None:
+                            sink.write_line(alert.line)
+                    if event is not None:
+                        self.emit(detector.correlations.observe(rule.id, event))
+            self.part_done(part.size)
+
+    def part_done(self, size: int) -> None:
+        self.done_bytes += size
+        progress = self.progress
+        progress.update(
+            min(self.done_bytes, progress.total), self.summary.read.events, self.summary.alerts
+        )
+
+    def emit(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            self.summary.count_alert(alert)
+            if self.sink is not None:
+                self.sink.write(alert.to_dict())

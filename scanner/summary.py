@@ -8,10 +8,17 @@ from typing import Final
 
 from socpipe.collectors.files import ReadStats
 from socpipe.core.levels import SEVERITY
-from socpipe.detectors.alert import Alert
+from socpipe.detectors.alert import Alert, RuleInfo
 from socpipe.detectors.correlation import CorrelationStats
 
 TOP: Final = 5
+
+
+def summary_entities(alert: Alert) -> tuple[str | None, str | None]:
+    """The host and source address the summary counts an alert under."""
+    host = alert.entities.get("host.name")
+    source = alert.entities.get("source.ip")
+    return (str(host) if host else None), (str(source) if source else None)
 
 
 @dataclass
@@ -41,13 +48,18 @@ class ScanSummary:
         self.by_dataset[dataset] += 1
 
     def count_alert(self, alert: Alert) -> None:
+        self.count(alert.rule, *summary_entities(alert))
+
+    def count(self, rule: RuleInfo, host: str | None, source: str | None) -> None:
+        """Count an alert of ``rule`` on ``host`` from ``source`` (those of
+        ``summary_entities``)."""
         self.alerts += 1
-        self.by_level[alert.rule.level] += 1
-        self.by_rule[(alert.rule.level, alert.rule.title, alert.rule.id)] += 1
-        if host := alert.entities.get("host.name"):
-            self.by_host[str(host)] += 1
-        if source := alert.entities.get("source.ip"):
-            self.by_source[str(source)] += 1
+        self.by_level[rule.level] += 1
+        self.by_rule[(rule.level, rule.title, rule.id)] += 1
+        if host:
+            self.by_host[host] += 1
+        if source:
+            self.by_source[source] += 1
 
     @property
     def events_per_second(self) -> float:

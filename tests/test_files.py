@@ -151,10 +151,50 @@ def test_file_parts_give_every_line_exactly_once(tmp_path: Path, part_bytes: int
     assert sum(part.size for part in parts) == path.stat().st_size
 
 
-def test_gzip_and_evtx_files_are_never_cut(tmp_path: Path) -> None:
+def test_gzip_files_are_never_cut(tmp_path: Path) -> None:
     packed = tmp_path / "auth.log.gz"
     packed.write_bytes(gzip.compress((LINE + b"\n") * 100))
-    parts = list(split_into_parts([packed, FILES / "security_sample.evtx"], 16))
-    assert [(part.start, part.end) for part in parts] == [(0, None), (0, None)]
+    parts = list(split_into_parts([packed], 16))
+    assert [(part.start, part.end) for part in parts] == [(0, None)]
     reader = FileEventReader(CONTEXT)
     assert len(list(reader.read_part(parts[0]))) == 100
+
+
+@pytest.mark.parametrize("part_bytes", [1, 65536, 2 * 65536, 10 * 65536])
+def test_evtx_files_are_cut_into_whole_chunks_that_give_every_record_once(
+    tmp_path: Path, part_bytes: int
+) -> None:
+    # Four chunks: the sample's one, four times (the same records, in file order).
+    sample = (FILES / "security_sample.evtx").read_bytes()
+    path = tmp_path / "big.evtx"
+    path.write_bytes(sample[:4096] + sample[4096:] * 4)
+    whole_reader = FileEventReader(CONTEXT)
+    whole = list(whole_reader.read([path]))
+    parts = list(split_into_parts([path], part_bytes))
+    chunks_per_part = max(part_bytes // 65536, 1)
+    assert len(parts) == -(-4 // chunks_per_part)
+    assert all((part.end - 4096) % 65536 == 0 for part in parts[:-1])  # type: ignore[operator]
+    in_parts, totals = [], FileEventReader(CONTEXT).stats
+    for part in parts:
+        reader = FileEventReader(CONTEXT)
+        events = list(reader.read_part(part))
+        assert len(events) == 7 * min(chunks_per_part, 4)
+        in_parts.extend(events)
+        totals.add(reader.stats)
+    assert len(whole) == 28
+    assert in_parts == whole
+    assert totals == whole_reader.stats
+
+
+def test_a_broken_evtx_file_cut_into_parts_is_reported_once(tmp_path: Path) -> None:
+    path = tmp_path / "broken.evtx"  # an EVTX file by its name, with no valid header
+    path.write_bytes(b"NotEvtx!" + b"\x00" * (3 * 65536))
+    whole = FileEventReader(CONTEXT)
+    assert list(whole.read([path])) == []
+    assert len(whole.stats.unreadable_files) == 1
+    totals = FileEventReader(CONTEXT).stats
+    for part in split_into_parts([path], 65536):
+        reader = FileEventReader(CONTEXT)
+        assert list(reader.read_part(part)) == []
+        totals.add(reader.stats)
+    assert totals == whole.stats

@@ -11,19 +11,36 @@ import pytest
 
 from bench.corpus import generate
 from socpipe.collectors.files import FilePart, ReadStats, split_into_parts
+from socpipe.collectors.parsers.evtx_records import EVTX_HEADER_BYTES
 from socpipe.detectors.indicators import IndicatorStore
+from socpipe.detectors.rule_cache import RuleCache
+from socpipe.detectors.rules import RuleLoadReport
 from socpipe.pipeline import main
 from socpipe.scanner.parallel import PartResult, WorkerDied, scan_parts
 from socpipe.scanner.run import ScanOptions, run_scan
 from socpipe.scanner.summary import ScanSummary
-from tests.conftest import REPO
+from tests.conftest import FILES, REPO, shared_data
 
 
-def scan(paths: list[Path], out: Path, jobs: int, part_bytes: int = 4 << 20) -> ScanSummary:
+def scan(
+    paths: list[Path],
+    out: Path | None,
+    jobs: int,
+    part_bytes: int = 4 << 20,
+    warm_up_secs: float = 0.0,
+    rules: RuleLoadReport | None = None,
+) -> ScanSummary:
+    """A scan; with workers, none of it is done in this process unless ``warm_up_secs``."""
     options = ScanOptions(
-        paths=paths, out=out, progress=False, jobs=jobs, part_bytes=part_bytes, agency_id="so-tttt"
+        paths=paths,
+        out=out,
+        progress=False,
+        jobs=jobs,
+        part_bytes=part_bytes,
+        agency_id="so-tttt",
+        warm_up_secs=warm_up_secs,
     )
-    return run_scan(options, stderr=io.StringIO())
+    return run_scan(options, stderr=io.StringIO(), rules=rules)
 
 
 def comparable(summary: ScanSummary) -> dict:
@@ -40,27 +57,52 @@ def comparable(summary: ScanSummary) -> dict:
     }
 
 
+def multi_chunk_evtx(path: Path, copies: int) -> Path:
+    """An EVTX file of ``copies`` chunks: the sample's one chunk again and again (the same
+    records, so the same event ids: a scan must find each copy's alerts)."""
+    sample = (FILES / "security_sample.evtx").read_bytes()
+    path.write_bytes(sample[:EVTX_HEADER_BYTES] + sample[EVTX_HEADER_BYTES:] * copies)
+    return path
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """The bundled samples plus generated logs in which brute forces and spraying cross the
-    boundaries of many parts, so correlation windows span work done by different workers."""
+    boundaries of many parts, so correlation windows span work done by different workers,
+    and an EVTX file of several chunks, read in chunk ranges by different workers."""
     folder = tmp_path_factory.mktemp("corpus")
     for kind in ("linux", "web", "cef"):
         (folder / f"{kind}.log").write_text(
             "\n".join(generate(kind, 6_000, attacks=12)) + "\n", encoding="utf-8"
         )
+    multi_chunk_evtx(folder / "security.evtx", 5)
     return [REPO / "samples", folder]
 
 
-@pytest.mark.parametrize("part_bytes", [8 << 10, 100 << 10])
+@pytest.mark.parametrize(
+    ("part_bytes", "warm_up_secs"), [(8 << 10, 0.0), (100 << 10, 0.0), (64 << 10, 0.05)]
+)
 def test_parallel_scan_writes_exactly_what_one_process_writes(
-    corpus: list[Path], tmp_path: Path, part_bytes: int
+    corpus: list[Path], tmp_path: Path, part_bytes: int, warm_up_secs: float
 ) -> None:
     one, many = tmp_path / "one.jsonl", tmp_path / "many.jsonl"
     sequential = scan(corpus, one, jobs=1)
-    parallel = scan(corpus, many, jobs=2, part_bytes=part_bytes)
+    parallel = scan(corpus, many, jobs=2, part_bytes=part_bytes, warm_up_secs=warm_up_secs)
     assert sequential.alerts > 100
     assert sequential.correlation.alerts > 0
+    assert many.read_bytes() == one.read_bytes()
+    assert comparable(parallel) == comparable(sequential)
+
+
+def test_parallel_scan_of_sigmahq_windows_rules_on_evtx_chunks(tmp_path: Path) -> None:
+    # Every SigmaHQ Windows rule over an EVTX file cut into single chunks: the rule groups
+    # and lazily built matchers of forked workers give the alerts of one process.
+    rules = RuleCache(tmp_path / "cache").load([shared_data("sigma", "rules", "windows")])
+    evtx = multi_chunk_evtx(tmp_path / "security.evtx", 6)
+    one, many = tmp_path / "one.jsonl", tmp_path / "many.jsonl"
+    sequential = scan([evtx], one, jobs=1, rules=rules)
+    parallel = scan([evtx], many, jobs=2, part_bytes=64 << 10, rules=rules)
+    assert sequential.alerts == 6
     assert many.read_bytes() == one.read_bytes()
     assert comparable(parallel) == comparable(sequential)
 

@@ -2,15 +2,22 @@
 
 Records are rendered to JSON by the parser and flattened into the System/EventData shape that
 ``windows_event`` expects. A damaged record is reported and skipped; the rest of the file is read.
+
+An EVTX file is a 4 KiB header followed by 64 KiB chunks, each complete in itself (its own
+string and template tables), so a range of whole chunks can be read on its own: the header
+followed by those chunks is a valid file holding exactly their records. ``socpipe scan
+--jobs`` reads a large file's chunk ranges in several processes this way.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import evtx
 
@@ -19,6 +26,10 @@ from socpipe.collectors.parsers.windows import windows_event
 from socpipe.core.event import Event
 
 log = logging.getLogger(__name__)
+
+#: The file header's size, and every chunk's.
+EVTX_HEADER_BYTES: Final = 4096
+EVTX_CHUNK_BYTES: Final = 65536
 
 
 def _attributes(node: Any) -> dict[str, Any]:
@@ -64,9 +75,25 @@ def event_data_fields(event: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def read_evtx(path: Path, context: ParseContext) -> Iterator[tuple[int, Event]]:
-    """Yield ``(record id, event)`` for every readable record of an EVTX file."""
-    parser = evtx.PyEvtxParser(str(path))
+def read_evtx(
+    path: Path, context: ParseContext, start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, Event]]:
+    """Yield ``(record id, event)`` for every readable record of an EVTX file, or of the chunks
+    that start in ``[start, end)`` when ``end`` is given (``start`` 0: from the first chunk).
+
+    One parsing thread: the library's default starts a thread pool, and socpipe forks scan
+    workers, which must never inherit a pool whose threads did not come along.
+    """
+    if end is None:
+        parser = evtx.PyEvtxParser(str(path), number_of_threads=1)
+    else:
+        with path.open("rb") as handle:
+            header = handle.read(EVTX_HEADER_BYTES)
+            first = max(start, EVTX_HEADER_BYTES)
+            handle.seek(first)
+            # end may lie past the file's end (the last range reads to the end).
+            chunks = handle.read(max(min(end, os.fstat(handle.fileno()).st_size) - first, 0))
+        parser = evtx.PyEvtxParser(io.BytesIO(header + chunks), number_of_threads=1)
     records = parser.records_json()
     while True:
         try:
