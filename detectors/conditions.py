@@ -72,7 +72,11 @@ class DescriptionError(ValueError):
 
 
 def build_condition(node: Any, source: str) -> tuple[Matcher, Clauses]:
-    """The matcher of a rule's whole condition, and its necessary clauses, rarest first."""
+    """The matcher of a rule's whole condition, and its necessary clauses, rarest first.
+
+    ``node`` comes from the condition compiler or has passed ``check_condition``: building
+    does not check it again (it runs for every rule group a scan meets, checking does not pay
+    twice)."""
     matcher, clauses = _build(node, source)
     return matcher, _rarest(clauses)
 
@@ -168,9 +172,8 @@ def _pattern(value: Any) -> Pattern:
     return value
 
 
-def _build(node: Any, source: str) -> tuple[Matcher, Clauses]:
-    arguments = _checked(node)
-    kind = node[0]
+def _build(node: Node, source: str) -> tuple[Matcher, Clauses]:
+    kind, arguments = node[0], node[1:]
     if kind == "and":
         children = [_build(child, source) for child in arguments[0]]
         # Every child's clauses must hold.
