@@ -1,21 +1,31 @@
 """End-to-end benchmark of the streaming pipeline on the local Kafka and Elasticsearch.
 
-    scripts/services.sh up && .venv/bin/python -m bench.streaming [--quick]
+    scripts/services.sh up && .venv/bin/python -m bench.streaming [--quick] [--rounds N]
 
+0. The bulk-only ceiling: the documents the pipeline indexes (the same lines through the same
+   collector code, with their ids and daily index) sent to Elasticsearch alone, already
+   encoded as bulk requests, by a client that costs nearly nothing (raw HTTP, a few
+   connections). Its docs/s is what this machine can index with nothing else running; the
+   pipeline's end-to-end rate divided by it is the share of the machine the pipeline leaves
+   to Elasticsearch's indexing.
 1. Saturation: ``socpipe run`` starts and joins its groups, then ``socpipe collect file``
    follows a file of N lines; events/s = N / time from the collector's start until all N are
    durably indexed (Elasticsearch accepted them; see Pipeline.indexed_everything). Done for
    each daemon layout (LAYOUTS), with the CPU each component spent.
-2. Latency: lines are appended to a followed file at a fixed rate, every 100th an attack;
+2. Latency: lines are appended to a followed file at a fixed rate (half of the layout's
+   saturation rate, and the fixed rates of earlier runs), every 100th an attack;
    latency = time its alert becomes searchable (polled ten times a second for alerts not seen
    yet, no forced refresh, so Elasticsearch's 1 s refresh interval is part of it) minus the
    time the line was written.
-Each run uses its own topics and indices, removed afterwards. Results go to docs/benchmarks.md.
+Each run uses its own topics and indices, removed afterwards. ``--rounds`` repeats the ceiling
+and the saturation runs in rounds (the VM's speed wanders): the best and slowest are reported.
+Results go to docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import signal
@@ -23,18 +33,25 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 import uuid
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
+import orjson
 import yaml
 from elasticsearch import ApiError
 from kafka.admin import KafkaAdminClient
 
-from socpipe.core.config import Config, TopicsConfig, load_config
+from socpipe.collectors.follow import FileFollower
+from socpipe.collectors.parsers import ParseContext
+from socpipe.core import envelope
+from socpipe.core.config import Config, ElasticsearchConfig, TopicsConfig, load_config
 from socpipe.core.kafka_clients import ensure_topics, group_caught_up
-from socpipe.sinks.elasticsearch import connect, install_templates
+from socpipe.sinks.elasticsearch import Document, connect, events_index, install_templates
 
 REPO = Path(__file__).resolve().parent.parent
 START, END = "<!-- bench.streaming results start -->", "<!-- bench.streaming results end -->"
@@ -160,6 +177,114 @@ class Pipeline:
         topics = self.config.kafka.topics
         admin.delete_topics([topics.events, topics.alerts, topics.deadletter])
         admin.close()
+
+
+class _Collected:
+    """A collector's publisher that keeps the events instead of sending them to Kafka."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def publish(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    def confirm(self) -> int:
+        return 0
+
+
+def collected_documents(path: Path, folder: Path, settings: ElasticsearchConfig) -> list[Document]:
+    """The documents the pipeline indexes for the lines of ``path``: read by the file
+    collector's own code (parsing, ids, agency), encoded as the collector encodes them, with
+    the index and id the index stage gives them."""
+    collected = _Collected()
+    follower = FileFollower(
+        [str(path)], folder / "ceiling-state.json", collected, ParseContext("bench")
+    )
+    while follower.poll_once():
+        pass
+    return [
+        Document(
+            events_index(settings, str(event["@timestamp"])),
+            str(event["event.id"]),
+            envelope.encode(event),
+        )
+        for event in collected.events
+    ]
+
+
+def bulk_bodies(documents: list[Document], per_request: int) -> list[bytes]:
+    """Bulk request bodies of ``per_request`` documents: an action line and the source each."""
+    bodies = []
+    for start in range(0, len(documents), per_request):
+        parts = []
+        for document in documents[start : start + per_request]:
+            action = {"create": {"_index": document.index, "_id": document.id}}
+            parts += [json.dumps(action).encode(), b"\n", document.source, b"\n"]
+        bodies.append(b"".join(parts))
+    return bodies
+
+
+def ceiling(
+    base: Config, lines: int, connections: int, template_dir: Path | None = None
+) -> dict:
+    """Elasticsearch alone indexing the pipeline's documents as fast as it can: docs/s from
+    the first request to the last acknowledgement (every document created), and its CPU."""
+    config = isolated(base)
+    settings = config.elasticsearch
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "auth.log"
+        path.write_text("".join(line(n) + "\n" for n in range(lines)))
+        documents = collected_documents(path, Path(folder), settings)
+    bodies = bulk_bodies(documents, settings.bulk_max_docs)
+    client = connect(settings)
+    install_templates(client, settings, template_dir)
+    host = urllib.parse.urlsplit(settings.hosts[0])
+    pending = iter(bodies)
+    created = [0] * connections
+    lock = threading.Lock()
+
+    def send(slot: int) -> None:
+        connection = http.client.HTTPConnection(host.hostname, host.port or 9200, timeout=120)
+        while True:
+            with lock:
+                body = next(pending, None)
+            if body is None:
+                break
+            connection.request("POST", "/_bulk", body, {"Content-Type": "application/x-ndjson"})
+            answer = orjson.loads(connection.getresponse().read())
+            if answer["errors"]:
+                failed = [item for item in answer["items"] if item["create"]["status"] != 201]
+                raise RuntimeError(f"bulk refused {len(failed)} documents: {failed[:1]}")
+            created[slot] += len(answer["items"])
+        connection.close()
+
+    services = service_pids()
+    before = {name: cpu_seconds(pid) for name, pid in services.items()}
+    started = time.monotonic()
+    threads = [threading.Thread(target=send, args=(slot,)) for slot in range(connections)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.monotonic() - started
+        cpu = {name: cpu_seconds(pid) - before[name] for name, pid in services.items()}
+    finally:
+        client.indices.delete(index=f"{settings.events_index_prefix}*", ignore_unavailable=True)
+        for name in (
+            f"{settings.events_index_prefix}template",
+            f"{settings.alerts_index}-template",
+        ):
+            client.indices.delete_index_template(name=name)
+        client.indices.delete(index=settings.alerts_index, ignore_unavailable=True)
+    if sum(created) != len(documents):
+        raise RuntimeError(f"ceiling run created {sum(created)} of {len(documents)} documents")
+    return {
+        "docs": len(documents),
+        "seconds": seconds,
+        "rate": len(documents) / seconds,
+        "cpu": cpu,
+    }
 
 
 def line(number: int) -> str:

@@ -275,6 +275,9 @@ def run(config: Config, names: list[str], stop: threading.Event | None = None) -
         thread.join()
     for loop in loops:
         loop.consumer.close(autocommit=False)
+    for stage in stages:
+        if isinstance(stage, IndexStage):
+            stage.sink.close()
     if stages:
         stages[0].producer.close()
     log.info("stopped")

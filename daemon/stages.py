@@ -14,7 +14,7 @@ from socpipe.core.config import Config
 from socpipe.core.stage import Stage
 from socpipe.detectors.correlation import CorrelationStats
 from socpipe.detectors.detection import Detector
-from socpipe.sinks.elasticsearch import Document, ElasticsearchSink, events_index
+from socpipe.sinks.elasticsearch import DailyIndices, Document, ElasticsearchSink
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class IndexStage(Stage):
     def __init__(self, config: Config, producer: KafkaProducer, sink: ElasticsearchSink) -> None:
         super().__init__(config, producer)
         self.sink = sink
+        self._daily = DailyIndices(config.elasticsearch)
 
     @property
     def topics(self) -> list[str]:
@@ -120,25 +121,26 @@ class IndexStage(Stage):
     def group(self) -> str:
         return self.config.stages.index_group
 
-    def _document(self, record: ConsumerRecord, position: int, line: bytes) -> Document:
-        """The document for one line; its JSON goes to Elasticsearch as it came (decoding is
-        only for the id, the index and validation: re-encoding would cost as much again)."""
-        body = envelope.decode(line)
-        settings = self.config.elasticsearch
-        if record.topic == self.config.kafka.topics.alerts:
-            return Document(settings.alerts_index, str(body["alert.id"]), line)
-        identifier = body.get("event.id") or _position_id(record, position)
-        return Document(events_index(settings, str(body["@timestamp"])), str(identifier), line)
-
     def process(self, records: list[ConsumerRecord]) -> None:
+        # Each event's JSON goes to Elasticsearch as it came from Kafka: it is decoded only
+        # for its id and day and to check it (re-encoding would cost as much again).
+        settings = self.config.elasticsearch
+        alerts_topic, alerts_index = self.config.kafka.topics.alerts, settings.alerts_index
         documents: list[Document] = []
         origin: dict[int, tuple[ConsumerRecord, int]] = {}
         lines = 0
         for record in records:
+            alerts = record.topic == alerts_topic
             for position, line in envelope.unpack(record.value):
                 lines += 1
                 try:
-                    document = self._document(record, position, line)
+                    body = envelope.decode(line)
+                    if alerts:
+                        document = Document(alerts_index, str(body["alert.id"]), line)
+                    else:
+                        identifier = body.get("event.id") or _position_id(record, position)
+                        index = self._daily(str(body["@timestamp"]))
+                        document = Document(index, str(identifier), line)
                 except (ValueError, KeyError) as error:
                     self.deadletter(record, f"cannot index: {error}", line, position)
                     continue

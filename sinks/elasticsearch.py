@@ -5,6 +5,12 @@ gets 409 for what was already written (counted as success), so nothing is duplic
 triage state an analyst set on an alert is never overwritten. Transient failures (429, 5xx,
 no connection) are retried with backoff; any other per-document failure is returned to the
 caller with its reason, to be dead-lettered, never swallowed.
+
+Bulk requests are built here as bytes (an action line, then the document's JSON exactly as
+it travelled through Kafka) and sent ``bulk_concurrency`` at a time; Elasticsearch answers
+with each document's status only (``filter_path``), and a request without errors is not
+looked at item by item. The client library's bulk helper built a dictionary and encoded an
+action line per document in Python: a third of the index stage's time.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
+import orjson
+from elasticsearch import ApiError, Elasticsearch, TransportError
 from elasticsearch.serializer import JsonSerializer, OrjsonSerializer
 
 from socpipe.core import envelope
@@ -27,10 +35,16 @@ from socpipe.core.resources import templates_dir
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = {429, 500, 502, 503, 504}
+#: What Elasticsearch sends back of a bulk request: whether any document failed, and each
+#: document's status and error (not its index, id, version, shard counts...).
+BULK_RESPONSE_FILTER = "errors,items.*.status,items.*.error"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Document:
+    """One document to write (not frozen: the index stage makes one per event, and a frozen
+    dataclass took as long to build as decoding the event)."""
+
     index: str
     id: str
     #: The document's JSON as it travelled through Kafka.
@@ -72,6 +86,25 @@ def connect(config: ElasticsearchConfig) -> Elasticsearch:
 def events_index(config: ElasticsearchConfig, timestamp: str) -> str:
     """The daily index of an event: ``soc-events-2026.03.03`` for any time that day (UTC)."""
     return f"{config.events_index_prefix}{timestamp[:10].replace('-', '.')}"
+
+
+class DailyIndices:
+    """``events_index`` remembered per day: the index stage asks once per event, and the
+    events of a batch fall on a day or two."""
+
+    def __init__(self, config: ElasticsearchConfig, max_days: int = 1000) -> None:
+        self.config = config
+        self.max_days = max_days
+        self._names: dict[str, str] = {}
+
+    def __call__(self, timestamp: str) -> str:
+        day = timestamp[:10]
+        name = self._names.get(day)
+        if name is None:
+            if len(self._names) >= self.max_days:  # days come from log content: bounded
+                self._names.clear()
+            name = self._names[day] = events_index(self.config, timestamp)
+        return name
 
 
 #: Settings of the alerts template that an existing alerts index is brought up to date with.
@@ -122,6 +155,13 @@ class ElasticsearchSink:
         self.client = client
         self.config = config
         self.should_stop = should_stop
+        # Several bulk requests in flight: Elasticsearch indexes them on separate threads
+        # while this process waits, instead of one core indexing while the other idles.
+        self._senders = ThreadPoolExecutor(
+            max_workers=max(config.bulk_concurrency, 1), thread_name_prefix="bulk"
+        )
+        #: The start of the action line per index name (few: the days being written).
+        self._actions: dict[str, bytes] = {}
 
     def write(self, documents: Iterable[Document]) -> WriteResult:
         """Write every document; returns only when each is written, present, or rejected.
@@ -159,28 +199,43 @@ class ElasticsearchSink:
         return result
 
     def _bulk(self, documents: list[Document]) -> list[tuple[int, str]]:
-        actions = (
-            {"_op_type": "create", "_index": doc.index, "_id": doc.id, "_source": doc.source}
-            for doc in documents
-        )
-        outcomes = []
-        # Several bulk requests in flight: Elasticsearch indexes them on separate threads
-        # while this process waits, instead of one core indexing while the other idles.
+        """Each document's (status, reason), in order; raises if a request failed whole."""
+        size = max(self.config.bulk_max_docs, 1)
+        requests = [documents[start : start + size] for start in range(0, len(documents), size)]
+        outcomes: list[tuple[int, str]] = []
         # Results come back in request order; 429s are retried by write()'s loop.
-        for _ok, item in helpers.parallel_bulk(
-            self.client,
-            actions,
-            thread_count=self.config.bulk_concurrency,
-            chunk_size=self.config.bulk_max_docs,
-            raise_on_error=False,
-            raise_on_exception=True,
-        ):
-            detail = item["create"]
-            error = detail.get("error")
-            reason = (
-                f"{error.get('type')}: {error.get('reason')}"
-                if isinstance(error, dict)
-                else str(error or "")
-            )
-            outcomes.append((int(detail.get("status", 0)), reason))
+        for batch, answer in zip(requests, self._senders.map(self._send, requests), strict=True):
+            if not answer.get("errors"):
+                outcomes.extend([(201, "")] * len(batch))
+                continue
+            items = answer.get("items") or []
+            if len(items) != len(batch):
+                raise TransportError(f"bulk answered {len(items)} items for {len(batch)}")
+            for item in items:
+                detail = item.get("create") or {}
+                error = detail.get("error")
+                reason = (
+                    f"{error.get('type')}: {error.get('reason')}"
+                    if isinstance(error, dict)
+                    else str(error or "")
+                )
+                outcomes.append((int(detail.get("status", 0)), reason))
         return outcomes
+
+    def _send(self, documents: list[Document]) -> dict[str, Any]:
+        parts: list[bytes] = []
+        for document in documents:
+            action = self._actions.get(document.index)
+            if action is None:
+                if len(self._actions) > 1000:  # dates from log content: bounded
+                    self._actions.clear()
+                index = orjson.dumps(document.index)
+                action = self._actions[document.index] = b'{"create":{"_index":%s,"_id":' % index
+            parts += (action, orjson.dumps(document.id), b"}}\n", document.source, b"\n")
+        # A body already encoded goes through as it is (the client types it as mappings).
+        body: Any = [b"".join(parts)]
+        answer = self.client.bulk(operations=body, filter_path=BULK_RESPONSE_FILTER)
+        return dict(answer.body)
+
+    def close(self) -> None:
+        self._senders.shutdown(wait=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -147,3 +148,36 @@ def test_prune_deletes_expired_days_and_nothing_else(
     assert not es.indices.exists(index=expired_closed)
     for kept in (recent, wrong_clock, by_hand, config.elasticsearch.alerts_index):
         assert es.indices.exists(index=kept), kept
+
+
+def test_outcomes_follow_their_documents_across_bulk_requests(
+    config: Config, es: Elasticsearch
+) -> None:
+    # Two documents per request, three requests in flight: each outcome must land on its own
+    # document, whichever request carried it and whichever answered first.
+    settings = replace(config.elasticsearch, bulk_max_docs=2, bulk_concurrency=3)
+    sink = ElasticsearchSink(es, settings)
+    index = events_index(settings, "2026-03-03T10:00:00.000Z")
+
+    def event(name: str, bad: bool = False) -> Document:
+        body: dict = {"@timestamp": "2026-03-03T10:00:00.000Z", "event.original": name}
+        if bad:
+            body["host"] = {"name": {"nested": 1}}
+        return Document.of(index, name, body)
+
+    assert sink.write([event("present")]).created == 1
+    batch = [
+        event("a"),
+        event("bad-1", bad=True),
+        event("present"),
+        event("b"),
+        event("bad-2", bad=True),
+        event("c"),
+    ]
+    result = sink.write(batch)
+    assert (result.created, result.already_present) == (3, 1)
+    assert [document.id for document, _ in result.rejected] == ["bad-1", "bad-2"]
+    assert all("HTTP 400" in reason for _, reason in result.rejected)
+    es.indices.refresh(index=index)
+    assert es.count(index=index)["count"] == 4
+    sink.close()
