@@ -268,7 +268,7 @@ def ceiling(
         for thread in threads:
             thread.join()
         seconds = time.monotonic() - started
-        cpu = {name: cpu_seconds(pid) - before[name] for name, pid in services.items()}
+        cpu = services_cpu(services, before)
     finally:
         client.indices.delete(index=f"{settings.events_index_prefix}*", ignore_unavailable=True)
         for name in (
@@ -304,6 +304,18 @@ def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def services_cpu(services: dict[str, int], before: dict[str, float]) -> dict[str, float]:
+    """CPU each service spent since ``before``; a service restarted meanwhile (by another user
+    of this shared machine) is left out rather than reported wrong."""
+    spent = {}
+    for name, pid in services.items():
+        try:
+            spent[name] = cpu_seconds(pid) - before[name]
+        except OSError:
+            continue
+    return spent
 
 
 def service_pids() -> dict[str, int]:
@@ -350,8 +362,7 @@ def saturation(base: Config, lines: int, daemons: list[str]) -> dict:
                 )
             }
             cpu["file collector"] = cpu_seconds(pipeline.processes[-1].pid)
-            for name, pid in services.items():
-                cpu[name] = cpu_seconds(pid) - services_before[name]
+            cpu.update(services_cpu(services, services_before))
         finally:
             pipeline.stop()
     return {"lines": lines, "seconds": seconds, "rate": lines / seconds, "cpu": cpu}

@@ -39,6 +39,13 @@ def test_setup_is_idempotent_and_maps_ecs_types(config: Config, es: Elasticsearc
     assert mapping["@timestamp"]["type"] == "date"
     assert mapping["event"]["properties"]["original"]["type"] == "keyword"
     assert mapping["event"]["properties"]["original"]["index"] is False
+    # Events index each value once (no analysed `.text` copy of a keyword: an ingest cost);
+    # alerts keep ECS's copies.
+    assert mapping["message"]["type"] == "text"
+    assert mapping["user"]["properties"]["name"] == {"type": "keyword", "ignore_above": 1024}
+    alerts_mapping = es.indices.get_mapping(index=config.elasticsearch.alerts_index)
+    user = alerts_mapping[config.elasticsearch.alerts_index]["mappings"]["properties"]["user"]
+    assert user["properties"]["name"]["fields"]["text"]["type"] == "text"
     assert es.indices.exists(index=config.elasticsearch.alerts_index)
     # Alerts become searchable sooner than events; an existing alerts index is brought up to
     # date by setup.
