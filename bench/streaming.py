@@ -224,9 +224,7 @@ def bulk_bodies(documents: list[Document], per_request: int) -> list[bytes]:
     return bodies
 
 
-def ceiling(
-    base: Config, lines: int, connections: int, template_dir: Path | None = None
-) -> dict:
+def ceiling(base: Config, lines: int, connections: int, template_dir: Path | None = None) -> dict:
     """Elasticsearch alone indexing the pipeline's documents as fast as it can: docs/s from
     the first request to the last acknowledgement (every document created), and its CPU."""
     config = isolated(base)
