@@ -14,6 +14,7 @@ from pathlib import Path
 
 from taxii2client.v21 import as_pages
 
+from socpipe.core import metrics
 from socpipe.core.config import IndicatorFeedConfig
 from socpipe.detectors.indicators import IndicatorMatcher, IndicatorStore, load_bundle_file
 from socpipe.forwarding.taxii_client import open_collection
@@ -69,6 +70,7 @@ class IndicatorPoller:
             )
             return
         self.matcher.store = store
+        metrics.INDICATORS.set(store.loaded)
         log.info(
             "indicators loaded=%d unsupported=%d revoked=%d",
             store.loaded,

@@ -94,6 +94,7 @@ class StageLoop:
                     RETRY_PAUSE_SECS,
                 )
                 self._rewind(records)
+                metrics.BATCHES_RETRIED.labels(self.stage.name).inc()
                 self.stop.wait(RETRY_PAUSE_SECS)
                 continue
             except Exception:
@@ -101,6 +102,7 @@ class StageLoop:
                     "stage=%s batch failed; retrying it in %.0fs", self.stage.name, RETRY_PAUSE_SECS
                 )
                 self._rewind(records)
+                metrics.BATCHES_RETRIED.labels(self.stage.name).inc()
                 self.stop.wait(RETRY_PAUSE_SECS)
                 continue
             self._commit(records)
@@ -197,6 +199,7 @@ def build_detector(config: Config, stop: threading.Event | None = None) -> Detec
         # Bundle files must load (a broken file is a configuration error); the TAXII feed
         # may be down at start: detection starts anyway, and the poller keeps trying.
         matcher = IndicatorMatcher(load_feed(replace(feed, url=None)))
+        metrics.INDICATORS.set(matcher.store.loaded)
         watchers.append(matcher)
         if feed.url and stop is not None:
             poller = IndicatorPoller(feed, matcher, stop)
