@@ -17,6 +17,7 @@ COMPILED = [
     "collectors/timestamps.py",
     "collectors/files.py",
     "collectors/parsers/access_line.py",
+    "collectors/parsers/audit_stream.py",
     "collectors/parsers/base.py",
     "collectors/parsers/auditd.py",
     "collectors/parsers/cef.py",

@@ -2,7 +2,8 @@
 
 Parsers set ordinary ECS fields; this module derives Sigma's product/category/service from
 them (Sigma's standard Windows mapping: service by channel, category by Sysmon event id or
-Security 4688), so parsers never need to know about Sigma.
+Security 4688; Linux process_creation from audit EXECVE records), so parsers never need to
+know about Sigma.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ _LINUX_PROGRAM_SERVICES: Final = {
     "sshguard": ("auth",),
 }
 _EMPTY: Final[frozenset[str]] = frozenset()
+_PROCESS_CREATION: Final = frozenset({"process_creation"})
 
 
 def routing_key(event: dict[str, Any]) -> tuple[str | None, ...]:
@@ -107,6 +109,12 @@ def routing_key(event: dict[str, Any]) -> tuple[str | None, ...]:
         return (module, _key_part(event.get("process.name")))
     if module == "cef":
         return (module, _key_part(event.get("observer.vendor")))
+    if module == "auditd":
+        return (
+            module,
+            _key_part(event.get("auditd.log.type")),
+            _key_part(event.get("event.outcome")),
+        )
     return (module, _key_part(event.get("event.dataset")))
 
 
@@ -138,7 +146,12 @@ def event_logsource(key: tuple[str | None, ...]) -> EventLogSource:
         program_services = frozenset({"syslog", *_LINUX_PROGRAM_SERVICES.get(program, ())})
         return EventLogSource(frozenset({"linux"}), _EMPTY, program_services)
     if module == "auditd":
-        return EventLogSource(frozenset({"linux"}), _EMPTY, frozenset({"auditd"}))
+        # An EXECVE record is a process start (collectors/parsers/auditd.py) unless its
+        # SYSCALL record said the exec failed: Sigma's Linux process_creation rules apply.
+        started = key[1] == "EXECVE" and key[2] != "failure"
+        return EventLogSource(
+            frozenset({"linux"}), _PROCESS_CREATION if started else _EMPTY, frozenset({"auditd"})
+        )
     if module == "web":
         return EventLogSource(_EMPTY, frozenset({"webserver"}), _EMPTY)
     if module == "apache":

@@ -2,8 +2,11 @@
 
 Test entries are raw log lines, parsed exactly as ``socpipe scan`` parses them, so a rule test
 also proves that the parser produces the fields the rule relies on. Each rule must have at
-least one event it matches and one it does not; a rule without tests fails. A correlation
-rule's cases are sequences of lines, each run through a fresh detector.
+least one event it matches and one it does not; a rule without tests fails. A case may also be
+a list of lines read as one stream (the SYSCALL and EXECVE records of one audited call): it
+matches when any of its events raises the rule. A correlation rule's cases are sequences of
+lines, each run through a fresh detector. Every case is a stream of its own: nothing a parser
+remembers (audit records) carries over from one case to the next.
 """
 
 from __future__ import annotations
@@ -83,9 +86,15 @@ def _run_cases(
     return results
 
 
-def _single_event_matches(engine: SigmaEngine, rule: CompiledRule, line: Any) -> tuple[bool, str]:
-    event, parser = parse_detected(str(line), TEST_CONTEXT)
-    return any(hit.id == rule.id for hit in engine.match(event)), parser.name
+def _single_event_matches(engine: SigmaEngine, rule: CompiledRule, case: Any) -> tuple[bool, str]:
+    context = TEST_CONTEXT.new_stream()
+    matched = False
+    parsers = []
+    for line in case if isinstance(case, list) else [case]:
+        event, parser = parse_detected(str(line), context)
+        parsers.append(parser.name)
+        matched = any(hit.id == rule.id for hit in engine.match(event)) or matched
+    return matched, ", ".join(sorted(set(parsers)))
 
 
 def _sequence_matches(
@@ -95,11 +104,12 @@ def _sequence_matches(
     if not isinstance(case, list):
         raise ValueError("a correlation test case is a list of lines")
     detector = Detector(report)
+    stream = TEST_CONTEXT.new_stream()
     alerts = []
     parsers = []
     for item in case:
         line, repeat, agency = _sequence_item(item)
-        context = replace(TEST_CONTEXT, agency_id=agency)
+        context = replace(stream, agency_id=agency)
         for _ in range(repeat):
             event, parser = parse_detected(line, context)
             parsers.append(parser.name)
