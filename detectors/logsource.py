@@ -2,8 +2,8 @@
 
 Parsers set ordinary ECS fields; this module derives Sigma's product/category/service from
 them (Sigma's standard Windows mapping: service by channel, category by Sysmon event id or
-Security 4688; Linux process_creation from audit EXECVE records), so parsers never need to
-know about Sigma.
+Security 4688, antivirus from Defender's detections; Linux process_creation from audit EXECVE
+records), so parsers never need to know about Sigma.
 """
 
 from __future__ import annotations
@@ -72,6 +72,9 @@ _SYSMON_CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
     "255": ("sysmon_error",),
 }
 _POWERSHELL_CATEGORIES: Final = {"4103": ("ps_module",), "4104": ("ps_script",)}
+# Defender's detections (malware found, suspicious behaviour, detected, action taken) are what
+# Sigma's antivirus category describes; config/pipelines/windows.yml maps its field names.
+_DEFENDER_CATEGORIES: Final = {code: ("antivirus",) for code in ("1006", "1015", "1116", "1117")}
 _POWERSHELL_CLASSIC_CATEGORIES: Final = {
     "400": ("ps_classic_start",),
     "600": ("ps_classic_provider_start",),
@@ -140,6 +143,8 @@ def event_logsource(key: tuple[str | None, ...]) -> EventLogSource:
             categories = _POWERSHELL_CATEGORIES.get(code, ())
         elif "powershell-classic" in services:
             categories = _POWERSHELL_CLASSIC_CATEGORIES.get(code, ())
+        elif "windefend" in services:
+            categories = _DEFENDER_CATEGORIES.get(code, ())
         return EventLogSource(frozenset({"windows"}), frozenset(categories), services)
     if module == "system":
         program = str(key[1] or "")
