@@ -4,6 +4,7 @@ Commands:
   socpipe scan PATH...        parse files and run the detectors in-process (no servers)
   socpipe rules check DIR...  validate Sigma rules, listing every problem with its file
   socpipe rules test [DIR...] run the test events kept beside each rule
+  socpipe rules coverage      ATT&CK coverage per log source (docs/coverage.md)
   socpipe train KIND PATH...  fit an anomaly model (behaviour or log-pattern) from log files
   socpipe setup               create the Kafka topics and Elasticsearch templates (idempotent)
   socpipe run                 the daemon: detect and index stages as Kafka consumer groups
@@ -24,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collectors.files import DEFAULT_MAX_LINE_BYTES
 from collectors.parsers import PARSERS
-from detectors.rules import DEFAULT_RULE_DIR, load_rules
+from detectors.rules import DEFAULT_RULE_DIR, PROJECT_ROOT, load_rules
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -33,6 +34,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 #: The commands whose speed depends on the compiled hot path.
 PER_EVENT_COMMANDS = ("scan", "run", "collect")
+DEFAULT_COVERAGE_DOC = PROJECT_ROOT / "docs" / "coverage.md"
 
 log = logging.getLogger("socpipe")
 
@@ -141,6 +143,24 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="+", type=Path)
     test = rule_commands.add_parser("test", help="run the test events beside each rule")
     test.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_RULE_DIR])
+    coverage = rule_commands.add_parser(
+        "coverage",
+        help="ATT&CK coverage per log source, from the rules' tags and tests",
+        description="Write the ATT&CK techniques the rules cover, per log source, with the"
+        " tests that prove it (docs/coverage.md). Exit 1 when a rule has no passing test.",
+    )
+    coverage.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_RULE_DIR])
+    coverage.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_COVERAGE_DOC,
+        help="Markdown file to write ('-' for stdout; default: docs/coverage.md)",
+    )
+    coverage.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 when --out is out of date or a rule has no passing test",
+    )
 
     setup = commands.add_parser("setup", help="create Kafka topics and Elasticsearch templates")
     setup.add_argument("--config", type=Path, help=config_help)
@@ -381,6 +401,38 @@ def command_rules_test(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed or report.errors else EXIT_OK
 
 
+def command_rules_coverage(args: argparse.Namespace) -> int:
+    from detectors.coverage import build_coverage, problems, render
+
+    missing = _missing(args.paths)
+    if missing:
+        for path in missing:
+            print(f"socpipe: error: no such file or folder: {path}", file=sys.stderr)
+        return EXIT_USAGE
+    coverage = build_coverage(args.paths)
+    text = render(coverage)
+    issues = problems(coverage)
+    for problem in issues:
+        print(f"socpipe: {problem}", file=sys.stderr)
+    if args.check:
+        try:
+            current = args.out.read_text(encoding="utf-8")
+        except OSError:
+            current = ""
+        if current != text:
+            print(
+                f"socpipe: {args.out} is out of date; run `socpipe rules coverage`",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+    elif str(args.out) == "-":
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"coverage of {coverage.rules} rules written to {args.out}", file=sys.stderr)
+    return EXIT_FAILED if issues else EXIT_OK
+
+
 def _config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from daemon.config import DEFAULT_CONFIG, load_config
 
@@ -547,6 +599,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_FAILED
     if args.rules_command == "check":
         return command_rules_check(args)
+    if args.rules_command == "coverage":
+        return command_rules_coverage(args)
     return command_rules_test(args)
 
 

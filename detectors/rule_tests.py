@@ -24,10 +24,15 @@ from collectors.parsers import ParseContext, parse_detected
 from detectors.correlation_rules import CorrelationRule
 from detectors.detection import Detector
 from detectors.engine import SigmaEngine
+from detectors.logsource import routing_key
 from detectors.rules import CompiledRule, RuleLoadReport
 
 #: Year-less test lines ("Mar  3 ...") are read as if written in March 2026.
 TEST_CONTEXT = ParseContext(agency_id="rule-test", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
+
+
+#: A routing key (detectors.logsource.routing_key): which log source an event came from.
+Source = tuple[str | None, ...]
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,18 @@ class RuleTestResult:
     case: str
     passed: bool
     reason: str = ""
+    #: True for a ``match`` case, False for ``no_match``, None for a problem with the file.
+    expected: bool | None = None
+    #: The log sources of the case's events: those that raised the rule when one did, all of
+    #: them otherwise (docs/coverage.md places a rule by them).
+    sources: frozenset[Source] = frozenset()
+
+
+@dataclass(frozen=True)
+class _CaseRun:
+    matched: bool
+    parsed_as: str
+    sources: frozenset[Source]
 
 
 def rule_tests_file(rule: CompiledRule | CorrelationRule) -> Path:
@@ -55,7 +72,7 @@ def run_rule_tests(report: RuleLoadReport) -> list[RuleTestResult]:
 
 
 def _run_cases(
-    rule: CompiledRule | CorrelationRule, matches: Callable[[Any], tuple[bool, str]]
+    rule: CompiledRule | CorrelationRule, matches: Callable[[Any], _CaseRun]
 ) -> list[RuleTestResult]:
     path = rule_tests_file(rule)
     try:
@@ -74,32 +91,36 @@ def _run_cases(
         for number, case in enumerate(entries, 1):
             name = f"{path}:{expected_key}[{number}]"
             try:
-                matched, parsed_as = matches(case)
+                run = matches(case)
             except ValueError as error:
-                results.append(RuleTestResult(rule, name, False, str(error)))
+                results.append(RuleTestResult(rule, name, False, str(error), expected))
                 continue
-            if matched == expected:
-                results.append(RuleTestResult(rule, name, True))
+            if run.matched == expected:
+                results.append(RuleTestResult(rule, name, True, "", expected, run.sources))
             else:
                 verb = "did not match" if expected else "matched"
-                results.append(RuleTestResult(rule, name, False, f"{verb} (parsed as {parsed_as})"))
+                reason = f"{verb} (parsed as {run.parsed_as})"
+                results.append(RuleTestResult(rule, name, False, reason, expected, run.sources))
     return results
 
 
-def _single_event_matches(engine: SigmaEngine, rule: CompiledRule, case: Any) -> tuple[bool, str]:
+def _single_event_matches(engine: SigmaEngine, rule: CompiledRule, case: Any) -> _CaseRun:
     context = TEST_CONTEXT.new_stream()
-    matched = False
     parsers = []
+    sources: set[Source] = set()
+    raised: set[Source] = set()
     for line in case if isinstance(case, list) else [case]:
         event, parser = parse_detected(str(line), context)
         parsers.append(parser.name)
-        matched = any(hit.id == rule.id for hit in engine.match(event)) or matched
-    return matched, ", ".join(sorted(set(parsers)))
+        sources.add(routing_key(event))
+        if any(hit.id == rule.id for hit in engine.match(event)):
+            raised.add(routing_key(event))
+    return _CaseRun(bool(raised), ", ".join(sorted(set(parsers))), frozenset(raised or sources))
 
 
 def _sequence_matches(
     report: RuleLoadReport, correlation: CorrelationRule, case: Any
-) -> tuple[bool, str]:
+) -> _CaseRun:
     """Feed a sequence of lines through a fresh detector (no state shared between cases)."""
     if not isinstance(case, list):
         raise ValueError("a correlation test case is a list of lines")
@@ -107,15 +128,18 @@ def _sequence_matches(
     stream = TEST_CONTEXT.new_stream()
     alerts = []
     parsers = []
+    sources: set[Source] = set()
     for item in case:
         line, repeat, agency = _sequence_item(item)
         context = replace(stream, agency_id=agency)
         for _ in range(repeat):
             event, parser = parse_detected(line, context)
             parsers.append(parser.name)
+            sources.add(routing_key(event))
             alerts.extend(detector.process(event))
     alerts.extend(detector.flush())
-    return any(alert.rule.id == correlation.id for alert in alerts), ", ".join(sorted(set(parsers)))
+    matched = any(alert.rule.id == correlation.id for alert in alerts)
+    return _CaseRun(matched, ", ".join(sorted(set(parsers))), frozenset(sources))
 
 
 def _sequence_item(item: Any) -> tuple[str, int, str]:
