@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collectors.files import DEFAULT_MAX_LINE_BYTES
 from collectors.parsers import PARSERS
+from detectors.profile import DEFAULT_PROFILE, ProfileError, RuleProfile, load_profile
 from detectors.rules import DEFAULT_RULE_DIR, PROJECT_ROOT, load_rules
 
 EXIT_OK = 0
@@ -109,6 +110,13 @@ def _build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=[],
         help="anomaly model folder from `socpipe train` (repeatable)",
+    )
+    scan.add_argument(
+        "--rules-profile",
+        default=str(DEFAULT_PROFILE),
+        metavar="FILE|none",
+        help="which third-party (SigmaHQ) rules run: levels and statuses per log source,"
+        " rules switched off (default: config/sigmahq-profile.yml; 'none' runs them all)",
     )
 
     train = commands.add_parser("train", help="fit an anomaly model from logs or history")
@@ -246,9 +254,21 @@ def command_scan(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         print("socpipe: error: --jobs must be 0 (one per CPU) or more", file=sys.stderr)
         return EXIT_USAGE
-    report = load_rules(rule_paths)
+    try:
+        profile = _rules_profile(args.rules_profile)
+    except ProfileError as error:
+        print(f"socpipe: error: rules profile: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    report = load_rules(rule_paths, profile=profile)
     for problem in report.errors:
         print(f"socpipe: rule skipped: {problem}", file=sys.stderr)
+    if report.switched_off and profile is not None:
+        print(
+            f"socpipe: rules profile {profile.name}: {len(report.switched_off):,} third-party"
+            f" rules off by level, status or choice ({profile.source};"
+            " --rules-profile none runs them all)",
+            file=sys.stderr,
+        )
     if not report.rules:
         print("socpipe: error: no usable rule was loaded", file=sys.stderr)
         return EXIT_FAILED
@@ -283,6 +303,11 @@ def command_scan(args: argparse.Namespace) -> int:
     if args.out and str(args.out) != "-":
         print(f"  alerts written to {args.out}", file=sys.stderr)
     return EXIT_OK
+
+
+def _rules_profile(value: str) -> RuleProfile | None:
+    """The profile of ``--rules-profile``: a file, or None for 'none'."""
+    return None if value.lower() == "none" else load_profile(Path(value))
 
 
 def _indicator_files(paths: Sequence[Path]):  # type: ignore[no-untyped-def]

@@ -79,6 +79,8 @@ class StagesConfig:
     detect_group: str = "socpipe-detect"
     index_group: str = "socpipe-index"
     rules: list[str] = field(default_factory=lambda: ["rules"])
+    #: Which third-party (SigmaHQ) rules run (detectors/profile.py); null: all of them.
+    rules_profile: str | None = "config/sigmahq-profile.yml"
     #: Correlation state (see docs/correlation.md): how late an event may arrive, and caps.
     correlation_lateness_secs: float = 300.0
     correlation_max_groups: int = 100_000
@@ -197,6 +199,13 @@ class Config:
             path if path.is_absolute() else PROJECT_ROOT / path
             for path in map(Path, self.stages.rules)
         ]
+
+    def rules_profile_path(self) -> Path | None:
+        """The rules profile file (relative to the project like the rules), or None."""
+        if self.stages.rules_profile is None:
+            return None
+        path = Path(self.stages.rules_profile)
+        return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def secret_from_env(variable: str) -> str:

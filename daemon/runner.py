@@ -29,6 +29,7 @@ from daemon.stages import DetectStage, IndexStage, RetryLater, Stage
 from detectors.anomaly.artifact import load_scorer
 from detectors.correlation import CorrelationEngine
 from detectors.detection import Detector
+from detectors.profile import ProfileError, load_profile
 from detectors.rules import load_rules
 from detectors.watcher import EventWatcher
 from forwarding.indicator_feed import IndicatorPoller, load_feed
@@ -177,9 +178,16 @@ class StageLoop:
 
 
 def build_detector(config: Config, stop: threading.Event | None = None) -> Detector:
-    report = load_rules(config.rule_paths())
+    profile_path = config.rules_profile_path()
+    try:
+        profile = load_profile(profile_path) if profile_path is not None else None
+    except ProfileError as error:
+        raise ConfigError(f"stages.rules_profile: {error}") from None
+    report = load_rules(config.rule_paths(), profile=profile)
     for problem in report.errors:
         log.error("rule skipped: %s", problem)
+    if report.switched_off:
+        log.info("rules profile: %d third-party rules off", len(report.switched_off))
     settings = config.stages
     correlations = CorrelationEngine(
         report.correlations,

@@ -118,9 +118,7 @@ def _single_event_matches(engine: SigmaEngine, rule: CompiledRule, case: Any) ->
     return _CaseRun(bool(raised), ", ".join(sorted(set(parsers))), frozenset(raised or sources))
 
 
-def _sequence_matches(
-    report: RuleLoadReport, correlation: CorrelationRule, case: Any
-) -> _CaseRun:
+def _sequence_matches(report: RuleLoadReport, correlation: CorrelationRule, case: Any) -> _CaseRun:
     """Feed a sequence of lines through a fresh detector (no state shared between cases)."""
     if not isinstance(case, list):
         raise ValueError("a correlation test case is a list of lines")

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from sigma.exceptions import SigmaError, SigmaRuleLocation
@@ -28,6 +29,9 @@ from detectors.correlation_rules import (
 )
 from detectors.errors import RuleError, UnsupportedRuleError, sigma_reason
 from detectors.values import Matcher
+
+if TYPE_CHECKING:  # profile.py builds on this module
+    from detectors.profile import RuleProfile
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,8 @@ class CompiledRule:
     references: tuple[str, ...] = ()
     falsepositives: tuple[str, ...] = ()
     name: str = ""
+    #: Sigma status (stable, test, experimental, ...); empty when the rule states none.
+    status: str = ""
 
 
 @dataclass
@@ -73,6 +79,8 @@ class RuleLoadReport:
     errors: list[RuleError] = field(default_factory=list)
     unsupported: list[UnsupportedRuleError] = field(default_factory=list)
     files: int = 0
+    #: Valid rules a profile (detectors/profile.py) does not run, with the reason.
+    switched_off: list[tuple[CompiledRule, str]] = field(default_factory=list)
 
 
 def load_pipeline(directory: Path = DEFAULT_PIPELINE_DIR) -> ProcessingPipeline:
@@ -96,8 +104,14 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
     return [path for path in files if not path.name.endswith((".tests.yml", ".tests.yaml"))]
 
 
-def load_rules(paths: Iterable[Path], pipeline: ProcessingPipeline | None = None) -> RuleLoadReport:
-    """Load every rule file below ``paths``; problems are collected, never raised."""
+def load_rules(
+    paths: Iterable[Path],
+    pipeline: ProcessingPipeline | None = None,
+    profile: RuleProfile | None = None,
+) -> RuleLoadReport:
+    """Load every rule file below ``paths``; problems are collected, never raised. A
+    ``profile`` then switches off the third-party rules it does not run (listed in the
+    report's ``switched_off``)."""
     pipeline = pipeline if pipeline is not None else load_pipeline()
     report = RuleLoadReport()
     seen_ids: dict[str, str] = {}
@@ -120,6 +134,8 @@ def load_rules(paths: Iterable[Path], pipeline: ProcessingPipeline | None = None
         except RuleError as error:
             report.errors.append(error)
     _resolve_correlations(drafts, report)
+    if profile is not None:
+        profile.apply(report)
     return report
 
 
@@ -221,4 +237,5 @@ def compile_rule(document: dict, source: str, pipeline: ProcessingPipeline) -> C
         references=tuple(rule.references or ()),
         falsepositives=tuple(rule.falsepositives or ()),
         name=rule.name or "",
+        status=rule.status.name.lower() if rule.status else "",
     )
