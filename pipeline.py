@@ -21,12 +21,15 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collectors.files import DEFAULT_MAX_LINE_BYTES
 from collectors.parsers import PARSERS
-from detectors.profile import DEFAULT_PROFILE, ProfileError, RuleProfile, load_profile
 from detectors.rules import DEFAULT_RULE_DIR, PROJECT_ROOT, load_rules
+
+if TYPE_CHECKING:
+    from detectors.profile import RuleProfile
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -113,7 +116,6 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument(
         "--rules-profile",
-        default=str(DEFAULT_PROFILE),
         metavar="FILE|none",
         help="which third-party (SigmaHQ) rules run: levels and statuses per log source,"
         " rules switched off (default: config/sigmahq-profile.yml; 'none' runs them all)",
@@ -254,6 +256,8 @@ def command_scan(args: argparse.Namespace) -> int:
     if args.jobs < 0:
         print("socpipe: error: --jobs must be 0 (one per CPU) or more", file=sys.stderr)
         return EXIT_USAGE
+    from detectors.profile import ProfileError
+
     try:
         profile = _rules_profile(args.rules_profile)
     except ProfileError as error:
@@ -305,9 +309,13 @@ def command_scan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _rules_profile(value: str) -> RuleProfile | None:
-    """The profile of ``--rules-profile``: a file, or None for 'none'."""
-    return None if value.lower() == "none" else load_profile(Path(value))
+def _rules_profile(value: str | None) -> RuleProfile | None:
+    """The profile of ``--rules-profile``: the bundled one by default, a file, or None."""
+    from detectors.profile import DEFAULT_PROFILE, load_profile
+
+    if value is not None and value.lower() == "none":
+        return None
+    return load_profile(Path(value) if value is not None else DEFAULT_PROFILE)
 
 
 def _indicator_files(paths: Sequence[Path]):  # type: ignore[no-untyped-def]

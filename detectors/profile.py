@@ -2,8 +2,9 @@
 
 A profile is data (config/sigmahq-profile.yml): per log source, the lowest level that runs for
 each rule status; tags whose rules do not run; rules switched off one by one. Every choice
-carries its reason, and the loader refuses one without. The project's own rules (below
-rules/) are never filtered: they are curated one by one and tested.
+carries its reason, and the loader refuses one without. A rule with its own tests beside it
+(``<rule>.tests.yml``: the project's rules, and any set written the same way) is curated one
+by one and never filtered, wherever its folder is.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 import yaml
 from sigma.rule import SigmaLogSource
 
-from detectors.rules import DEFAULT_RULE_DIR, LEVELS, PROJECT_ROOT, CompiledRule, RuleLoadReport
+from detectors.rule_tests import rule_tests_file
+from detectors.rules import LEVELS, PROJECT_ROOT, CompiledRule, RuleLoadReport
 
 DEFAULT_PROFILE = PROJECT_ROOT / "config" / "sigmahq-profile.yml"
 STATUSES = ("stable", "test", "experimental", "deprecated", "unsupported")
@@ -74,16 +76,15 @@ class RuleProfile:
     def apply(self, report: RuleLoadReport) -> None:
         """Switch off the rules of ``report`` this profile does not run, recording why.
 
-        The project's own rules, and rules a correlation counts, always stay.
+        Rules with tests beside them, and rules a correlation counts, always stay.
         """
         counted = {
             rule_id for correlation in report.correlations for rule_id in correlation.rule_ids
         }
-        project = DEFAULT_RULE_DIR.resolve()
         kept: list[CompiledRule] = []
         for rule in report.rules:
             reason = None
-            if rule.id not in counted and not Path(rule.source).resolve().is_relative_to(project):
+            if rule.id not in counted and not rule_tests_file(rule).exists():
                 reason = self.verdict(rule)
             if reason is None:
                 kept.append(rule)

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from bench import corpus
-from daemon.config import load_config
+from daemon.config import ConfigError, load_config
+from daemon.runner import build_detector
 from detectors.profile import DEFAULT_PROFILE, ProfileError, RuleProfile, load_profile
 from detectors.rules import DEFAULT_RULE_DIR, LEVELS, RuleLoadReport, load_rules
 from pipeline import main
@@ -22,6 +23,11 @@ from scanner.run import ScanOptions, run_scan
 from tests.conftest import REPO, make_rule, shared_data
 
 SAMPLES = REPO / "samples"
+LOW_RULE = (
+    "title: Low Third-Party Rule\nid: 3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f\nstatus: test\n"
+    "logsource: {product: linux, service: sshd}\ndetection: {k: [Accepted], condition: k}\n"
+    "level: low\n"
+)
 CLEARTEXT = "d7fb8f0e-bd5f-45c2-b467-19571c490d7e"
 MEDIUM = LEVELS.index("medium")
 
@@ -203,8 +209,41 @@ def test_project_rules_and_counted_rules_stay(profile: RuleProfile, tmp_path: Pa
     assert len(load_rules([DEFAULT_RULE_DIR]).rules) == len(report.rules) - 1
 
 
-def test_daemon_configuration_names_the_profile(tmp_path: Path) -> None:
-    assert load_config().rules_profile_path() == DEFAULT_PROFILE
+def test_rules_with_tests_beside_them_stay_wherever_they_are(
+    profile: RuleProfile, tmp_path: Path
+) -> None:
+    # A copy of the project's rules elsewhere (another checkout, a package) stays curated...
+    for name in ("crontab_replaced.yml", "crontab_replaced.tests.yml"):
+        (tmp_path / name).write_bytes((DEFAULT_RULE_DIR / "linux" / name).read_bytes())
+    assert [rule.title for rule in load_rules([tmp_path], profile=profile).rules] == [
+        "Crontab Replaced"
+    ]
+    # ...and without its tests it is judged like any third-party rule (low, experimental).
+    (tmp_path / "crontab_replaced.tests.yml").unlink()
+    report = load_rules([tmp_path], profile=profile)
+    assert report.rules == []
+    assert "level low, status experimental" in report.switched_off[0][1]
+
+
+def test_daemon_detect_stage_applies_the_configured_profile(tmp_path: Path) -> None:
+    thirdparty = tmp_path / "thirdparty"
+    thirdparty.mkdir()
+    (thirdparty / "low.yml").write_text(LOW_RULE, encoding="utf-8")
+    base = load_config()
+    assert base.rules_profile_path() == DEFAULT_PROFILE
+    stages = replace(base.stages, rules=["rules", str(thirdparty)])
+    profiled_detector = build_detector(replace(base, stages=stages))
+    titles = {rule.title for rule in profiled_detector.engine.rules}
+    assert "Low Third-Party Rule" not in titles and "Crontab Replaced" in titles
+    unprofiled = replace(base, stages=replace(stages, rules_profile=None))
+    assert unprofiled.rules_profile_path() is None
+    assert "Low Third-Party Rule" in {
+        rule.title for rule in build_detector(unprofiled).engine.rules
+    }
+    broken = tmp_path / "broken.yml"
+    broken.write_text("name: x\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"stages\.rules_profile: .*default: required"):
+        build_detector(replace(base, stages=replace(stages, rules_profile=str(broken))))
     path = tmp_path / "socpipe.yml"
     path.write_text("stages: {rules_profile: null}\n", encoding="utf-8")
     assert load_config(path).rules_profile_path() is None
@@ -334,11 +373,7 @@ def test_scan_applies_the_profile_and_says_so(
 ) -> None:
     rules = tmp_path / "thirdparty"
     rules.mkdir()
-    (rules / "low.yml").write_text(
-        "title: Low Third-Party Rule\nid: 3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f\nstatus: test\n"
-        "logsource: {product: linux, service: sshd}\ndetection: {k: [Accepted], condition: k}\nlevel: low\n",
-        encoding="utf-8",
-    )
+    (rules / "low.yml").write_text(LOW_RULE, encoding="utf-8")
     log = tmp_path / "auth.log"
     log.write_text(
         "Mar  3 10:00:00 web01 sshd[1]: Accepted publickey for deploy from 10.20.1.3 port 50000 ssh2\n"
