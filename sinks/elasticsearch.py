@@ -20,8 +20,7 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 from elasticsearch.serializer import JsonSerializer, OrjsonSerializer
 
-from socpipe.core import envelope
-from socpipe.core import metrics
+from socpipe.core import envelope, metrics
 from socpipe.core.config import ElasticsearchConfig, secret_from_env
 from socpipe.core.resources import templates_dir
 
