@@ -159,9 +159,6 @@ def _load_indicators(paths: list[Path]) -> IndicatorStore | None:
     """The indicators of STIX bundle files, or None when no file was given."""
     if not paths:
         return None
-    from socpipe.detectors.indicators import IndicatorStore, load_bundle_file
+    from socpipe.detectors.indicators import load_bundle_files
 
-    store = IndicatorStore()
-    for path in paths:
-        load_bundle_file(path, store)
-    return store
+    return load_bundle_files(paths)
