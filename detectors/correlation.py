@@ -41,7 +41,7 @@ from typing import Any, Final, Protocol
 from socpipe.core.event import Event, format_timestamp
 from socpipe.detectors.alert import ENTITY_FIELDS, Alert
 from socpipe.detectors.correlation_rules import CorrelationRule
-from socpipe.detectors.sweep import DEFAULT_MINIMUM_EVENTS, SweepSchedule
+from socpipe.detectors.sweep import DEFAULT_INTERVAL_SECONDS, DEFAULT_MINIMUM_EVENTS, SweepSchedule
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,11 @@ class CorrelationEngine:
         max_future: float = DEFAULT_MAX_FUTURE_SECONDS,
         clock: Callable[[], float] = time.time,
         deferred_ids: DeferredIds | None = None,
+        sweep_interval_secs: float = DEFAULT_INTERVAL_SECONDS,
     ) -> None:
+        """``sweep_interval_secs``: closed windows are judged at least this often when events
+        are few (a live stream); infinite judges them by the count of events alone, so that
+        where their alerts fall in a scan's output does not depend on how fast it ran."""
         self.rules = rules
         self.deferred_ids = deferred_ids
         self.lateness = lateness
@@ -218,7 +222,7 @@ class CorrelationEngine:
         #: Groups by (correlation rule id, *group-by values), least recently active first.
         self._groups: OrderedDict[tuple[str, ...], _Group] = OrderedDict()
         self._newest_time = float("-inf")
-        self._sweeps = SweepSchedule(SWEEP_EVERY)
+        self._sweeps = SweepSchedule(SWEEP_EVERY, sweep_interval_secs)
 
     @property
     def referenced_rule_ids(self) -> frozenset[str]:

@@ -11,8 +11,10 @@ Trust:
 
 * An entry is found by a key, a BLAKE2b digest of everything the result depends on: the
   cache format, socpipe's version, pySigma's, the source of the modules that turn rules into
-  descriptions, the field mappings (names and contents) and every rule file (path, place in
-  its rule set, contents). Any change is a different key; old entries are evicted.
+  descriptions, the field mappings (names and contents), the rules profile (path and
+  contents), every rule file (path, place in its rule set, contents) and which rules have
+  tests beside them (a profile keeps those). Any change is a different key; old entries are
+  evicted.
 * Every entry carries an HMAC-SHA256 over its key and contents, keyed by a random secret kept
   in the cache folder, readable by its owner alone. An entry whose MAC does not verify (a
   damaged disk block, a partial write, an edit) or whose contents do not read back as a rule
@@ -54,6 +56,7 @@ from socpipe.detectors.rules import (
     load_rules,
     mapping_files,
     rule_files,
+    test_files,
 )
 from socpipe.detectors.values import AtomKind
 
@@ -118,17 +121,23 @@ class RuleCache:
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = folder if folder is not None else default_cache_folder()
 
-    def load(self, paths: Sequence[Path], mappings_folder: Path | None = None) -> RuleLoadReport:
-        """The rules below ``paths`` as ``load_rules`` loads them (with the field mappings of
-        ``mappings_folder``, default the shipped ones): from the cache when an entry for
-        exactly these inputs verifies, else from the files, then stored."""
+    def load(
+        self,
+        paths: Sequence[Path],
+        mappings_folder: Path | None = None,
+        profile_path: Path | None = None,
+    ) -> RuleLoadReport:
+        """The rules below ``paths`` as ``load_rules`` loads them, with the field mappings of
+        ``mappings_folder`` (default the shipped ones) and the rules profile of
+        ``profile_path`` (None: no profile): from the cache when an entry for exactly these
+        inputs verifies, else from the files, then stored."""
         mappings_folder = mappings_folder or field_mappings_dir()
         try:
-            key = self._key(paths, mappings_folder)
+            key = self._key(paths, mappings_folder, profile_path)
             secret = self._secret()
         except (OSError, RuleCacheError) as error:
             log.warning("rule cache not used: %s", error)
-            return load_rules(paths, load_field_mappings(mappings_folder))
+            return _load(paths, mappings_folder, profile_path)
         entry = self.folder / f"{key.hex()[:40]}{ENTRY_SUFFIX}"
         if entry.exists():
             try:
@@ -140,14 +149,16 @@ class RuleCache:
                 report.cached = True
                 _touch(entry)
                 return report
-        report = load_rules(paths, load_field_mappings(mappings_folder))
+        report = _load(paths, mappings_folder, profile_path)
         try:
             self._store(entry, key, secret, paths, report)
         except OSError as error:
             log.warning("rule cache entry %s not written: %s", entry, error)
         return report
 
-    def _key(self, paths: Sequence[Path], mappings_folder: Path) -> bytes:
+    def _key(
+        self, paths: Sequence[Path], mappings_folder: Path, profile_path: Path | None
+    ) -> bytes:
         """The digest of every input of a load (module docstring); raises OSError when a file
         cannot be read (the load from the files then reports it)."""
         digest = hashlib.blake2b(digest_size=32)
@@ -167,10 +178,18 @@ class RuleCache:
         add("mappings", str(len(files)))
         for path in files:
             add(path.name, path.read_bytes())
+        if profile_path is None:
+            add("no profile")
+        else:
+            add("profile", str(profile_path), profile_path.read_bytes())
         files_of_rules = rule_files(paths)
         add("rules", str(len(files_of_rules)))
         for path, ruleset in files_of_rules:
             add(str(path), ruleset, path.read_bytes())
+        # A profile never switches off a rule with tests beside it: which rules have them is
+        # an input too.
+        tests = [str(path) for path in test_files(paths)]
+        add("tests", str(len(tests)), *tests)
         return digest.digest()
 
     def _secret(self) -> bytes:
@@ -283,6 +302,15 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _load(
+    paths: Sequence[Path], mappings_folder: Path, profile_path: Path | None
+) -> RuleLoadReport:
+    from socpipe.detectors.profile import load_profile
+
+    profile = load_profile(profile_path) if profile_path is not None else None
+    return load_rules(paths, load_field_mappings(mappings_folder), profile)
+
+
 def _versions() -> tuple[str, str]:
     from importlib import metadata
 
@@ -358,7 +386,9 @@ def _read_entry(entry: Path, key: bytes | None, secret: bytes) -> dict[str, Any]
 def encode_report(report: RuleLoadReport) -> dict[str, Any]:
     return {
         "files": report.files,
+        "profile": [report.profile_name, report.profile_source],
         "rules": [_encode_rule(rule) for rule in report.rules],
+        "switched_off": [[_encode_rule(rule), reason] for rule, reason in report.switched_off],
         "correlations": [_encode_correlation(rule) for rule in report.correlations],
         "errors": [_encode_error(error) for error in report.errors],
         "unsupported": [_encode_error(error) for error in report.unsupported],
@@ -367,9 +397,16 @@ def encode_report(report: RuleLoadReport) -> dict[str, Any]:
 
 def decode_report(contents: dict[str, Any]) -> RuleLoadReport:
     data = contents["report"]
+    profile_name, profile_source = (_text(part) for part in _list(data["profile"], 2))
     try:
         return RuleLoadReport(
             rules=[_decode_rule(item) for item in _list(data["rules"])],
+            switched_off=[
+                (_decode_rule(rule), _text(reason))
+                for rule, reason in (_list(item, 2) for item in _list(data["switched_off"]))
+            ],
+            profile_name=profile_name,
+            profile_source=profile_source,
             correlations=[_decode_correlation(item) for item in _list(data["correlations"])],
             errors=[RuleError(*_decode_error(item)) for item in _list(data["errors"])],
             unsupported=[
@@ -381,7 +418,17 @@ def decode_report(contents: dict[str, Any]) -> RuleLoadReport:
         raise ValueError(f"{type(error).__name__}: {error}") from None
 
 
-_RULE_TEXT: Final = ("id", "title", "level", "source", "description", "author", "name", "ruleset")
+_RULE_TEXT: Final = (
+    "id",
+    "title",
+    "level",
+    "source",
+    "description",
+    "author",
+    "name",
+    "ruleset",
+    "status",
+)
 _RULE_LISTS: Final = ("tags", "references", "falsepositives")
 
 
@@ -419,6 +466,7 @@ def _decode_rule(item: dict[str, Any]) -> CompiledRule:
         falsepositives=_texts(item["falsepositives"]),
         name=_text(item["name"]),
         ruleset=_text(item["ruleset"]),
+        status=_text(item["status"]),
     )
 
 

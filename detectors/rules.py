@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from sigma.processing.pipeline import ProcessingPipeline
 
     from socpipe.detectors.correlation_rules import CorrelationDraft
+    from socpipe.detectors.profile import RuleProfile
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ class CompiledRule:
     #: The rule's place in its rule set, the same on every installation
     #: (``rules/linux/ssh_invalid_user.yml``); ``source`` is the full path, for messages.
     ruleset: str = ""
+    #: Sigma status (stable, test, experimental, ...); empty when the rule states none.
+    status: str = ""
     #: The matcher once built: at load for rules parsed from their files, on first use for
     #: rules from the rule cache (a small scan meets a fraction of a large rule set).
     built_matcher: Matcher | None = field(default=None, repr=False, compare=False)
@@ -111,6 +114,11 @@ class RuleLoadReport:
     files: int = 0
     #: Read from the rule cache (``detectors/rule_cache.py``) rather than the rule files.
     cached: bool = False
+    #: Valid rules a profile (detectors/profile.py) does not run, with the reason.
+    switched_off: list[tuple[CompiledRule, str]] = field(default_factory=list)
+    #: The profile applied (its name and file), when one was.
+    profile_name: str = ""
+    profile_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,6 +168,23 @@ def mapping_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.yml"))
 
 
+def rule_tests_file(rule: CompiledRule | CorrelationRule) -> Path:
+    """Where a rule's test events are kept: ``<rule>.tests.yml`` beside it."""
+    source = Path(rule.source)
+    return source.with_name(source.stem + ".tests.yml")
+
+
+def test_files(paths: Iterable[Path]) -> list[Path]:
+    """The rule tests (``*.tests.yml``) below ``paths``, in a stable order."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(path.rglob("*.tests.y*ml")))
+        elif (beside := path.with_name(f"{path.stem}.tests.yml")).exists():
+            found.append(beside)
+    return found
+
+
 def rule_files(paths: Iterable[Path]) -> list[tuple[Path, str]]:
     """Every rule file below ``paths``, with its place in its rule set: the path from the
     folder that was given (``rules/linux/x.yml``), or the file name when a file was given."""
@@ -177,9 +202,15 @@ def rule_files(paths: Iterable[Path]) -> list[tuple[Path, str]]:
     return [item for item in files if not item[0].name.endswith((".tests.yml", ".tests.yaml"))]
 
 
-def load_rules(paths: Iterable[Path], mappings: FieldMappings | None = None) -> RuleLoadReport:
+def load_rules(
+    paths: Iterable[Path],
+    mappings: FieldMappings | None = None,
+    profile: RuleProfile | None = None,
+) -> RuleLoadReport:
     """Load every rule file below ``paths``; problems with rules are collected, never raised
-    (a broken installation, such as missing field mappings, is raised)."""
+    (a broken installation, such as missing field mappings, is raised). A ``profile`` then
+    switches off the third-party rules it does not run (listed in the report's
+    ``switched_off``)."""
     from socpipe.detectors.correlation_rules import CorrelationDraft
 
     mappings = mappings if mappings is not None else load_field_mappings()
@@ -204,6 +235,9 @@ def load_rules(paths: Iterable[Path], mappings: FieldMappings | None = None) -> 
         except RuleError as error:
             report.errors.append(error)
     _resolve_correlations(drafts, report)
+    if profile is not None:
+        profile.apply(report)
+        report.profile_name, report.profile_source = profile.name, profile.source
     return report
 
 
@@ -348,6 +382,7 @@ def compile_rule(
             falsepositives=tuple(rule.falsepositives or ()),
             name=rule.name or "",
             ruleset=ruleset or source,
+            status=rule.status.name.lower() if rule.status else "",
         )
     except RuleError:
         raise

@@ -6,6 +6,7 @@ written as they are found, so an interrupted scan keeps what it had found.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,7 @@ from socpipe.collectors.parsers import ParseContext
 from socpipe.core.event import Event
 from socpipe.core.resources import bundled_rules_dir
 from socpipe.detectors.alert import Alert
+from socpipe.detectors.correlation import CorrelationEngine
 from socpipe.detectors.detection import Detector
 from socpipe.detectors.indicators import IndicatorMatcher, IndicatorStore
 from socpipe.detectors.rules import RuleLoadReport, load_rules
@@ -79,7 +81,13 @@ def run_scan(
         rules = load_rules(options.rule_paths or [bundled_rules_dir()])
     watchers = [*models, *([IndicatorMatcher(indicators)] if indicators is not None else [])]
     # Events get their ids only when they match or meet a watcher: most never reach output.
-    detector = Detector(rules, watchers=watchers, identify=LineEventIds())
+    identify = LineEventIds()
+    # Windows judged by events alone: the alerts come in the same order however fast the scan
+    # runs, in one process or with workers.
+    correlations = CorrelationEngine(
+        rules.correlations, deferred_ids=identify, sweep_interval_secs=math.inf
+    )
+    detector = Detector(rules, correlations, watchers=watchers, identify=identify)
     context = ParseContext(options.agency_id, options.agency_name, ZoneInfo(options.timezone))
     reader = FileEventReader(context, options.format_name, options.max_line_bytes, line_ids=False)
     files = expand_paths(options.paths)

@@ -260,6 +260,7 @@ def test_scan_uses_the_cache_and_the_commands_show_and_clear_it(
     rules = tmp_path / "rules"
     write_rules(rules, "one")
     scan = ["scan", str(REPO / "samples" / "linux"), "--rules", str(rules), "--no-progress"]
+    scan += ["--rules-profile", "none"]
     assert main([*scan, "--no-rule-cache", "--rule-cache", str(cache)]) == 0
     assert not list(cache.glob("*.rules"))
     assert main([*scan, "--rule-cache", str(cache)]) == 0
