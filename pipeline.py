@@ -9,6 +9,9 @@ Commands:
   socpipe run                 the daemon: detect and index stages as Kafka consumer groups
   socpipe collect file|syslog agency collectors publishing events to Kafka
   socpipe forward test|status check the destinations alerts are forwarded to
+  socpipe console             the analysts' web console
+  socpipe users ...           console users: add, list, disable, passwd
+  socpipe alerts ...          triage from the terminal: list, show, set, load
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collectors.files import DEFAULT_MAX_LINE_BYTES
 from collectors.parsers import PARSERS
 from detectors.rules import DEFAULT_RULE_DIR, load_rules
+
+if TYPE_CHECKING:
+    from detectors.suppression import Suppressor
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -33,6 +40,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 #: The commands whose speed depends on the compiled hot path.
 PER_EVENT_COMMANDS = ("scan", "run", "collect")
+CONSOLE_COMMANDS = ("console", "users", "alerts")
 
 log = logging.getLogger("socpipe")
 
@@ -108,6 +116,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default=[],
         help="anomaly model folder from `socpipe train` (repeatable)",
     )
+    scan.add_argument(
+        "--suppressions",
+        type=Path,
+        help="suppressions exported from the console (/suppressions/export.json): matching"
+        " alerts are counted instead of written",
+    )
 
     train = commands.add_parser("train", help="fit an anomaly model from logs or history")
     train.add_argument("kind", choices=["behaviour", "log-pattern"])
@@ -174,6 +188,8 @@ def _build_parser() -> argparse.ArgumentParser:
     for command in (forward_test, forward_status):
         command.add_argument("--config", type=Path, help=config_help)
 
+    _add_console_commands(commands, config_help)
+
     collect = commands.add_parser("collect", help="collect agency logs into Kafka")
     collectors = collect.add_subparsers(dest="collector", required=True)
     follow = collectors.add_parser("file", help="follow files (tail -F) with persisted offsets")
@@ -200,12 +216,83 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_console_commands(commands: Any, config_help: str) -> None:
+    console = commands.add_parser("console", help="the analysts' web console")
+    console.add_argument("--listen", metavar="HOST:PORT", help="default: console.listen")
+    console.add_argument("--tls-cert", help="PEM certificate: serve HTTPS")
+    console.add_argument("--tls-key", help="PEM private key of --tls-cert")
+
+    users = commands.add_parser("users", help="console users and their roles")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    add = user_commands.add_parser(
+        "add", help="add a user (password from standard input, or prompted)"
+    )
+    add.add_argument("name")
+    add.add_argument(
+        "--role",
+        required=True,
+        choices=[
+            "admin",
+            "central-analyst",
+            "central-auditor",
+            "agency-analyst",
+            "agency-viewer",
+        ],
+    )
+    add.add_argument("--agency", help="the agency id (agency roles only)")
+    listing = user_commands.add_parser("list", help="list users")
+    disable = user_commands.add_parser("disable", help="disable a user; ends their sessions")
+    disable.add_argument("name")
+    passwd = user_commands.add_parser("passwd", help="set a new password; ends their sessions")
+    passwd.add_argument("name")
+
+    alerts = commands.add_parser("alerts", help="triage alerts from the terminal")
+    alert_commands = alerts.add_subparsers(dest="alerts_command", required=True)
+    user_help = "act as this console user (default: $SOCPIPE_CONSOLE_USER)"
+    show_list = alert_commands.add_parser("list", help="alerts of a filter, newest first")
+    show_list.add_argument("--status", action="append", default=[], help="repeatable")
+    show_list.add_argument("--level", action="append", default=[], help="repeatable")
+    show_list.add_argument("--closed", action="store_true", help="include closed alerts")
+    show_list.add_argument("--agency")
+    show_list.add_argument("--assignee", help="'-' for unassigned")
+    show_list.add_argument("--rule", help="rule id")
+    show_list.add_argument("--host")
+    show_list.add_argument("--since", help="e.g. now-24h or 2026-03-03T00:00:00Z")
+    show_list.add_argument("--query", "-q", help="query language, as in the console")
+    show_list.add_argument("--limit", type=int, default=50, choices=[25, 50, 100, 200])
+    show = alert_commands.add_parser("show", help="one alert as JSON, with its version")
+    show.add_argument("alert_id")
+    change = alert_commands.add_parser(
+        "set", help="change status, resolution, assignee; add a note"
+    )
+    change.add_argument("alert_ids", nargs="+", metavar="ALERT_ID")
+    change.add_argument("--status", choices=["new", "acknowledged", "in_progress", "closed"])
+    change.add_argument("--resolution", choices=["true_positive", "false_positive", "benign"])
+    change.add_argument("--assignee")
+    change.add_argument("--unassign", action="store_true")
+    change.add_argument("--note")
+    change.add_argument(
+        "--version", help="SEQ:TERM from `alerts show`: refuse if the alert changed since"
+    )
+    load = alert_commands.add_parser(
+        "load", help="index the alerts of a `socpipe scan --out` file (idempotent)"
+    )
+    load.add_argument("file", type=Path)
+    for command in (show_list, show, change):
+        command.add_argument(
+            "--user", default=os.environ.get("SOCPIPE_CONSOLE_USER"), help=user_help
+        )
+    for command in (console, add, listing, disable, passwd, show_list, show, change, load):
+        command.add_argument("--config", type=Path, help=config_help)
+
+
 def _missing(paths: Sequence[Path]) -> list[Path]:
     return [path for path in paths if not path.exists()]
 
 
 def command_scan(args: argparse.Namespace) -> int:
     from detectors.anomaly.artifact import ModelArtifactError, load_scorer
+    from detectors.suppression import Suppressor, load_file
     from scanner.parallel import WorkerDied
     from scanner.run import ScanOptions, run_scan
 
@@ -235,6 +322,7 @@ def command_scan(args: argparse.Namespace) -> int:
     try:
         scorers = [load_scorer(path) for path in args.model]
         indicators = _indicator_files(args.indicators)
+        suppressor = Suppressor(load_file(args.suppressions)) if args.suppressions else None
     except (ModelArtifactError, ValueError) as error:
         print(f"socpipe: error: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -251,7 +339,9 @@ def command_scan(args: argparse.Namespace) -> int:
         jobs=args.jobs or len(os.sched_getaffinity(0)),
     )
     try:
-        summary = run_scan(options, rules=report, models=scorers, indicators=indicators)
+        summary = run_scan(
+            options, rules=report, models=scorers, indicators=indicators, suppressor=suppressor
+        )
     except (OSError, WorkerDied) as error:
         print(f"socpipe: error: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -260,9 +350,22 @@ def command_scan(args: argparse.Namespace) -> int:
         print(f"\nsocpipe: scan interrupted{kept}", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(summary.render(), file=sys.stderr)
+    if suppressor is not None:
+        print(_suppressed_summary(suppressor), file=sys.stderr)
     if args.out and str(args.out) != "-":
         print(f"  alerts written to {args.out}", file=sys.stderr)
     return EXIT_OK
+
+
+def _suppressed_summary(suppressor: Suppressor) -> str:
+    counts = suppressor.counts()
+    lines = [
+        f"  suppressed: {sum(counts.values())} alerts by {len(counts)} of"
+        f" {len(suppressor)} suppressions"
+    ]
+    names = {s.id: s.rule_name or s.rule_id for s in suppressor.suppressions}
+    lines += [f"    {count:>7}  {names[ident]} ({ident})" for ident, count in counts.most_common(5)]
+    return "\n".join(lines)
 
 
 def _indicator_files(paths: Sequence[Path]):  # type: ignore[no-untyped-def]
@@ -514,6 +617,96 @@ def command_collect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_console(args: argparse.Namespace) -> int:
+    from console.cli import serve_console
+
+    serve_console(_config(args), args.listen, args.tls_cert, args.tls_key)
+    return EXIT_OK
+
+
+def command_users(args: argparse.Namespace) -> int:
+    from console import cli
+
+    config = _config(args)
+    if args.users_command == "add":
+        user = cli.users_add(
+            config, args.name, args.role, args.agency, cli.read_password(sys.stdin)
+        )
+        print(f"user {user.name} added ({user.role}{', ' + user.agency if user.agency else ''})")
+    elif args.users_command == "list":
+        print(cli.format_users(cli.users_list(config)))
+    elif args.users_command == "disable":
+        ended = cli.users_disable(config, args.name)
+        print(f"user {args.name} disabled; {ended} sessions ended")
+    else:
+        cli.users_passwd(config, args.name, cli.read_password(sys.stdin))
+        print(f"password of {args.name} changed; their sessions ended")
+    return EXIT_OK
+
+
+def command_alerts(args: argparse.Namespace) -> int:
+    from console import cli
+    from console.triage import Change
+
+    config = _config(args)
+    if args.alerts_command == "list":
+        params = {
+            "status": args.status,
+            "level": args.level,
+            "closed": ["1"] if args.closed else [],
+            "agency": [args.agency] if args.agency else [],
+            "assignee": [args.assignee] if args.assignee else [],
+            "rule": [args.rule] if args.rule else [],
+            "host": [args.host] if args.host else [],
+            "since": [args.since] if args.since else [],
+            "q": [args.query] if args.query else [],
+            "size": [str(args.limit)],
+        }
+        print(cli.format_alert_rows(*cli.alerts_list(config, params, args.user)))
+    elif args.alerts_command == "show":
+        print(cli.dumps(cli.alerts_show(config, args.alert_id, args.user)))
+    elif args.alerts_command == "set":
+        change = Change(
+            status=args.status,
+            resolution=args.resolution,
+            assignee="" if args.unassign else args.assignee,
+            note=args.note,
+        )
+        if change.empty:
+            print(
+                "socpipe: error: give --status, --assignee, --unassign or --note", file=sys.stderr
+            )
+            return EXIT_USAGE
+        print(cli.alerts_set(config, args.alert_ids, change, args.user, args.version))
+    else:
+        if not args.file.is_file():
+            print(f"socpipe: error: no such file: {args.file}", file=sys.stderr)
+            return EXIT_USAGE
+        print(cli.alerts_load(config, args.file))
+    return EXIT_OK
+
+
+def _console_command(args: argparse.Namespace) -> int:
+    """The console's commands, with their errors turned into messages and exit codes."""
+    from elasticsearch import ApiError, TransportError
+
+    from console.cli import CommandError
+    from console.triage import TriageError
+
+    handler = {"console": command_console, "users": command_users, "alerts": command_alerts}
+    try:
+        return handler[args.command](args)
+    except (CommandError, TriageError) as error:
+        print(f"socpipe: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except ApiError as error:
+        print(f"socpipe: error: elasticsearch: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    except TransportError as error:
+        print(f"socpipe: error: elasticsearch unreachable: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     logging.basicConfig(
@@ -525,11 +718,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _warn_if_interpreted()
     if args.command == "scan":
         return command_scan(args)
-    if args.command in ("setup", "prune", "run", "collect", "train", "forward"):
+    if args.command in ("setup", "prune", "run", "collect", "train", "forward", *CONSOLE_COMMANDS):
         from daemon.config import ConfigError
         from detectors.anomaly.artifact import ModelArtifactError
 
         handler = {
+            **dict.fromkeys(CONSOLE_COMMANDS, _console_command),
             "setup": command_setup,
             "prune": command_prune,
             "run": command_run,
