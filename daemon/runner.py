@@ -26,15 +26,17 @@ from daemon.config import Config, ConfigError
 from daemon.kafka_io import AssignmentListener, make_consumer, make_producer
 from daemon.replay import StateReplay, commit_metadata
 from daemon.stages import DetectStage, IndexStage, RetryLater, Stage
+from daemon.suppression_feed import SuppressionPoller
 from detectors.anomaly.artifact import load_scorer
 from detectors.correlation import CorrelationEngine
 from detectors.detection import Detector
 from detectors.rules import load_rules
+from detectors.suppression import Suppressor
 from detectors.watcher import EventWatcher
 from forwarding.indicator_feed import IndicatorPoller, load_feed
 from forwarding.indicators import IndicatorMatcher
 from forwarding.stage import ForwardStage
-from sinks.elasticsearch import ElasticsearchSink, connect
+from sinks.elasticsearch import ElasticsearchSink, connect, console_index
 
 log = logging.getLogger(__name__)
 STAGE_NAMES = ("detect", "index", "forward")
@@ -208,6 +210,20 @@ def build_detector(config: Config, stop: threading.Event | None = None) -> Detec
     return Detector(report, correlations, watchers)
 
 
+def build_suppressor(config: Config, stop: threading.Event) -> Suppressor | None:
+    """The analysts' suppressions, loaded now and reloaded in the background (None when
+    ``stages.suppressions_reload_secs`` is 0)."""
+    interval = config.stages.suppressions_reload_secs
+    if interval <= 0:
+        return None
+    suppressor = Suppressor()
+    index = console_index(config.elasticsearch, "suppressions")
+    poller = SuppressionPoller(connect(config.elasticsearch), index, suppressor, interval, stop)
+    poller.poll_once()
+    poller.start()
+    return suppressor
+
+
 def build_forward_stages(
     config: Config, producer: KafkaProducer, stop: threading.Event
 ) -> list[ForwardStage]:
@@ -232,7 +248,11 @@ def build_stages(config: Config, names: list[str], stop: threading.Event) -> lis
     stages: list[Stage] = []
     for name in names:
         if name == "detect":
-            stages.append(DetectStage(config, producer, build_detector(config, stop)))
+            stages.append(
+                DetectStage(
+                    config, producer, build_detector(config, stop), build_suppressor(config, stop)
+                )
+            )
         elif name == "index":
             sink = ElasticsearchSink(
                 connect(config.elasticsearch), config.elasticsearch, stop.is_set
