@@ -4,14 +4,15 @@ alerts loaded from real scans of samples/ for two agencies."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from daemon.config import Config
 from scanner.run import ScanOptions, run_scan
 from tests.conftest import REPO
 
+T = TypeVar("T")
 PASSWORD = "correct horse battery"
 AGENCY_A = "so-tttt"
 AGENCY_B = "so-yte"
@@ -63,8 +65,15 @@ def running_console(config: Config) -> Iterator[RunningConsole]:
         sock.close()
 
 
+def off_loop(function: Callable[..., T], *args: Any) -> T:
+    """Run a CLI function (which runs its own asyncio loop) in a worker thread: Playwright's
+    synchronous API keeps a loop running in the test's thread."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(function, *args).result()
+
+
 def add_user(config: Config, name: str, role: str, agency: str | None = None) -> str:
-    cli.users_add(config, name, role, agency, PASSWORD)
+    off_loop(cli.users_add, config, name, role, agency, PASSWORD)
     return name
 
 
@@ -77,7 +86,7 @@ def scan_samples(folder: Path, agency: str) -> Path:
 
 
 def load(config: Config, path: Path) -> str:
-    return cli.alerts_load(config, path)
+    return off_loop(cli.alerts_load, config, path)
 
 
 def login(client: httpx.Client, name: str, password: str = PASSWORD) -> httpx.Response:
@@ -94,5 +103,3 @@ def csrf_of(client: httpx.Client) -> str:
     return str(client.get("/api/v1/session").json()["csrf_token"])
 
 
-def run(coroutine):  # type: ignore[no-untyped-def]
-    return asyncio.run(coroutine)
