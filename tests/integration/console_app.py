@@ -101,5 +101,3 @@ def login(client: httpx.Client, name: str, password: str = PASSWORD) -> httpx.Re
 
 def csrf_of(client: httpx.Client) -> str:
     return str(client.get("/api/v1/session").json()["csrf_token"])
-
-

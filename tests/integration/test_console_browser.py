@@ -43,7 +43,9 @@ SCREENSHOTS = REPO / "docs" / "screenshots"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver (make test does)")
+        pytest.fail(
+            f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver (make test does)"
+        )
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield launched
@@ -70,7 +72,9 @@ def new_page(browser: Browser, app: RunningConsole) -> Page:
     context = browser.new_context(base_url=app.url, viewport={"width": 1360, "height": 860})
     page = context.new_page()
     errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
     page.errors = errors  # type: ignore[attr-defined]
     return page
 
@@ -110,9 +114,13 @@ def test_login_wrong_password_logout(browser: Browser, app: RunningConsole) -> N
     no_csp_violations(page)
 
 
-def test_agency_analyst_sees_their_agency_only(browser: Browser, app: RunningConsole, es: Elasticsearch, config: Config) -> None:
+def test_agency_analyst_sees_their_agency_only(
+    browser: Browser, app: RunningConsole, es: Elasticsearch, config: Config
+) -> None:
     other = es.search(
-        index=config.elasticsearch.alerts_index, query={"term": {"organization.id": AGENCY_B}}, size=1
+        index=config.elasticsearch.alerts_index,
+        query={"term": {"organization.id": AGENCY_B}},
+        size=1,
     )["hits"]["hits"][0]["_id"]
     page = new_page(browser, app)
     log_in(page, "ana")
@@ -151,7 +159,9 @@ def test_queue_filters_groups_and_hides_closed(browser: Browser, app: RunningCon
     no_csp_violations(page)
 
 
-def test_bulk_close_with_resolution(browser: Browser, app: RunningConsole, es: Elasticsearch, config: Config) -> None:
+def test_bulk_close_with_resolution(
+    browser: Browser, app: RunningConsole, es: Elasticsearch, config: Config
+) -> None:
     page = new_page(browser, app)
     log_in(page, "central")
     page.goto(f"/alerts?agency={AGENCY_A}")
@@ -174,10 +184,19 @@ def test_bulk_close_with_resolution(browser: Browser, app: RunningConsole, es: E
         assert source["alert.notes"][-1]["text"] == "Confirmed with the agency's admin"
 
 
-def test_note_shows_in_history_and_conflict_is_shown(browser: Browser, app: RunningConsole, es: Elasticsearch, config: Config) -> None:
+def test_note_shows_in_history_and_conflict_is_shown(
+    browser: Browser, app: RunningConsole, es: Elasticsearch, config: Config
+) -> None:
     alert_id = es.search(
         index=config.elasticsearch.alerts_index,
-        query={"bool": {"filter": [{"term": {"organization.id": AGENCY_A}}, {"exists": {"field": "source.ip"}}]}},
+        query={
+            "bool": {
+                "filter": [
+                    {"term": {"organization.id": AGENCY_A}},
+                    {"exists": {"field": "source.ip"}},
+                ]
+            }
+        },
         size=1,
     )["hits"]["hits"][0]["_id"]
     first, second = new_page(browser, app), new_page(browser, app)
@@ -185,7 +204,9 @@ def test_note_shows_in_history_and_conflict_is_shown(browser: Browser, app: Runn
     log_in(second, "central")
     first.goto(f"/alerts/{alert_id}")
     second.goto(f"/alerts/{alert_id}")
-    first.fill("#triage-note", "Source is the agency's vulnerability scanner; asked them to confirm.")
+    first.fill(
+        "#triage-note", "Source is the agency's vulnerability scanner; asked them to confirm."
+    )
     first.select_option("#triage-status", "acknowledged")
     first.click("#triage-save")
     expect(first.locator("#history")).to_contain_text("asked them to confirm")
@@ -206,7 +227,9 @@ def test_note_shows_in_history_and_conflict_is_shown(browser: Browser, app: Runn
     expect(second.locator("#alert-status")).to_contain_text("in progress")
 
 
-def test_disabled_users_session_stops_working(browser: Browser, app: RunningConsole, config: Config) -> None:
+def test_disabled_users_session_stops_working(
+    browser: Browser, app: RunningConsole, config: Config
+) -> None:
     page = new_page(browser, app)
     log_in(page, "ana")
     expect(page.locator("#whoami")).to_have_text("ana")
