@@ -48,6 +48,9 @@ def running_console(config: Config) -> Iterator[RunningConsole]:
     app = build_app(config, settings)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     sock = socket.socket()
+    # Accepted connections inherit it: without it, a kept-alive connection waits 40 ms on
+    # delayed ACKs for every answer written in two parts (uvicorn's own listener sets it).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
