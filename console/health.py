@@ -23,7 +23,7 @@ from forwarding.status import read_status
 log = logging.getLogger(__name__)
 DEADLETTERS_SHOWN = 50
 MAX_RECORD_CHARS = 64 * 1024
-TIMEOUTS = {"request_timeout_ms": 10_000, "api_version_auto_timeout_ms": 5_000}
+TIMEOUTS = {"request_timeout_ms": 10_000}
 
 
 @dataclass(frozen=True)

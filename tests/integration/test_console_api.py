@@ -402,3 +402,128 @@ def test_load_is_idempotent_and_replay_keeps_triage(
     source = es.get(index=config.elasticsearch.alerts_index, id=alert_id)["_source"]
     assert source["alert.status"] == "closed" and source["alert.resolution"] == "benign"
     assert es.count(index=config.elasticsearch.alerts_index)["count"] == before
+
+
+def test_health_lists_dead_letters_and_resubmits_them(
+    app: RunningConsole, config: Config, es: Elasticsearch
+) -> None:
+    from daemon.kafka_io import make_producer
+    from tests.integration.conftest import read_topic
+
+    fixed = {
+        "@timestamp": "2026-03-03T10:00:00.000Z",
+        "message": "fixed by hand",
+        "organization.id": AGENCY_A,
+    }
+    letter = {
+        "stage": "detect",
+        "reason": "not JSON: unexpected character",
+        "topic": config.kafka.topics.events,
+        "partition": 0,
+        "offset": 41,
+        "position": 0,
+        "record": json.dumps(fixed),
+    }
+    producer = make_producer(config.kafka)
+    producer.send(
+        config.kafka.topics.deadletter, key=b"so-tttt/web01", value=json.dumps(letter).encode()
+    )
+    producer.flush()
+    producer.close()
+    with app.client() as client:
+        login(client, "ana", PASSWORD)
+        assert client.get("/health").status_code == 403
+    with app.client() as client:
+        login(client, "central", PASSWORD)
+        health = client.get("/api/v1/health").json()
+        assert health["errors"] == []
+        assert health["deadletter_count"] == 1
+        shown = health["deadletters"][0]
+        assert (shown["reason"], shown["topic"]) == (letter["reason"], config.kafka.topics.events)
+        assert {lag["name"] for lag in health["lags"]} >= {
+            "detect",
+            "index (events)",
+            "index (alerts)",
+        }
+        page = client.get("/health")
+        assert page.status_code == 200 and "not JSON: unexpected character" in page.text
+        resubmitted = client.post(
+            "/health/deadletters/resubmit",
+            data={
+                "csrf_token": csrf_of(client),
+                "partition": str(shown["partition"]),
+                "offset": str(shown["offset"]),
+            },
+        )
+        assert resubmitted.status_code == 303
+        gone = client.post(
+            "/health/deadletters/resubmit",
+            data={
+                "csrf_token": csrf_of(client),
+                "partition": str(shown["partition"]),
+                "offset": "999",
+            },
+        )
+        assert gone.status_code == 400 and "no longer" in gone.text
+    assert read_topic(config, config.kafka.topics.events, expected=1) == [fixed]
+    audit = f"{config.elasticsearch.console_index_prefix}audit"
+    es.indices.refresh(index=audit)
+    entries = es.search(index=audit, query={"term": {"action": "deadletter.resubmit"}})["hits"][
+        "hits"
+    ]
+    assert [e["_source"]["actor"] for e in entries] == ["central"]
+
+
+def test_times_show_in_the_users_zone(
+    app: RunningConsole, es: Elasticsearch, config: Config
+) -> None:
+    alert_id = _ids(es, config, AGENCY_A)[5]
+    stamp = es.get(index=config.elasticsearch.alerts_index, id=alert_id)["_source"]["@timestamp"]
+    with app.client() as client:
+        login(client, "ana", PASSWORD)
+        utc = stamp[:10] + " " + stamp[11:19] + " +00"
+        assert utc in client.get(f"/alerts/{alert_id}").text  # the console's zone: UTC
+        token = csrf_of(client)
+        assert (
+            client.post(
+                "/account", data={"csrf_token": token, "timezone": "Asia/Ho_Chi_Minh"}
+            ).status_code
+            == 303
+        )
+        page = client.get(f"/alerts/{alert_id}").text
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        local = datetime.fromisoformat(stamp).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+        assert local.strftime("%Y-%m-%d %H:%M:%S +07") in page and utc not in page
+
+
+def test_admin_manages_users_and_reads_no_alerts(app: RunningConsole, config: Config) -> None:
+    add_user(config, "root-admin", "admin")
+    with app.client() as client:
+        login(client, "root-admin", PASSWORD)
+        assert client.get("/alerts").status_code == 403
+        assert client.get("/api/v1/alerts").status_code == 403
+        assert client.get("/users").status_code == 200
+        token = csrf_of(client)
+        added = client.post(
+            "/users",
+            data={
+                "csrf_token": token,
+                "name": "lan",
+                "role": "agency-viewer",
+                "agency": AGENCY_B,
+                "password": PASSWORD,
+            },
+        )
+        assert added.status_code == 303
+        refused = client.post(
+            "/users",
+            data={"csrf_token": token, "name": "x", "role": "agency-viewer", "password": PASSWORD},
+        )
+        assert refused.status_code == 400 and "needs --agency" in refused.text
+        assert client.post("/users/lan/disable", data={"csrf_token": token}).status_code == 303
+    with app.client() as client:
+        assert login(client, "lan", PASSWORD).status_code == 401
+        login(client, "ana", PASSWORD)
+        assert client.get("/users").status_code == 403
