@@ -14,20 +14,20 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from console.alert_view import build_view
-from console.audit import AuditEntry
 from console.elastic import field as field_of
 from console.elastic import now
 from console.health import read_health
 from console.pages import (
-    _console,
-    _set_session_cookie,
-    _signed,
     authenticate,
     check_entity,
+    console_of,
+    end_session,
     entity_timeline,
     forward_health,
     queue_context,
     queue_filter,
+    set_session_cookie,
+    signed_of,
 )
 from console.queue import FilterError, QueueFilter
 from console.suppressions import suggested_fields
@@ -72,7 +72,7 @@ def _session_body(signed: Signed, csrf_token: str) -> dict[str, Any]:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    console = _console(request)
+    console = console_of(request)
     body = await _json(request)
     name = str(body.get("username", "")).strip().lower()
     user, problem = await authenticate(
@@ -82,30 +82,19 @@ async def login(request: Request) -> Response:
         return JSONResponse({"error": problem}, status_code=429 if "too many" in problem else 401)
     token, session = await console.sessions.create(user.name, client_address(request))
     response = JSONResponse(_session_body(Signed(user, session, token), session.csrf))
-    _set_session_cookie(request, response, token)
+    set_session_cookie(request, response, token)
     return response
 
 
 @router.get("/session")
 async def session(request: Request) -> dict[str, Any]:
-    signed = _signed(request)
+    signed = signed_of(request)
     return _session_body(signed, signed.session.csrf)
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    console = _console(request)
-    signed = _signed(request)
-    await console.sessions.end(signed.token)
-    await console.audit.record(
-        AuditEntry(
-            actor=signed.user.name,
-            role=signed.user.role.value,
-            action="logout",
-            target=signed.user.name,
-            address=client_address(request),
-        )
-    )
+    await end_session(request)
     response = JSONResponse({"ok": True})
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -121,7 +110,7 @@ def _filter(request: Request) -> QueueFilter:
 @router.get("/alerts")
 async def alerts(request: Request, signed: AlertReader) -> dict[str, Any]:
     chosen = _filter(request)
-    context = await queue_context(_console(request).alerts(signed.user), chosen)
+    context = await queue_context(console_of(request).alerts(signed.user), chosen)
     if chosen.group:
         return {
             "total": context["total"],
@@ -150,12 +139,12 @@ def _pairs(query: str) -> list[tuple[str, str]]:
 @router.get("/alerts/count")
 async def count(request: Request, signed: AlertReader) -> dict[str, Any]:
     chosen = _filter(request)
-    return {"count": await _console(request).alerts(signed.user).count(chosen.clauses())}
+    return {"count": await console_of(request).alerts(signed.user).count(chosen.clauses())}
 
 
 @router.get("/alerts/{alert_id}")
 async def alert(request: Request, signed: AlertReader, alert_id: str) -> dict[str, Any]:
-    console = _console(request)
+    console = console_of(request)
     scoped = console.alerts(signed.user)
     hit = await scoped.get(alert_id)
     if hit is None:
@@ -185,7 +174,7 @@ def _change(body: dict[str, Any]) -> Change:
 async def bulk(request: Request, signed: Triager) -> Response:
     """``{"change": {...}, "alerts": [{"id", "version"}]}`` or ``{"change": {...},
     "filter": {query-string parameters}}`` for everything matching a filter."""
-    console = _console(request)
+    console = console_of(request)
     body = await _json(request)
     service = TriageService(
         console.alerts(signed.user), console.audit, signed.user, client_address(request)
@@ -237,7 +226,7 @@ async def bulk(request: Request, signed: Triager) -> Response:
 
 @router.post("/alerts/{alert_id}")
 async def change_alert(request: Request, signed: Triager, alert_id: str) -> Response:
-    console = _console(request)
+    console = console_of(request)
     body = await _json(request)
     service = TriageService(
         console.alerts(signed.user), console.audit, signed.user, client_address(request)
@@ -260,7 +249,7 @@ async def change_alert(request: Request, signed: Triager, alert_id: str) -> Resp
 @router.get("/entities/{name}/{value:path}")
 async def entity(request: Request, signed: AlertReader, name: str, value: str) -> dict[str, Any]:
     check_entity(name, value)
-    context = await entity_timeline(_console(request).alerts(signed.user), name, value)
+    context = await entity_timeline(console_of(request).alerts(signed.user), name, value)
     return {
         "field": name,
         "value": value,
@@ -274,14 +263,14 @@ async def entity(request: Request, signed: AlertReader, name: str, value: str) -
 async def suppressions(
     request: Request, signed: SuppressionReader, all: str = ""
 ) -> dict[str, Any]:
-    return {"suppressions": await _console(request).suppressions.find(include_ended=all == "1")}
+    return {"suppressions": await console_of(request).suppressions.find(include_ended=all == "1")}
 
 
 @router.post("/suppressions")
 async def create_suppression(request: Request, signed: SuppressionWriter) -> Response:
     """``{"alert": id, "fields": {name: value} (default: the alert's suggested fields),
     "reason": text, "days": 1..90}``"""
-    console = _console(request)
+    console = console_of(request)
     body = await _json(request)
     hit = await console.alerts(signed.user).get(str(body.get("alert", "")))
     if hit is None:
@@ -316,7 +305,7 @@ async def create_suppression(request: Request, signed: SuppressionWriter) -> Res
 async def disable_suppression(
     request: Request, signed: SuppressionWriter, ident: str
 ) -> dict[str, Any]:
-    if not await _console(request).suppressions.disable(
+    if not await console_of(request).suppressions.disable(
         signed.user, ident, client_address(request)
     ):
         raise HTTPException(404, "no such suppression")
@@ -325,7 +314,7 @@ async def disable_suppression(
 
 @router.get("/health")
 async def health(request: Request, signed: HealthReader) -> dict[str, Any]:
-    found = await anyio.to_thread.run_sync(read_health, _console(request).config)
+    found = await anyio.to_thread.run_sync(read_health, console_of(request).config)
     return asdict(found)
 
 
@@ -338,7 +327,7 @@ async def audit(
     target: str = "",
     before: str = "",
 ) -> dict[str, Any]:
-    entries = await _console(request).audit.page(
+    entries = await console_of(request).audit.page(
         actor=actor[:64] or None,
         action=action[:64] or None,
         target=target[:256] or None,

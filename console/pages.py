@@ -77,12 +77,12 @@ FORWARD_HEALTH_SECS = 10.0
 ZONES = sorted(available_timezones())
 
 
-def _console(request: Request) -> Console:
+def console_of(request: Request) -> Console:
     return request.app.state.console  # type: ignore[no-any-return]
 
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> Response:
-    console = _console(request)
+    console = console_of(request)
     signed: Signed | None = getattr(request.state, "signed", None)
     zone = console.zone(signed)
     role = signed.user.role if signed else None
@@ -104,14 +104,14 @@ def error_page(request: Request, status: int, message: str) -> Response:
     return render(request, "error.html", status=status, status_code=status, message=message)
 
 
-def _signed(request: Request) -> Signed:
+def signed_of(request: Request) -> Signed:
     signed: Signed | None = request.state.signed
     assert signed is not None  # the guard let the request through
     return signed
 
 
-def _set_session_cookie(request: Request, response: Response, token: str) -> None:
-    settings = _console(request).settings
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    settings = console_of(request).settings
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -142,7 +142,7 @@ async def login_page(request: Request, next: str = "/alerts") -> Response:
         token,
         httponly=True,
         samesite="strict",
-        secure=_console(request).settings.tls,
+        secure=console_of(request).settings.tls,
         path="/",
     )
     return response
@@ -182,7 +182,7 @@ async def authenticate(console: Console, name: str, password: str, address: str)
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    console = _console(request)
+    console = console_of(request)
     form = await request.form()
     name = str(form.get("username", "")).strip().lower()
     password = str(form.get("password", ""))
@@ -212,15 +212,15 @@ async def login(request: Request) -> Response:
         return response
     token, _session = await console.sessions.create(user.name, address)
     response = RedirectResponse(target, status_code=303)
-    _set_session_cookie(request, response, token)
+    set_session_cookie(request, response, token)
     response.delete_cookie(csrf.LOGIN_COOKIE, path="/")
     return response
 
 
-@router.post("/logout")
-async def logout(request: Request) -> Response:
-    console = _console(request)
-    signed = _signed(request)
+async def end_session(request: Request) -> None:
+    """Log the request's user out (the session is deleted) and audit it."""
+    console = console_of(request)
+    signed = signed_of(request)
     await console.sessions.end(signed.token)
     await console.audit.record(
         AuditEntry(
@@ -231,6 +231,11 @@ async def logout(request: Request) -> Response:
             address=client_address(request),
         )
     )
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    await end_session(request)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -238,7 +243,7 @@ async def logout(request: Request) -> Response:
 
 @router.get("/")
 async def home(request: Request) -> Response:
-    signed = _signed(request)
+    signed = signed_of(request)
     role = signed.user.role
     if role.can(Permission.READ_ALERTS):
         return RedirectResponse("/alerts", status_code=303)
@@ -319,7 +324,7 @@ def _queue_page(
 
 @router.get("/alerts")
 async def queue(request: Request, signed: AlertReader) -> Response:
-    alerts = _console(request).alerts(signed.user)
+    alerts = console_of(request).alerts(signed.user)
     try:
         chosen = queue_filter(request)
     except FilterError as error:
@@ -339,19 +344,20 @@ def _change_from_form(form: Any) -> Change:
         text = str(form.get(name, "") or "").strip()
         return text or None
 
-    assignee = form.get("assignee")
-    unassign = str(form.get("unassign", "")) == "1"
+    assignee = value("assignee")
+    if str(form.get("unassign", "")) == "1":
+        assignee = ""  # Change: "" unassigns, None leaves the assignee as it is
     return Change(
         status=value("status"),
         resolution=value("resolution"),
-        assignee="" if unassign else (str(assignee).strip().lower() or None if assignee else None),
+        assignee=assignee.lower() if assignee else assignee,
         note=value("note"),
     )
 
 
 @router.post("/alerts/bulk")
 async def bulk(request: Request, signed: Triager) -> Response:
-    console = _console(request)
+    console = console_of(request)
     alerts = console.alerts(signed.user)
     form = await request.form()
     saved = parse_qs(str(form.get("filter", "")), max_num_fields=64)
@@ -398,7 +404,7 @@ async def export_json(request: Request, signed: AlertReader) -> Response:
 
 
 async def _export(request: Request, signed: Signed, kind: str) -> Response:
-    console = _console(request)
+    console = console_of(request)
     try:
         chosen = queue_filter(request)
     except FilterError as error:
@@ -449,7 +455,7 @@ async def _export(request: Request, signed: Signed, kind: str) -> Response:
 
 async def forward_health(request: Request) -> list[DestinationHealth] | None:
     """The destinations' state, reused for a few seconds (each read is several Kafka calls)."""
-    console = _console(request)
+    console = console_of(request)
     if not console.config.forwarding.destinations:
         return []
     cached = getattr(request.app.state, "forward_health", None)
@@ -466,11 +472,11 @@ async def forward_health(request: Request) -> list[DestinationHealth] | None:
 async def _alert_page(
     request: Request, signed: Signed, alert_id: str, status: int = 200, **extra: Any
 ) -> Response:
-    alerts = _console(request).alerts(signed.user)
+    alerts = console_of(request).alerts(signed.user)
     hit = await alerts.get(alert_id)
     if hit is None:
         raise HTTPException(404, "no such alert")
-    view = await build_view(alerts, hit, _console(request).config, await forward_health(request))
+    view = await build_view(alerts, hit, console_of(request).config, await forward_health(request))
     return render(
         request,
         "alert.html",
@@ -490,7 +496,7 @@ async def alert_page(request: Request, signed: AlertReader, alert_id: str) -> Re
 
 @router.post("/alerts/{alert_id}")
 async def triage(request: Request, signed: Triager, alert_id: str) -> Response:
-    console = _console(request)
+    console = console_of(request)
     form = await request.form()
     service = TriageService(
         console.alerts(signed.user), console.audit, signed.user, client_address(request)
@@ -512,7 +518,7 @@ async def triage(request: Request, signed: Triager, alert_id: str) -> Response:
 
 @router.get("/alerts/{alert_id}/suppress")
 async def suppress_form(request: Request, signed: SuppressionWriter, alert_id: str) -> Response:
-    hit = await _console(request).alerts(signed.user).get(alert_id)
+    hit = await console_of(request).alerts(signed.user).get(alert_id)
     if hit is None:
         raise HTTPException(404, "no such alert")
     return render(
@@ -527,7 +533,7 @@ async def suppress_form(request: Request, signed: SuppressionWriter, alert_id: s
 
 @router.post("/suppressions")
 async def create_suppression(request: Request, signed: SuppressionWriter) -> Response:
-    console = _console(request)
+    console = console_of(request)
     form = await request.form()
     alert_id = str(form.get("alert", ""))
     hit = await console.alerts(signed.user).get(alert_id)
@@ -571,7 +577,7 @@ async def create_suppression(request: Request, signed: SuppressionWriter) -> Res
 
 @router.get("/suppressions")
 async def suppressions_page(request: Request, signed: SuppressionReader, all: str = "") -> Response:
-    items = await _console(request).suppressions.find(include_ended=all == "1")
+    items = await console_of(request).suppressions.find(include_ended=all == "1")
     return render(
         request, "suppressions.html", items=items, show_all=all == "1", now_iso=iso(now())
     )
@@ -579,7 +585,7 @@ async def suppressions_page(request: Request, signed: SuppressionReader, all: st
 
 @router.get("/suppressions/export.json")
 async def export_suppressions(request: Request, signed: SuppressionReader) -> Response:
-    document = await _console(request).suppressions.export()
+    document = await console_of(request).suppressions.export()
     return Response(
         json.dumps(document, indent=1, ensure_ascii=False),
         media_type="application/json",
@@ -589,7 +595,7 @@ async def export_suppressions(request: Request, signed: SuppressionReader) -> Re
 
 @router.post("/suppressions/{ident}/disable")
 async def disable_suppression(request: Request, signed: SuppressionWriter, ident: str) -> Response:
-    if not await _console(request).suppressions.disable(
+    if not await console_of(request).suppressions.disable(
         signed.user, ident, client_address(request)
     ):
         raise HTTPException(404, "no such suppression")
@@ -630,7 +636,7 @@ async def entity_timeline(alerts: ScopedAlerts, name: str, value: str) -> dict[s
 @router.get("/entities/{name}/{value:path}")
 async def entity_page(request: Request, signed: AlertReader, name: str, value: str) -> Response:
     check_entity(name, value)
-    context = await entity_timeline(_console(request).alerts(signed.user), name, value)
+    context = await entity_timeline(console_of(request).alerts(signed.user), name, value)
     return render(request, "entity.html", name=name, value=value, **context)
 
 
@@ -639,7 +645,7 @@ async def entity_page(request: Request, signed: AlertReader, name: str, value: s
 
 @router.get("/health")
 async def health_page(request: Request, signed: HealthReader) -> Response:
-    health = await anyio.to_thread.run_sync(read_health, _console(request).config)
+    health = await anyio.to_thread.run_sync(read_health, console_of(request).config)
     return render(
         request, "health.html", health=health, epoch=lambda seconds: _epoch_text(seconds, request)
     )
@@ -649,12 +655,12 @@ def _epoch_text(seconds: float | None, request: Request) -> str:
     if not seconds:
         return ""
     moment = datetime.fromtimestamp(seconds, UTC).isoformat()
-    return format_time(moment, _console(request).zone(request.state.signed))
+    return format_time(moment, console_of(request).zone(request.state.signed))
 
 
 @router.post("/health/deadletters/resubmit")
 async def resubmit_deadletter(request: Request, signed: Resubmitter) -> Response:
-    console = _console(request)
+    console = console_of(request)
     form = await request.form()
     partition, offset = str(form.get("partition", "")), str(form.get("offset", ""))
     if not (partition.isdigit() and offset.isdigit()):
@@ -691,7 +697,7 @@ async def audit_page(
     target: str = "",
     before: str = "",
 ) -> Response:
-    entries = await _console(request).audit.page(
+    entries = await console_of(request).audit.page(
         actor=actor[:64] or None,
         action=action[:64] or None,
         target=target[:256] or None,
@@ -728,8 +734,8 @@ async def account_page(request: Request) -> Response:
 
 @router.post("/account")
 async def account_change(request: Request) -> Response:
-    console = _console(request)
-    signed = _signed(request)
+    console = console_of(request)
+    signed = signed_of(request)
     form = await request.form()
     zone = str(form.get("timezone", ""))
     if zone and zone not in ZONES:
@@ -752,13 +758,13 @@ async def account_change(request: Request) -> Response:
 
 @router.get("/users")
 async def users_page(request: Request, signed: UserManager) -> Response:
-    users = await _console(request).users.all()
+    users = await console_of(request).users.all()
     return render(request, "users.html", users=users, roles=[r.value for r in Role])
 
 
 @router.post("/users")
 async def add_user(request: Request, signed: UserManager) -> Response:
-    console = _console(request)
+    console = console_of(request)
     form = await request.form()
     name = str(form.get("name", "")).strip().lower()
     try:
@@ -794,7 +800,7 @@ async def add_user(request: Request, signed: UserManager) -> Response:
 @router.post("/users/{name}/disable")
 async def disable_user(request: Request, signed: UserManager, name: str) -> Response:
     await set_user_disabled(
-        _console(request),
+        console_of(request),
         signed.user.name,
         signed.user.role.value,
         name,
@@ -807,7 +813,7 @@ async def disable_user(request: Request, signed: UserManager, name: str) -> Resp
 @router.post("/users/{name}/enable")
 async def enable_user(request: Request, signed: UserManager, name: str) -> Response:
     await set_user_disabled(
-        _console(request),
+        console_of(request),
         signed.user.name,
         signed.user.role.value,
         name,

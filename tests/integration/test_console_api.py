@@ -527,3 +527,85 @@ def test_admin_manages_users_and_reads_no_alerts(app: RunningConsole, config: Co
         assert login(client, "lan", PASSWORD).status_code == 401
         login(client, "ana", PASSWORD)
         assert client.get("/users").status_code == 403
+
+
+def test_correlation_members_are_resolved_within_scope(
+    app: RunningConsole, es: Elasticsearch, config: Config
+) -> None:
+    index = config.elasticsearch.alerts_index
+
+    def find(rule_name: str, agency: str) -> dict:
+        hits = es.search(
+            index=index,
+            query={
+                "bool": {
+                    "filter": [
+                        {"term": {"rule.name": rule_name}},
+                        {"term": {"organization.id": agency}},
+                    ]
+                }
+            },
+            size=1,
+        )["hits"]["hits"]
+        return hits[0]["_source"]
+
+    chained = find("SSH Brute Force Followed By A Successful Login", AGENCY_A)
+    brute = find("SSH Brute Force From One Source", AGENCY_A)
+    # The events a brute force counted, as the index stage would have stored them.
+    events_index = f"{config.elasticsearch.events_index_prefix}2026.03.02"
+    for number, event_id in enumerate(brute["correlation.event_ids"]):
+        es.index(
+            index=events_index,
+            id=event_id,
+            document={
+                "@timestamp": f"2026-03-02T08:30:{number:02d}.000Z",
+                "event.id": event_id,
+                "organization.id": AGENCY_A,
+                "event.original": f"sshd failure {number}",
+            },
+        )
+    es.indices.refresh(index=events_index)
+    with app.client() as client:
+        login(client, "ana", PASSWORD)
+        view = client.get(f"/api/v1/alerts/{chained['alert.id']}").json()
+        assert brute["alert.id"] in {m["alert.id"] for m in view["member_alerts"]} or any(
+            m["rule.name"] == "SSH Brute Force From One Source" for m in view["member_alerts"]
+        )
+        counted = client.get(f"/api/v1/alerts/{brute['alert.id']}").json()
+        assert [e["event.id"] for e in counted["member_events"]] == brute["correlation.event_ids"]
+        page = client.get(f"/alerts/{brute['alert.id']}").text
+        assert "sshd failure 0" in page
+    with app.client() as client:
+        login(client, "bob", PASSWORD)  # another agency: neither the alert nor its events
+        assert client.get(f"/api/v1/alerts/{brute['alert.id']}").status_code == 404
+
+
+def test_alerts_spanning_agencies_are_for_central_roles_only(
+    app: RunningConsole, es: Elasticsearch, config: Config
+) -> None:
+    es.index(
+        index=config.elasticsearch.alerts_index,
+        id="across-agencies",
+        document={
+            "@timestamp": "2026-03-02T09:00:00.000Z",
+            "alert.id": "across-agencies",
+            "alert.status": "new",
+            "rule.id": "0936537c-d99e-4d3e-9c99-1787c9a72daa",
+            "rule.name": "One Source Attacking Several Agencies",
+            "rule.level": "high",
+            "organization.id": "multiple",
+            "correlation.agencies": [AGENCY_A, AGENCY_B],
+            "source.ip": "198.51.100.7",
+        },
+        refresh=True,
+    )
+    with app.client() as client:
+        login(client, "ana", PASSWORD)
+        assert client.get("/api/v1/alerts/across-agencies").status_code == 404
+        found = client.get(
+            "/api/v1/alerts", params={"q": "source.ip:198.51.100.7", "closed": "1"}
+        ).json()
+        assert "across-agencies" not in {a["id"] for a in found["alerts"]}
+    with app.client() as client:
+        login(client, "central", PASSWORD)
+        assert client.get("/api/v1/alerts/across-agencies").status_code == 200
