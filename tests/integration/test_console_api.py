@@ -609,3 +609,57 @@ def test_alerts_spanning_agencies_are_for_central_roles_only(
     with app.client() as client:
         login(client, "central", PASSWORD)
         assert client.get("/api/v1/alerts/across-agencies").status_code == 200
+
+
+def test_a_write_racing_the_read_is_refused_by_elasticsearch(
+    app: RunningConsole, es: Elasticsearch, config: Config
+) -> None:
+    """Between the service's read and its write someone else saves: the if_seq_no guard in
+    Elasticsearch refuses the stale write, and the analyst is told who changed it."""
+    import asyncio
+
+    from console.audit import AuditLog
+    from console.elastic import connect_async
+    from console.roles import Role
+    from console.scope import AlertHit, Scope, ScopedAlerts
+    from console.settings import console_settings
+    from console.triage import Conflict, TriageService
+    from console.users import User
+
+    alert_id = _ids(es, config, AGENCY_A)[6]
+    indices = console_settings(config).indices
+
+    class RacedAlerts(ScopedAlerts):
+        async def get(self, ident: str) -> AlertHit | None:
+            hit = await super().get(ident)
+            if not hasattr(self, "raced"):
+                self.raced = True
+                es.update(
+                    index=indices.alerts,
+                    id=ident,
+                    doc={
+                        "alert.assignee": "bob",
+                        "alert.updated_by": "bob",
+                        "alert.updated": "2026-03-03T10:00:00.000Z",
+                    },
+                )
+            return hit
+
+    async def scenario() -> str:
+        client = connect_async(config.elasticsearch)
+        try:
+            service = TriageService(
+                RacedAlerts(client, indices, Scope(None)),
+                AuditLog(client, indices.audit),
+                User("central", Role.CENTRAL_ANALYST, None),
+            )
+            with pytest.raises(Conflict) as raised:
+                await service.apply(alert_id, Change(status="acknowledged"))
+            return str(raised.value)
+        finally:
+            await client.close()
+
+    message = asyncio.run(scenario())
+    assert "changed by bob at 2026-03-03T10:00:00.000Z" in message
+    source = es.get(index=indices.alerts, id=alert_id)["_source"]
+    assert (source["alert.status"], source["alert.assignee"]) == ("new", "bob")
