@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -164,7 +165,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def tls_console(config_file: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def tls_console(config_file: Path, tmp_path: Path) -> Iterator[tuple[str, ssl.SSLContext]]:
     certificates = Certificates(tmp_path)
     port = _free_port()
     process = subprocess.Popen(
@@ -187,11 +188,12 @@ def tls_console(config_file: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
         text=True,
     )
     url = f"https://127.0.0.1:{port}"
+    trust = ssl.create_default_context(cafile=certificates.path("ca.pem"))
     deadline = time.monotonic() + 60
     try:
         while True:
             try:
-                httpx.get(f"{url}/login", verify=certificates.path("ca.pem"), timeout=2)
+                httpx.get(f"{url}/login", verify=trust, timeout=2)
                 break
             except httpx.TransportError:
                 if process.poll() is not None or time.monotonic() > deadline:
@@ -199,7 +201,7 @@ def tls_console(config_file: Path, tmp_path: Path) -> Iterator[tuple[str, str]]:
                         f"socpipe console did not start: {process.stderr.read() if process.stderr else ''}"
                     )
                 time.sleep(0.2)
-        yield url, certificates.path("ca.pem")
+        yield url, trust
     finally:
         process.terminate()
         process.wait(timeout=30)
