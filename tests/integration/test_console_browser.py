@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, FloatRect, Page, expect, sync_playwright
 
 from console import cli
 from daemon.config import Config
@@ -87,8 +87,13 @@ def log_in(page: Page, name: str, password: str = PASSWORD) -> None:
 
 
 def shot(page: Page, name: str) -> None:
+    """The visible part of the page, without the empty space below a short one."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    size = page.viewport_size or {"width": 1360, "height": 860}
+    content = page.evaluate("Math.ceil(document.body.getBoundingClientRect().height) + 16")
+    height = min(int(content), size["height"])
+    clip: FloatRect = {"x": 0, "y": 0, "width": size["width"], "height": height}
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), clip=clip)
 
 
 def no_csp_violations(page: Page) -> None:
