@@ -210,6 +210,9 @@ async def login(request: Request) -> Response:
             path="/",
         )
         return response
+    previous: Signed | None = request.state.signed
+    if previous is not None:  # logging in again replaces the session, never adds one
+        await console.sessions.end(previous.token)
     token, _session = await console.sessions.create(user.name, address)
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(request, response, token)
@@ -308,11 +311,11 @@ def group_drilldown(chosen: QueueFilter, key: str) -> QueueFilter:
 def _queue_page(
     request: Request, context: dict[str, Any], status: int = 200, **extra: Any
 ) -> Response:
-    partial = request.headers.get("hx-request") and not request.headers.get("hx-boosted")
-    template = "queue_results.html" if partial else "queue.html"
+    # The whole page even for htmx, which picks #results out of it (hx-select): a history
+    # restore (the Back button) asks the same URL and needs the whole page.
     return render(
         request,
-        template,
+        "queue.html",
         status=status,
         levels=LEVELS,
         statuses=STATUSES,

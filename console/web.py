@@ -140,11 +140,12 @@ async def _check_csrf(request: Request) -> None:
         form = await request.form()
         value = form.get(csrf.FORM_FIELD)
         presented = value if isinstance(value, str) else None
-    if signed is not None:
-        expected: str | None = signed.session.csrf
+    if request.url.path == "/login" or signed is None:
+        # The login form (before a session exists, or to switch user): the double-submit
+        # cookie the form was served with.
+        expected: str | None = request.cookies.get(csrf.LOGIN_COOKIE)
     else:
-        # The login form, before a session exists: the double-submit cookie.
-        expected = request.cookies.get(csrf.LOGIN_COOKIE)
+        expected = signed.session.csrf
     if not csrf.tokens_match(expected, presented):
         raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
 

@@ -95,7 +95,8 @@ def load(config: Config, path: Path) -> str:
 def login(client: httpx.Client, name: str, password: str = PASSWORD) -> httpx.Response:
     """Log in through the login form (fetching its CSRF cookie first), as a browser does."""
     page = client.get("/login")
-    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    form = page.text.split('id="login-form"', 1)[1]
+    token = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     return client.post(
         "/login",
         data={"username": name, "password": password, "csrf_token": token, "next": "/alerts"},

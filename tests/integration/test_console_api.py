@@ -73,6 +73,8 @@ def test_login_wrong_password_and_logout(
         assert unknown.status_code == 401
         ok = login(client, "ana", PASSWORD)
         assert ok.status_code == 303 and ok.headers["location"] == "/alerts"
+        # Logging in again while signed in (another user, a bookmark) works too.
+        assert login(client, "ana", PASSWORD).status_code == 303
         cookie = ok.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
         assert client.get("/alerts").status_code == 200
@@ -89,8 +91,11 @@ def test_login_wrong_password_and_logout(
         )["hits"]["hits"]
     ]
     assert actions.count("login_failed") == 2
-    assert actions.count("login") == 1
+    assert actions.count("login") == 2
     assert actions.count("logout") == 1
+    sessions = f"{config.elasticsearch.console_index_prefix}sessions"
+    es.indices.refresh(index=sessions)
+    assert es.count(index=sessions)["count"] == 0  # the second login replaced the first
 
 
 def test_session_cookie_alone_is_not_enough_to_change_things(

@@ -152,6 +152,11 @@ def test_queue_filters_groups_and_hides_closed(browser: Browser, app: RunningCon
     expect(page).to_have_url(re.compile(r"q=organization\.id"))
     expect(page.locator("#total")).not_to_have_text(str(total))
     assert set(page.locator("#queue tbody tr td:nth-child(4)").all_inner_texts()) == {"high"}
+    page.go_back()  # the filter changed the URL; Back shows the whole queue again
+    expect(page.locator("#total")).to_have_text(str(total))
+    expect(page.locator("#filters")).to_have_count(1)
+    page.go_forward()
+    expect(page.locator("#total")).not_to_have_text(str(total))
     page.fill("#q", "nosuch.field:1")
     page.click("#apply-filter")
     expect(page.locator("#results .flash.error")).to_contain_text("unknown field 'nosuch.field'")
