@@ -12,7 +12,9 @@ counts wait for the next round.
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 from datetime import UTC, datetime
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
@@ -28,7 +30,7 @@ from detectors.suppression import (
 )
 
 log = logging.getLogger(__name__)
-WRITE_ATTEMPTS = 5
+WRITE_ATTEMPTS = 8
 
 
 def load_suppressions(client: Elasticsearch, index: str, now: datetime) -> list[Suppression]:
@@ -69,7 +71,9 @@ def write_hits(
 
 
 def _add_hits(client: Elasticsearch, index: str, ident: str, taken: SuppressionHits) -> None:
-    for _ in range(WRITE_ATTEMPTS):
+    for attempt in range(WRITE_ATTEMPTS):
+        if attempt:
+            time.sleep(random.uniform(0, 0.02 * attempt))  # others are writing: step aside
         current = client.get(index=index, id=ident)
         source = current["_source"]
         last = taken.last
@@ -109,6 +113,11 @@ class SuppressionPoller:
 
     def start(self) -> None:
         self.thread.start()
+
+    @property
+    def unwritten(self) -> int:
+        """Hits taken but not yet written (Elasticsearch away, or contended writes)."""
+        return sum(hits.count for hits in self._unwritten.values())
 
     def _run(self) -> None:
         while not self.stop.wait(self.interval_secs):

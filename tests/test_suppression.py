@@ -199,3 +199,65 @@ def test_scan_counts_suppressed_alerts_instead_of_writing_them(tmp_path: Path) -
         assert len(kept) == len(alerts) - len(same)
         assert not [a for a in kept if a["alert.id"] in {s["alert.id"] for s in same}]
         assert suppressor.counts() == {"s-scan": len(same)}
+
+
+def test_scan_command_reports_what_suppressions_held_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline import main
+
+    plain = tmp_path / "plain.jsonl"
+    assert (
+        main(["scan", str(REPO / "samples" / "linux"), "--out", str(plain), "--no-progress"]) == 0
+    )
+    target = next(
+        json.loads(line)
+        for line in plain.read_text().splitlines()
+        if json.loads(line).get("source.ip")
+    )
+    now = datetime.now(UTC)
+    exported = tmp_path / "suppressions.json"
+    rule = Suppression(
+        "s1",
+        target["rule.id"],
+        (("source.ip", target["source.ip"]),),
+        now,
+        now + timedelta(days=1),
+        rule_name=target["rule.name"],
+    )
+    exported.write_text(json.dumps(export_document([rule], now)))
+    capsys.readouterr()
+    out = tmp_path / "out.jsonl"
+    assert (
+        main(
+            [
+                "scan",
+                str(REPO / "samples" / "linux"),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--suppressions",
+                str(exported),
+            ]
+        )
+        == 0
+    )
+    held = len(plain.read_text().splitlines()) - len(out.read_text().splitlines())
+    assert held > 0
+    report = capsys.readouterr().err
+    assert f"suppressed: {held} alerts by 1 of 1 suppressions" in report
+    assert f"{held}  {target['rule.name']} (s1)" in report
+    exported.write_text('{"suppressions": [{"rule.id": "r"}]}')
+    assert (
+        main(
+            [
+                "scan",
+                str(REPO / "samples" / "linux"),
+                "--suppressions",
+                str(exported),
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
+    assert f"{exported}: suppressions[0]" in capsys.readouterr().err

@@ -181,3 +181,56 @@ def test_suppression_from_the_browser_stops_the_detect_stage_until_it_expires(
     )
     page.goto("/suppressions?all=1")
     expect(page.locator(f"tr[data-suppression='{suppression_id}']")).to_have_class("ended")
+
+
+def test_counts_written_by_several_detect_processes_add_up(
+    config: Config, es: Elasticsearch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from daemon.suppression_feed import SuppressionPoller, load_suppressions, write_hits
+    from detectors.alert import Alert
+    from detectors.suppression import Suppression, SuppressionHits, Suppressor
+    from sinks.elasticsearch import connect
+
+    index = f"{config.elasticsearch.console_index_prefix}suppressions"
+    now = datetime.now(UTC)
+    document = Suppression(
+        "s1", "r1", (("source.ip", "10.0.0.5"),), now, now + timedelta(days=1)
+    ).to_dict()
+    del document["id"]
+    es.index(index=index, id="s1", document={**document, "hits": 0}, refresh=True)
+    assert [s.id for s in load_suppressions(es, index, now)] == ["s1"]
+
+    def detect_process(rounds: int) -> None:
+        """One detect process: its own client, poller and counts, flushed as the poller does
+        (counts a contended write could not place wait for the next flush)."""
+        suppressor = Suppressor([Suppression.from_dict(document, "s1")])
+        poller = SuppressionPoller(
+            connect(config.elasticsearch), index, suppressor, 1.0, threading.Event()
+        )
+        for _ in range(rounds):
+            for _ in range(5):
+                assert suppressor.match(matching, datetime.now(UTC)) is not None
+            poller.flush()
+        deadline = datetime.now(UTC) + timedelta(seconds=60)
+        while poller.unwritten and datetime.now(UTC) < deadline:
+            poller.flush()
+        assert poller.unwritten == 0
+
+    matching = Alert(
+        id="a",
+        rule=type("Rule", (), {"id": "r1"})(),
+        timestamp="t",
+        agency="so-a",  # type: ignore[arg-type]
+        entities={"source.ip": "10.0.0.5"},
+        events=(),
+        first_seen="t",
+        last_seen="t",
+    )
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(detect_process, [10] * 4))
+    assert es.get(index=index, id="s1")["_source"]["hits"] == 4 * 10 * 5
+    # Expired ones are not loaded; a deleted one's counts are dropped, not retried forever.
+    assert load_suppressions(es, index, now + timedelta(days=2)) == []
+    assert write_hits(es, index, {"gone": SuppressionHits(1, now)}) == {}
