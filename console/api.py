@@ -17,18 +17,10 @@ from console.alert_view import build_view
 from console.elastic import field as field_of
 from console.elastic import now
 from console.health import read_health
-from console.pages import (
-    authenticate,
-    check_entity,
-    console_of,
-    end_session,
-    entity_timeline,
-    forward_health,
-    queue_context,
-    queue_filter,
-    set_session_cookie,
-    signed_of,
-)
+from console.pages.alerts import forward_health, queue_context, queue_filter
+from console.pages.common import console_of, set_session_cookie, signed_of
+from console.pages.entities import check_entity, entity_timeline
+from console.pages.session import authenticate, end_session
 from console.queue import FilterError, QueueFilter
 from console.suppressions import suggested_fields
 from console.triage import Change, Conflict, NotFound, TriageError, TriageService
