@@ -218,8 +218,10 @@ def build_suppressor(config: Config, stop: threading.Event) -> Suppressor | None
         return None
     suppressor = Suppressor()
     index = console_index(config.elasticsearch, "suppressions")
-    poller = SuppressionPoller(connect(config.elasticsearch), index, suppressor, interval, stop)
-    poller.poll_once()
+    # A short timeout: Elasticsearch being slow or away must not hold back detection's start.
+    client = connect(config.elasticsearch).options(request_timeout=10, max_retries=1)
+    poller = SuppressionPoller(client, index, suppressor, interval, stop)
+    poller.poll_once()  # in force from the first event
     poller.start()
     return suppressor
 
