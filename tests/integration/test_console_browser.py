@@ -1,9 +1,11 @@
 """The console in a real browser: the system Chromium driven by Playwright, against the real
-server and Elasticsearch. Each test saves a screenshot under docs/screenshots/ (the README
-shows some of them)."""
+server and Elasticsearch. Each test saves a screenshot, under build/screenshots/ (a test run
+leaves the checkout as it was), or under docs/screenshots/, which the README shows, with
+SOCPIPE_UPDATE_SCREENSHOTS=1."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +39,11 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = REPO / "docs" / "screenshots"
+SCREENSHOTS = REPO / (
+    "docs/screenshots"
+    if os.environ.get("SOCPIPE_UPDATE_SCREENSHOTS") == "1"
+    else "build/screenshots"
+)
 
 
 @pytest.fixture(scope="module")
