@@ -242,7 +242,9 @@ def ceiling(base: Config, lines: int, connections: int, template_dir: Path | Non
     lock = threading.Lock()
 
     def send(slot: int) -> None:
-        connection = http.client.HTTPConnection(host.hostname, host.port or 9200, timeout=120)
+        connection = http.client.HTTPConnection(
+            host.hostname or "127.0.0.1", host.port or 9200, timeout=120
+        )
         while True:
             with lock:
                 body = next(pending, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -14,6 +15,7 @@ from socpipe.core.config import Config
 from socpipe.core.stage import Stage
 from socpipe.detectors.correlation import CorrelationStats
 from socpipe.detectors.detection import Detector
+from socpipe.detectors.suppression import Suppressor, iso
 from socpipe.sinks.elasticsearch import DailyIndices, Document, ElasticsearchSink
 
 log = logging.getLogger(__name__)
@@ -28,9 +30,18 @@ class DetectStage(Stage):
 
     name = "detect"
 
-    def __init__(self, config: Config, producer: KafkaProducer, detector: Detector) -> None:
+    def __init__(
+        self,
+        config: Config,
+        producer: KafkaProducer,
+        detector: Detector,
+        suppressor: Suppressor | None = None,
+    ) -> None:
         super().__init__(config, producer)
         self.detector = detector
+        #: Analysts' suppressions (daemon/suppression_feed.py keeps them fresh): a suppressed
+        #: alert is counted there instead of sent.
+        self.suppressor = suppressor
         self._reported = CorrelationStats()
 
     @property
@@ -75,9 +86,20 @@ class DetectStage(Stage):
                     reason = f"detection failed: {type(error).__name__}: {error}"
                     self.deadletter(record, reason, line, position)
                     continue
+                if found and self.suppressor is not None:
+                    kept = self.suppressor.filter(found)
+                    if len(kept) != len(found):
+                        passed = {id(alert) for alert in kept}
+                        for alert in found:
+                            if id(alert) not in passed:
+                                metrics.SUPPRESSED.labels(alert.rule.id).inc()
+                    found = kept
                 for alert in found:
                     metrics.ALERTS.labels(alert.rule.id, alert.rule.level).inc()
-                    value = envelope.encode(alert.to_dict())
+                    document = alert.to_dict()
+                    # When it was raised, beside the event time: the console shows both.
+                    document["alert.detected"] = iso(datetime.now(UTC))
+                    value = envelope.encode(document)
                     self.send(self.config.kafka.topics.alerts, alert.id.encode(), value)
                     alerts += 1
         # Raises if Kafka did not take an alert: the runner then does not commit the batch.

@@ -40,6 +40,7 @@ from socpipe.core.errors import SocpipeError
 from socpipe.core.event import Event
 from socpipe.detectors.alert import Alert
 from socpipe.detectors.detection import Detector
+from socpipe.detectors.suppression import Suppressor
 from socpipe.scanner.summary import summary_entities
 from socpipe.sinks.jsonlines import encode_line
 
@@ -57,6 +58,9 @@ class MadeAlert(NamedTuple):
     line: bytes
     host: str | None
     source: str | None
+    #: The matched event, when one of the scan's suppressions names the rule: this process
+    #: makes the alert again and its suppressions judge it (and count what they hold back).
+    held: Event | None = None
 
 
 class MatchedEvent(NamedTuple):
@@ -89,6 +93,8 @@ class PartScanner:
     max_line_bytes: int
     #: Encode each alert's output line (the scan writes alerts out).
     encode: bool
+    #: The scan's suppressions: alerts of the rules they name go back whole.
+    suppressor: Suppressor | None = None
 
     @cached_property
     def _positions(self) -> dict[int, int]:
@@ -102,6 +108,7 @@ class PartScanner:
         identify = LineEventIds()
         result = PartResult(part.size, reader.stats)
         positions, detector, encode = self._positions, self.detector, self.encode
+        suppressor = self.suppressor
         for event in reader.read_part(part):
             result.datasets[event.get("event.dataset", "unknown")] += 1
             rules = detector.engine.match(event)
@@ -111,12 +118,14 @@ class PartScanner:
             made: list[MadeAlert | None] = []
             counted = False
             for rule in rules:
-                if detector.raises_own_alert(rule):
+                if not detector.raises_own_alert(rule):
+                    made.append(None)
+                elif suppressor is not None and suppressor.concerns(rule.id):
+                    made.append(MadeAlert(b"", None, None, event))
+                else:
                     alert = Alert.from_match(rule, event)
                     line = encode_line(alert.to_dict()) if encode else b""
                     made.append(MadeAlert(line, *summary_entities(alert)))
-                else:
-                    made.append(None)
                 counted = counted or detector.feeds_correlations(rule)
             result.matches.append(
                 MatchedEvent(

@@ -32,6 +32,7 @@ from socpipe.detectors.correlation import CorrelationEngine
 from socpipe.detectors.detection import Detector
 from socpipe.detectors.indicators import IndicatorMatcher, IndicatorStore
 from socpipe.detectors.rules import RuleLoadReport, load_rules
+from socpipe.detectors.suppression import Suppressor
 from socpipe.detectors.watcher import EventWatcher
 from socpipe.scanner.parallel import DEFAULT_PART_BYTES, PartScanner, scan_parts
 from socpipe.scanner.progress import Progress
@@ -76,7 +77,9 @@ def run_scan(
     rules: RuleLoadReport | None = None,
     models: Sequence[EventWatcher] = (),
     indicators: IndicatorStore | None = None,
+    suppressor: Suppressor | None = None,
 ) -> ScanSummary:
+    """Scan; alerts a ``suppressor`` holds back are counted there instead of written."""
     if rules is None:
         rules = load_rules(options.rule_paths or [bundled_rules_dir()])
     watchers = [*models, *([IndicatorMatcher(indicators)] if indicators is not None else [])]
@@ -106,10 +109,15 @@ def run_scan(
     started = time.monotonic()
     output = JsonLinesWriter(options.out) if options.out is not None else nullcontext(None)
     with output as sink:
-        scan = _Scan(detector, summary, progress, sink)
+        scan = _Scan(detector, summary, progress, sink, suppressor)
         if options.jobs > 1 and not watchers:
             scanner = PartScanner(
-                detector, context, options.format_name, options.max_line_bytes, sink is not None
+                detector,
+                context,
+                options.format_name,
+                options.max_line_bytes,
+                sink is not None,
+                suppressor,
             )
             parts = iter(split_into_parts(files, options.part_bytes))
             scan.warm_up(reader, parts, options.warm_up_secs)
@@ -133,8 +141,8 @@ def run_scan(
 
 
 class _Scan:
-    """Where a scan's events and alerts go: the detector, the summary, the progress line and
-    the output."""
+    """Where a scan's events and alerts go: the detector, the summary, the progress line, the
+    suppressions and the output."""
 
     def __init__(
         self,
@@ -142,11 +150,13 @@ class _Scan:
         summary: ScanSummary,
         progress: Progress,
         sink: JsonLinesWriter | None,
+        suppressor: Suppressor | None,
     ) -> None:
         self.detector = detector
         self.summary = summary
         self.progress = progress
         self.sink = sink
+        self.suppressor = suppressor
         #: Input done so far, for progress, when scanning by parts.
         self.done_bytes = 0
 
@@ -189,7 +199,9 @@ class _Scan:
             for positions, made, event in part.matches:
                 for position, alert in zip(positions, made, strict=True):
                     rule = rules[position]
-                    if alert is not None:
+                    if alert is not None and alert.held is not None:
+                        self.emit([Alert.from_match(rule, alert.held)])
+                    elif alert is not None:
                         summary.count(rule, alert.host, alert.source)
                         if sink is not None:
                             sink.write_line(alert.line)
@@ -205,6 +217,8 @@ class _Scan:
         )
 
     def emit(self, alerts: list[Alert]) -> None:
+        if self.suppressor is not None and alerts:
+            alerts = self.suppressor.filter(alerts)
         for alert in alerts:
             self.summary.count_alert(alert)
             if self.sink is not None:

@@ -199,6 +199,7 @@ def test_every_windefend_field_is_a_name_defender_writes(sigmahq: Path) -> None:
         *(f"winlog.event_data.{name}" for name in ("Feature Name", "Reason", "Process Name")),
     }
     pipeline = load_field_mappings().pipeline
+    assert pipeline is not None
     used: dict[str, str] = {}
     for path in sorted((sigmahq / "windows/builtin/windefend").glob("*.yml")):
         rule = SigmaRule.from_yaml(path.read_text(encoding="utf-8"))
