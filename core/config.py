@@ -40,6 +40,9 @@ class KafkaConfig:
     sasl_username_env: str | None = None
     sasl_password_env: str | None = None
     partitions: int = 4
+    #: Copies of each partition `socpipe setup` asks for (3 on a cluster of three brokers or
+    #: more; the brokers' min.insync.replicas decides how many must acknowledge a write).
+    replication_factor: int = 1
     topics: TopicsConfig = field(default_factory=TopicsConfig)
 
     def client_options(self) -> dict[str, Any]:
@@ -72,6 +75,9 @@ class ElasticsearchConfig:
     #: Bulk requests in flight at once (a batch larger than one bulk is split).
     bulk_concurrency: int = 2
     retry_max_secs: float = 30.0
+    #: Copies of each shard beside the primary, set in the index templates by `socpipe setup`
+    #: (0 on one node; 1 on a cluster, so that losing a node loses no document).
+    replicas: int = 0
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,12 @@ def ensure_topics(config: KafkaConfig) -> list[str]:
                 continue
             try:
                 admin.create_topics(
-                    {topic: {"num_partitions": config.partitions, "replication_factor": 1}},
+                    {
+                        topic: {
+                            "num_partitions": config.partitions,
+                            "replication_factor": config.replication_factor,
+                        }
+                    },
                     wait_for_metadata=True,
                 )
                 created.append(topic)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from socpipe.core import metrics
@@ -68,9 +68,16 @@ class StageLoop:
     def run(self) -> None:
         settings = self.config.stages
         while not self.stop.is_set():
-            batch = self.consumer.poll(
-                timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
-            )
+            try:
+                batch = self.consumer.poll(
+                    timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
+                )
+            except KafkaError as error:
+                # A broker lost or a coordinator moving: the client finds the others; the
+                # stage must outlive the moment (its thread ending would stop the process).
+                log.warning("stage=%s poll failed (%s); polling again", self.stage.name, error)
+                self.stop.wait(RETRY_PAUSE_SECS)
+                continue
             records = [
                 record for partition_records in batch.values() for record in partition_records
             ]
@@ -135,7 +142,9 @@ class StageLoop:
             self.stage.process(live)
 
     def _report_lag(self, every_secs: float = 10.0) -> None:
-        """Records waiting in this stage's partitions (one broker round trip, so not per batch)."""
+        """Records waiting in this stage's partitions (one broker round trip, so not per batch).
+        A broker that does not answer leaves the gauge as it was: the lag of one moment is not
+        worth stopping the stage for, and the next report has it."""
         now = time.monotonic()
         if now - self._lag_reported < every_secs:
             return
@@ -143,7 +152,11 @@ class StageLoop:
         assigned = list(self.consumer.assignment())
         if not assigned:
             return
-        ends = self.consumer.end_offsets(assigned)
+        try:
+            ends = self.consumer.end_offsets(assigned)
+        except KafkaError as error:
+            log.warning("stage=%s lag not measured: %s", self.stage.name, error)
+            return
         lag = sum(
             max(ends[partition] - self.consumer.position(partition), 0) for partition in assigned
         )
@@ -173,6 +186,12 @@ class StageLoop:
             # The partitions moved to another process during the batch; it replays them, and
             # deterministic ids make that harmless.
             log.warning("stage=%s commit refused after rebalance: %s", self.stage.name, error)
+        except KafkaError as error:
+            # The group coordinator lost or moving: the next batch's commit covers this one
+            # (offsets are cumulative), and a restart before it replays it harmlessly.
+            log.warning(
+                "stage=%s commit failed, the next one covers it: %s", self.stage.name, error
+            )
 
     def _rewind(self, records: list) -> None:
         first: dict[TopicPartition, int] = defaultdict(lambda: 1 << 62)

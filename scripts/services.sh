@@ -2,6 +2,10 @@
 # Real Kafka (KRaft) and Elasticsearch on this machine, from Maven Central, for development,
 # tests and CI.   scripts/services.sh up|down [kafka] [es] [rsyslog]  |  status  |  logs [lines]
 #
+# With --cluster (or the word cluster), the same commands act on a three-broker Kafka and a
+# two-node Elasticsearch on other ports: see scripts/services_cluster.sh. The single-node
+# services are not touched by it.
+#
 # `up` also unpacks rsyslog (the Debian packages, extracted under $SOCPIPE_SERVICES_DIR, not
 # installed system-wide, so no system syslog daemon is started): the forwarding tests start
 # their own rsyslogd with a TLS listener from there.
@@ -77,9 +81,9 @@ POM
   mv "$libs.partial" "$libs"
 }
 
-configure_kafka() {
-  mkdir -p "$KAFKA_DIR/data"
-  cat > "$KAFKA_DIR/log4j2.properties" <<'PROPS'
+# Kafka's logging: to stderr (which the start commands send to a log file).
+write_kafka_log4j() {
+  cat > "$1" <<'PROPS'
 appender.console.type=Console
 appender.console.name=STDERR
 appender.console.target=SYSTEM_ERR
@@ -88,6 +92,11 @@ appender.console.layout.pattern=[%d] %p %m (%c)%n
 rootLogger.level=INFO
 rootLogger.appenderRef.console.ref=STDERR
 PROPS
+}
+
+configure_kafka() {
+  mkdir -p "$KAFKA_DIR/data"
+  write_kafka_log4j "$KAFKA_DIR/log4j2.properties"
   cat > "$KAFKA_DIR/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
@@ -188,9 +197,9 @@ start_es() {
     || { tail -n 40 "$ES_DIR/startup.log" >&2; die "Elasticsearch did not start"; }
 }
 
-wait_kafka() {
-  local deadline=$((SECONDS + 120))
-  until python3 - "$KAFKA_PORT" <<'PY' 2>/dev/null
+# Whether the broker on 127.0.0.1:$1 (default $KAFKA_PORT) serves requests.
+kafka_answers() {
+  python3 - "${1:-$KAFKA_PORT}" <<'PY' 2>/dev/null
 import socket, struct, sys
 # A real ApiVersions request (key 18, version 0): answered only by a broker that is serving.
 with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2) as conn:
@@ -201,6 +210,11 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2) as con
     reply = conn.recv(size)
     sys.exit(0 if struct.unpack(">h", reply[4:6])[0] == 0 else 1)
 PY
+}
+
+wait_kafka() {
+  local deadline=$((SECONDS + 120))
+  until kafka_answers
   do
     alive "$KAFKA_DIR/kafka.pid" kafka.Kafka || { tail -n 40 "$KAFKA_DIR/kafka.log" >&2; die "Kafka exited"; }
     [ $SECONDS -lt $deadline ] || { tail -n 40 "$KAFKA_DIR/kafka.log" >&2; die "Kafka not ready after 120 s"; }
@@ -238,6 +252,22 @@ status() {
 
 command=${1:-}
 shift || true
+# Modes other than the plain one are flags anywhere after the command.
+mode=plain
+arguments=()
+for argument in "$@"; do
+  case "$argument" in
+    --cluster|cluster) mode=cluster ;;
+    *) arguments+=("$argument") ;;
+  esac
+done
+set -- ${arguments[@]+"${arguments[@]}"}
+if [ "$mode" = cluster ]; then
+  # shellcheck source=scripts/services_cluster.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/services_cluster.sh"
+  cluster_main "$command" "$@"
+  exit
+fi
 # up/down act on the services named after the command, or on both.
 services=(kafka es rsyslog)
 fetch_rsyslog() {

@@ -108,7 +108,7 @@ class DailyIndices:
 
 
 #: Settings of the alerts template that an existing alerts index is brought up to date with.
-ALERTS_DYNAMIC_SETTINGS = ("index.refresh_interval",)
+ALERTS_DYNAMIC_SETTINGS = ("index.refresh_interval", "number_of_replicas")
 
 
 #: The console's own indices (users, sessions, audit, suppressions), named
@@ -142,6 +142,7 @@ def install_templates(
     for kind, (name, pattern) in targets.items():
         body = json.loads((folder / f"{kind}.template.json").read_text(encoding="utf-8"))
         body["index_patterns"] = [pattern]
+        body["template"]["settings"]["number_of_replicas"] = config.replicas
         client.indices.put_index_template(name=name, **body)
         installed.append(name)
         bodies[kind] = body
