@@ -87,6 +87,9 @@ class StagesConfig:
     correlation_max_groups: int = 100_000
     correlation_max_entries: int = 500_000
     correlation_max_entries_per_group: int = 1_000
+    #: Counted events a correlation alert shows with their raw line (``events``); their ids
+    #: are always listed (up to 100).
+    correlation_evidence_lines: int = 10
     #: Seconds of a partition's history the detect stage re-reads when it takes it over, to
     #: rebuild correlation and model windows. None: the longest correlation timespan plus
     #: the lateness. 0: never (windows start empty after a restart or rebalance).

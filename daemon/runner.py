@@ -190,6 +190,7 @@ def build_detector(config: Config, stop: threading.Event | None = None) -> Detec
         max_groups=settings.correlation_max_groups,
         max_entries=settings.correlation_max_entries,
         max_entries_per_group=settings.correlation_max_entries_per_group,
+        evidence_lines=settings.correlation_evidence_lines,
     )
     watchers: list[EventWatcher] = [load_scorer(Path(path)) for path in settings.anomaly_models]
     feed = config.forwarding.indicators
