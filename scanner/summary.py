@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from socpipe.collectors.files import ReadStats
 from socpipe.core.levels import SEVERITY
@@ -12,6 +12,8 @@ from socpipe.detectors.alert import Alert
 from socpipe.detectors.correlation import CorrelationStats
 
 TOP: Final = 5
+#: Incidents the summary names (the most severe, then the largest).
+TOP_INCIDENTS: Final = 10
 
 
 @dataclass
@@ -31,6 +33,10 @@ class ScanSummary:
     by_dataset: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     correlation: CorrelationStats = field(default_factory=CorrelationStats)
+    incidents: int = 0
+    incidents_by_level: Counter[str] = field(default_factory=Counter)
+    #: (severity, alerts, line) of the incidents to name, at most TOP_INCIDENTS of them.
+    top_incidents: list[tuple[int, int, str]] = field(default_factory=list)
 
     def count_event(self, dataset: str) -> None:
         self.by_dataset[dataset] += 1
@@ -43,6 +49,23 @@ class ScanSummary:
             self.by_host[str(host)] += 1
         if source := alert.entities.get("source.ip"):
             self.by_source[str(source)] += 1
+
+    def count_incident(self, incident: dict[str, Any]) -> None:
+        self.incidents += 1
+        level = str(incident["incident.level"])
+        self.incidents_by_level[level] += 1
+        who = ", ".join(
+            str(value)
+            for name in ("host.name", "source.ip", "user.name")
+            for value in incident.get(name, [])[:2]
+        )
+        alerts = int(incident["incident.alert_count"])
+        line = f"{alerts:>7,}  {level:<13} {incident['incident.title']}" + (
+            f" ({who})" if who else ""
+        )
+        self.top_incidents.append((SEVERITY.get(level, 0), alerts, line))
+        self.top_incidents.sort(key=lambda item: (-item[0], -item[1]))
+        del self.top_incidents[TOP_INCIDENTS:]
 
     @property
     def events_per_second(self) -> float:
@@ -90,6 +113,14 @@ class ScanSummary:
                 lines.append(f"    {count:>7,}  {level:<13} {title}")
             if len(ranked) > 15:
                 lines.append(f"    ... and {len(ranked) - 15} more rules")
+        if self.incidents:
+            levels = sorted(
+                self.incidents_by_level.items(), key=lambda item: -SEVERITY.get(item[0], 0)
+            )
+            level_text = ", ".join(f"{level} {count:,}" for level, count in levels)
+            lines.append(f"  incidents         {self.incidents:,}  ({level_text})")
+            lines.append("  top incidents (alerts, level, what):")
+            lines.extend(f"    {line}" for _, _, line in self.top_incidents)
         for label, counter in (("top hosts", self.by_host), ("top sources", self.by_source)):
             if counter:
                 top = ", ".join(f"{name} ({count:,})" for name, count in counter.most_common(TOP))
