@@ -1,5 +1,6 @@
-"""The daemon's own stages: detect (events -> alerts) and index (events and alerts ->
-Elasticsearch). The stage contract (durable output before commit) is in socpipe.core.stage."""
+"""The daemon's own stages: detect (events -> alerts and incident updates) and index
+(events, alerts, incidents and the forwarding ledger -> Elasticsearch). The stage contract
+(durable output before commit) is in socpipe.core.stage."""
 
 from __future__ import annotations
 
@@ -14,23 +15,43 @@ from socpipe.core.config import Config
 from socpipe.core.stage import Stage
 from socpipe.detectors.correlation import CorrelationStats
 from socpipe.detectors.detection import Detector
-from socpipe.sinks.elasticsearch import Document, ElasticsearchSink, events_index
+from socpipe.detectors.incidents import IncidentTracker
+from socpipe.sinks.elasticsearch import (
+    Document,
+    ElasticsearchSink,
+    events_index,
+    incident_update,
+)
 
 log = logging.getLogger(__name__)
 
 
 class DetectStage(Stage):
-    """Events -> Sigma rules, correlations and anomaly models -> alerts on the alerts topic.
+    """Events -> Sigma rules, correlations and anomaly models -> alerts on the alerts topic,
+    each stamped with its incident, and the incidents that changed on the incidents topic.
 
-    Correlation and anomaly state lives in this process's memory (docs/correlation.md says
-    what that means for partitioning and restarts).
+    Correlation, anomaly and incident state lives in this process's memory
+    (docs/correlation.md says what that means for partitioning and restarts).
     """
 
     name = "detect"
 
-    def __init__(self, config: Config, producer: KafkaProducer, detector: Detector) -> None:
+    def __init__(
+        self,
+        config: Config,
+        producer: KafkaProducer,
+        detector: Detector,
+        incidents: IncidentTracker | None = None,
+    ) -> None:
         super().__init__(config, producer)
         self.detector = detector
+        settings = config.stages
+        self.incidents = incidents or IncidentTracker(
+            window_secs=settings.incident_window_secs,
+            lateness_secs=settings.correlation_lateness_secs,
+            max_incidents=settings.incident_max_open,
+            max_links=settings.incident_max_links,
+        )
         self._reported = CorrelationStats()
 
     @property
@@ -44,19 +65,24 @@ class DetectStage(Stage):
     @property
     def state_horizon_secs(self) -> float:
         configured = self.config.stages.state_replay_secs
-        return self.detector.state_horizon_secs if configured is None else configured
+        if configured is not None:
+            return configured
+        return max(self.detector.state_horizon_secs, self.incidents.horizon_secs)
 
     def replay(self, records: list[ConsumerRecord]) -> None:
-        """Their alerts and dead letters went out when they were first handled: only the
-        windows see them now."""
+        """Their alerts, incident updates and dead letters went out when they were first
+        handled: the windows and the incidents see them again, and nothing is sent. Every rule
+        runs (not only those correlations count), because incidents are made of alerts."""
         events = 0
+        pending = self.incidents.pending_ids()
         for record in records:
             for _, line in envelope.unpack(record.value):
                 try:
-                    self.detector.replay(envelope.decode(line))
+                    self.incidents.assign(self.detector.process(envelope.decode(line)))
                 except Exception:  # dead-lettered when first handled
                     continue
                 events += 1
+        self.incidents.mark_published(keep=pending)
         metrics.REPLAYED.labels(self.name).inc(events)
 
     def process(self, records: list[ConsumerRecord]) -> None:
@@ -75,20 +101,35 @@ class DetectStage(Stage):
                     reason = f"detection failed: {type(error).__name__}: {error}"
                     self.deadletter(record, reason, line, position)
                     continue
-                for alert in found:
+                if not found:
+                    continue
+                for alert, incident in zip(found, self.incidents.assign(found), strict=True):
                     metrics.ALERTS.labels(alert.rule.id, alert.rule.level).inc()
-                    value = envelope.encode(alert.to_dict())
+                    document = alert.to_dict()
+                    document["incident.id"] = incident
+                    value = envelope.encode(document)
                     self.send(self.config.kafka.topics.alerts, alert.id.encode(), value)
                     alerts += 1
-        # Raises if Kafka did not take an alert: the runner then does not commit the batch.
-        self.confirm_sent()
+        updates = self.incidents.updates()
+        for update in updates:
+            key = str(update["incident.id"]).encode()
+            self.send(self.config.kafka.topics.incidents, key, envelope.encode(update))
+        try:
+            # Raises if Kafka did not take an alert or an update: the runner then does not
+            # commit the batch, and the updates go out again with the retried batch.
+            self.confirm_sent()
+        except BaseException:
+            self.incidents.retract(updates)
+            raise
         metrics.EVENTS_IN.labels(self.name).inc(events)
-        metrics.RECORDS_OUT.labels(self.name).inc(alerts)
+        metrics.RECORDS_OUT.labels(self.name).inc(alerts + len(updates))
+        metrics.INCIDENT_UPDATES.inc(len(updates))
         self._report_correlation_state()
 
     def _report_correlation_state(self) -> None:
         correlations = self.detector.correlations
         metrics.CORRELATION_GROUPS.set(correlations.group_count)
+        metrics.INCIDENTS_OPEN.set(self.incidents.open_count)
         now, before = correlations.stats, self._reported
         for reason in ("late", "future", "missing_group_field", "groups_evicted"):
             if delta := getattr(now, reason) - getattr(before, reason):
@@ -104,7 +145,9 @@ def _position_id(record: ConsumerRecord, position: int) -> str:
 
 
 class IndexStage(Stage):
-    """Events and alerts -> Elasticsearch (events in daily indices, alerts in one index)."""
+    """Events, alerts, incidents and the forwarding ledger -> Elasticsearch (events in daily
+    indices, the others in one index each). Incident updates are merged into the incident
+    document (sinks.elasticsearch.incident_update), everything else is created once."""
 
     name = "index"
 
@@ -114,7 +157,8 @@ class IndexStage(Stage):
 
     @property
     def topics(self) -> list[str]:
-        return [self.config.kafka.topics.events, self.config.kafka.topics.alerts]
+        topics = self.config.kafka.topics
+        return [topics.events, topics.alerts, topics.incidents, topics.forwarding]
 
     @property
     def group(self) -> str:
@@ -125,8 +169,13 @@ class IndexStage(Stage):
         only for the id, the index and validation: re-encoding would cost as much again)."""
         body = envelope.decode(line)
         settings = self.config.elasticsearch
-        if record.topic == self.config.kafka.topics.alerts:
+        topics = self.config.kafka.topics
+        if record.topic == topics.alerts:
             return Document(settings.alerts_index, str(body["alert.id"]), line)
+        if record.topic == topics.incidents:
+            return incident_update(settings.incidents_index, body)
+        if record.topic == topics.forwarding:
+            return Document(settings.forwarding_index, str(body["forward.id"]), line)
         identifier = body.get("event.id") or _position_id(record, position)
         return Document(events_index(settings, str(body["@timestamp"])), str(identifier), line)
 

@@ -361,6 +361,32 @@ class IncidentTracker:
             documents.append(document)
         return documents
 
+    def retract(self, updates: list[dict[str, Any]]) -> None:
+        """Updates taken by :meth:`updates` could not be published: give them again next
+        time, with the previous level they had."""
+        held = {incident.id: incident for incident in self._open.values()}
+        for document in updates:
+            incident = held.get(str(document["incident.id"]))
+            if incident is None:
+                continue  # closed since; its document stays as last published
+            incident.changed = True
+            incident.published_level = document["incident.previous_level"]
+
+    def pending_ids(self) -> set[str]:
+        """Incidents changed since the last :meth:`updates`."""
+        return {
+            incident.id for incident in (*self._closed, *self._open.values()) if incident.changed
+        }
+
+    def mark_published(self, keep: set[str]) -> None:
+        """After re-reading history (a restarted detect stage): what it changed was published
+        when it was first handled. Changes in ``keep`` (pending before the re-read) were not."""
+        for incident in (*self._closed, *self._open.values()):
+            if incident.changed and incident.id not in keep:
+                incident.changed = False
+                incident.published_level = incident.level
+        self._closed = [incident for incident in self._closed if incident.changed]
+
     def closed(self) -> list[dict[str, Any]]:
         """The final documents of incidents no alert can join any more, each given once (for
         a scan, which writes each incident once, at its end)."""
@@ -375,6 +401,8 @@ class IncidentTracker:
         return self.closed()
 
     def _place(self, alert: Alert) -> str:
+        if (placed := self._alerts.get(alert.id)) is not None:
+            return placed  # the same alert again (a batch retried after a failure)
         self.stats.alerts += 1
         last = _epoch(alert.last_seen)
         self._newest = max(self._newest, last)
@@ -497,4 +525,3 @@ class IncidentTracker:
         if incident is not None:
             self._closed.append(incident)
         return True
-
