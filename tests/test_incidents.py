@@ -115,7 +115,8 @@ def test_the_key_is_the_rule_the_host_the_actor_and_the_window() -> None:
     # Same key, other fields: still a repeat (the user is not the actor when an address is).
     assert tracker.assign([matched(FAILED, 20, 7, **{"user.name": "root"})])[0] == base
     # Without an address the user is the actor.
-    assert alert_key(matched(FAILED, 0, 8, **{"source.ip": None, "user.name": "hanh"})) == (
+    no_address: dict[str, Any] = {"source.ip": None, "user.name": "hanh"}
+    assert alert_key(matched(FAILED, 0, 8, **no_address)) == (
         "failed",
         "host.name=web01",
         "user.name=hanh",
