@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Any
 
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -16,12 +17,8 @@ from socpipe.core.stage import Stage
 from socpipe.detectors.correlation import CorrelationStats
 from socpipe.detectors.detection import Detector
 from socpipe.detectors.incidents import IncidentTracker
-from socpipe.sinks.elasticsearch import (
-    Document,
-    ElasticsearchSink,
-    events_index,
-    incident_update,
-)
+from socpipe.sinks.elasticsearch import Document, ElasticsearchSink, MergeResult, events_index
+from socpipe.sinks.incidents import pipeline_fields as incident_fields
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +144,7 @@ def _position_id(record: ConsumerRecord, position: int) -> str:
 class IndexStage(Stage):
     """Events, alerts, incidents and the forwarding ledger -> Elasticsearch (events in daily
     indices, the others in one index each). Incident updates are merged into the incident
-    document (sinks.elasticsearch.incident_update), everything else is created once."""
+    document (socpipe.sinks.incidents), everything else is created once."""
 
     name = "index"
 
@@ -172,8 +169,6 @@ class IndexStage(Stage):
         topics = self.config.kafka.topics
         if record.topic == topics.alerts:
             return Document(settings.alerts_index, str(body["alert.id"]), line)
-        if record.topic == topics.incidents:
-            return incident_update(settings.incidents_index, body)
         if record.topic == topics.forwarding:
             return Document(settings.forwarding_index, str(body["forward.id"]), line)
         identifier = body.get("event.id") or _position_id(record, position)
@@ -182,11 +177,20 @@ class IndexStage(Stage):
     def process(self, records: list[ConsumerRecord]) -> None:
         documents: list[Document] = []
         origin: dict[int, tuple[ConsumerRecord, int]] = {}
+        updates: list[dict[str, Any]] = []
+        #: Incident id -> the records of its updates in this batch (for dead letters).
+        update_origins: dict[str, list[tuple[ConsumerRecord, int, bytes]]] = {}
         lines = 0
         for record in records:
             for position, line in envelope.unpack(record.value):
                 lines += 1
                 try:
+                    if record.topic == self.config.kafka.topics.incidents:
+                        update = incident_fields(envelope.decode(line))
+                        identifier = str(update["incident.id"])
+                        updates.append(update)
+                        update_origins.setdefault(identifier, []).append((record, position, line))
+                        continue
                     document = self._document(record, position, line)
                 except (ValueError, KeyError) as error:
                     self.deadletter(record, f"cannot index: {error}", line, position)
@@ -197,8 +201,22 @@ class IndexStage(Stage):
         for document, reason in result.rejected:
             record, position = origin[id(document)]
             self.deadletter(record, f"elasticsearch refused: {reason}", document.source, position)
+        merged = self._merge_incidents(updates, update_origins)
         self.confirm_sent()
         metrics.EVENTS_IN.labels(self.name).inc(lines)
-        metrics.RECORDS_OUT.labels(self.name).inc(result.created)
-        metrics.ES_DUPLICATES.inc(result.already_present)
-        metrics.ES_REJECTED.inc(len(result.rejected))
+        metrics.RECORDS_OUT.labels(self.name).inc(result.created + merged.created + merged.updated)
+        metrics.ES_DUPLICATES.inc(result.already_present + merged.unchanged)
+        metrics.ES_REJECTED.inc(len(result.rejected) + len(merged.rejected))
+
+    def _merge_incidents(
+        self,
+        updates: list[dict[str, Any]],
+        origins: dict[str, list[tuple[ConsumerRecord, int, bytes]]],
+    ) -> MergeResult:
+        """Merge the batch's incident updates; an incident Elasticsearch refuses is
+        dead-lettered with every record of its updates in this batch, and the others go on."""
+        merged = self.sink.merge_incidents(self.config.elasticsearch.incidents_index, updates)
+        for identifier, reason in merged.rejected:
+            for record, position, line in origins.get(identifier, []):
+                self.deadletter(record, f"elasticsearch refused: {reason}", line, position)
+        return merged

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, NoError
 from kafka.structs import OffsetAndMetadata
 
 from socpipe.core.config import Config, DestinationBase
@@ -27,7 +27,7 @@ from socpipe.forwarding.delivery import deliver as deliver_with_retries
 from socpipe.forwarding.destinations.base import build_destination
 from socpipe.forwarding.policy import Minimiser, Selection
 from socpipe.forwarding.stage import hash_key, synthetic_incident
-from socpipe.forwarding.start import commit_metadata, parse_start, start_offsets
+from socpipe.forwarding.start import StartPosition, commit_metadata, parse_start, start_offsets
 from socpipe.forwarding.status import read_status
 
 TEST_BUDGET_SECS = 15.0
@@ -154,13 +154,27 @@ def start_from(config: Config, name: str, position_text: str, apply: bool, out: 
         raise UsageError(_unknown(config, name))
     position = parse_start(position_text, "position")
     group = f"{config.forwarding.group_prefix}{settings.name}"
-    topic = config.kafka.topics.incidents
     admin = KafkaAdminClient(**config.kafka.client_options())
     try:
-        [description] = admin.describe_consumer_groups([group])
+        description = admin.describe_groups([group]).get(group) or {}
+        members = len(description.get("members") or [])
+        return _start_from(config, settings, group, position, admin, members, apply, out)
     finally:
         admin.close()
-    members = len(getattr(description, "members", []) or [])
+
+
+def _start_from(
+    config: Config,
+    settings: DestinationBase,
+    group: str,
+    position: StartPosition,
+    admin: KafkaAdminClient,
+    members: int,
+    apply: bool,
+    out: TextIO,
+) -> bool:
+    name = settings.name
+    topic = config.kafka.topics.incidents
     consumer = KafkaConsumer(
         group_id=group, enable_auto_commit=False, **config.kafka.client_options()
     )
@@ -183,8 +197,7 @@ def start_from(config: Config, name: str, position_text: str, apply: bool, out: 
                 resent += again
                 note = f"{again:,} update(s) forwarded again"
             else:
-                start = target if committed is None else max(target, committed)
-                note = f"{ends[partition] - start:,} update(s) still to forward"
+                note = f"{ends[partition] - target:,} update(s) still to forward"
                 if committed is not None and target > committed:
                     note += f", {target - committed:,} never forwarded"
             shown = "none" if committed is None else f"{committed:,}"
@@ -203,7 +216,13 @@ def start_from(config: Config, name: str, position_text: str, apply: bool, out: 
             )
             return False
         metadata = commit_metadata(position)
-        consumer.commit({p: OffsetAndMetadata(targets[p], metadata, -1) for p in partitions})
+        errors = admin.alter_group_offsets(
+            group, {p: OffsetAndMetadata(targets[p], metadata, -1) for p in partitions}
+        )
+        failed = {p.partition: e.__name__ for p, e in errors.items() if e is not NoError}
+        if failed:
+            print(f"  REFUSED by Kafka: {failed}", file=out)
+            return False
         print(f"  moved; {resent:,} update(s) will be forwarded again", file=out)
         return True
     finally:

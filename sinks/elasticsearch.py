@@ -4,11 +4,14 @@ Events, alerts and ledger records are written with ``create`` and a deterministi
 replay after a crash gets 409 for what was already written (counted as success), so nothing
 is duplicated and the triage state an analyst set on an alert is never overwritten.
 
-Incidents grow, so they are written with a scripted upsert (:func:`incident_update`) that
-touches only the pipeline's fields and merges them monotonically: first seen takes the
-minimum, last seen, alert count and level the maximum, lists the union. Applying an update
-twice, or an old update after a newer one (a replay), therefore changes nothing, and the
-analysts' fields (``incident.status``, assignee, notes...) are never written after creation.
+Incidents grow, so an incident update is merged into the stored document
+(:meth:`ElasticsearchSink.merge_incidents`, rules in socpipe.sinks.incidents): read, merged in
+this process, and written as a partial update of the pipeline's changed fields only, guarded
+by the document's sequence number (a concurrent write makes it read and merge again). The
+merge only moves forward, so an update applied twice, or an old one after a newer one (a
+replay), changes nothing; the analysts' fields (``incident.status``, assignee, notes...) are
+set at creation and never written by the pipeline after. No Elasticsearch scripting is
+needed, so this works on clusters without Painless.
 
 Transient failures (429, 5xx, no connection) are retried with backoff; any other
 per-document failure is returned to the caller with its reason, to be dead-lettered, never
@@ -31,6 +34,7 @@ from elasticsearch.serializer import JsonSerializer, OrjsonSerializer
 from socpipe.core import envelope
 from socpipe.core.config import ElasticsearchConfig, secret_from_env
 from socpipe.core.resources import templates_dir
+from socpipe.sinks import incidents
 
 log = logging.getLogger(__name__)
 
@@ -43,100 +47,14 @@ class Document:
     id: str
     #: The document's JSON as it travelled through Kafka.
     source: bytes
-    #: For an update instead of a create: the update's body (script and upsert).
+    #: For a partial update instead of a create: the fields to write, and the sequence
+    #: number and primary term the stored document must still have.
     update: dict[str, Any] | None = None
+    guard: tuple[int, int] | None = None
 
     @classmethod
     def of(cls, index: str, id: str, body: dict[str, Any]) -> Document:
         return cls(index, id, envelope.encode(body))
-
-
-#: Incident fields merged by taking the earliest / the latest value (ISO 8601 times).
-INCIDENT_EARLIEST = ("@timestamp", "incident.first_seen")
-INCIDENT_LATEST = ("incident.last_seen",)
-#: Fields that follow the incident's level: replaced when an update is more severe.
-INCIDENT_BY_LEVEL = (
-    "incident.level",
-    "event.severity",
-    "incident.title",
-    "rule.id",
-    "rule.name",
-    "rule.level",
-    "rule.description",
-)
-#: Fields that follow the alert count: replaced when an update holds more alerts.
-INCIDENT_BY_COUNT = ("incident.alert_count", "incident.alerts", "incident.rules")
-#: Other list fields are merged as sets, up to this many values.
-INCIDENT_LIST_CAP = 100
-#: Analysts' fields: set to their initial values when the incident is created, never after.
-INCIDENT_TRIAGE_DEFAULTS: dict[str, Any] = {"incident.status": "new"}
-#: Not stored: how the detect stage tells forward policies what the level was before.
-INCIDENT_TRANSIENT = ("incident.previous_level",)
-
-INCIDENT_MERGE = """
-Map s = ctx._source; Map d = params.doc; boolean changed = false;
-for (String k : params.earliest) {
-  def v = d.get(k); def c = s.get(k);
-  if (v != null && (c == null || v.compareTo(c) < 0)) { s.put(k, v); changed = true; }
-}
-for (String k : params.latest) {
-  def v = d.get(k); def c = s.get(k);
-  if (v != null && (c == null || v.compareTo(c) > 0)) { s.put(k, v); changed = true; }
-}
-def severity = s.get('event.severity');
-long level = ((Number) d.get('event.severity')).longValue();
-if (severity == null || level > ((Number) severity).longValue()) {
-  for (String k : params.by_level) { if (d.containsKey(k)) { s.put(k, d.get(k)); } }
-  changed = true;
-}
-def count = s.get('incident.alert_count');
-long alerts = ((Number) d.get('incident.alert_count')).longValue();
-if (count == null || alerts > ((Number) count).longValue()) {
-  for (String k : params.by_count) { if (d.containsKey(k)) { s.put(k, d.get(k)); } }
-  changed = true;
-}
-for (def entry : d.entrySet()) {
-  String k = entry.getKey(); def v = entry.getValue();
-  if (!(v instanceof List) || params.by_count.contains(k)) { continue; }
-  def c = s.get(k);
-  List merged = new ArrayList();
-  if (c instanceof List) { merged.addAll(c); } else if (c != null) { merged.add(c); }
-  int before = merged.size();
-  for (def item : v) {
-    if (merged.size() >= params.cap) { break; }
-    if (!merged.contains(item)) { merged.add(item); }
-  }
-  if (merged.size() != before) { s.put(k, merged); changed = true; }
-}
-if (!changed) { ctx.op = 'noop'; }
-"""
-
-
-def incident_update(index: str, body: dict[str, Any]) -> Document:
-    """The write of one incident update: created as it is (with the analysts' fields at their
-    initial values) or merged into the stored incident (module docstring)."""
-    document = {
-        key: value
-        for key, value in body.items()
-        if key not in INCIDENT_TRANSIENT and key not in INCIDENT_TRIAGE_DEFAULTS
-    }
-    for key in ("incident.id", "event.severity", "incident.alert_count"):
-        if key not in document:
-            raise KeyError(key)
-    script = {
-        "source": INCIDENT_MERGE,
-        "lang": "painless",
-        "params": {
-            "doc": document,
-            "earliest": list(INCIDENT_EARLIEST),
-            "latest": list(INCIDENT_LATEST),
-            "by_level": list(INCIDENT_BY_LEVEL),
-            "by_count": list(INCIDENT_BY_COUNT),
-            "cap": INCIDENT_LIST_CAP,
-        },
-    }
-    update = {"script": script, "upsert": {**document, **INCIDENT_TRIAGE_DEFAULTS}}
-    return Document(index, str(document["incident.id"]), envelope.encode(document), update)
 
 
 @dataclass
@@ -144,6 +62,17 @@ class WriteResult:
     created: int = 0
     already_present: int = 0
     rejected: list[tuple[Document, str]] = field(default_factory=list)
+
+
+@dataclass
+class MergeResult:
+    """What merging a batch of incident updates did, per incident."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    #: (incident id, reason) for incidents Elasticsearch refused.
+    rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _FastJson(OrjsonSerializer):
@@ -265,6 +194,68 @@ class ElasticsearchSink:
                 delay = min(delay * 2, self.config.retry_max_secs)
         return result
 
+    def merge_incidents(self, index: str, updates: Iterable[dict[str, Any]]) -> MergeResult:
+        """Merge incident updates into their stored documents (module docstring); returns
+        once each is written, unchanged, or refused. Raises ``InterruptedError`` if asked to
+        stop while the cluster is unreachable, and ``KeyError`` for an update without its
+        id, level or count."""
+        pending = incidents.fold(updates)
+        result = MergeResult()
+        delay = 0.5
+        while pending:
+            retry: dict[str, dict[str, Any]] = {}
+            try:
+                stored = self._fetch(index, list(pending))
+                writes: list[Document] = []
+                for identifier, update in pending.items():
+                    current = stored.get(identifier)
+                    if current is None:
+                        body = {**update, **incidents.TRIAGE_DEFAULTS}
+                        writes.append(Document.of(index, identifier, body))
+                        continue
+                    source, guard = current
+                    if changed := incidents.changes(source, update):
+                        writes.append(Document(index, identifier, b"", changed, guard))
+                    else:
+                        result.unchanged += 1
+                outcomes = self._bulk(writes) if writes else []
+            except (TransportError, ApiError) as error:
+                log.warning("elasticsearch incident merge failed, will retry: %s", error)
+                retry = pending
+            else:
+                for document, (status, reason, _) in zip(writes, outcomes, strict=True):
+                    if status in (200, 201):
+                        if document.update is None:
+                            result.created += 1
+                        else:
+                            result.updated += 1
+                    elif status == 409 or status in TRANSIENT_STATUSES:
+                        # Written meanwhile (another process, an analyst): read and merge again.
+                        retry[document.id] = pending[document.id]
+                    else:
+                        result.rejected.append((document.id, f"HTTP {status}: {reason}"))
+            pending = retry
+            if pending:
+                if self.should_stop():
+                    raise InterruptedError("stopping while incidents could not be written")
+                time.sleep(delay)
+                delay = min(delay * 2, self.config.retry_max_secs)
+        return result
+
+    def _fetch(
+        self, index: str, identifiers: list[str]
+    ) -> dict[str, tuple[dict[str, Any], tuple[int, int]]]:
+        """Stored documents with their sequence number and primary term."""
+        response = self.client.mget(index=index, ids=identifiers)
+        found = {}
+        for item in response["docs"]:
+            if item.get("found"):
+                guard = (int(item["_seq_no"]), int(item["_primary_term"]))
+                found[str(item["_id"])] = (dict(item["_source"]), guard)
+            elif "error" in item and "index_not_found" not in str(item["error"]):
+                raise ApiError(str(item["error"]), meta=response.meta, body=item)
+        return found
+
     def _bulk(self, documents: list[Document]) -> list[tuple[int, str, str]]:
         actions = (
             {"_op_type": "create", "_index": doc.index, "_id": doc.id, "_source": doc.source}
@@ -273,9 +264,12 @@ class ElasticsearchSink:
                 "_op_type": "update",
                 "_index": doc.index,
                 "_id": doc.id,
-                "_source": doc.update,
-                # Two index processes may update one incident at once: the merge commutes.
-                "retry_on_conflict": 5,
+                "_source": {"doc": doc.update},
+                **(
+                    {"if_seq_no": doc.guard[0], "if_primary_term": doc.guard[1]}
+                    if doc.guard is not None
+                    else {}
+                ),
             }
             for doc in documents
         )
