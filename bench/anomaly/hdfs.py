@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from socpipe.detectors.anomaly.selection import (
@@ -96,9 +97,9 @@ def loglizer_split(
     return train, test
 
 
-def choose(train: list[Labelled]) -> tuple[Judged, list[Judged]]:
+def choose(train: Sequence[Labelled]) -> tuple[Judged, list[Judged]]:
     """The chosen hyper-parameters and every candidate, from the training part alone."""
-    candidates = cross_validate(train)
+    candidates = cross_validate(list(train))
     return candidates[0], candidates
 
 

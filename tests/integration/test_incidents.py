@@ -274,7 +274,7 @@ def test_incident_writes_merge_monotonically_and_never_touch_triage(
         sink._fetch = real_fetch  # type: ignore[method-assign]
         return found
 
-    sink._fetch = fetch_then_edit  # type: ignore[method-assign]
+    sink._fetch = fetch_then_edit  # type: ignore[method-assign, assignment]
     later = update(7, "critical", 5, "2026-03-03T10:05:00.000Z", [])
     assert sink.merge_incidents(index, [later]).updated == 1
     stored = es.get(index=index, id="inc-1")["_source"]
