@@ -14,8 +14,8 @@ labels are read only to score the one chosen model.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from socpipe.detectors.anomaly.selection import (
