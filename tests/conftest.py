@@ -85,3 +85,17 @@ def sample_incidents(sample_scan_files: tuple[Path, Path]) -> list[dict]:
     first update (``incident.previous_level`` None: it just opened)."""
     incidents = [json.loads(line) for line in sample_scan_files[1].read_text().splitlines()]
     return [{**incident, "incident.previous_level": None} for incident in incidents]
+
+
+class RecordingPublisher:
+    """Stands in for the Kafka publisher where a test is about which events a collector
+    makes (Kafka itself is tested in tests/integration)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    def publish(self, event: dict) -> None:
+        self.events.append(event)
+
+    def confirm(self) -> int:
+        return len(self.events)

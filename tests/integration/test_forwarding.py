@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from kafka import KafkaAdminClient
 
 from socpipe.collectors.parsers import ParseContext, parse_detected
 from socpipe.collectors.publisher import EventPublisher
+from socpipe.core import metrics
 from socpipe.core.config import (
     Config,
     DestinationConfig,
@@ -357,6 +357,7 @@ def test_indicators_from_the_center_raise_alerts_in_the_detect_stage(
         }
 
     taxii.add_raw([indicator(1, "203.0.113.99")])
+    metrics.INDICATORS.set(-1)  # this test's detect stage sets it; not a value left by another
     feed = IndicatorFeedConfig(
         url=taxii.api_root,
         collection=taxii.collection,
@@ -370,8 +371,13 @@ def test_indicators_from_the_center_raise_alerts_in_the_detect_stage(
     thread.start()
     try:
         # Published after the daemon started: the poller must pick it up.
+        wait_for(lambda: metrics.INDICATORS._value.get() == 1, timeout=60, what="the first poll")
         taxii.add_raw([indicator(2, "198.51.100.99")])
-        time.sleep(3)
+        wait_for(
+            lambda: metrics.INDICATORS._value.get() == 2,
+            timeout=60,
+            what="the poller to load the indicator published after the start",
+        )
         publish_logins(
             config, [("hanh", "203.0.113.99"), ("hanh", "198.51.100.99"), ("hanh", "10.20.0.1")]
         )
