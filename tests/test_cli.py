@@ -160,6 +160,22 @@ def test_scan_usage_errors_exit_2(tmp_path: Path) -> None:
     assert run("scan").returncode == 2
 
 
+def test_forward_usage_errors_exit_2_before_any_server_is_asked(tmp_path: Path) -> None:
+    bad_day = run("forward", "report", "--day", "2026-13-01")
+    assert bad_day.returncode == 2 and "--day: '2026-13-01' is not a date" in bad_day.stderr
+    unknown = run("forward", "start-from", "nowhere", "earliest")
+    assert unknown.returncode == 2 and "no destination named 'nowhere'" in unknown.stderr
+    config = tmp_path / "socpipe.yml"
+    config.write_text(
+        "forwarding:\n  destinations:\n    - {name: hook, type: webhook, url: 'https://x/'}\n"
+    )
+    bad_time = run("forward", "start-from", "hook", "yesterday", "--config", str(config))
+    assert bad_time.returncode == 2
+    assert "position: 'yesterday' is not earliest, latest or an ISO 8601 time" in bad_time.stderr
+    both = run("forward", "status", "--alert", "a", "--incident", "i")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
 def test_scan_with_only_broken_rules_fails(tmp_path: Path) -> None:
     (tmp_path / "bad.yml").write_text("title: [unclosed\n")
     result = run("scan", "samples/linux", "--rules", str(tmp_path))
