@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaProducer
@@ -14,9 +15,11 @@ from kafka.consumer.fetcher import ConsumerRecord
 from socpipe.core import envelope, metrics
 from socpipe.core.config import Config
 from socpipe.core.stage import Stage
+from socpipe.detectors.alert import Alert
 from socpipe.detectors.correlation import CorrelationStats
 from socpipe.detectors.detection import Detector
 from socpipe.detectors.incidents import IncidentTracker
+from socpipe.detectors.suppression import Suppressor, iso
 from socpipe.sinks.elasticsearch import Document, ElasticsearchSink, MergeResult, events_index
 from socpipe.sinks.incidents import pipeline_fields as incident_fields
 
@@ -38,10 +41,14 @@ class DetectStage(Stage):
         config: Config,
         producer: KafkaProducer,
         detector: Detector,
+        suppressor: Suppressor | None = None,
         incidents: IncidentTracker | None = None,
     ) -> None:
         super().__init__(config, producer)
         self.detector = detector
+        #: Analysts' suppressions (daemon/suppression_feed.py keeps them fresh): a suppressed
+        #: alert is counted there instead of sent, and joins no incident.
+        self.suppressor = suppressor
         settings = config.stages
         self.incidents = incidents or IncidentTracker(
             window_secs=settings.incident_window_secs,
@@ -75,12 +82,21 @@ class DetectStage(Stage):
         for record in records:
             for _, line in envelope.unpack(record.value):
                 try:
-                    self.incidents.assign(self.detector.process(envelope.decode(line)))
+                    self.incidents.assign(
+                        self._unsuppressed(self.detector.process(envelope.decode(line)))
+                    )
                 except Exception:  # dead-lettered when first handled
                     continue
                 events += 1
         self.incidents.mark_published(keep=pending)
         metrics.REPLAYED.labels(self.name).inc(events)
+
+    def _unsuppressed(self, found: list[Alert]) -> list[Alert]:
+        """The alerts no suppression holds back, without counting a hit (a re-read: the hits
+        were counted when the events were first handled)."""
+        if self.suppressor is None or not found:
+            return found
+        return [alert for alert in found if not self.suppressor.holds(alert)]
 
     def process(self, records: list[ConsumerRecord]) -> None:
         alerts = events = 0
@@ -98,12 +114,22 @@ class DetectStage(Stage):
                     reason = f"detection failed: {type(error).__name__}: {error}"
                     self.deadletter(record, reason, line, position)
                     continue
+                if found and self.suppressor is not None:
+                    kept = self.suppressor.filter(found)
+                    if len(kept) != len(found):
+                        passed = {id(alert) for alert in kept}
+                        for alert in found:
+                            if id(alert) not in passed:
+                                metrics.SUPPRESSED.labels(alert.rule.id).inc()
+                    found = kept
                 if not found:
                     continue
                 for alert, incident in zip(found, self.incidents.assign(found), strict=True):
                     metrics.ALERTS.labels(alert.rule.id, alert.rule.level).inc()
                     document = alert.to_dict()
                     document["incident.id"] = incident
+                    # When it was raised, beside the event time: the console shows both.
+                    document["alert.detected"] = iso(datetime.now(UTC))
                     value = envelope.encode(document)
                     self.send(self.config.kafka.topics.alerts, alert.id.encode(), value)
                     alerts += 1

@@ -31,6 +31,7 @@ from socpipe.detectors.detection import Detector
 from socpipe.detectors.incidents import IncidentTracker
 from socpipe.detectors.indicators import IndicatorMatcher, IndicatorStore
 from socpipe.detectors.rules import RuleLoadReport, load_rules
+from socpipe.detectors.suppression import Suppressor
 from socpipe.detectors.watcher import EventWatcher
 from socpipe.scanner.parallel import DEFAULT_PART_BYTES, PartScanner, scan_parts
 from socpipe.scanner.progress import Progress
@@ -63,7 +64,9 @@ def run_scan(
     rules: RuleLoadReport | None = None,
     models: Sequence[EventWatcher] = (),
     indicators: IndicatorStore | None = None,
+    suppressor: Suppressor | None = None,
 ) -> ScanSummary:
+    """Scan; alerts a ``suppressor`` holds back are counted there instead of written."""
     if rules is None:
         rules = load_rules(options.rule_paths or [bundled_rules_dir()])
     watchers = [*models, *([IndicatorMatcher(indicators)] if indicators is not None else [])]
@@ -93,7 +96,7 @@ def run_scan(
             if options.incidents_out is not None
             else None
         )
-        output = ScanOutput(IncidentTracker(), summary, alerts_out, incidents_out)
+        output = ScanOutput(IncidentTracker(), summary, alerts_out, incidents_out, suppressor)
         if options.jobs > 1 and not watchers:
             scanner = PartScanner(
                 detector.engine, context, options.format_name, options.max_line_bytes
@@ -154,7 +157,8 @@ def _scan_with_workers(
 
 
 class ScanOutput:
-    """Where a scan's alerts go: into incidents, the summary, and the output files."""
+    """Where a scan's alerts go: through the suppressions (held back alerts are counted
+    there), into incidents, the summary, and the output files."""
 
     def __init__(
         self,
@@ -162,14 +166,18 @@ class ScanOutput:
         summary: ScanSummary,
         alerts_out: JsonLinesWriter | None,
         incidents_out: JsonLinesWriter | None,
+        suppressor: Suppressor | None = None,
     ) -> None:
         self.tracker = tracker
         self.summary = summary
         self.alerts_out = alerts_out
         self.incidents_out = incidents_out
+        self.suppressor = suppressor
 
     def emit(self, alerts: list[Alert]) -> None:
         """The alerts of one event (or the end of input), each stamped with its incident."""
+        if self.suppressor is not None:
+            alerts = self.suppressor.filter(alerts)
         incidents = self.tracker.assign(alerts)
         for alert, incident in zip(alerts, incidents, strict=True):
             self.summary.count_alert(alert)

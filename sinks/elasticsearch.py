@@ -105,11 +105,23 @@ def events_index(config: ElasticsearchConfig, timestamp: str) -> str:
 ALERTS_DYNAMIC_SETTINGS = ("index.refresh_interval",)
 
 
+#: The console's own indices (users, sessions, audit, suppressions), named
+#: ``<console_index_prefix><kind>``; each has its template in config/elasticsearch/.
+CONSOLE_INDEX_KINDS = ("users", "sessions", "audit", "suppressions")
+
+
+def console_index(config: ElasticsearchConfig, kind: str) -> str:
+    """The name of one of the console's indices (``soc-console-users``...)."""
+    if kind not in CONSOLE_INDEX_KINDS:
+        raise ValueError(f"unknown console index {kind!r}")
+    return f"{config.console_index_prefix}{kind}"
+
+
 def install_templates(
     client: Elasticsearch, config: ElasticsearchConfig, template_dir: Path | None = None
 ) -> list[str]:
     """Put the composable templates and create the single indices (alerts, incidents,
-    forwarding ledger); safe to run any number of times."""
+    forwarding ledger) and the console's; safe to run any number of times."""
     # Template file -> (template name, index pattern), following the configured index names.
     single = {
         "soc-alerts": config.alerts_index,
@@ -121,6 +133,9 @@ def install_templates(
         **{kind: (f"{index}-template", f"{index}*") for kind, index in single.items()},
     }
     folder = template_dir or templates_dir()
+    for kind in CONSOLE_INDEX_KINDS:
+        index = console_index(config, kind)
+        targets[f"soc-console-{kind}"] = (f"{index}-template", index)
     installed = []
     bodies = {}
     for kind, (name, pattern) in targets.items():
@@ -129,19 +144,31 @@ def install_templates(
         client.indices.put_index_template(name=name, **body)
         installed.append(name)
         bodies[kind] = body
+    for index in (*single.values(), *(console_index(config, k) for k in CONSOLE_INDEX_KINDS)):
+        _create_index(client, index)
+    # A single index outlives template changes: its dynamic settings follow them, and the
+    # alerts index takes new alert.* and incident.* fields (a type is never changed in place).
     for kind, index in single.items():
-        if not client.indices.exists(index=index):
-            try:
-                client.indices.create(index=index)
-            except ApiError as error:
-                if error.meta.status != 400 or "resource_already_exists" not in str(error):
-                    raise
-        # A single index outlives template changes: its dynamic settings follow them.
         settings = bodies[kind]["template"]["settings"]
         dynamic = {name: settings[name] for name in ALERTS_DYNAMIC_SETTINGS if name in settings}
         if dynamic:
             client.indices.put_settings(index=index, settings=dynamic)
+    properties = bodies["soc-alerts"]["template"]["mappings"]["properties"]
+    client.indices.put_mapping(
+        index=config.alerts_index,
+        properties={name: properties[name] for name in ("alert", "incident")},
+    )
     return installed
+
+
+def _create_index(client: Elasticsearch, index: str) -> None:
+    if client.indices.exists(index=index):
+        return
+    try:
+        client.indices.create(index=index)
+    except ApiError as error:
+        if error.meta.status != 400 or "resource_already_exists" not in str(error):
+            raise
 
 
 class ElasticsearchSink:

@@ -107,6 +107,7 @@ def config(base_config: Config) -> Iterator[Config]:
             alerts_index=f"t{tag}-alerts",
             incidents_index=f"t{tag}-incidents",
             forwarding_index=f"t{tag}-forwarding",
+            console_index_prefix=f"t{tag}-console-",
         ),
         stages=replace(
             base_config.stages,
