@@ -3,8 +3,8 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: demo test lint typecheck imports bench-scan bench-anomaly bench-console services-up \
-	services-down browser console-demo
+.PHONY: demo test test-cluster lint typecheck imports bench-scan bench-anomaly bench-console \
+	services-up services-down cluster-up cluster-down browser console-demo
 
 # The modules setup.py compiles with mypyc: changing one means compiling again.
 COMPILED := $(shell sed -n 's/^    "\(.*\.py\)",$$/\1/p' setup.py)
@@ -50,6 +50,18 @@ console-demo: $(BIN)/.installed services-up
 
 services-up:
 	bash scripts/services.sh up
+
+# The scale-out test (docs/cluster.md): a cluster of three Kafka brokers and two
+# Elasticsearch nodes beside the single-node services (3.5 GB more memory), socpipe's stages
+# scaled out on it while a broker, a search node and a detect process are lost under load.
+test-cluster: $(BIN)/.installed cluster-up
+	bash scripts/run-tests.sh $(BIN) -m cluster tests/integration/test_cluster.py
+
+cluster-up:
+	bash scripts/services.sh up --cluster
+
+cluster-down:
+	bash scripts/services.sh down --cluster
 
 services-down:
 	bash scripts/services.sh down

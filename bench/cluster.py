@@ -84,12 +84,18 @@ def isolated(base: Config) -> Config:
         base,
         kafka=replace(
             base.kafka,
-            topics=TopicsConfig(f"{tag}.events", f"{tag}.alerts", f"{tag}.deadletter"),
+            topics=TopicsConfig(
+                *(f"{tag}.{kind}" for kind in ("events", "alerts", "deadletter")),
+                incidents=f"{tag}.incidents",
+                forwarding=f"{tag}.forwarding",
+            ),
         ),
         elasticsearch=replace(
             base.elasticsearch,
             events_index_prefix=f"{tag}-events-",
             alerts_index=f"{tag}-alerts",
+            incidents_index=f"{tag}-incidents",
+            forwarding_index=f"{tag}-forwarding",
             console_index_prefix=f"{tag}-console-",
         ),
         stages=replace(
@@ -286,7 +292,9 @@ class ClusterRun:
         self.es.indices.delete_index_template(name=f"{prefix}-*")
         admin = KafkaAdminClient(**self.config.kafka.client_options())
         topics = self.config.kafka.topics
-        admin.delete_topics([topics.events, topics.alerts, topics.deadletter])
+        admin.delete_topics(
+            [topics.events, topics.alerts, topics.deadletter, topics.incidents, topics.forwarding]
+        )
         admin.close()
 
 

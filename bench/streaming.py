@@ -68,10 +68,21 @@ def isolated(base: Config) -> Config:
     return replace(
         base,
         kafka=replace(
-            base.kafka, topics=TopicsConfig(f"{tag}.events", f"{tag}.alerts", f"{tag}.deadletter")
+            base.kafka,
+            topics=TopicsConfig(
+                events=f"{tag}.events",
+                alerts=f"{tag}.alerts",
+                deadletter=f"{tag}.deadletter",
+                incidents=f"{tag}.incidents",
+                forwarding=f"{tag}.forwarding",
+            ),
         ),
         elasticsearch=replace(
-            base.elasticsearch, events_index_prefix=f"{tag}-events-", alerts_index=f"{tag}-alerts"
+            base.elasticsearch,
+            events_index_prefix=f"{tag}-events-",
+            alerts_index=f"{tag}-alerts",
+            incidents_index=f"{tag}-incidents",
+            forwarding_index=f"{tag}-forwarding",
         ),
         stages=replace(base.stages, detect_group=f"{tag}-detect", index_group=f"{tag}-index"),
     )
@@ -164,18 +175,18 @@ class Pipeline:
         for process in self.processes:
             process.wait(timeout=120)
         settings = self.config.elasticsearch
+        single = (settings.alerts_index, settings.incidents_index, settings.forwarding_index)
         self.es.indices.delete(
-            index=f"{settings.events_index_prefix}*,{settings.alerts_index}",
+            index=",".join((f"{settings.events_index_prefix}*", *single)),
             ignore_unavailable=True,
         )
-        for name in (
-            f"{settings.events_index_prefix}template",
-            f"{settings.alerts_index}-template",
-        ):
+        for name in (f"{settings.events_index_prefix}template", *(f"{i}-template" for i in single)):
             self.es.indices.delete_index_template(name=name)
         admin = KafkaAdminClient(**self.config.kafka.client_options())
         topics = self.config.kafka.topics
-        admin.delete_topics([topics.events, topics.alerts, topics.deadletter])
+        admin.delete_topics(
+            [topics.events, topics.alerts, topics.deadletter, topics.incidents, topics.forwarding]
+        )
         admin.close()
 
 
@@ -270,13 +281,9 @@ def ceiling(base: Config, lines: int, connections: int, template_dir: Path | Non
         seconds = time.monotonic() - started
         cpu = services_cpu(services, before)
     finally:
-        client.indices.delete(index=f"{settings.events_index_prefix}*", ignore_unavailable=True)
-        for name in (
-            f"{settings.events_index_prefix}template",
-            f"{settings.alerts_index}-template",
-        ):
-            client.indices.delete_index_template(name=name)
-        client.indices.delete(index=settings.alerts_index, ignore_unavailable=True)
+        tag = settings.events_index_prefix.split("-", 1)[0]  # isolated(): every name has it
+        client.indices.delete(index=f"{tag}-*", ignore_unavailable=True)
+        client.indices.delete_index_template(name=f"{tag}-*")
     if sum(created) != len(documents):
         raise RuntimeError(f"ceiling run created {sum(created)} of {len(documents)} documents")
     return {

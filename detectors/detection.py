@@ -50,6 +50,11 @@ class Detector:
         self._silent = {
             rule.id for rule in report.rules if rule.id in referenced and rule.id not in generating
         }
+        self.correlations.alerting_rule_ids = frozenset(
+            rule.id
+            for rule in report.rules
+            if rule.id in referenced and rule.id not in self._silent
+        )
         #: Re-reading history only feeds the windows: the rules correlations count are enough.
         self._replay_engine = SigmaEngine([rule for rule in report.rules if rule.id in referenced])
 
@@ -79,22 +84,14 @@ class Detector:
             watcher.observe(event)
 
     def process_matches(self, event: Event, rules: Sequence[CompiledRule]) -> list[Alert]:
-        """Alerts and correlation input for an event whose matching rules are known already."""
+        """Alerts and correlation input for an event whose matching rules are known already
+        (``socpipe scan --jobs`` matches in worker processes and correlates here)."""
         alerts: list[Alert] = []
         for rule in rules:
-            if self.raises_own_alert(rule):
+            if rule.id not in self._silent:
                 alerts.append(Alert.from_match(rule, event))
             alerts.extend(self.correlations.observe(rule.id, event))
         return alerts
-
-    def raises_own_alert(self, rule: CompiledRule) -> bool:
-        """Whether a match of ``rule`` is an alert by itself (see the class docstring); when
-        not, it only counts towards correlations."""
-        return rule.id not in self._silent
-
-    def feeds_correlations(self, rule: CompiledRule) -> bool:
-        """Whether correlations count the matches of ``rule`` (they need its events)."""
-        return rule.id in self.correlations.referenced_rule_ids
 
     def flush(self) -> list[Alert]:
         """End of input: close every open window and judge it."""

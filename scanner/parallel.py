@@ -1,16 +1,13 @@
-"""``socpipe scan --jobs N``: parsing, Sigma matching and alert building in N worker processes.
+"""``socpipe scan --jobs N``: parsing and Sigma matching in N worker processes.
 
 Parsing and matching are per event and stateless, and they are most of a scan's time; the
-correlation windows are not (a brute force spans files and parts of files). So workers read
-parts of the input (a file, a byte range of a large text file, a range of chunks of a large
-EVTX file), match them, and make the alerts of the rules that matched; this process counts
-those alerts, writes them in input order and feeds the correlations. The alerts, their ids
-and the summary are therefore those of a one-process scan.
-
-What crosses between processes is small: the part to read (a path and two offsets) goes to
-a worker; back come the read counters and, per event that matched, the positions of its rules
-and each alert as its encoded line. The event itself comes back only when a correlation
-counts one of its rules (a correlation alert lists its events).
+correlation windows and incidents are not (a brute force spans files and parts of files).
+So workers read parts of the input (a file, a byte range of a large text file, a range of
+chunks of a large EVTX file) and return only the events that matched, with the positions of
+their rules in the rule list; this process correlates, builds the alerts and incidents and
+writes them, in input order, so the alerts, their ids and the summary are those of a
+one-process scan. An event that matches nothing never leaves its worker: what crosses is
+the part to read (a path and two offsets) and the few events alerts are made of.
 
 Parts are handed out from one queue, so a worker that is done takes the next part (work
 stealing), and results are kept until their turn: a slow part holds back the output, and the
@@ -20,6 +17,7 @@ memory flat whatever the input size.
 Workers are forked after the rules are loaded and after this process has scanned the
 beginning of the input itself (``ScanOptions.warm_up_secs``), so that they inherit the rule
 groups, prefilter indexes and matchers it built instead of each building them again.
+Compiled matchers are closures, which cannot be pickled: forking is what shares them.
 """
 
 from __future__ import annotations
@@ -32,17 +30,12 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NamedTuple
 
 from socpipe.collectors.files import FileEventReader, FilePart, LineEventIds, ReadStats
 from socpipe.collectors.parsers import ParseContext
 from socpipe.core.errors import SocpipeError
 from socpipe.core.event import Event
-from socpipe.detectors.alert import Alert
-from socpipe.detectors.detection import Detector
-from socpipe.detectors.suppression import Suppressor
-from socpipe.scanner.summary import summary_entities
-from socpipe.sinks.jsonlines import encode_line
+from socpipe.detectors.engine import SigmaEngine
 
 #: Input per unit of work: big enough that a part's bookkeeping is negligible, small enough
 #: that two cores share even a single file.
@@ -51,55 +44,30 @@ DEFAULT_PART_BYTES = 4 << 20
 AHEAD_PER_JOB = 4
 
 
-class MadeAlert(NamedTuple):
-    """An alert a worker made: what this process counts and writes of it."""
-
-    #: The alert's line of the output (empty when no output is written).
-    line: bytes
-    host: str | None
-    source: str | None
-    #: The matched event, when one of the scan's suppressions names the rule: this process
-    #: makes the alert again and its suppressions judge it (and count what they hold back).
-    held: Event | None = None
-
-
-class MatchedEvent(NamedTuple):
-    """An event that matched: its rules' positions in the rule list, in rule-set order; for
-    each, the alert it raised (None: the rule only feeds correlations); and the event itself
-    when a correlation counts one of the rules."""
-
-    positions: list[int]
-    alerts: list[MadeAlert | None]
-    event: Event | None
-
-
 @dataclass
 class PartResult:
-    """What a worker found in one part: read counters, events per dataset, matched events."""
+    """What a worker found in one part: read counters, events per dataset, and the events
+    that matched at least one rule with the positions of those rules in the rule list."""
 
     size: int
     stats: ReadStats
     datasets: Counter[str] = field(default_factory=Counter)
-    matches: list[MatchedEvent] = field(default_factory=list)
+    matches: list[tuple[Event, list[int]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class PartScanner:
-    """Reads, matches and makes the alerts of one part; lives in each forked worker."""
+    """Reads and matches one part; lives in each forked worker."""
 
-    detector: Detector
+    engine: SigmaEngine
     context: ParseContext
     format_name: str
     max_line_bytes: int
-    #: Encode each alert's output line (the scan writes alerts out).
-    encode: bool
-    #: The scan's suppressions: alerts of the rules they name go back whole.
-    suppressor: Suppressor | None = None
 
     @cached_property
     def _positions(self) -> dict[int, int]:
         """Rule object -> its position in the rule list, which both processes share."""
-        return {id(rule): position for position, rule in enumerate(self.detector.engine.rules)}
+        return {id(rule): position for position, rule in enumerate(self.engine.rules)}
 
     def scan(self, part: FilePart) -> PartResult:
         reader = FileEventReader(
@@ -107,31 +75,12 @@ class PartScanner:
         )
         identify = LineEventIds()
         result = PartResult(part.size, reader.stats)
-        positions, detector, encode = self._positions, self.detector, self.encode
-        suppressor = self.suppressor
+        positions = self._positions
         for event in reader.read_part(part):
             result.datasets[event.get("event.dataset", "unknown")] += 1
-            rules = detector.engine.match(event)
-            if not rules:
-                continue
-            identify(event)
-            made: list[MadeAlert | None] = []
-            counted = False
-            for rule in rules:
-                if not detector.raises_own_alert(rule):
-                    made.append(None)
-                elif suppressor is not None and suppressor.concerns(rule.id):
-                    made.append(MadeAlert(b"", None, None, event))
-                else:
-                    alert = Alert.from_match(rule, event)
-                    line = encode_line(alert.to_dict()) if encode else b""
-                    made.append(MadeAlert(line, *summary_entities(alert)))
-                counted = counted or detector.feeds_correlations(rule)
-            result.matches.append(
-                MatchedEvent(
-                    [positions[id(rule)] for rule in rules], made, event if counted else None
-                )
-            )
+            if rules := self.engine.match(event):
+                identify(event)
+                result.matches.append((event, [positions[id(rule)] for rule in rules]))
         return result
 
 

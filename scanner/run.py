@@ -1,7 +1,8 @@
-"""One scan: read files, detect, write alerts, summarise.
+"""One scan: read files, detect, group alerts into incidents, write both, summarise.
 
 Input is streamed event by event (constant memory whatever the input size); alerts are
-written as they are found, so an interrupted scan keeps what it had found.
+written as they are found, so an interrupted scan keeps what it had found. An incident is
+written once, when no alert can join it any more (or at the end of the input).
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import math
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, TextIO
+from typing import Any, Final, TextIO
 from zoneinfo import ZoneInfo
 
 from socpipe.collectors.files import (
@@ -30,6 +31,7 @@ from socpipe.core.resources import bundled_rules_dir
 from socpipe.detectors.alert import Alert
 from socpipe.detectors.correlation import CorrelationEngine
 from socpipe.detectors.detection import Detector
+from socpipe.detectors.incidents import IncidentTracker
 from socpipe.detectors.indicators import IndicatorMatcher, IndicatorStore
 from socpipe.detectors.rules import RuleLoadReport, load_rules
 from socpipe.detectors.suppression import Suppressor
@@ -56,6 +58,8 @@ class ScanOptions:
     agency_name: str | None = None
     timezone: str = "UTC"
     out: Path | None = None
+    #: Where incidents are written as JSON Lines (``-``: standard output).
+    incidents_out: Path | None = None
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     progress: bool = True
     #: Worker processes for parsing and matching (see scanner.parallel); 1 scans in-process.
@@ -107,17 +111,20 @@ def run_scan(
     total = sum(path.stat().st_size for path in files if path.exists())
     progress = Progress(stderr, total, options.progress)
     started = time.monotonic()
-    output = JsonLinesWriter(options.out) if options.out is not None else nullcontext(None)
-    with output as sink:
-        scan = _Scan(detector, summary, progress, sink, suppressor)
+    with ExitStack() as stack:
+        alerts_out = (
+            stack.enter_context(JsonLinesWriter(options.out)) if options.out is not None else None
+        )
+        incidents_out = (
+            stack.enter_context(JsonLinesWriter(options.incidents_out))
+            if options.incidents_out is not None
+            else None
+        )
+        output = ScanOutput(IncidentTracker(), summary, alerts_out, incidents_out, suppressor)
+        scan = _Scan(detector, summary, progress, output)
         if options.jobs > 1 and not watchers:
             scanner = PartScanner(
-                detector,
-                context,
-                options.format_name,
-                options.max_line_bytes,
-                sink is not None,
-                suppressor,
+                detector.engine, context, options.format_name, options.max_line_bytes
             )
             parts = iter(split_into_parts(files, options.part_bytes))
             scan.warm_up(reader, parts, options.warm_up_secs)
@@ -129,7 +136,8 @@ def run_scan(
                     " process; --jobs ignored\n"
                 )
             scan.in_process(reader, files)
-        scan.emit(detector.flush())
+        output.emit(detector.flush())
+        output.finish()
     summary.correlation = detector.correlations.stats
     progress.update(total, summary.read.events, summary.alerts, force=True)
     progress.finish()
@@ -141,22 +149,16 @@ def run_scan(
 
 
 class _Scan:
-    """Where a scan's events and alerts go: the detector, the summary, the progress line, the
-    suppressions and the output."""
+    """Reading: in this process, or in workers after a warm-up here; what they find goes to
+    the detector and the scan's output."""
 
     def __init__(
-        self,
-        detector: Detector,
-        summary: ScanSummary,
-        progress: Progress,
-        sink: JsonLinesWriter | None,
-        suppressor: Suppressor | None,
+        self, detector: Detector, summary: ScanSummary, progress: Progress, output: ScanOutput
     ) -> None:
         self.detector = detector
         self.summary = summary
         self.progress = progress
-        self.sink = sink
-        self.suppressor = suppressor
+        self.output = output
         #: Input done so far, for progress, when scanning by parts.
         self.done_bytes = 0
 
@@ -168,7 +170,8 @@ class _Scan:
 
     def event(self, event: Event) -> None:
         self.summary.count_event(event.get("event.dataset", "unknown"))
-        self.emit(self.detector.process(event))
+        if alerts := self.detector.process(event):
+            self.output.emit(alerts)
 
     def warm_up(self, reader: FileEventReader, parts: Iterator[FilePart], seconds: float) -> None:
         """Scan parts in this process until it has built no new rule group for
@@ -188,25 +191,16 @@ class _Scan:
                 last_new_group, groups = now, engine.groups_built
 
     def with_workers(self, scanner: PartScanner, parts: Iterator[FilePart], jobs: int) -> None:
-        """The workers' results in input order: their alerts counted and written in the order
-        a one-process scan raises them (``Detector.process_matches``), and the events of
-        rules that correlations count fed to them here."""
-        detector, summary, sink = self.detector, self.summary, self.sink
+        """The rest of the input read and matched by workers; their results in input order."""
+        detector, summary = self.detector, self.summary
         rules = detector.engine.rules
         for part in scan_parts(scanner, parts, jobs):
             summary.read.add(part.stats)
             summary.by_dataset.update(part.datasets)
-            for positions, made, event in part.matches:
-                for position, alert in zip(positions, made, strict=True):
-                    rule = rules[position]
-                    if alert is not None and alert.held is not None:
-                        self.emit([Alert.from_match(rule, alert.held)])
-                    elif alert is not None:
-                        summary.count(rule, alert.host, alert.source)
-                        if sink is not None:
-                            sink.write_line(alert.line)
-                    if event is not None:
-                        self.emit(detector.correlations.observe(rule.id, event))
+            for event, positions in part.matches:
+                matched = [rules[position] for position in positions]
+                if alerts := detector.process_matches(event, matched):
+                    self.output.emit(alerts)
             self.part_done(part.size)
 
     def part_done(self, size: int) -> None:
@@ -216,10 +210,43 @@ class _Scan:
             min(self.done_bytes, progress.total), self.summary.read.events, self.summary.alerts
         )
 
+
+class ScanOutput:
+    """Where a scan's alerts go: through the suppressions (held back alerts are counted
+    there), into incidents, the summary, and the output files."""
+
+    def __init__(
+        self,
+        tracker: IncidentTracker,
+        summary: ScanSummary,
+        alerts_out: JsonLinesWriter | None,
+        incidents_out: JsonLinesWriter | None,
+        suppressor: Suppressor | None = None,
+    ) -> None:
+        self.tracker = tracker
+        self.summary = summary
+        self.alerts_out = alerts_out
+        self.incidents_out = incidents_out
+        self.suppressor = suppressor
+
     def emit(self, alerts: list[Alert]) -> None:
-        if self.suppressor is not None and alerts:
+        """The alerts of one event (or the end of input), each stamped with its incident."""
+        if self.suppressor is not None:
             alerts = self.suppressor.filter(alerts)
-        for alert in alerts:
+        incidents = self.tracker.assign(alerts)
+        for alert, incident in zip(alerts, incidents, strict=True):
             self.summary.count_alert(alert)
-            if self.sink is not None:
-                self.sink.write(alert.to_dict())
+            if self.alerts_out is not None:
+                document = alert.to_dict()
+                document["incident.id"] = incident
+                self.alerts_out.write(document)
+        self._write(self.tracker.closed())
+
+    def finish(self) -> None:
+        self._write(self.tracker.flush())
+
+    def _write(self, incidents: list[dict[str, Any]]) -> None:
+        for incident in incidents:
+            self.summary.count_incident(incident)
+            if self.incidents_out is not None:
+                self.incidents_out.write(incident)

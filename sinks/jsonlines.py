@@ -14,11 +14,6 @@ from typing import Any, BinaryIO
 from socpipe.core import jsontext
 
 
-def encode_line(document: dict[str, Any]) -> bytes:
-    """One document as its line of the file, newline included."""
-    return jsontext.dumps(document) + b"\n"
-
-
 class JsonLinesWriter:
     """Writes documents to a file (``-``: standard output); a context manager."""
 
@@ -28,11 +23,7 @@ class JsonLinesWriter:
         self._handle: BinaryIO = path.open("wb") if self._own else sys.stdout.buffer
 
     def write(self, document: dict[str, Any]) -> None:
-        self.write_line(encode_line(document))
-
-    def write_line(self, line: bytes) -> None:
-        """Write a document already encoded by ``encode_line`` (in another process)."""
-        self._handle.write(line)
+        self._handle.write(jsontext.dumps(document) + b"\n")
         self._handle.flush()
 
     def close(self) -> None:
