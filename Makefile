@@ -33,9 +33,10 @@ imports: $(BIN)/.installed
 	$(BIN)/lint-imports pyproject.toml
 
 # The whole suite: unit tests and integration tests against the real Kafka and Elasticsearch,
-# which scripts/services.sh fetches (first run), starts and waits for.
-test: lint typecheck imports services-up browser
-	bash scripts/run-tests.sh $(BIN)
+# which scripts/services.sh fetches (first run), starts and waits for, and the scale-out test
+# on the cluster beside them (test-cluster below: about five minutes, 3.5 GB of memory).
+test: lint typecheck imports services-up cluster-up browser
+	bash scripts/run-tests.sh $(BIN) -m "cluster or not cluster"
 
 # The console's browser tests drive the system Chromium (Playwright cannot download its own
 # browser here); Debian's packages, installed when missing.
@@ -51,7 +52,7 @@ console-demo: $(BIN)/.installed services-up
 services-up:
 	bash scripts/services.sh up
 
-# The scale-out test (docs/cluster.md): a cluster of three Kafka brokers and two
+# The scale-out test alone (docs/cluster.md): a cluster of three Kafka brokers and two
 # Elasticsearch nodes beside the single-node services (3.5 GB more memory), socpipe's stages
 # scaled out on it while a broker, a search node and a detect process are lost under load.
 test-cluster: $(BIN)/.installed cluster-up

@@ -246,25 +246,34 @@ class ClusterRun:
         )
 
     def ids(self, index: str) -> tuple[set[str], int]:
-        """Every document id of ``index`` (a pattern) and how many documents there are."""
+        """Every document id of ``index`` (a pattern) and how many documents there are, read
+        in pages from one point in time (pages of a plain search may come from different
+        copies of a shard, whose internal order differs, and skip or repeat documents)."""
         self.es.indices.refresh(index=index, ignore_unavailable=True)
+        if not self.es.indices.exists(index=index):
+            return set(), 0
+        pit = self.es.open_point_in_time(index=index, keep_alive="2m")["id"]
         found: set[str] = set()
         total = 0
         after: list[Any] | None = None
-        while True:
-            page = self.es.search(
-                index=index,
-                size=5000,
-                source=False,
-                sort=["_doc"],
-                search_after=after,
-                ignore_unavailable=True,
-            )["hits"]["hits"]
-            if not page:
-                return found, total
-            total += len(page)
-            found.update(hit["_id"] for hit in page)
-            after = page[-1]["sort"]
+        try:
+            while True:
+                answer = self.es.search(
+                    pit={"id": pit, "keep_alive": "2m"},
+                    size=5000,
+                    source=False,
+                    sort=["_shard_doc"],
+                    search_after=after,
+                )
+                page = answer["hits"]["hits"]
+                if not page:
+                    return found, total
+                pit = answer.get("pit_id", pit)
+                total += len(page)
+                found.update(hit["_id"] for hit in page)
+                after = page[-1]["sort"]
+        finally:
+            self.es.close_point_in_time(id=pit)
 
     def correlation_titles(self) -> set[str]:
         answer = self.es.search(

@@ -30,10 +30,14 @@ def test_faults_under_load_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     assert all(phase.back_at is not None for phase in report.phases[:2]), report.phases
     # Every line is one event, indexed once under its own id.
     assert len(report.expected_ids) > LINES
-    assert report.indexed_ids == report.expected_ids
+    missing = report.expected_ids - report.indexed_ids
+    unexpected = report.indexed_ids - report.expected_ids
+    assert not missing and not unexpected, (len(missing), len(unexpected))
     assert report.indexed_documents == len(report.expected_ids)
     # Every alert one process raises, once; nothing else.
-    assert report.alert_ids == report.expected_alert_ids
+    missing = report.expected_alert_ids - report.alert_ids
+    unexpected = report.alert_ids - report.expected_alert_ids
+    assert not missing and not unexpected, (len(missing), len(unexpected))
     assert report.alert_documents == len(report.expected_alert_ids)
     assert report.correlation_titles >= {
         "SSH Brute Force From One Source",
