@@ -116,6 +116,13 @@ def inputs(evtx: Path, folder: Path) -> dict[str, tuple[list[str], Path]]:
     }
 
 
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -144,19 +151,20 @@ def main() -> None:
                     print(f"{name} --jobs {jobs}: {run.wall:.2f} s, {run.events:,} events")
     table = [
         "| input | --jobs | events | median wall s | fastest | slowest | speed-up | events/s"
-        " with start-up |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        " with start-up | CPU s (median run) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for (name, jobs), runs in results.items():
         median = statistics.median(run.wall for run in runs)
         one = statistics.median(run.wall for run in results[(name, args.jobs[0])])
+        middle = sorted(runs, key=lambda run: run.wall)[len(runs) // 2]
         table.append(
             f"| {name} | {jobs} | {runs[0].events:,} | {median:.2f}"
             f" | {min(r.wall for r in runs):.2f} | {max(r.wall for r in runs):.2f}"
-            f" | {one / median:.2f}x | {runs[0].events / median:,.0f} |"
+            f" | {one / median:.2f}x | {runs[0].events / median:,.0f} | {middle.cpu:.2f} |"
         )
     lines = [
-        f"- Date: {time.strftime('%Y-%m-%d')}; {platform.processor() or platform.machine()},"
+        f"- Date: {time.strftime('%Y-%m-%d')}; {cpu_model()},"
         f" {os.cpu_count()} cores (shared VM); rule cache warm; {args.rounds} rounds",
         "- Command: `.venv/bin/python -m bench.jobs --evtx DIR` (DIR: EVTX-ATTACK-SAMPLES"
         " flattened, see bench/zircolite.py)",

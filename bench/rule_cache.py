@@ -83,6 +83,13 @@ def rows(runs: dict[str, list[Run]]) -> list[str]:
     return table
 
 
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -99,7 +106,7 @@ def main() -> None:
     runs = measure(args.rules, args.file, args.rounds)
     files = sum(1 for path in args.rules.rglob("*.yml"))
     lines = [
-        f"- Date: {time.strftime('%Y-%m-%d')}; {platform.processor() or platform.machine()},"
+        f"- Date: {time.strftime('%Y-%m-%d')}; {cpu_model()},"
         f" {os.cpu_count()} cores (shared VM); Python {platform.python_version()};"
         f" socpipe {metadata.version('socpipe')} (compiled hot path), pySigma"
         f" {metadata.version('pySigma')}",

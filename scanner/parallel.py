@@ -54,6 +54,13 @@ class PartResult:
     datasets: Counter[str] = field(default_factory=Counter)
     matches: list[tuple[Event, list[int]]] = field(default_factory=list)
 
+    def add(self, other: PartResult) -> None:
+        """Count in the result of the part read after this one."""
+        self.size += other.size
+        self.stats.add(other.stats)
+        self.datasets.update(other.datasets)
+        self.matches.extend(other.matches)
+
 
 @dataclass(frozen=True)
 class PartScanner:
@@ -88,55 +95,78 @@ class PartScanner:
 _scanner: PartScanner | None = None
 
 
-def _scan_part(part: FilePart) -> PartResult:
+def _scan_batch(batch: list[FilePart]) -> PartResult:
     assert _scanner is not None, "worker started without a part scanner"
-    return _scanner.scan(part)
+    result = PartResult(0, ReadStats())
+    for part in batch:
+        result.add(_scanner.scan(part))
+    return result
+
+
+def batches(parts: Iterable[FilePart], batch_bytes: int) -> Iterator[list[FilePart]]:
+    """Consecutive parts together until they cover ``batch_bytes`` (0: each part alone): a
+    small file handed over alone cost as much in the hand-over (a future, a pickled result)
+    as reading it, on inputs of thousands of small files."""
+    batch: list[FilePart] = []
+    size = 0
+    for part in parts:
+        batch.append(part)
+        size += part.size
+        if size >= batch_bytes:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
 
 
 class WorkerDied(SocpipeError):
     """A worker process ended without returning its part (killed, out of memory)."""
 
 
-def scan_parts(scanner: PartScanner, parts: Iterable[FilePart], jobs: int) -> Iterator[PartResult]:
-    """Each part's result, in the order of ``parts``.
+def scan_parts(
+    scanner: PartScanner, parts: Iterable[FilePart], jobs: int, batch_bytes: int = 0
+) -> Iterator[PartResult]:
+    """The results of ``parts`` in their order, one per batch of parts (``batches``).
 
     concurrent.futures rather than multiprocessing.Pool: a Pool whose worker is killed waits
     forever for the lost part, an executor reports it.
     """
     global _scanner
     _scanner = scanner
-    remaining = iter(parts)
+    remaining = batches(parts, batch_bytes)
     context = multiprocessing.get_context("fork")
     executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_setup)
     try:
         # Submitted parts in input order; the first is the next to be returned. Workers take
         # the submitted parts in turn, so while the first is still being read the others go
         # on with the rest.
-        ahead: deque[tuple[FilePart, Future[PartResult]]] = deque()
+        ahead: deque[tuple[list[FilePart], Future[PartResult]]] = deque()
 
         def submit_next() -> None:
-            part = next(remaining, None)
-            if part is None:
+            batch = next(remaining, None)
+            if batch is None:
                 return
             try:
-                future = executor.submit(_scan_part, part)
+                future = executor.submit(_scan_batch, batch)
             except BrokenProcessPool as error:
                 # A worker died since the last result: the pool takes no more parts. The part
                 # it was reading is in flight and is reported first, in input order.
                 future = Future()
                 future.set_exception(error)
-            ahead.append((part, future))
+            ahead.append((batch, future))
 
         for _ in range(AHEAD_PER_JOB * jobs):
             submit_next()
         while ahead:
-            part, future = ahead.popleft()
+            batch, future = ahead.popleft()
             try:
                 result = future.result()
             except BrokenProcessPool:
+                part = batch[0]
+                others = f" and {len(batch) - 1} more parts" if len(batch) > 1 else ""
                 raise WorkerDied(
                     f"a scan worker died while reading {part.path} (bytes {part.start}-"
-                    f"{part.end if part.end is not None else 'end'}); out of memory?"
+                    f"{part.end if part.end is not None else 'end'}){others}; out of memory?"
                 ) from None
             submit_next()
             yield result

@@ -44,7 +44,7 @@ from socpipe.sinks.jsonlines import JsonLinesWriter
 #: Building the rule groups a Windows scan meets with every SigmaHQ rule (prefilter sets and
 #: matchers) takes about half a second, spread over the first thousands of events of the
 #: first files; workers forked before would each build them again.
-DEFAULT_WARM_UP_SECS: Final = 2.0
+DEFAULT_WARM_UP_SECS: Final = 1.0
 WARM_UP_QUIET_SECS: Final = 0.25
 
 
@@ -128,7 +128,7 @@ def run_scan(
             )
             parts = iter(split_into_parts(files, options.part_bytes))
             scan.warm_up(reader, parts, options.warm_up_secs)
-            scan.with_workers(scanner, parts, options.jobs)
+            scan.with_workers(scanner, parts, options.jobs, options.part_bytes)
         else:
             if options.jobs > 1:
                 stderr.write(
@@ -190,11 +190,14 @@ class _Scan:
             if engine.groups_built != groups:
                 last_new_group, groups = now, engine.groups_built
 
-    def with_workers(self, scanner: PartScanner, parts: Iterator[FilePart], jobs: int) -> None:
-        """The rest of the input read and matched by workers; their results in input order."""
+    def with_workers(
+        self, scanner: PartScanner, parts: Iterator[FilePart], jobs: int, batch_bytes: int
+    ) -> None:
+        """The rest of the input read and matched by workers, small parts handed over
+        together up to ``batch_bytes``; their results in input order."""
         detector, summary = self.detector, self.summary
         rules = detector.engine.rules
-        for part in scan_parts(scanner, parts, jobs):
+        for part in scan_parts(scanner, parts, jobs, batch_bytes):
             summary.read.add(part.stats)
             summary.by_dataset.update(part.datasets)
             for event, positions in part.matches:
