@@ -42,6 +42,7 @@ from elasticsearch import Elasticsearch
 from kafka.admin import KafkaAdminClient
 from kafka.partitioner import murmur2
 
+from bench.report import write_section
 from socpipe.collectors.files import FileEventReader
 from socpipe.collectors.parsers import ParseContext
 from socpipe.core.config import Config, TopicsConfig, config_document, load_config
@@ -460,20 +461,37 @@ def main() -> None:
     )
     parser.add_argument("--lines", type=int, default=30_000)
     parser.add_argument("--rate", type=float, default=150.0)
+    parser.add_argument("--note", default="", help="a line on the machine's load, for the record")
     args = parser.parse_args()
     import tempfile
 
+    started = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
         report = run_scenario(
             isolated(cluster_config()), Path(folder), args.lines, args.rate, progress=print
         )
-    print(render(report))
+    lines = [
+        f"- Date: {time.strftime('%Y-%m-%d')}; machine as above; Kafka 4.1.1 (three nodes, each"
+        " broker and controller, replication factor 3, min.insync.replicas 2) and Elasticsearch"
+        " 9.5.0 (two nodes, one replica), 512 MB heaps, beside the single-node services; two"
+        " detect and two index processes, one file collector",
+        f"- Command: `scripts/services.sh up --cluster && .venv/bin/python -m bench.cluster"
+        f" --lines {args.lines} --rate {args.rate:g}`; the whole run took"
+        f" {time.monotonic() - started:.0f} s",
+        *([f"- {args.note}"] if args.note else []),
+        "",
+        render(report),
+    ]
+    print("\n".join(lines))
+    write_section("bench.cluster", lines, "## socpipe on a cluster (bench/cluster.py)")
 
 
 def render(report: Report) -> str:
     rows = [
         f"- {report.lines:,} lines written at {report.lines / report.seconds:,.0f}/s over"
-        f" {report.seconds:.0f} s; everything handled {report.drain_seconds:.0f} s after the last",
+        f" {report.seconds:.0f} s; everything handled {report.drain_seconds:.0f} s after the last"
+        f" ({report.lines / (report.seconds + report.drain_seconds):,.0f} events/s end to end"
+        " over the whole run, faults included)",
         f"- events indexed: {report.indexed_documents:,} documents, {len(report.indexed_ids):,}"
         f" distinct ids, {len(report.expected_ids):,} expected;"
         f" missing {len(report.expected_ids - report.indexed_ids)},"
