@@ -1,7 +1,7 @@
 """socpipe side by side with Zircolite on EVTX-ATTACK-SAMPLES: wall time with start-up, detections.
 
     python -m bench.zircolite --zircolite ZIRCOLITE_CHECKOUT --samples EVTX_ATTACK_SAMPLES \\
-        [--python ZIRCOLITE_VENV/bin/python] [--rounds 3] [--files N] [--work DIR]
+        [--python ZIRCOLITE_VENV/bin/python] [--rounds 3] [--files N] [--work DIR] [--baseline]
 
 Both tools are run as users run them: a fresh process per scan, timed from spawn to exit
 (start-up, rule loading and writing the results included), on the original set of .evtx files
@@ -620,6 +620,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", help="folder for sets, converted rules and outputs")
     parser.add_argument("--rules", default=str(SIGMA_WINDOWS), help="SigmaHQ Windows rules")
     parser.add_argument("--socpipe", help="socpipe executable (default: this venv's)")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="write the section kept as the baseline before issue 21's work",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or (args.files is not None and args.files < 1):
         parser.error("--rounds and --files must be at least 1")
@@ -663,7 +668,8 @@ def run(args: argparse.Namespace) -> int:
     if trial:
         print("(a trial on the first files: not written to docs/benchmarks.md)")
     else:
-        print(f"written to {write_section(SECTION, lines, HEADING)}")
+        section = f"{SECTION}-baseline" if args.baseline else SECTION
+        print(f"written to {write_section(section, lines, HEADING)}")
     return 0
 
 
@@ -694,7 +700,8 @@ def describe(
         f"- Date: {time.strftime('%Y-%m-%d')}; {args.rounds} rounds over all scenarios",
         "- Command: `.venv/bin/python -m bench.zircolite"
         f" --zircolite {tools.zircolite} --samples {tools.samples}"
-        f" --python {tools.zircolite_python} --rounds {args.rounds}`",
+        f" --python {tools.zircolite_python} --rounds {args.rounds}"
+        + (" --baseline`" if args.baseline else "`"),
         "",
         "Rules converted for Zircolite (once; not timed):",
         "",
