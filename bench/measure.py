@@ -7,6 +7,7 @@ working whatever the project's modules are called.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import shlex
@@ -81,6 +82,81 @@ def timed_run(
         cpu_seconds=float(user) + float(system),
         peak_rss_mib=int(peak_kib) / 1024,
     )
+
+
+def cpu_times(stat: str) -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs from the text of ``/proc/stat``; idle and iowait
+    are not busy."""
+    for line in stat.splitlines():
+        if line.startswith("cpu "):
+            ticks = [int(value) for value in line.split()[1:]]
+            idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+            # guest time is already counted in user time
+            total = sum(ticks[:8])
+            return total - idle, total
+    raise BenchError("/proc/stat has no 'cpu' line")
+
+
+def cpu_busy(seconds: float = 1.0) -> float:
+    """Share of all CPUs busy over the next ``seconds`` (whoever uses them)."""
+    busy_before, total_before = cpu_times(Path("/proc/stat").read_text(encoding="utf-8"))
+    time.sleep(seconds)  # the sampling interval, not a wait for anything
+    busy_after, total_after = cpu_times(Path("/proc/stat").read_text(encoding="utf-8"))
+    elapsed = total_after - total_before
+    return (busy_after - busy_before) / elapsed if elapsed > 0 else 0.0
+
+
+def wait_for_quiet(max_busy: float, timeout: float) -> bool:
+    """Wait until the other users of this shared machine leave the CPUs mostly idle (at most
+    ``max_busy`` of them busy over one second), for at most ``timeout`` seconds; whether the
+    machine was quiet when the wait ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if cpu_busy() <= max_busy:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+
+
+@dataclass
+class Quiet:
+    """Starts each run when the shared machine is quiet, and counts the runs it could not."""
+
+    max_busy: float
+    timeout: float
+    runs: int = 0
+    busy_starts: int = 0
+
+    @classmethod
+    def add_options(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--max-busy",
+            type=float,
+            default=0.25,
+            help="start a run when at most this share of the CPUs is busy (default 0.25)",
+        )
+        parser.add_argument(
+            "--quiet-wait",
+            type=float,
+            default=300,
+            help="seconds to wait for that before starting a run anyway (default 300)",
+        )
+
+    @classmethod
+    def from_options(cls, args: argparse.Namespace) -> Quiet:
+        return cls(args.max_busy, args.quiet_wait)
+
+    def wait(self) -> None:
+        self.runs += 1
+        if not wait_for_quiet(self.max_busy, self.timeout):
+            self.busy_starts += 1
+
+    def line(self) -> str:
+        return (
+            f"- Each run waited (up to {self.timeout:.0f} s) until at most {self.max_busy:.0%}"
+            f" of the CPUs were busy: {self.runs - self.busy_starts} of {self.runs} runs"
+            f" started so, {self.busy_starts} on a machine busy with other work"
+        )
 
 
 def spare_cpu() -> int:

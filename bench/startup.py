@@ -34,7 +34,15 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from bench.measure import BenchError, Run, git_commit, load_line, machine_line, timed_run
+from bench.measure import (
+    BenchError,
+    Quiet,
+    Run,
+    git_commit,
+    load_line,
+    machine_line,
+    timed_run,
+)
 from bench.report import write_section
 
 REPO = Path(__file__).resolve().parent.parent
@@ -204,12 +212,18 @@ def scenarios(socpipe: Path, rules: Path, scratch: Path, env: dict[str, str]) ->
 
 
 def measure_all(
-    socpipe: Path, plan: Sequence[Scenario], runs: int, scratch: Path, env: dict[str, str]
+    socpipe: Path,
+    plan: Sequence[Scenario],
+    runs: int,
+    quiet: Quiet,
+    scratch: Path,
+    env: dict[str, str],
 ) -> dict[str, Summary]:
     """Every scenario once per round, so that a slow period of the machine spreads over all."""
     measured: dict[str, list[Run]] = {scenario.name: [] for scenario in plan}
     for round_number in range(1, runs + 1):
         for scenario in plan:
+            quiet.wait()
             run = timed_run(
                 [str(socpipe), *scenario.arguments],
                 cwd=scratch,
@@ -314,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write the section kept as the baseline before issue 21's work",
     )
     parser.add_argument("--no-write", action="store_true", help="print, do not write the docs")
+    Quiet.add_options(parser)
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -342,15 +357,19 @@ def run(args: argparse.Namespace) -> int:
         env = {**os.environ, "XDG_CACHE_HOME": str(scratch / "cache")}
         plan = scenarios(socpipe, rules, scratch, env)
         load_before = os.getloadavg()
-        summaries = measure_all(socpipe, plan, args.runs, scratch, env)
+        quiet = Quiet.from_options(args)
+        summaries = measure_all(socpipe, plan, args.runs, quiet, scratch, env)
         full = plan[-1]
-        import_runs = [importtime(socpipe, full.arguments, scratch, env) for _ in range(3)]
+        import_runs = []
+        for _ in range(3):
+            quiet.wait()
+            import_runs.append(importtime(socpipe, full.arguments, scratch, env))
         packages = median_packages([by_package(imports) for imports in import_runs])
         profile = profile_rules(socpipe, full.arguments, scratch, env)
         memory = import_memory(memory_modules(import_runs[-1], packages), scratch, env)
         load_after = os.getloadavg()
     lines = describe(args, plan, summaries, import_runs[-1], packages, profile, memory)
-    lines.insert(1, load_line(load_before, load_after))
+    lines[1:1] = [load_line(load_before, load_after), quiet.line()]
     print("\n".join(lines))
     if not args.no_write:
         name = "bench.startup-baseline" if args.baseline else "bench.startup"

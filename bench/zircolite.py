@@ -41,6 +41,7 @@ from pathlib import Path
 
 from bench.measure import (
     BenchError,
+    Quiet,
     Run,
     git_commit,
     load_line,
@@ -625,6 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="write the section kept as the baseline before issue 21's work",
     )
+    Quiet.add_options(parser)
     args = parser.parse_args(argv)
     if args.rounds < 1 or (args.files is not None and args.files < 1):
         parser.error("--rounds and --files must be at least 1")
@@ -651,9 +653,11 @@ def run(args: argparse.Namespace) -> int:
     for result in results.values():
         copies = 1 if result.scenario.dataset == "original" else COPIES
         result.files = len(files) * copies
+    quiet = Quiet.from_options(args)
     load_before = os.getloadavg()
     for round_number in range(1, args.rounds + 1):
         for scenario in plan:
+            quiet.wait()
             run_ = measure(scenario, results[scenario.key])
             print(
                 f"round {round_number}: {scenario.dataset}, {scenario.tool}, {scenario.mode}:"
@@ -664,6 +668,7 @@ def run(args: argparse.Namespace) -> int:
     load_after = os.getloadavg()
     ordered = list(results.values())
     lines = describe(tools, args, rulesets, ordered, load_before, load_after)
+    lines.insert(2, quiet.line())
     print("\n".join(lines))
     if trial:
         print("(a trial on the first files: not written to docs/benchmarks.md)")

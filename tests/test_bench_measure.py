@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.measure import BenchError, pinned, timed_run
+from bench.measure import BenchError, Quiet, cpu_times, pinned, timed_run
 
 
 def test_peak_memory_is_the_commands_not_that_of_the_python_that_started_it(
@@ -48,3 +48,23 @@ def test_an_unexpected_exit_status_is_an_error_with_the_command_and_its_stderr(
 def test_pinning_prefixes_taskset_only_when_a_cpu_is_given() -> None:
     assert pinned(["socpipe", "scan"], 1) == ["taskset", "-c", "1", "socpipe", "scan"]
     assert pinned(["socpipe", "scan"], None) == ["socpipe", "scan"]
+
+
+PROC_STAT = """cpu  1000 50 300 8000 200 10 20 5 0 0
+cpu0 500 25 150 4000 100 5 10 2 0 0
+intr 12345
+"""
+
+
+def test_busy_ticks_are_all_but_idle_and_iowait_of_the_all_cpus_line() -> None:
+    assert cpu_times(PROC_STAT) == (1385, 9585)
+    with pytest.raises(BenchError, match="no 'cpu' line"):
+        cpu_times("intr 1\n")
+
+
+def test_the_quiet_line_counts_runs_started_on_a_busy_machine() -> None:
+    quiet = Quiet(max_busy=0.25, timeout=300, runs=10, busy_starts=3)
+    assert quiet.line() == (
+        "- Each run waited (up to 300 s) until at most 25% of the CPUs were busy: 7 of 10 runs"
+        " started so, 3 on a machine busy with other work"
+    )
