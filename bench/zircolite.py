@@ -647,7 +647,8 @@ def run(args: argparse.Namespace) -> int:
         "x10": build_set(tools.samples, files, sets_folder / f"x{COPIES}", COPIES),
     }
     (tools.work / "runs").mkdir(parents=True, exist_ok=True)
-    rulesets = convert_rules(tools, min(files, key=lambda path: path.stat().st_size))
+    small_file = min(files, key=lambda path: path.stat().st_size)
+    rulesets = convert_rules(tools, small_file)
     plan = scenarios(tools, sets, rulesets)
     results = {scenario.key: Result(scenario) for scenario in plan}
     for result in results.values():
@@ -667,7 +668,7 @@ def run(args: argparse.Namespace) -> int:
             )
     load_after = os.getloadavg()
     ordered = list(results.values())
-    lines = describe(tools, args, rulesets, ordered, load_before, load_after)
+    lines = describe(tools, args, small_file, ordered, load_before, load_after)
     lines.insert(2, quiet.line())
     print("\n".join(lines))
     if trial:
@@ -681,7 +682,7 @@ def run(args: argparse.Namespace) -> int:
 def describe(
     tools: Tools,
     args: argparse.Namespace,
-    rulesets: Sequence[Path],
+    small_file: Path,
     results: Sequence[Result],
     load_before: tuple[float, float, float],
     load_after: tuple[float, float, float],
@@ -708,12 +709,13 @@ def describe(
         f" --python {tools.zircolite_python} --rounds {args.rounds}"
         + (" --baseline`" if args.baseline else "`"),
         "",
-        "Rules converted for Zircolite (once; not timed):",
+        "Rules converted for Zircolite (once, not timed; Zircolite converts only when it has"
+        " events to scan, so it gets the smallest sample file):",
         "",
         "```sh",
         *(
             f"cd {tools.work / 'rules'} && "
-            + shell_quote(conversion_command(tools, pipelines, Path("SMALL.evtx")))
+            + shell_quote(conversion_command(tools, pipelines, small_file))
             + f"  # saves ruleset-*.json, kept as {name}"
             for name, pipelines in ZIRCOLITE_RULESETS.items()
         ),
