@@ -86,7 +86,9 @@ def isolated(base: Config) -> Config:
         kafka=replace(
             base.kafka,
             topics=TopicsConfig(
-                *(f"{tag}.{kind}" for kind in ("events", "alerts", "deadletter")),
+                events=f"{tag}.events",
+                alerts=f"{tag}.alerts",
+                deadletter=f"{tag}.deadletter",
                 incidents=f"{tag}.incidents",
                 forwarding=f"{tag}.forwarding",
             ),
