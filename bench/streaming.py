@@ -51,7 +51,9 @@ def isolated(base: Config) -> Config:
     return replace(
         base,
         kafka=replace(
-            base.kafka, topics=TopicsConfig(f"{tag}.events", f"{tag}.alerts", f"{tag}.deadletter")
+            base.kafka,
+            topics=TopicsConfig(f"{tag}.events", f"{tag}.alerts", f"{tag}.deadletter"),
+            event_topics="single",
         ),
         elasticsearch=replace(
             base.elasticsearch, events_index_prefix=f"{tag}-events-", alerts_index=f"{tag}-alerts"

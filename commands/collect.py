@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from socpipe.collectors.parsers import ParseContext
 
     config = load_config(args)
+    # With per-agency topics, the collector writes its agency's topic (checking the id).
+    kafka = config.kafka.for_collector(args.agency)
     context = ParseContext(args.agency, args.agency_name, zone)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         from socpipe.collectors.follow import FileFollower
         from socpipe.collectors.publisher import EventPublisher
 
-        publisher = EventPublisher(config.kafka, args.collector)
+        publisher = EventPublisher(kafka, args.collector)
         FileFollower(args.glob, args.state, publisher, context).run(stop)
         publisher.close()
         return 0
@@ -69,9 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from socpipe.collectors.syslog_listener import SyslogListener, SyslogReceiver, tls_context
 
     spool = DiskSpool(args.spool, args.spool_max_bytes)
-    listener = SyslogListener(
-        SyslogReceiver(SpooledPublisher(config.kafka, "syslog", spool), context)
-    )
+    listener = SyslogListener(SyslogReceiver(SpooledPublisher(kafka, "syslog", spool), context))
     for address in args.udp:
         print(f"syslog udp on {listener.add_udp(address)}", file=sys.stderr)
     for address in args.tcp:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from socpipe.commands.common import add_config_argument, load_config
+from socpipe.core.errors import UsageError
 
 NAME = "setup"
 HELP = "create Kafka topics and Elasticsearch templates (safe to run again)"
@@ -12,14 +13,27 @@ HELP = "create Kafka topics and Elasticsearch templates (safe to run again)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
+    parser.add_argument(
+        "--agency",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="also create this agency's events topic (repeatable; with per-agency topics)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from socpipe.core.kafka_clients import ensure_topics
-    from socpipe.sinks.elasticsearch import connect, install_templates
+    from socpipe.core.kafka_clients import ensure_topics, pipeline_topics
 
     config = load_config(args)
-    created = ensure_topics(config.kafka)
+    if args.agency and not config.kafka.per_agency:
+        raise UsageError("--agency: kafka.event_topics is single: there are no agency topics")
+    # Agency ids become topic names: check them all before creating anything.
+    pipeline_topics(config.kafka, args.agency)
+
+    from socpipe.sinks.elasticsearch import connect, install_templates
+
+    created = ensure_topics(config.kafka, args.agency)
     print(f"kafka topics: {', '.join(created) if created else 'all present'}")
     templates = install_templates(connect(config.elasticsearch), config.elasticsearch)
     alerts = config.elasticsearch.alerts_index

@@ -8,6 +8,7 @@ Consumers: a group id, auto-commit off; stages commit themselves after durable o
 from __future__ import annotations
 
 import logging
+import re
 import time
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
@@ -35,20 +36,45 @@ def make_producer(config: KafkaConfig) -> KafkaProducer:
     )
 
 
+#: How often a pattern subscription looks for new topics (a new agency's): Kafka's default,
+#: five minutes, would leave a new agency's first events waiting that long.
+PATTERN_METADATA_MAX_AGE_MS = 30_000
+
+
 def make_consumer(
-    config: KafkaConfig, group_id: str, topics: list[str], max_records: int
+    config: KafkaConfig,
+    group_id: str,
+    topics: list[str],
+    max_records: int,
+    pattern: str | None = None,
 ) -> tuple[KafkaConsumer, AssignmentListener]:
-    """A subscribed consumer, and the listener that tells which partitions it was given."""
+    """A subscribed consumer, and the listener that tells which partitions it was given.
+
+    ``topics`` must exist before the consumer joins its group; with a ``pattern`` the
+    consumer follows every topic whose whole name matches it (the agencies' events topics,
+    including those created later) instead of a fixed list, and ``topics`` are only waited
+    for (a pattern subscription takes one regex: the caller folds them into it).
+    """
+    extra = {"metadata_max_age_ms": PATTERN_METADATA_MAX_AGE_MS} if pattern else {}
     consumer = KafkaConsumer(
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=max_records,
+        **extra,
         **config.client_options(),
     )
-    _wait_for_partitions(consumer, topics)
+    if pattern is not None:
+        # The agency topics there already are: joining the group with their metadata known
+        # gives them partitions at once (see _wait_for_partitions).
+        matching = re.compile(pattern)
+        topics = [*topics, *(name for name in consumer.topics() if matching.fullmatch(name))]
+    _wait_for_partitions(consumer, list(dict.fromkeys(topics)))
     listener = AssignmentListener(group_id)
-    consumer.subscribe(topics, listener=listener)
+    if pattern is not None:
+        consumer.subscribe(pattern=f"^(?:{pattern})$", listener=listener)
+    else:
+        consumer.subscribe(topics, listener=listener)
     return consumer, listener
 
 
@@ -103,10 +129,23 @@ def _names(partitions: list) -> str:
     return ",".join(sorted(f"{p.topic}/{p.partition}" for p in partitions)) or "none"
 
 
-def ensure_topics(config: KafkaConfig) -> list[str]:
-    """Create the pipeline's topics if missing; returns the ones created."""
+def pipeline_topics(config: KafkaConfig, agencies: list[str] | None = None) -> list[str]:
+    """The topics the pipeline needs: alerts and dead letters, and the events topic, or with
+    per-agency topics one for each configured agency and each of ``agencies`` (whose ids
+    are checked: a bad one is a ``ConfigError``)."""
+    if config.per_agency:
+        names = dict.fromkeys([*config.agencies, *(agencies or [])])
+        events = [config.events_topic(agency) for agency in names]
+    else:
+        events = [config.topics.events]
+    return [*events, config.topics.alerts, config.topics.deadletter]
+
+
+def ensure_topics(config: KafkaConfig, agencies: list[str] | None = None) -> list[str]:
+    """Create the pipeline's topics if missing (see ``pipeline_topics``); returns the ones
+    created."""
+    wanted = pipeline_topics(config, agencies)
     admin = KafkaAdminClient(**config.client_options())
-    wanted = [config.topics.events, config.topics.alerts, config.topics.deadletter]
     existing = set(admin.list_topics())
     created = []
     try:

@@ -36,6 +36,25 @@ FOLLOWER_RETRIES = Counter(
     "socpipe_collector_kafka_failures_total", "Batches a collector had to retry", ["collector"]
 )
 CORRELATION_GROUPS = Gauge("socpipe_correlation_groups", "Correlation groups held in memory")
+CORRELATION_BYTES = Gauge(
+    "socpipe_correlation_state_bytes",
+    "Estimated bytes of correlation state (capped by stages.correlation_max_bytes)",
+)
+ANOMALY_BYTES = Gauge(
+    "socpipe_anomaly_state_bytes",
+    "Estimated bytes of an anomaly model's open windows (capped by stages.anomaly_max_bytes)",
+    ["model"],
+)
+ANOMALY_SHED = Counter(
+    "socpipe_anomaly_windows_shed_total",
+    "Open windows an anomaly model dropped unscored to stay under its memory cap",
+    ["model"],
+)
+AGENCY_MISMATCH = Counter(
+    "socpipe_agency_mismatch_total",
+    "Events whose organization.id differed from the agency of their topic (overwritten)",
+    ["stage"],
+)
 CORRELATION_LOST = Counter(
     "socpipe_correlation_matches_left_out_total",
     "Rule matches a correlation could not use (late, future, no group-by field, evicted)",

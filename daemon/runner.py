@@ -190,6 +190,7 @@ def build_detector(config: Config, stop: threading.Event | None = None) -> Detec
         max_groups=settings.correlation_max_groups,
         max_entries=settings.correlation_max_entries,
         max_entries_per_group=settings.correlation_max_entries_per_group,
+        max_bytes=settings.correlation_max_bytes,
     )
     watchers: list[EventWatcher] = [load_scorer(Path(path)) for path in settings.anomaly_models]
     feed = config.forwarding.indicators
@@ -260,7 +261,11 @@ def run(config: Config, names: list[str], stop: threading.Event | None = None) -
         StageLoop(
             stage,
             *make_consumer(
-                config.kafka, stage.group, stage.topics, config.stages.batch_max_records
+                config.kafka,
+                stage.group,
+                stage.topics,
+                config.stages.batch_max_records,
+                stage.pattern,
             ),
             stop,
             config,

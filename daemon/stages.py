@@ -4,6 +4,7 @@ Elasticsearch). The stage contract (durable output before commit) is in socpipe.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 
 from kafka import KafkaProducer
@@ -12,6 +13,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from socpipe.core import envelope, metrics
 from socpipe.core.config import Config
 from socpipe.core.stage import Stage
+from socpipe.daemon.identity import AgencyGuard
 from socpipe.detectors.correlation import CorrelationStats
 from socpipe.detectors.detection import Detector
 from socpipe.sinks.elasticsearch import Document, ElasticsearchSink, events_index
@@ -23,7 +25,8 @@ class DetectStage(Stage):
     """Events -> Sigma rules, correlations and anomaly models -> alerts on the alerts topic.
 
     Correlation and anomaly state lives in this process's memory (docs/correlation.md says
-    what that means for partitioning and restarts).
+    what that means for partitioning and restarts). With per-agency topics it reads every
+    agency's topic, and each event's agency is its topic's (daemon/identity.py).
     """
 
     name = "detect"
@@ -31,11 +34,16 @@ class DetectStage(Stage):
     def __init__(self, config: Config, producer: KafkaProducer, detector: Detector) -> None:
         super().__init__(config, producer)
         self.detector = detector
+        self.guard = AgencyGuard(config.kafka, self.name)
         self._reported = CorrelationStats()
 
     @property
     def topics(self) -> list[str]:
-        return [self.config.kafka.topics.events]
+        return [] if self.config.kafka.per_agency else [self.config.kafka.topics.events]
+
+    @property
+    def pattern(self) -> str | None:
+        return self.config.kafka.events_pattern()
 
     @property
     def group(self) -> str:
@@ -53,7 +61,9 @@ class DetectStage(Stage):
         for record in records:
             for _, line in envelope.unpack(record.value):
                 try:
-                    self.detector.replay(envelope.decode(line))
+                    event = envelope.decode(line)
+                    self.guard.enforce(record.topic, event)
+                    self.detector.replay(event)
                 except Exception:  # dead-lettered when first handled
                     continue
                 events += 1
@@ -69,6 +79,7 @@ class DetectStage(Stage):
                 except ValueError as error:
                     self.deadletter(record, str(error), line, position)
                     continue
+                self.guard.enforce(record.topic, event)
                 try:
                     found = self.detector.process(event)
                 except Exception as error:  # one malformed event must not stall the stream
@@ -89,6 +100,7 @@ class DetectStage(Stage):
     def _report_correlation_state(self) -> None:
         correlations = self.detector.correlations
         metrics.CORRELATION_GROUPS.set(correlations.group_count)
+        metrics.CORRELATION_BYTES.set(correlations.state_bytes)
         now, before = correlations.stats, self._reported
         for reason in ("late", "future", "missing_group_field", "groups_evicted"):
             if delta := getattr(now, reason) - getattr(before, reason):
@@ -111,10 +123,21 @@ class IndexStage(Stage):
     def __init__(self, config: Config, producer: KafkaProducer, sink: ElasticsearchSink) -> None:
         super().__init__(config, producer)
         self.sink = sink
+        self.guard = AgencyGuard(config.kafka, self.name)
 
     @property
     def topics(self) -> list[str]:
-        return [self.config.kafka.topics.events, self.config.kafka.topics.alerts]
+        kafka = self.config.kafka
+        return (
+            [kafka.topics.alerts]
+            if kafka.per_agency
+            else [kafka.topics.events, kafka.topics.alerts]
+        )
+
+    @property
+    def pattern(self) -> str | None:
+        events = self.config.kafka.events_pattern()
+        return None if events is None else f"{events}|{re.escape(self.config.kafka.topics.alerts)}"
 
     @property
     def group(self) -> str:
@@ -122,11 +145,14 @@ class IndexStage(Stage):
 
     def _document(self, record: ConsumerRecord, position: int, line: bytes) -> Document:
         """The document for one line; its JSON goes to Elasticsearch as it came (decoding is
-        only for the id, the index and validation: re-encoding would cost as much again)."""
+        only for the id, the index and validation: re-encoding would cost as much again),
+        unless its agency had to be corrected from its topic."""
         body = envelope.decode(line)
         settings = self.config.elasticsearch
         if record.topic == self.config.kafka.topics.alerts:
             return Document(settings.alerts_index, str(body["alert.id"]), line)
+        if self.guard.enforce(record.topic, body):
+            line = envelope.encode(body)
         identifier = body.get("event.id") or _position_id(record, position)
         return Document(events_index(settings, str(body["@timestamp"])), str(identifier), line)
 

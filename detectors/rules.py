@@ -21,6 +21,7 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaLogSource, SigmaRule
 
 from socpipe.core.resources import field_mappings_dir
+from socpipe.core.yamltext import load_document, load_documents, read_bounded, yaml_problem
 from socpipe.detectors.compiler import Clauses, ConditionCompiler
 from socpipe.detectors.correlation_rules import (
     CorrelationDraft,
@@ -44,12 +45,16 @@ REQUIRED_MAPPINGS: dict[tuple[str, str], str] = {
     ("category", "webserver"): "web",
     ("category", "firewall"): "web",
 }
-# libyaml's safe loader when PyYAML was built with it: same safety, about ten times faster,
-# which matters when loading the few thousand SigmaHQ rules at start-up.
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-# pySigma 2 rejects regexes RE2 cannot run; socpipe runs those on Python re instead (with a
-# warning, see detectors/regex.py), so validation uses Python's syntax. Template variables and
-# external sources stay disabled, as in pySigma's safe default.
+#: A rule file larger than this is refused unread (the largest SigmaHQ rule is about 300 KB).
+MAX_RULE_FILE_BYTES = 4 << 20
+#: Values a rule document may hold. Rules may not use YAML aliases at all (no Sigma rule needs
+#: them, and an alias chain passed pySigma's checks in ``references`` and then exhausted memory
+#: when the alert was written), so this bounds only plain, huge documents.
+MAX_RULE_NODES = 200_000
+# Regexes are validated with Python's syntax so that a typo gets Python's precise message;
+# whether RE2 can run the pattern is decided when it is compiled (detectors/regex.py), where a
+# pattern that needs backtracking is an error. Template variables and external sources stay
+# disabled, as in pySigma's safe default.
 RULE_POLICY = SigmaPolicy(regex_engine=PythonRegexEngine())
 
 
@@ -116,9 +121,16 @@ def load_field_mappings(folder: Path | None = None) -> FieldMappings:
     names = set()
     for path in sorted(folder.glob("*.yml")):
         try:
-            document = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
+            document = load_document(
+                read_bounded(path, MAX_RULE_FILE_BYTES),
+                allow_aliases=False,
+                max_nodes=MAX_RULE_NODES,
+            )
             merged = merged + ProcessingPipeline.from_dict(document)
-        except (OSError, yaml.YAMLError, SigmaError, ValueError, TypeError) as error:
+        except yaml.YAMLError as error:
+            reason, line = yaml_problem(error)
+            raise RuleError(str(path), f"field mapping unusable: {reason}", line) from None
+        except (OSError, SigmaError, ValueError, TypeError) as error:
             raise RuleError(str(path), f"field mapping unusable: {error}") from None
         names.add(path.stem)
     return FieldMappings(merged, frozenset(names), str(folder))
@@ -208,15 +220,14 @@ def _load_file(
 ) -> list[CompiledRule | CorrelationDraft]:
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-        documents = [doc for doc in yaml.load_all(text, Loader=SAFE_LOADER) if doc]
+        text = read_bounded(path, MAX_RULE_FILE_BYTES)
+        loaded = load_documents(text, allow_aliases=False, max_nodes=MAX_RULE_NODES)
+        documents = [doc for doc in loaded if doc]
     except (OSError, UnicodeDecodeError) as error:
         raise RuleError(source, f"cannot read: {error}") from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        reason = str(getattr(error, "problem", None) or error).replace("\n", " ")
-        line = mark.line + 1 if mark is not None else None
-        raise RuleError(source, f"invalid YAML: {reason}", line) from None
+        reason, line = yaml_problem(error)
+        raise RuleError(source, reason, line) from None
     if not documents:
         raise RuleError(source, "empty file")
     compiled: list[CompiledRule | CorrelationDraft] = []

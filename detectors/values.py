@@ -198,10 +198,10 @@ def compile_value(field: str | None, value: SigmaType, source: str) -> tuple[Mat
         return _exists_matcher(target, bool(value)), None
     if isinstance(value, SigmaRegularExpression):
         flags = "".join(value.sigma_to_re_flag[flag] for flag in value.flags)
-        # A regex with no literal to index is still a prefilter atom when RE2 runs it: the
-        # engine scans all such regexes of a field in one RE2 set.
+        # A regex with no literal to index is still a prefilter atom: the engine scans all
+        # such regexes of a field in one RE2 set.
         search, pattern = compile_regex(str(value.regexp), flags, source)
-        necessary = frozenset({(target, pattern, AtomKind.PATTERN)}) if pattern else None
+        necessary = frozenset({(target, pattern, AtomKind.PATTERN)})
         return field_matcher(target, search, lowered=False), necessary
     if isinstance(value, SigmaCIDRExpression):
         return compile_cidr_alternatives(target, [value]), None
