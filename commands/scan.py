@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,12 +70,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         type=Path,
         default=[],
-        help="anomaly model folder from `socpipe train` (repeatable)",
+        help="anomaly model folder from `socpipe train` (repeatable); it must be inside"
+        " --trusted-models or have its SHA-256 given with --model-sha256",
+    )
+    parser.add_argument(
+        "--trusted-models",
+        type=Path,
+        metavar="DIR",
+        help="load models from inside this folder (writable by its owner only)",
+    )
+    parser.add_argument(
+        "--model-sha256",
+        action="append",
+        default=[],
+        metavar="HEX",
+        help="load a model whose model.joblib has this SHA-256, as `socpipe train` printed it"
+        " (repeatable)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    require_paths([*args.paths, *(args.rules or []), *args.model, *args.indicators])
+    trusted = [args.trusted_models] if args.trusted_models else []
+    require_paths([*args.paths, *(args.rules or []), *args.model, *args.indicators, *trusted])
+    for digest in args.model_sha256:
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            raise UsageError(f"--model-sha256 {digest[:80]!r} is not a SHA-256 (64 hex digits)")
     require_zone(args.timezone)
     if args.max_line_bytes < 1024:
         raise UsageError("--max-line-bytes must be at least 1024")
@@ -91,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"socpipe: rule skipped: {problem}", file=sys.stderr)
     if not report.rules:
         raise SocpipeError("no usable rule was loaded")
-    scorers = _load_models(args.model)
+    scorers = _load_models(args.model, args.trusted_models, args.model_sha256)
     indicators = _load_indicators(args.indicators)
     options = ScanOptions(
         paths=args.paths,
@@ -119,13 +139,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_models(paths: list[Path]) -> list[EventWatcher]:
+def _load_models(
+    paths: list[Path], trusted_dir: Path | None, digests: list[str]
+) -> list[EventWatcher]:
     """Anomaly models; scikit-learn is imported only when one is given."""
     if not paths:
         return []
-    from socpipe.detectors.anomaly.artifact import load_scorer
+    from socpipe.detectors.anomaly.artifact import ModelTrust, load_scorer
 
-    return [load_scorer(path) for path in paths]
+    trust = ModelTrust(trusted_dir, frozenset(digest.lower() for digest in digests))
+    return [load_scorer(path, trust) for path in paths]
 
 
 def _load_indicators(paths: list[Path]) -> IndicatorStore | None:

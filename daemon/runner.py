@@ -30,7 +30,7 @@ from socpipe.daemon import STAGE_NAMES
 from socpipe.daemon.indicator_feed import IndicatorPoller, load_feed
 from socpipe.daemon.replay import StateReplay, commit_metadata
 from socpipe.daemon.stages import DetectStage, IndexStage
-from socpipe.detectors.anomaly.artifact import load_scorer
+from socpipe.detectors.anomaly.artifact import ModelTrust, load_scorer
 from socpipe.detectors.correlation import CorrelationEngine
 from socpipe.detectors.detection import Detector
 from socpipe.detectors.indicators import IndicatorMatcher
@@ -192,7 +192,13 @@ def build_detector(config: Config, stop: threading.Event | None = None) -> Detec
         max_entries_per_group=settings.correlation_max_entries_per_group,
         max_bytes=settings.correlation_max_bytes,
     )
-    watchers: list[EventWatcher] = [load_scorer(Path(path)) for path in settings.anomaly_models]
+    trust = ModelTrust(
+        Path(settings.trusted_models_dir) if settings.trusted_models_dir else None,
+        frozenset(settings.anomaly_model_sha256),
+    )
+    watchers: list[EventWatcher] = [
+        load_scorer(Path(path), trust) for path in settings.anomaly_models
+    ]
     feed = config.forwarding.indicators
     if feed.files or feed.url:
         # Bundle files must load (a broken file is a configuration error); the TAXII feed

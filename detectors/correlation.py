@@ -587,8 +587,11 @@ def _alert(group: _Group, entries: list[_Entry], entities: dict[str, Any]) -> Al
     }
     if rule.type == "value_count":
         values = Counter(entry.value for entry in entries if entry.value is not None)
+        details["correlation.field"] = rule.value_field
         details["correlation.distinct_values"] = len(values)
         details["correlation.values"] = sorted(values)[:MAX_LISTED_EVENTS]
+    if aliases := _aliases(rule):
+        details["correlation.aliases"] = aliases
     return Alert(
         id=hashlib.blake2b(anchor.encode(), digest_size=16).hexdigest(),
         rule=rule,
@@ -599,6 +602,20 @@ def _alert(group: _Group, entries: list[_Entry], entities: dict[str, Any]) -> Al
         first_seen=_iso(entries[0].time),
         last_seen=_iso(entries[-1].time),
         details=details,
+    )
+
+
+def _aliases(rule: CorrelationRule) -> list[str]:
+    """``name=event.field`` for each alias the alert's group and values are named by: what
+    the forwarder's minimisation needs to know that ``user`` holds ``user.name`` values."""
+    names = [*rule.group_by, *([rule.value_field] if rule.value_field else [])]
+    return sorted(
+        {
+            f"{name}={source}"
+            for name in names
+            for rule_id in rule.rule_ids
+            if (source := rule.group_field(name, rule_id)) != name
+        }
     )
 
 
