@@ -197,7 +197,8 @@ def build_detector(config: Config, stop: threading.Event | None = None) -> Detec
         frozenset(settings.anomaly_model_sha256),
     )
     watchers: list[EventWatcher] = [
-        load_scorer(Path(path), trust) for path in settings.anomaly_models
+        load_scorer(Path(path), trust, settings.anomaly_max_bytes)
+        for path in settings.anomaly_models
     ]
     feed = config.forwarding.indicators
     if feed.files or feed.url:
@@ -263,21 +264,12 @@ def run(config: Config, names: list[str], stop: threading.Event | None = None) -
             signal.signal(signum, lambda *_: stop.set())
     metrics.serve(config.metrics.port)
     stages = build_stages(config, names, stop)
-    loops = [
-        StageLoop(
-            stage,
-            *make_consumer(
-                config.kafka,
-                stage.group,
-                stage.topics,
-                config.stages.batch_max_records,
-                stage.pattern,
-            ),
-            stop,
-            config,
+    loops = []
+    for stage in stages:
+        consumer, listener = make_consumer(
+            config.kafka, stage.group, stage.topics, config.stages.batch_max_records, stage.pattern
         )
-        for stage in stages
-    ]
+        loops.append(StageLoop(stage, consumer, listener, stop, config))
     threads = [threading.Thread(target=loop.run, name=f"stage-{loop.stage.name}") for loop in loops]
     for thread in threads:
         thread.start()

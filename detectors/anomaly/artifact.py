@@ -36,7 +36,12 @@ from typing import Any
 import joblib
 
 from socpipe.core.errors import SocpipeError
-from socpipe.detectors.anomaly.scorers import BehaviourScorer, LogPatternScorer, ModelInfo
+from socpipe.detectors.anomaly.scorers import (
+    DEFAULT_MAX_BYTES,
+    BehaviourScorer,
+    LogPatternScorer,
+    ModelInfo,
+)
 
 FORMAT = "socpipe-anomaly-model"
 FORMAT_VERSION = 1
@@ -183,7 +188,10 @@ def model_sha256(folder: Path) -> str:
     return hashlib.sha256(_read(folder / MODEL_FILE, MAX_MODEL_BYTES)).hexdigest()
 
 
-def load_scorer(folder: Path, trust: ModelTrust) -> BehaviourScorer | LogPatternScorer:
+def load_scorer(
+    folder: Path, trust: ModelTrust, max_bytes: int = DEFAULT_MAX_BYTES
+) -> BehaviourScorer | LogPatternScorer:
+    """The scorer of the model in ``folder``, whose open windows hold at most ``max_bytes``."""
     artifact = load_artifact(folder, trust)
     manifest, objects = artifact.manifest, artifact.objects
     info = ModelInfo(
@@ -195,7 +203,7 @@ def load_scorer(folder: Path, trust: ModelTrust) -> BehaviourScorer | LogPattern
     )
     if manifest["kind"] == "behaviour":
         return BehaviourScorer(
-            info, objects["model"], manifest["entity_field"], manifest["window_seconds"]
+            info, objects["model"], manifest["entity_field"], manifest["window_seconds"], max_bytes
         )
     return LogPatternScorer(
         info,
@@ -203,4 +211,5 @@ def load_scorer(folder: Path, trust: ModelTrust) -> BehaviourScorer | LogPattern
         objects["transitions"],
         manifest["session_field"],
         manifest["window_seconds"],
+        max_bytes,
     )
