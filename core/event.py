@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 Event = dict[str, Any]
 
@@ -78,6 +78,23 @@ def event_id(agency: str, source: str, position: int | str, original: str) -> st
 def _encode(text: str) -> bytes:
     # surrogatepass: a lone surrogate from a JSON escape must not stop an id being made.
     return text.encode("utf-8", "surrogatepass")
+
+
+#: socpipe's own tags (``socpipe_truncated``, ``socpipe_unparsed``...) say what socpipe did
+#: to a record; a record claiming one would mislead analysts and rules, so content cannot.
+OWN_TAG_PREFIX: Final = "socpipe_"
+#: Fields only socpipe sets: the agency (from the collector's configuration, or the Kafka
+#: topic) and socpipe's own annotations.
+RESERVED_PREFIXES: Final = ("organization.", "socpipe.")
+
+
+def content_tags(value: Any) -> list[Any]:
+    """A record's own ``tags`` (a list or a lone value) without those claiming to be
+    socpipe's own."""
+    tags = value if type(value) is list else [value]
+    return [
+        tag for tag in tags if not (type(tag) is str and tag.lower().startswith(OWN_TAG_PREFIX))
+    ]
 
 
 def add_tag(event: Event, tag: str) -> None:

@@ -11,7 +11,7 @@ from socpipe.collectors.parsers.base import ParseContext, Parser, register
 from socpipe.collectors.parsers.windows import windows_event
 from socpipe.collectors.timestamps import parse_iso_timestamp
 from socpipe.core.envelope import decode
-from socpipe.core.event import Event, new_event, put
+from socpipe.core.event import RESERVED_PREFIXES, Event, content_tags, new_event, put
 
 # NXLog's im_msvistalog names for the System part; every other key is EventData.
 _NXLOG_SYSTEM: Final = {
@@ -107,17 +107,26 @@ def _winlogbeat(line: str, document: dict[str, Any], context: ParseContext) -> E
 
 def _keep(event: Event, name: str, value: Any) -> None:
     """Add a document's value (flattened) where the mapping did not set one; EventData, the
-    event.* fields and the agency stay the mapping's."""
+    event.* fields, the agency and socpipe's own fields and tags stay socpipe's."""
     if isinstance(value, dict):
         for key, item in value.items():
             _keep(event, f"{name}.{key}", item)
     elif name not in event and not name.startswith(_MAPPED_PREFIXES):
-        event[name] = value
+        _set_content(event, name, value)
+
+
+def _set_content(event: Event, name: str, value: Any) -> None:
+    """Copy a record's own field, its ``tags`` without any claiming to be socpipe's."""
+    if name == "tags":
+        value = content_tags(value)
+        if not value:
+            return
+    event[name] = value
 
 
 # Parts of a Winlogbeat document that windows_event already mapped.
 _WINLOGBEAT_OWN: Final = {"@timestamp", "event", "organization", "message"}
-_MAPPED_PREFIXES: Final = ("winlog.event_data.", "event.", "organization.")
+_MAPPED_PREFIXES: Final = ("winlog.event_data.", "event.", *RESERVED_PREFIXES)
 
 
 def _nxlog(line: str, document: dict[str, Any], context: ParseContext) -> Event:
@@ -149,10 +158,11 @@ def _ecs_or_generic(line: str, flat: dict[str, Any], context: ParseContext) -> E
         moment or context.reference_time,
     )
     for key, value in flat.items():
-        # The agency and the raw record are socpipe's to set; content cannot override them.
-        if key in event or key.startswith("organization.") or key == "event.original":
+        # The agency, socpipe's own fields and the raw record are socpipe's to set; content
+        # cannot override them.
+        if key in event or key.startswith(RESERVED_PREFIXES) or key == "event.original":
             continue
-        event[key] = value
+        _set_content(event, key, value)
     return event
 
 
