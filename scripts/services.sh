@@ -2,6 +2,10 @@
 # Real Kafka (KRaft) and Elasticsearch on this machine, from Maven Central, for development,
 # tests and CI.   scripts/services.sh up|down [kafka] [es] [rsyslog]  |  status  |  logs [lines]
 #
+# With --secure (or the word secure), the same commands act on a second, secured pair on other
+# ports (TLS, SCRAM, ACLs, file-realm users and roles): see scripts/services_secure.sh. The
+# plain services are not touched by it.
+#
 # `up` also unpacks rsyslog (the Debian packages, extracted under $SOCPIPE_SERVICES_DIR, not
 # installed system-wide, so no system syslog daemon is started): the forwarding tests start
 # their own rsyslogd with a TLS listener from there.
@@ -238,6 +242,22 @@ status() {
 
 command=${1:-}
 shift || true
+# Modes other than the plain one are flags anywhere after the command.
+mode=plain
+arguments=()
+for argument in "$@"; do
+  case "$argument" in
+    --secure|secure) mode=secure ;;
+    *) arguments+=("$argument") ;;
+  esac
+done
+set -- "${arguments[@]}"
+if [ "$mode" = secure ]; then
+  # shellcheck source=scripts/services_secure.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/services_secure.sh"
+  secure_main "$command" "$@"
+  exit
+fi
 # up/down act on the services named after the command, or on both.
 services=(kafka es rsyslog)
 fetch_rsyslog() {
