@@ -124,7 +124,7 @@ def test_an_alias_for_a_hashed_field_is_hashed_too() -> None:
     document = yaml.safe_load(ALIASED)
     rule = resolve_correlation(parse_correlation(document, "a.yml", RULE_POLICY), {"fail": "fail"})
     engine = CorrelationEngine([rule])
-    alerts = []
+    alerts: list[dict] = []
     for second, ip in enumerate(["203.0.113.1", "203.0.113.2"]):
         event = {
             "@timestamp": f"2026-03-03T10:00:0{second}.000Z",
