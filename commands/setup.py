@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from socpipe.commands.common import add_config_argument, load_config
-from socpipe.core.errors import UsageError
+from socpipe.core.errors import DependencyUnavailable, UsageError
 
 NAME = "setup"
 HELP = "create Kafka topics and Elasticsearch templates (safe to run again)"
@@ -31,11 +31,28 @@ def run(args: argparse.Namespace) -> int:
     # Agency ids become topic names: check them all before creating anything.
     pipeline_topics(config.kafka, args.agency)
 
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError
+    from kafka.errors import KafkaError
+
     from socpipe.sinks.elasticsearch import connect, install_templates
 
-    created = ensure_topics(config.kafka, args.agency)
+    try:
+        created = ensure_topics(config.kafka, args.agency)
+    except KafkaError as error:
+        raise DependencyUnavailable(f"kafka: {error} (setup needs an administrator)") from None
     print(f"kafka topics: {', '.join(created) if created else 'all present'}")
-    templates = install_templates(connect(config.elasticsearch), config.elasticsearch)
+    try:
+        templates = install_templates(connect(config.elasticsearch), config.elasticsearch)
+    except ApiError as error:
+        body = error.body if isinstance(error.body, dict) else {}
+        detail = (
+            body.get("error", {}).get("reason") if isinstance(body.get("error"), dict) else None
+        )
+        reason = f"HTTP {error.meta.status}: {detail or error.message}"[:500]
+        raise DependencyUnavailable(f"elasticsearch refused: {reason}") from None
+    except TransportError as error:
+        raise DependencyUnavailable(f"elasticsearch unreachable: {error}") from None
     alerts = config.elasticsearch.alerts_index
     print(f"elasticsearch templates: {', '.join(templates)}; alerts index: {alerts}")
     return 0
