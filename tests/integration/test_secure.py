@@ -32,6 +32,7 @@ from socpipe.collectors.publisher import EventPublisher
 from socpipe.core.config import Config, load_config
 from socpipe.core.kafka_clients import ensure_topics, make_producer
 from socpipe.daemon import runner
+from socpipe.pipeline import main
 from socpipe.sinks.elasticsearch import connect, install_templates
 from tests.conftest import REPO
 from tests.integration.conftest import search, wait_for
@@ -211,3 +212,14 @@ def test_clear_text_and_wrong_passwords_are_refused(secure_services: Path, admin
     )
     with pytest.raises(ApiError):
         impostor.info()
+
+
+def test_setup_needs_an_administrator(
+    secure_services: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["setup", "--config", str(secure_services / "daemon.yml")]) == 1
+    assert "elasticsearch refused: HTTP 403" in capsys.readouterr().err
+    collector = str(secure_services / f"collector-{AGENCY}.yml")
+    assert main(["setup", "--config", collector, "--agency", "agency-zz"]) == 1
+    error = capsys.readouterr().err
+    assert "TopicAuthorizationFailedError" in error and "setup needs an administrator" in error
