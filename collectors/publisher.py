@@ -1,5 +1,5 @@
 """Sends normalized events to the events topic, keyed by agency and host so that one host's
-events stay in order on one partition, several events per record (collectors/envelope.py)."""
+events stay in order on one partition, several events per record (core/envelope.py)."""
 
 from __future__ import annotations
 

@@ -4,10 +4,10 @@
 expands to: aliases are kept as shared references, so a few lines of nested aliases (the
 "billion laughs") load in a blink and then explode into billions of values in whatever walks
 the result as a tree (pySigma, a JSON encoder, the configuration checker). Here every
-document is composed into its node graph first and checked before a single Python object is
-built: aliases can be refused outright (rules never need them), and the size the document
-would have as a tree is bounded. Errors are ``yaml.MarkedYAMLError`` with the line of the
-node at fault, so callers report them like any other YAML error.
+document is composed into its node graph first and the size it would have as a tree is
+bounded before a single Python object is built; anchors and aliases within the bound stay
+usable. Errors are ``yaml.MarkedYAMLError`` with the line of the node at fault, so callers
+report them like any other YAML error.
 """
 
 from __future__ import annotations
@@ -42,36 +42,36 @@ def read_bounded(path: Path, max_bytes: int) -> str:
     return data.decode("utf-8")
 
 
-def load_documents(text: str, *, allow_aliases: bool, max_nodes: int) -> list[Any]:
-    """Every document of ``text``, each checked before it is constructed: no alias when
-    ``allow_aliases`` is false, and at most ``max_nodes`` nodes once aliases are expanded."""
+def load_documents(text: str, *, max_nodes: int) -> list[Any]:
+    """Every document of ``text``, each checked before it is constructed: at most
+    ``max_nodes`` nodes once aliases are expanded, and none that contains itself."""
     loader = SAFE_LOADER(text)
     documents = []
     try:
         while loader.check_node():
             node = loader.get_node()
-            check_node_graph(node, allow_aliases=allow_aliases, max_nodes=max_nodes)
+            check_node_graph(node, max_nodes=max_nodes)
             documents.append(loader.construct_document(node))
     finally:
         loader.dispose()
     return documents
 
 
-def load_document(text: str, *, allow_aliases: bool, max_nodes: int) -> Any:
+def load_document(text: str, *, max_nodes: int) -> Any:
     """The single document of ``text`` (None when empty), checked as ``load_documents`` does."""
-    documents = load_documents(text, allow_aliases=allow_aliases, max_nodes=max_nodes)
+    documents = load_documents(text, max_nodes=max_nodes)
     if len(documents) > 1:
         raise yaml.YAMLError("expected a single document, found several")
     return documents[0] if documents else None
 
 
-def check_node_graph(root: yaml.Node, *, allow_aliases: bool, max_nodes: int) -> None:
-    """Raise ``YamlLimitError`` if the graph under ``root`` uses an alias (when not allowed),
-    refers to itself, or would hold more than ``max_nodes`` nodes as a tree.
+def check_node_graph(root: yaml.Node, *, max_nodes: int) -> None:
+    """Raise ``YamlLimitError`` if the graph under ``root`` refers to itself or would hold
+    more than ``max_nodes`` nodes as a tree.
 
-    A node reached twice is an alias: the composer hands out the anchored node itself. Sizes
-    are worked out once per distinct node (post-order, without recursion), so checking takes
-    time linear in the document, whatever it would expand to.
+    An alias is the anchored node itself, reached twice. Sizes are worked out once per
+    distinct node (post-order, without recursion), so checking takes time linear in the
+    document, whatever it would expand to.
     """
     expanded: dict[int, int] = {}
     on_path: set[int] = set()
@@ -92,12 +92,6 @@ def check_node_graph(root: yaml.Node, *, allow_aliases: bool, max_nodes: int) ->
             expanded[identity] = size
             continue
         if identity in expanded:
-            if not allow_aliases:
-                raise YamlLimitError(
-                    problem="anchors and aliases (&name, *name) are not allowed here; the"
-                    " anchored value is at this line",
-                    problem_mark=node.start_mark,
-                )
             continue
         if identity in on_path:
             raise YamlLimitError(
@@ -110,12 +104,6 @@ def check_node_graph(root: yaml.Node, *, allow_aliases: bool, max_nodes: int) ->
             if id(child) in on_path:
                 raise YamlLimitError(
                     problem="a value that contains itself (recursive alias)",
-                    problem_mark=child.start_mark,
-                )
-            if id(child) in expanded and not allow_aliases:
-                raise YamlLimitError(
-                    problem="anchors and aliases (&name, *name) are not allowed here; the"
-                    " anchored value is at this line",
                     problem_mark=child.start_mark,
                 )
             if id(child) not in expanded:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from sigma.exceptions import SigmaError, SigmaRuleLocation
@@ -33,6 +33,9 @@ from socpipe.detectors.errors import RuleError, UnsupportedRuleError, sigma_reas
 from socpipe.detectors.rule_schema import ERROR_KEYS, key_line, shape_problem
 from socpipe.detectors.values import Matcher
 
+if TYPE_CHECKING:  # profile.py builds on this module
+    from socpipe.detectors.profile import RuleProfile
+
 log = logging.getLogger(__name__)
 
 #: The field mapping (a file of the field-mappings folder, by stem) a rule of a log source
@@ -47,10 +50,11 @@ REQUIRED_MAPPINGS: dict[tuple[str, str], str] = {
 }
 #: A rule file larger than this is refused unread (the largest SigmaHQ rule is about 300 KB).
 MAX_RULE_FILE_BYTES = 4 << 20
-#: Values a rule document may hold. Rules may not use YAML aliases at all (no Sigma rule needs
-#: them, and an alias chain passed pySigma's checks in ``references`` and then exhausted memory
-#: when the alert was written), so this bounds only plain, huge documents.
-MAX_RULE_NODES = 200_000
+#: Values a rule document may hold once its YAML aliases are expanded, checked before it is
+#: built: an alias chain in ``references`` passed pySigma's own check (which covers only
+#: ``detection``) and exhausted memory when the first alert was written. The largest SigmaHQ
+#: rule holds about 4,500 values.
+MAX_RULE_NODES = 50_000
 # Regexes are validated with Python's syntax so that a typo gets Python's precise message;
 # whether RE2 can run the pattern is decided when it is compiled (detectors/regex.py), where a
 # pattern that needs backtracking is an error. Template variables and external sources stay
@@ -79,6 +83,8 @@ class CompiledRule:
     #: The rule's place in its rule set, the same on every installation
     #: (``rules/linux/ssh_invalid_user.yml``); ``source`` is the full path, for messages.
     ruleset: str = ""
+    #: Sigma status (stable, test, experimental, ...); empty when the rule states none.
+    status: str = ""
 
 
 @dataclass
@@ -90,6 +96,8 @@ class RuleLoadReport:
     errors: list[RuleError] = field(default_factory=list)
     unsupported: list[UnsupportedRuleError] = field(default_factory=list)
     files: int = 0
+    #: Valid rules a profile (detectors/profile.py) does not run, with the reason.
+    switched_off: list[tuple[CompiledRule, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -123,7 +131,6 @@ def load_field_mappings(folder: Path | None = None) -> FieldMappings:
         try:
             document = load_document(
                 read_bounded(path, MAX_RULE_FILE_BYTES),
-                allow_aliases=False,
                 max_nodes=MAX_RULE_NODES,
             )
             merged = merged + ProcessingPipeline.from_dict(document)
@@ -134,6 +141,12 @@ def load_field_mappings(folder: Path | None = None) -> FieldMappings:
             raise RuleError(str(path), f"field mapping unusable: {error}") from None
         names.add(path.stem)
     return FieldMappings(merged, frozenset(names), str(folder))
+
+
+def rule_tests_file(rule: CompiledRule | CorrelationRule) -> Path:
+    """Where a rule's test events are kept: ``<rule>.tests.yml`` beside it."""
+    source = Path(rule.source)
+    return source.with_name(source.stem + ".tests.yml")
 
 
 def rule_files(paths: Iterable[Path]) -> list[tuple[Path, str]]:
@@ -153,9 +166,15 @@ def rule_files(paths: Iterable[Path]) -> list[tuple[Path, str]]:
     return [item for item in files if not item[0].name.endswith((".tests.yml", ".tests.yaml"))]
 
 
-def load_rules(paths: Iterable[Path], mappings: FieldMappings | None = None) -> RuleLoadReport:
+def load_rules(
+    paths: Iterable[Path],
+    mappings: FieldMappings | None = None,
+    profile: RuleProfile | None = None,
+) -> RuleLoadReport:
     """Load every rule file below ``paths``; problems with rules are collected, never raised
-    (a broken installation, such as missing field mappings, is raised)."""
+    (a broken installation, such as missing field mappings, is raised). A ``profile`` then
+    switches off the third-party rules it does not run (listed in the report's
+    ``switched_off``)."""
     mappings = mappings if mappings is not None else load_field_mappings()
     report = RuleLoadReport()
     seen_ids: dict[str, str] = {}
@@ -178,6 +197,8 @@ def load_rules(paths: Iterable[Path], mappings: FieldMappings | None = None) -> 
         except RuleError as error:
             report.errors.append(error)
     _resolve_correlations(drafts, report)
+    if profile is not None:
+        profile.apply(report)
     return report
 
 
@@ -221,7 +242,7 @@ def _load_file(
     source = str(path)
     try:
         text = read_bounded(path, MAX_RULE_FILE_BYTES)
-        loaded = load_documents(text, allow_aliases=False, max_nodes=MAX_RULE_NODES)
+        loaded = load_documents(text, max_nodes=MAX_RULE_NODES)
         documents = [doc for doc in loaded if doc]
     except (OSError, UnicodeDecodeError) as error:
         raise RuleError(source, f"cannot read: {error}") from None
@@ -306,4 +327,5 @@ def compile_rule(
         falsepositives=tuple(rule.falsepositives or ()),
         name=rule.name or "",
         ruleset=ruleset or source,
+        status=rule.status.name.lower() if rule.status else "",
     )

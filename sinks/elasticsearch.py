@@ -20,7 +20,7 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 from elasticsearch.serializer import JsonSerializer, OrjsonSerializer
 
-from socpipe.core import envelope
+from socpipe.core import envelope, metrics
 from socpipe.core.config import ElasticsearchConfig
 from socpipe.core.resources import templates_dir
 
@@ -150,6 +150,7 @@ class ElasticsearchSink:
                 retry = pending
             pending = retry
             if pending:
+                metrics.ES_RETRIED.inc(len(pending))
                 if self.should_stop():
                     raise InterruptedError("stopping while Elasticsearch is unavailable")
                 time.sleep(delay)
