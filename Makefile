@@ -3,7 +3,8 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: demo test lint typecheck imports bench-scan bench-anomaly services-up services-down
+.PHONY: demo test lint typecheck imports bench-scan bench-anomaly bench-console services-up \
+	services-down browser console-demo
 
 # The modules setup.py compiles with mypyc: changing one means compiling again.
 COMPILED := $(shell sed -n 's/^    "\(.*\.py\)",$$/\1/p' setup.py)
@@ -33,8 +34,19 @@ imports: $(BIN)/.installed
 
 # The whole suite: unit tests and integration tests against the real Kafka and Elasticsearch,
 # which scripts/services.sh fetches (first run), starts and waits for.
-test: lint typecheck imports services-up
+test: lint typecheck imports services-up browser
 	bash scripts/run-tests.sh $(BIN)
+
+# The console's browser tests drive the system Chromium (Playwright cannot download its own
+# browser here); Debian's packages, installed when missing.
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+
+# Kafka and Elasticsearch, two agencies' demo alerts (scans of samples/), an admin and two
+# analysts, and the console on http://127.0.0.1:8080/ (scripts/console-demo.sh says more).
+console-demo: $(BIN)/.installed services-up
+	bash scripts/console-demo.sh $(BIN)
 
 services-up:
 	bash scripts/services.sh up
@@ -47,3 +59,6 @@ bench-scan: $(BIN)/.installed
 
 bench-anomaly: $(BIN)/.installed
 	$(BIN)/python -m bench.anomaly
+
+bench-console: $(BIN)/.installed services-up
+	$(BIN)/python -m bench.console

@@ -159,6 +159,8 @@ class ElasticsearchConfig:
     allow_insecure: bool = False
     events_index_prefix: str = "soc-events-"
     alerts_index: str = "soc-alerts"
+    #: The console's own indices: <prefix>users, sessions, audit, suppressions.
+    console_index_prefix: str = "soc-console-"
     #: Documents per bulk request (~1.5 MB of events): fewer, larger requests index faster.
     bulk_max_docs: int = 2000
     #: Bulk requests in flight at once (a batch larger than one bulk is split).
@@ -223,6 +225,9 @@ class StagesConfig:
     anomaly_model_sha256: list[str] = field(default_factory=list)
     #: Estimated bytes of each model's open windows at most.
     anomaly_max_bytes: int = 64 << 20
+    #: Seconds between the detect stage's reloads of the suppressions analysts set in the
+    #: console (and writes of how often each applied). 0: suppressions are not used.
+    suppressions_reload_secs: float = 30.0
 
     def __post_init__(self) -> None:
         for index, digest in enumerate(self.anomaly_model_sha256):
@@ -429,12 +434,32 @@ class ForwardingConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    """The analysts' web console (console/settings.py checks the values further)."""
+
+    listen: str = "127.0.0.1:8080"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: Zone times are shown in unless a user chose their own.
+    timezone: str = "UTC"
+    #: A session ends this long after login, or after this long unused, whichever comes first.
+    session_lifetime_secs: float = 8 * 3600.0
+    session_idle_secs: float = 3600.0
+    #: Failed logins per user name (and per client address) within the window before refusing.
+    login_max_failures: int = 5
+    login_window_secs: float = 900.0
+    #: Rows one CSV/JSON export returns at most.
+    export_max_rows: int = 10_000
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     elasticsearch: ElasticsearchConfig = field(default_factory=ElasticsearchConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     forwarding: ForwardingConfig = field(default_factory=ForwardingConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     def rule_paths(self) -> list[Path]:
         """Rule files and folders, ``bundled`` standing for socpipe's own rules (relative

@@ -89,6 +89,14 @@ REPLAYED = Counter(
     "Events re-read to rebuild correlation and model state after a restart or rebalance",
     ["stage"],
 )
+SUPPRESSED = Counter(
+    "socpipe_alerts_suppressed_total",
+    "Alerts an analyst's suppression held back (counted per suppression in Elasticsearch)",
+    ["rule_id"],
+)
+SUPPRESSIONS_ACTIVE = Gauge(
+    "socpipe_suppressions_loaded", "Suppressions the detect stage last loaded"
+)
 CONSUMER_LAG = Gauge("socpipe_consumer_lag_records", "Records not yet consumed", ["stage"])
 BATCHES_RETRIED = Counter(
     "socpipe_stage_batches_retried_total",

@@ -30,15 +30,17 @@ from socpipe.daemon import STAGE_NAMES
 from socpipe.daemon.indicator_feed import IndicatorPoller, load_feed
 from socpipe.daemon.replay import StateReplay, commit_metadata
 from socpipe.daemon.stages import DetectStage, IndexStage
+from socpipe.daemon.suppression_feed import SuppressionPoller
 from socpipe.detectors.anomaly.artifact import ModelTrust, load_scorer
 from socpipe.detectors.correlation import CorrelationEngine
 from socpipe.detectors.detection import Detector
 from socpipe.detectors.indicators import IndicatorMatcher
 from socpipe.detectors.profile import ProfileError, load_profile
 from socpipe.detectors.rules import load_rules
+from socpipe.detectors.suppression import Suppressor
 from socpipe.detectors.watcher import EventWatcher
 from socpipe.forwarding.stage import ForwardStage
-from socpipe.sinks.elasticsearch import ElasticsearchSink, connect
+from socpipe.sinks.elasticsearch import ElasticsearchSink, connect, console_index
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +232,22 @@ def build_detector(config: Config, stop: threading.Event | None = None) -> Detec
     return Detector(report, correlations, watchers)
 
 
+def build_suppressor(config: Config, stop: threading.Event) -> Suppressor | None:
+    """The analysts' suppressions, loaded now and reloaded in the background (None when
+    ``stages.suppressions_reload_secs`` is 0)."""
+    interval = config.stages.suppressions_reload_secs
+    if interval <= 0:
+        return None
+    suppressor = Suppressor()
+    index = console_index(config.elasticsearch, "suppressions")
+    # A short timeout: Elasticsearch being slow or away must not hold back detection's start.
+    client = connect(config.elasticsearch).options(request_timeout=10, max_retries=1)
+    poller = SuppressionPoller(client, index, suppressor, interval, stop)
+    poller.poll_once()  # in force from the first event
+    poller.start()
+    return suppressor
+
+
 def build_forward_stages(
     config: Config, producer: KafkaProducer, stop: threading.Event
 ) -> list[ForwardStage]:
@@ -254,7 +272,11 @@ def build_stages(config: Config, names: list[str], stop: threading.Event) -> lis
     stages: list[Stage] = []
     for name in names:
         if name == "detect":
-            stages.append(DetectStage(config, producer, build_detector(config, stop)))
+            stages.append(
+                DetectStage(
+                    config, producer, build_detector(config, stop), build_suppressor(config, stop)
+                )
+            )
         elif name == "index":
             sink = ElasticsearchSink(
                 connect(config.elasticsearch), config.elasticsearch, stop.is_set

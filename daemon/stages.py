@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -16,6 +17,7 @@ from socpipe.core.stage import Stage
 from socpipe.daemon.identity import AgencyGuard
 from socpipe.detectors.correlation import CorrelationStats
 from socpipe.detectors.detection import Detector
+from socpipe.detectors.suppression import Suppressor, iso
 from socpipe.sinks.elasticsearch import Document, ElasticsearchSink, events_index
 
 log = logging.getLogger(__name__)
@@ -31,10 +33,19 @@ class DetectStage(Stage):
 
     name = "detect"
 
-    def __init__(self, config: Config, producer: KafkaProducer, detector: Detector) -> None:
+    def __init__(
+        self,
+        config: Config,
+        producer: KafkaProducer,
+        detector: Detector,
+        suppressor: Suppressor | None = None,
+    ) -> None:
         super().__init__(config, producer)
         self.detector = detector
         self.guard = AgencyGuard(config.kafka, self.name)
+        #: Analysts' suppressions (daemon/suppression_feed.py keeps them fresh): a suppressed
+        #: alert is counted there instead of sent.
+        self.suppressor = suppressor
         self._reported = CorrelationStats()
 
     @property
@@ -86,9 +97,20 @@ class DetectStage(Stage):
                     reason = f"detection failed: {type(error).__name__}: {error}"
                     self.deadletter(record, reason, line, position)
                     continue
+                if found and self.suppressor is not None:
+                    kept = self.suppressor.filter(found)
+                    if len(kept) != len(found):
+                        passed = {id(alert) for alert in kept}
+                        for alert in found:
+                            if id(alert) not in passed:
+                                metrics.SUPPRESSED.labels(alert.rule.id).inc()
+                    found = kept
                 for alert in found:
                     metrics.ALERTS.labels(alert.rule.id, alert.rule.level).inc()
-                    value = envelope.encode(alert.to_dict())
+                    document = alert.to_dict()
+                    # When it was raised, beside the event time: the console shows both.
+                    document["alert.detected"] = iso(datetime.now(UTC))
+                    value = envelope.encode(document)
                     self.send(self.config.kafka.topics.alerts, alert.id.encode(), value)
                     alerts += 1
         # Raises if Kafka did not take an alert: the runner then does not commit the batch.

@@ -29,6 +29,7 @@ from socpipe.detectors.alert import Alert
 from socpipe.detectors.detection import Detector
 from socpipe.detectors.indicators import IndicatorMatcher, IndicatorStore
 from socpipe.detectors.rules import RuleLoadReport, load_rules
+from socpipe.detectors.suppression import Suppressor
 from socpipe.detectors.watcher import EventWatcher
 from socpipe.scanner.parallel import DEFAULT_PART_BYTES, PartScanner, scan_parts
 from socpipe.scanner.progress import Progress
@@ -59,7 +60,9 @@ def run_scan(
     rules: RuleLoadReport | None = None,
     models: Sequence[EventWatcher] = (),
     indicators: IndicatorStore | None = None,
+    suppressor: Suppressor | None = None,
 ) -> ScanSummary:
+    """Scan; alerts a ``suppressor`` holds back are counted there instead of written."""
     if rules is None:
         rules = load_rules(options.rule_paths or [bundled_rules_dir()])
     watchers = [*models, *([IndicatorMatcher(indicators)] if indicators is not None else [])]
@@ -87,15 +90,17 @@ def run_scan(
                 detector.engine, context, options.format_name, options.max_line_bytes
             )
             parts = split_into_parts(files, options.part_bytes)
-            _scan_with_workers(scanner, parts, options.jobs, detector, summary, progress, sink)
+            _scan_with_workers(
+                scanner, parts, options.jobs, detector, summary, progress, sink, suppressor
+            )
         else:
             if options.jobs > 1:
                 stderr.write(
                     "socpipe scan: anomaly models and indicators need every event in one"
                     " process; --jobs ignored\n"
                 )
-            _scan_in_process(reader, files, detector, summary, progress, sink)
-        _emit(detector.flush(), summary, sink)
+            _scan_in_process(reader, files, detector, summary, progress, sink, suppressor)
+        _emit(detector.flush(), summary, sink, suppressor)
     summary.correlation = detector.correlations.stats
     progress.update(total, summary.read.events, summary.alerts, force=True)
     progress.finish()
@@ -110,10 +115,11 @@ def _scan_in_process(
     summary: ScanSummary,
     progress: Progress,
     sink: JsonLinesWriter | None,
+    suppressor: Suppressor | None,
 ) -> None:
     for event in reader.read(files):
         summary.count_event(event.get("event.dataset", "unknown"))
-        _emit(detector.process(event), summary, sink)
+        _emit(detector.process(event), summary, sink, suppressor)
         if reader.stats.events % 1024 == 0:
             progress.update(reader.bytes_read, reader.stats.events, summary.alerts)
 
@@ -126,6 +132,7 @@ def _scan_with_workers(
     summary: ScanSummary,
     progress: Progress,
     sink: JsonLinesWriter | None,
+    suppressor: Suppressor | None,
 ) -> None:
     done_bytes = 0
     for part in scan_parts(scanner, parts, jobs):
@@ -133,12 +140,19 @@ def _scan_with_workers(
         summary.by_dataset.update(part.datasets)
         for event, positions in part.matches:
             matched = [detector.engine.rules[position] for position in positions]
-            _emit(detector.process_matches(event, matched), summary, sink)
+            _emit(detector.process_matches(event, matched), summary, sink, suppressor)
         done_bytes += part.size
         progress.update(min(done_bytes, progress.total), summary.read.events, summary.alerts)
 
 
-def _emit(alerts: list[Alert], summary: ScanSummary, sink: JsonLinesWriter | None) -> None:
+def _emit(
+    alerts: list[Alert],
+    summary: ScanSummary,
+    sink: JsonLinesWriter | None,
+    suppressor: Suppressor | None,
+) -> None:
+    if suppressor is not None and alerts:
+        alerts = suppressor.filter(alerts)
     for alert in alerts:
         summary.count_alert(alert)
         if sink is not None:

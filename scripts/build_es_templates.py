@@ -32,14 +32,23 @@ SOCPIPE_FIELDS: dict[str, dict[str, Any]] = {
     "url.decoded": {"type": "keyword", "ignore_above": 8191, "fields": {"text": {"type": "text"}}},
     "http.request.raw": {"type": "keyword", "ignore_above": 8191},
 }
+# Triage fields are written only as flat dotted keys with one value each (console/triage.py):
+# a nested partial document ({"alert": {"status": ...}}) merged beside the dotted key would
+# leave two values under one field.
 ALERT_FIELDS: dict[str, dict[str, Any]] = {
     "alert.id": {"type": "keyword"},
     "alert.status": {"type": "keyword"},
+    "alert.resolution": {"type": "keyword"},
     "alert.assignee": {"type": "keyword"},
     "alert.first_seen": {"type": "date"},
     "alert.last_seen": {"type": "date"},
+    # When the detect stage raised the alert (the event time is @timestamp).
+    "alert.detected": {"type": "date"},
     "alert.updated": {"type": "date"},
+    "alert.updated_by": {"type": "keyword"},
+    # Shown on the alert's page, searched in the audit index: not indexed here.
     "alert.history": {"type": "object", "enabled": False},
+    "alert.notes": {"type": "object", "enabled": False},
     "rule.level": {"type": "keyword"},
     # The matched events are kept whole for the analyst but not indexed: their fields are
     # searchable in the events indices, and indexing them here would double the mapping.

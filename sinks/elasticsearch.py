@@ -76,16 +76,32 @@ def events_index(config: ElasticsearchConfig, timestamp: str) -> str:
 ALERTS_DYNAMIC_SETTINGS = ("index.refresh_interval",)
 
 
+#: The console's own indices (users, sessions, audit, suppressions), named
+#: ``<console_index_prefix><kind>``; each has its template in config/elasticsearch/.
+CONSOLE_INDEX_KINDS = ("users", "sessions", "audit", "suppressions")
+
+
+def console_index(config: ElasticsearchConfig, kind: str) -> str:
+    """The name of one of the console's indices (``soc-console-users``...)."""
+    if kind not in CONSOLE_INDEX_KINDS:
+        raise ValueError(f"unknown console index {kind!r}")
+    return f"{config.console_index_prefix}{kind}"
+
+
 def install_templates(
     client: Elasticsearch, config: ElasticsearchConfig, template_dir: Path | None = None
 ) -> list[str]:
-    """Put the composable templates and create the alerts index; safe to run any number of times."""
+    """Put the composable templates and create the alerts and console indices; safe to run
+    any number of times."""
     # Template file -> (template name, index pattern), following the configured index names.
     targets = {
         "soc-events": (f"{config.events_index_prefix}template", f"{config.events_index_prefix}*"),
         "soc-alerts": (f"{config.alerts_index}-template", f"{config.alerts_index}*"),
     }
     folder = template_dir or templates_dir()
+    for kind in CONSOLE_INDEX_KINDS:
+        index = console_index(config, kind)
+        targets[f"soc-console-{kind}"] = (f"{index}-template", index)
     installed = []
     bodies = {}
     for kind, (name, pattern) in targets.items():
@@ -94,18 +110,28 @@ def install_templates(
         client.indices.put_index_template(name=name, **body)
         installed.append(name)
         bodies[kind] = body
-    if not client.indices.exists(index=config.alerts_index):
-        try:
-            client.indices.create(index=config.alerts_index)
-        except ApiError as error:
-            if error.meta.status != 400 or "resource_already_exists" not in str(error):
-                raise
-    # The one alerts index outlives template changes: its dynamic settings follow them.
-    settings = bodies["soc-alerts"]["template"]["settings"]
+    for index in (config.alerts_index, *(console_index(config, k) for k in CONSOLE_INDEX_KINDS)):
+        _create_index(client, index)
+    # The one alerts index outlives template changes: its dynamic settings and the alert.*
+    # fields (new ones only: a type is never changed in place) follow them.
+    template = bodies["soc-alerts"]["template"]
+    settings = template["settings"]
     dynamic = {name: settings[name] for name in ALERTS_DYNAMIC_SETTINGS if name in settings}
     if dynamic:
         client.indices.put_settings(index=config.alerts_index, settings=dynamic)
+    alert_fields = template["mappings"]["properties"]["alert"]
+    client.indices.put_mapping(index=config.alerts_index, properties={"alert": alert_fields})
     return installed
+
+
+def _create_index(client: Elasticsearch, index: str) -> None:
+    if client.indices.exists(index=index):
+        return
+    try:
+        client.indices.create(index=index)
+    except ApiError as error:
+        if error.meta.status != 400 or "resource_already_exists" not in str(error):
+            raise
 
 
 class ElasticsearchSink:

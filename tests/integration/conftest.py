@@ -105,6 +105,7 @@ def config(base_config: Config) -> Iterator[Config]:
             base_config.elasticsearch,
             events_index_prefix=f"t{tag}-events-",
             alerts_index=f"t{tag}-alerts",
+            console_index_prefix=f"t{tag}-console-",
         ),
         stages=replace(
             base_config.stages,
