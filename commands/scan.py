@@ -46,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, help="write alerts as JSON Lines here ('-' for stdout)")
     parser.add_argument(
+        "--incidents-out",
+        type=Path,
+        help="write incidents (alerts grouped, see docs/correlation.md) as JSON Lines here",
+    )
+    parser.add_argument(
         "--max-line-bytes",
         type=int,
         default=DEFAULT_MAX_LINE_BYTES,
@@ -150,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         agency_name=args.agency_name,
         timezone=args.timezone,
         out=args.out,
+        incidents_out=args.incidents_out,
         max_line_bytes=args.max_line_bytes,
         progress=not args.no_progress,
         jobs=args.jobs or len(os.sched_getaffinity(0)),
@@ -169,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
         print(_suppressed_summary(suppressor), file=sys.stderr)
     if args.out and str(args.out) != "-":
         print(f"  alerts written to {args.out}", file=sys.stderr)
+    if args.incidents_out and str(args.incidents_out) != "-":
+        print(f"  incidents written to {args.incidents_out}", file=sys.stderr)
     return 0
 
 

@@ -53,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         raise DependencyUnavailable(f"elasticsearch refused: {reason}") from None
     except TransportError as error:
         raise DependencyUnavailable(f"elasticsearch unreachable: {error}") from None
-    alerts = config.elasticsearch.alerts_index
-    print(f"elasticsearch templates: {', '.join(templates)}; alerts index: {alerts}")
+    settings = config.elasticsearch
+    indices = ", ".join(
+        (settings.alerts_index, settings.incidents_index, settings.forwarding_index)
+    )
+    print(f"elasticsearch templates: {', '.join(templates)}; indices: {indices}")
     return 0

@@ -5,15 +5,15 @@ explanation, forwarding per destination, and notes and history as one timeline."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from socpipe.console.elastic import field as field_of
 from socpipe.console.health import DestinationHealth
 from socpipe.console.scope import AlertHit, ScopedAlerts
 from socpipe.core.config import Config
+from socpipe.core.levels import SEVERITY
 from socpipe.detectors.alert import ENTITY_FIELDS, alert_id
-from socpipe.forwarding.policy import Selection
+from socpipe.forwarding.ledger import DEADLETTERED, DELIVERED, REFUSED, SKIPPED
 
 MAX_MEMBERS = 100
 #: Fields whose values link to the entity page.
@@ -83,7 +83,9 @@ async def build_view(
     view.indicator = {**_prefixed(source, "threat.indicator."), **_prefixed(source, "indicator.")}
     if view.correlation:
         await _resolve_members(alerts, view)
-    view.forwarding = forwarding_states(source, config, destinations)
+    incident = field_of(source, "incident.id")
+    records = await alerts.forwarding_records(str(incident)) if incident else []
+    view.forwarding = forwarding_states(source, config, destinations, records)
     view.timeline = timeline(source)
     return view
 
@@ -94,14 +96,17 @@ async def _resolve_members(alerts: ScopedAlerts, view: AlertView) -> None:
     and the member alerts by the ids the rules would have given those events."""
     event_ids = [str(i) for i in view.correlation.get("correlation.event_ids") or []][:MAX_MEMBERS]
     rule_ids = [str(r) for r in view.correlation.get("correlation.rules") or []]
+    member_ids = [str(i) for i in view.correlation.get("correlation.alert_ids") or []]
     if not event_ids:
+        found = await alerts.get_many(sorted(member_ids[:MAX_MEMBERS]))
+        view.member_alerts = [member.source for member in found.values()]
         return
     view.member_events = await alerts.search_events(
         [{"terms": {"event.id": event_ids}}],
         size=MAX_MEMBERS,
         sort=[{"@timestamp": {"order": "asc", "unmapped_type": "date"}}],
     )
-    candidates = set(event_ids)
+    candidates = set(event_ids) | set(member_ids)
     for rule_id in rule_ids:
         candidates.update(alert_id(rule_id, {"event.id": ident}) for ident in event_ids)
     found = await alerts.get_many(sorted(candidates))
@@ -112,32 +117,32 @@ async def _resolve_members(alerts: ScopedAlerts, view: AlertView) -> None:
 
 
 def forwarding_states(
-    source: dict[str, Any], config: Config, destinations: list[DestinationHealth] | None
+    source: dict[str, Any],
+    config: Config,
+    destinations: list[DestinationHealth] | None,
+    records: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Per destination: whether its policy selects the alert and, if so, whether the
-    destination's consumer group has got past it (delivered, or dead-lettered when refused)."""
+    """Per destination, what the forwarding ledger says of the alert's incident (alerts are
+    forwarded as incidents): its latest outcome there, or, with no record yet, whether the
+    incident is below the destination's level or still waiting in its queue."""
     by_name = {d.name: d for d in destinations or []}
-    detected = _epoch(field_of(source, "alert.detected") or field_of(source, "@timestamp"))
-    flat = {
-        "rule.level": field_of(source, "rule.level"),
-        "rule.id": field_of(source, "rule.id"),
-        "tags": field_of(source, "tags"),
-        "organization.id": field_of(source, "organization.id"),
-    }
+    level = SEVERITY.get(str(field_of(source, "rule.level")), 0)
     states = []
     for destination in config.forwarding.destinations:
-        refusal = Selection(destination.policy).refusal(flat)
+        own = [r for r in records if r.get("forward.destination") == destination.name]
         health = by_name.get(destination.name)
-        if refusal is not None:
-            state, detail = "not forwarded", f"policy: {refusal}"
+        if own:
+            state, detail = _ledger_state(own[-1])
+        elif level < SEVERITY.get(destination.policy.min_level, 0):
+            state = "not forwarded"
+            detail = f"policy: the incident is below {destination.policy.min_level}"
         elif health is None or health.backlog is None:
-            state, detail = "unknown", "the destination's progress could not be read"
-        elif health.backlog == 0 and (health.last_success or 0) >= detected:
-            state, detail = "sent", "the destination has taken every alert up to now"
-        elif health.backlog == 0:
-            state, detail = "handled", "passed: sent, or dead-lettered if refused"
+            state, detail = "unknown", "no forwarding record, and the queue could not be read"
+        elif health.backlog:
+            state = "waiting"
+            detail = f"{health.backlog} incident updates ahead in the destination's queue"
         else:
-            state, detail = "waiting", f"{health.backlog} alerts ahead in the destination's queue"
+            state, detail = "not forwarded", "no forwarding record (not due at this level yet)"
         states.append(
             {
                 "destination": destination.name,
@@ -149,11 +154,17 @@ def forwarding_states(
     return states
 
 
-def _epoch(value: Any) -> float:
-    try:
-        return datetime.fromisoformat(str(value)).timestamp()
-    except ValueError:
-        return 0.0
+def _ledger_state(record: dict[str, Any]) -> tuple[str, str]:
+    outcome = str(record.get("forward.outcome"))
+    when = f"at {record.get('@timestamp')}, incident level {record.get('incident.level')}"
+    if outcome in DELIVERED:
+        return outcome, f"{when}: {record.get('forward.receipt') or ''}".rstrip(": ")
+    reason = record.get("forward.reason") or ""
+    if outcome == SKIPPED:
+        return "not forwarded", f"policy: {reason} ({when})"
+    if outcome in (REFUSED, DEADLETTERED):
+        return outcome, f"{reason} ({when})"
+    return outcome, when
 
 
 def timeline(source: dict[str, Any]) -> list[dict[str, Any]]:

@@ -206,7 +206,11 @@ def read_health(config: Config) -> Health:
         ("index (alerts)", config.stages.index_group, kafka.topics.alerts),
     ]
     groups += [
-        (f"forward: {d.name}", f"{forward.group_prefix}{d.name}", kafka.topics.alerts)
+        ("index (incidents)", config.stages.index_group, kafka.topics.incidents),
+        ("index (forwarding ledger)", config.stages.index_group, kafka.topics.forwarding),
+    ]
+    groups += [
+        (f"forward: {d.name}", f"{forward.group_prefix}{d.name}", kafka.topics.incidents)
         for d in forward.destinations
     ]
     try:

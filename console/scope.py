@@ -228,6 +228,18 @@ class ScopedAlerts:
             statuses[detail["_id"]] = int(detail.get("status", 0))
         return statuses
 
+    async def forwarding_records(self, incident_id: str) -> list[dict[str, Any]]:
+        """The forwarding ledger's records of an incident within the scope, oldest first."""
+        response = await self.client.search(
+            index=self.indices.forwarding,
+            query=self.scope.query([{"term": {"incident.id": incident_id}}]),
+            size=1000,
+            sort=[{"@timestamp": {"order": "asc", "unmapped_type": "date"}}],
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
+        return [hit["_source"] for hit in response["hits"]["hits"]]
+
     async def search_events(
         self,
         clauses: Sequence[dict[str, Any]],

@@ -17,6 +17,8 @@ DEFAULT_PORT = 8080
 class Indices:
     alerts: str
     events_prefix: str
+    #: The forwarding ledger (what each destination did with each incident).
+    forwarding: str
     users: str
     sessions: str
     audit: str
@@ -90,6 +92,7 @@ def console_settings(
         indices=Indices(
             alerts=es.alerts_index,
             events_prefix=es.events_index_prefix,
+            forwarding=es.forwarding_index,
             users=console_index(es, "users"),
             sessions=console_index(es, "sessions"),
             audit=console_index(es, "audit"),

@@ -51,11 +51,15 @@ class TopicsConfig:
     events: str = "soc.events"
     alerts: str = "soc.alerts"
     deadletter: str = "soc.deadletter"
+    #: Incident updates from the detect stage (keyed by incident id): indexed and forwarded.
+    incidents: str = "soc.incidents"
+    #: The forward stages' ledger (what was sent where, and what came of it): indexed.
+    forwarding: str = "soc.forwarding"
 
     def __post_init__(self) -> None:
-        for name in ("events", "alerts", "deadletter"):
-            if problem := topic_problem(getattr(self, name)):
-                raise ConfigError(f"{name}: {problem}")
+        for item in fields(self):
+            if problem := topic_problem(getattr(self, item.name)):
+                raise ConfigError(f"{item.name}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ class KafkaConfig:
             if problem := agency_problem(agency):
                 raise ConfigError(f"agencies[{index}]: {problem}")
         if self.per_agency:
-            for name in ("alerts", "deadletter"):
+            for name in [item.name for item in fields(self.topics) if item.name != "events"]:
                 topic = getattr(self.topics, name)
                 if topic_agency(self.topics.events, topic) is not None:
                     raise ConfigError(
@@ -159,6 +163,9 @@ class ElasticsearchConfig:
     allow_insecure: bool = False
     events_index_prefix: str = "soc-events-"
     alerts_index: str = "soc-alerts"
+    incidents_index: str = "soc-incidents"
+    #: The forwarding ledger: one document per destination, incident, level and outcome.
+    forwarding_index: str = "soc-forwarding"
     #: The console's own indices: <prefix>users, sessions, audit, suppressions.
     console_index_prefix: str = "soc-console-"
     #: Documents per bulk request (~1.5 MB of events): fewer, larger requests index faster.
@@ -212,6 +219,9 @@ class StagesConfig:
     correlation_max_entries_per_group: int = 1_000
     #: Estimated bytes of correlation state at most (values and lines kept count too).
     correlation_max_bytes: int = 256 << 20
+    #: Counted events a correlation alert shows with their raw line (``events``); their ids
+    #: are always listed (up to 100).
+    correlation_evidence_lines: int = 10
     #: Seconds of a partition's history the detect stage re-reads when it takes it over, to
     #: rebuild correlation and model windows. None: the longest correlation timespan plus
     #: the lateness. 0: never (windows start empty after a restart or rebalance).
@@ -225,6 +235,14 @@ class StagesConfig:
     anomaly_model_sha256: list[str] = field(default_factory=list)
     #: Estimated bytes of each model's open windows at most.
     anomaly_max_bytes: int = 64 << 20
+    #: Incidents (docs/correlation.md, "Incidents"): repeats of a rule on one entity within
+    #: this tumbling window are one incident; the detect stage re-reads two windows after a
+    #: restart to rebuild them.
+    incident_window_secs: float = 1800.0
+    #: Open incidents held at most (the least recently changed is closed early beyond).
+    incident_max_open: int = 50_000
+    #: Evidence links (event and alert ids -> incident) held at most, per kind.
+    incident_max_links: int = 500_000
     #: Seconds between the detect stage's reloads of the suppressions analysts set in the
     #: console (and writes of how often each applied). 0: suppressions are not used.
     suppressions_reload_secs: float = 30.0
@@ -253,7 +271,7 @@ class TlsConfig:
 
 @dataclass(frozen=True)
 class ForwardPolicyConfig:
-    """Which alerts go to a destination, and how fast."""
+    """Which incidents go to a destination, and how fast."""
 
     min_level: str = "low"
     include_rules: list[str] = field(default_factory=list)
@@ -262,7 +280,8 @@ class ForwardPolicyConfig:
     exclude_tags: list[str] = field(default_factory=list)
     include_agencies: list[str] = field(default_factory=list)
     exclude_agencies: list[str] = field(default_factory=list)
-    #: Alerts per minute at most (0: no limit). Alerts over the rate wait, they are not dropped.
+    #: Incidents per minute at most (0: no limit). Over the rate they wait, they are not
+    #: dropped.
     max_per_minute: int = 0
 
 
@@ -291,6 +310,10 @@ class DestinationBase:
     retry_budget_secs: float = 60.0
     breaker_failures: int = 5
     breaker_reset_secs: float = 30.0
+    #: Where a destination whose consumer group has no position yet starts: ``latest`` (only
+    #: incidents from now on), ``earliest`` (all of Kafka's retained history) or an ISO 8601
+    #: time. Ignored once the group has committed; `socpipe forward start-from` moves it.
+    start_from: str = "latest"
 
     @property
     def type(self) -> str:

@@ -47,6 +47,7 @@ def make_consumer(
     topics: list[str],
     max_records: int,
     pattern: str | None = None,
+    offset_reset: str = "earliest",
 ) -> tuple[KafkaConsumer, AssignmentListener]:
     """A subscribed consumer, and the listener that tells which partitions it was given.
 
@@ -54,12 +55,14 @@ def make_consumer(
     consumer follows every topic whose whole name matches it (the agencies' events topics,
     including those created later) instead of a fixed list, and ``topics`` are only waited
     for (a pattern subscription takes one regex: the caller folds them into it).
+    ``offset_reset``: where a partition the group never committed starts (the stage may move
+    it when it is assigned: see ``Stage.start_positions``).
     """
     extra = {"metadata_max_age_ms": PATTERN_METADATA_MAX_AGE_MS} if pattern else {}
     consumer = KafkaConsumer(
         group_id=group_id,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset=offset_reset,
         max_poll_records=max_records,
         **extra,
         **config.client_options(),
@@ -130,15 +133,16 @@ def _names(partitions: list) -> str:
 
 
 def pipeline_topics(config: KafkaConfig, agencies: list[str] | None = None) -> list[str]:
-    """The topics the pipeline needs: alerts and dead letters, and the events topic, or with
-    per-agency topics one for each configured agency and each of ``agencies`` (whose ids
-    are checked: a bad one is a ``ConfigError``)."""
+    """The topics the pipeline needs: alerts, dead letters, incidents, forwarding records, and
+    the events topic, or with per-agency topics one for each configured agency and each of
+    ``agencies`` (whose ids are checked: a bad one is a ``ConfigError``)."""
     if config.per_agency:
         names = dict.fromkeys([*config.agencies, *(agencies or [])])
         events = [config.events_topic(agency) for agency in names]
     else:
         events = [config.topics.events]
-    return [*events, config.topics.alerts, config.topics.deadletter]
+    topics = config.topics
+    return [*events, topics.alerts, topics.deadletter, topics.incidents, topics.forwarding]
 
 
 def ensure_topics(config: KafkaConfig, agencies: list[str] | None = None) -> list[str]:

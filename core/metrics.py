@@ -84,6 +84,10 @@ FORWARD_BREAKER_OPEN = Gauge(
     "1 while a destination's circuit breaker is open",
     ["destination"],
 )
+INCIDENTS_OPEN = Gauge("socpipe_incidents_open", "Incidents held in the detect stage's memory")
+INCIDENT_UPDATES = Counter(
+    "socpipe_incident_updates_total", "Incident updates published by the detect stage"
+)
 REPLAYED = Counter(
     "socpipe_stage_replayed_events_total",
     "Events re-read to rebuild correlation and model state after a restart or rebalance",

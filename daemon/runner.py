@@ -74,8 +74,7 @@ class StageLoop:
             records = [
                 record for partition_records in batch.values() for record in partition_records
             ]
-            if self.replay is not None:
-                records = self._take_over_partitions(records)
+            records = self._take_over_partitions(records)
             if not records:
                 continue
             metrics.RECORDS_IN.labels(self.stage.name).inc(len(records))
@@ -115,12 +114,18 @@ class StageLoop:
             self._report_lag()
 
     def _take_over_partitions(self, records: list[ConsumerRecord]) -> list[ConsumerRecord]:
-        """Start re-reading the history of newly assigned partitions (see daemon/replay.py);
-        records already fetched for a partition moved back come again after its history."""
+        """Newly assigned partitions: the stage places those it never committed (a forward
+        destination starts from its configured position), and the history of the others is
+        re-read (see daemon/replay.py); records already fetched for a partition moved come
+        again from its new position."""
         assigned = self.listener.take_assigned()
-        if not assigned or self.replay is None:
+        if not assigned:
             return records
-        moved = self.replay.begin(self.consumer, assigned)
+        moved = self.stage.start_positions(self.consumer, assigned)
+        if self.replay is not None:
+            moved |= self.replay.begin(self.consumer, assigned - moved)
+        if not moved:
+            return records
         return [
             record
             for record in records
@@ -203,6 +208,7 @@ def build_detector(config: Config, stop: threading.Event | None = None) -> Detec
         max_entries=settings.correlation_max_entries,
         max_entries_per_group=settings.correlation_max_entries_per_group,
         max_bytes=settings.correlation_max_bytes,
+        evidence_lines=settings.correlation_evidence_lines,
     )
     trust = ModelTrust(
         Path(settings.trusted_models_dir) if settings.trusted_models_dir else None,
@@ -300,7 +306,12 @@ def run(config: Config, names: list[str], stop: threading.Event | None = None) -
     loops = []
     for stage in stages:
         consumer, listener = make_consumer(
-            config.kafka, stage.group, stage.topics, config.stages.batch_max_records, stage.pattern
+            config.kafka,
+            stage.group,
+            stage.topics,
+            config.stages.batch_max_records,
+            stage.pattern,
+            stage.offset_reset,
         )
         loops.append(StageLoop(stage, consumer, listener, stop, config))
     threads = [threading.Thread(target=loop.run, name=f"stage-{loop.stage.name}") for loop in loops]

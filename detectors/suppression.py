@@ -197,17 +197,27 @@ class Suppressor:
 
     def match(self, alert: Alert, now: datetime | None = None) -> Suppression | None:
         """The active suppression that holds this alert back (counted), or None."""
+        moment = now or datetime.now(UTC)
+        suppression = self._holding(alert, moment)
+        if suppression is not None:
+            with self._lock:
+                hits = self._hits.setdefault(suppression.id, SuppressionHits())
+                hits.count += 1
+                hits.last = moment
+        return suppression
+
+    def holds(self, alert: Alert, now: datetime | None = None) -> bool:
+        """Whether an active suppression holds this alert back, without counting a hit (the
+        detect stage re-reading history it counted the first time)."""
+        return self._holding(alert, now or datetime.now(UTC)) is not None
+
+    def _holding(self, alert: Alert, moment: datetime) -> Suppression | None:
         candidates = self._by_rule.get(alert.rule.id)
         if not candidates:
             return None
-        moment = now or datetime.now(UTC)
         values = alert_values(alert)
         for suppression in candidates:
             if suppression.active(moment) and suppression.matches(values):
-                with self._lock:
-                    hits = self._hits.setdefault(suppression.id, SuppressionHits())
-                    hits.count += 1
-                    hits.last = moment
                 return suppression
         return None
 

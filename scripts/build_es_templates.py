@@ -50,9 +50,73 @@ ALERT_FIELDS: dict[str, dict[str, Any]] = {
     "alert.history": {"type": "object", "enabled": False},
     "alert.notes": {"type": "object", "enabled": False},
     "rule.level": {"type": "keyword"},
+    "incident.id": {"type": "keyword"},
     # The matched events are kept whole for the analyst but not indexed: their fields are
     # searchable in the events indices, and indexing them here would double the mapping.
     "events": {"type": "object", "enabled": False},
+}
+#: ECS field sets an incident gathers (its entities, rules, ATT&CK, agency).
+INCIDENT_ECS_SETS = (
+    "@timestamp",
+    "tags",
+    "event",
+    "rule",
+    "threat",
+    "organization",
+    "host",
+    "source",
+    "destination",
+    "user",
+    "url",
+    "dns",
+    "process",
+    "file",
+)
+INCIDENT_FIELDS: dict[str, dict[str, Any]] = {
+    "incident.id": {"type": "keyword"},
+    "incident.title": {"type": "keyword", "fields": {"text": {"type": "text"}}},
+    "incident.level": {"type": "keyword"},
+    "incident.first_seen": {"type": "date"},
+    "incident.last_seen": {"type": "date"},
+    "incident.window_start": {"type": "date"},
+    "incident.opened_by": {"type": "keyword"},
+    "incident.alert_count": {"type": "long"},
+    "incident.alert_ids": {"type": "keyword"},
+    "incident.rule_ids": {"type": "keyword"},
+    "incident.related_ids": {"type": "keyword"},
+    # Member alerts and rules with their counts: shown, not searched (alerts are searchable
+    # in the alerts index by incident.id).
+    "incident.alerts": {"type": "object", "enabled": False},
+    "incident.rules": {"type": "object", "enabled": False},
+    # The analysts' part, written by triage only (never by the pipeline after creation).
+    "incident.status": {"type": "keyword"},
+    "incident.resolution": {"type": "keyword"},
+    "incident.assignee": {"type": "keyword"},
+    "incident.updated": {"type": "date"},
+    "incident.history": {"type": "object", "enabled": False},
+    "rule.level": {"type": "keyword"},
+}
+#: The forwarding ledger: one record per destination, incident, level and outcome.
+FORWARDING_FIELDS: dict[str, dict[str, Any]] = {
+    "@timestamp": {"type": "date"},
+    "forward.id": {"type": "keyword"},
+    "forward.destination": {"type": "keyword"},
+    "forward.destination_type": {"type": "keyword"},
+    "forward.outcome": {"type": "keyword"},
+    "forward.reason": {
+        "type": "keyword",
+        "ignore_above": 2048,
+        "fields": {"text": {"type": "text"}},
+    },
+    "forward.receipt": {"type": "keyword", "ignore_above": 1024},
+    "forward.attempts": {"type": "long"},
+    "incident.id": {"type": "keyword"},
+    "incident.level": {"type": "keyword"},
+    "incident.title": {"type": "keyword"},
+    "incident.alert_count": {"type": "long"},
+    "incident.alert_ids": {"type": "keyword"},
+    "organization.id": {"type": "keyword"},
+    "rule.id": {"type": "keyword"},
 }
 DYNAMIC_TEMPLATES = [
     {
@@ -138,6 +202,14 @@ def build(ecs_flat: Path) -> dict[str, dict[str, Any]]:
     }
     events = {**ecs, **SOCPIPE_FIELDS}
     alerts = {**events, **ALERT_FIELDS}
+    incidents = {
+        **{
+            name: mapping
+            for name, mapping in ecs.items()
+            if name.split(".", 1)[0] in INCIDENT_ECS_SETS
+        },
+        **INCIDENT_FIELDS,
+    }
     return {
         "soc-events": template(["soc-events-*"], events, 200),
         # Alerts are few and what analysts wait for: searchable within half a second instead
@@ -145,6 +217,14 @@ def build(ecs_flat: Path) -> dict[str, dict[str, Any]]:
         "soc-alerts": template(
             ["soc-alerts*"], alerts, 210, {"index.refresh_interval": ALERTS_REFRESH_INTERVAL}
         ),
+        # What the queue shows first: as fresh as alerts.
+        "soc-incidents": template(
+            ["soc-incidents*"],
+            incidents,
+            210,
+            {"index.refresh_interval": ALERTS_REFRESH_INTERVAL},
+        ),
+        "soc-forwarding": template(["soc-forwarding*"], FORWARDING_FIELDS, 210),
     }
 
 

@@ -15,7 +15,7 @@ from socpipe.detectors.correlation_rules import parse_correlation, resolve_corre
 from socpipe.detectors.rules import RULE_POLICY
 from socpipe.forwarding.cef import cef_line
 from socpipe.forwarding.policy import Minimiser
-from socpipe.forwarding.stix import alert_bundle
+from socpipe.forwarding.stix import incident_bundle
 
 KEY = b"province-key"
 HASH_USERS = MinimiseConfig(hash_fields=["user.name"])
@@ -57,18 +57,43 @@ def test_correlation_values_of_a_hashed_field_are_hashed(sample_alerts: list[dic
         minimiser.pseudonym(name) for name in names
     )
     assert minimised["user.name"] == minimiser.pseudonym(alert["user.name"])
-    # What the destinations send is made from the minimised alert.
-    bundle = alert_bundle(minimised, "province", "Province").serialize()
-    line = cef_line(minimised)
-    assert not [name for name in names if as_word(name, bundle) or as_word(name, line)]
     assert alert["correlation.values"] == sorted(names), "the stored alert keeps everything"
+
+
+def test_a_forwarded_incident_names_its_users_nowhere(sample_incidents: list[dict]) -> None:
+    """What leaves is the incident: its user lists, and the same names in other fields (the
+    target of a Windows logon is the user who logged on)."""
+    brute = next(i for i in sample_incidents if len(i.get("user.name", [])) >= 5)
+    spraying = next(
+        i for i in sample_incidents if i["incident.title"] == "Password Spraying From One Source"
+    )
+    assert spraying["user.target.name"] == spraying["user.name"]
+    minimiser = Minimiser(HASH_USERS, KEY)
+    for incident in (brute, spraying):
+        names = set(incident["user.name"])
+        minimised = minimiser.apply(incident)
+        assert minimised["user.name"] == [
+            minimiser.pseudonym(name) for name in incident["user.name"]
+        ]
+        # What the destinations send is made from the minimised incident.
+        bundle = incident_bundle(minimised, "province", "Province").serialize()
+        sent = "\n".join([*strings(minimised), bundle, cef_line(minimised)])
+        assert not [name for name in names if as_word(name, sent)], incident["incident.title"]
+        assert minimised["incident.title"] == incident["incident.title"]
 
 
 def test_other_fields_and_metadata_are_left_alone(sample_alerts: list[dict]) -> None:
     alert = spraying(sample_alerts)
     minimised = Minimiser(HASH_USERS, KEY).apply(alert)
-    unchanged = [key for key in alert if not key.startswith(("user.", "correlation.values"))]
+    changed = ("user.", "correlation.values", "events")
+    unchanged = [key for key in alert if not key.startswith(changed)]
     assert {key: minimised[key] for key in unchanged} == {key: alert[key] for key in unchanged}
+    # The evidence lines are raw records: they stay home unless keep_original is set.
+    assert alert["events"] and all("event.original" in event for event in alert["events"])
+    assert [event["event.id"] for event in minimised["events"]] == [
+        event["event.id"] for event in alert["events"]
+    ]
+    assert not any("event.original" in event for event in minimised["events"])
 
 
 def test_a_hashed_value_is_found_in_events_groups_text_and_indicator_matches() -> None:

@@ -36,35 +36,49 @@ def health(name: str, backlog: int | None, last_success: float | None) -> Destin
     return DestinationHealth(name, "taxii", True, "closed", last_success, None, "", backlog)
 
 
-def test_states() -> None:
+def record(destination: str, outcome: str, **fields: str) -> dict:
+    return {
+        "@timestamp": "2026-03-03T10:00:05.000Z",
+        "forward.destination": destination,
+        "forward.outcome": outcome,
+        "incident.level": "high",
+        **fields,
+    }
+
+
+def test_states_come_from_the_forwarding_ledger() -> None:
     setup = config(
         ForwardPolicyConfig(min_level="critical"),
         ForwardPolicyConfig(),
         ForwardPolicyConfig(),
         ForwardPolicyConfig(),
-        ForwardPolicyConfig(exclude_agencies=["so-a"]),
+        ForwardPolicyConfig(),
+        ForwardPolicyConfig(),
     )
-    found = forwarding_states(
-        ALERT,
-        setup,
-        [
-            health("d1", 0, DETECTED + 5),
-            health("d2", 0, DETECTED - 5),
-            health("d3", 7, DETECTED + 5),
-        ],
-    )
+    ledger = [
+        record("d1", "acknowledged", **{"forward.receipt": "taxii status s1"}),
+        record("d2", "refused", **{"forward.reason": "HTTP 400: bad"}),
+        record("d3", "skipped", **{"forward.reason": "agency excluded"}),
+        record("d5", "sent"),
+    ]
+    found = forwarding_states(ALERT, setup, [health("d4", 7, DETECTED)], ledger)
     assert [(s["destination"], s["state"]) for s in found] == [
         ("d0", "not forwarded"),
-        ("d1", "sent"),
-        ("d2", "handled"),
-        ("d3", "waiting"),
-        ("d4", "not forwarded"),
+        ("d1", "acknowledged"),
+        ("d2", "refused"),
+        ("d3", "not forwarded"),
+        ("d4", "waiting"),
+        ("d5", "sent"),
     ]
-    assert found[0]["detail"] == "policy: level below critical"
-    assert found[3]["detail"] == "7 alerts ahead in the destination's queue"
-    assert found[4]["detail"] == "policy: agency excluded"
-    unknown = forwarding_states(ALERT, config(ForwardPolicyConfig()), None)
+    assert found[0]["detail"] == "policy: the incident is below critical"
+    assert found[1]["detail"].endswith("incident level high: taxii status s1")
+    assert found[2]["detail"].startswith("HTTP 400: bad")
+    assert found[3]["detail"].startswith("policy: agency excluded")
+    assert found[4]["detail"] == "7 incident updates ahead in the destination's queue"
+    unknown = forwarding_states(ALERT, config(ForwardPolicyConfig()), None, [])
     assert unknown[0]["state"] == "unknown"
+    caught_up = forwarding_states(ALERT, config(ForwardPolicyConfig()), [health("d0", 0, 0)], [])
+    assert caught_up[0]["state"] == "not forwarded"
 
 
 def test_timeline_is_newest_first() -> None:

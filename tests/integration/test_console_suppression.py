@@ -136,6 +136,7 @@ def test_suppression_from_the_browser_stops_the_detect_stage_until_it_expires(
     row = page.locator("#suppressions tbody tr").first
     expect(row).to_contain_text("source.ip = 203.0.113.50")
     suppression_id = row.get_attribute("data-suppression")
+    assert suppression_id, "the suppressions page names each row's suppression"
     wait_for(lambda: loaded_suppressions() == 1, timeout=60, what="the detect stage to load it")
 
     # Arriving afterwards: the same source is suppressed, another source is raised.
