@@ -78,6 +78,8 @@ def test_setup_creates_the_agencies_topics_and_checks_their_ids(
         "soc.events.so-tttt",
         "soc.alerts",
         "soc.deadletter",
+        "soc.incidents",
+        "soc.forwarding",
     ]
     # Refused before anything is created (no Kafka is contacted).
     assert main(["setup", "--agency", "so-tttt", "--agency", "SO.GTVT"]) == 2
