@@ -6,13 +6,15 @@
 #   Kafka 127.0.0.1:19092  SASL_SSL only (TLS + SCRAM-SHA-512), the controller on 19093 over
 #                          mutual TLS; ACLs per principal (StandardAuthorizer, deny by default):
 #                            admin               super user (creates topics: socpipe setup)
-#                            socpipe-daemon      reads soc.events.* and soc.alerts, writes
-#                                                soc.alerts and soc.deadletter, groups socpipe-*
+#                            socpipe-daemon      reads soc.events.*; reads and writes soc.alerts,
+#                                                soc.incidents, soc.forwarding; writes
+#                                                soc.deadletter; groups socpipe-*
 #                            collector-<agency>  writes soc.events.<agency>, nothing else
 #   Elasticsearch https://127.0.0.1:19200 (transport 19300), TLS on HTTP and transport, users
-#   from the file realm: socpipe-admin (superuser), socpipe-writer (role socpipe_writer: may
-#   only create documents and indices in soc-*), socpipe-console (role socpipe_console: reads
-#   soc-*, updates soc-alerts*, writes its own soc-console-*).
+#   from the file realm: socpipe-admin (superuser), socpipe-writer (role socpipe_writer: creates
+#   documents and indices in soc-*, merges incidents and suppression counts, reads the ledger;
+#   nothing else), socpipe-console (role socpipe_console: reads soc-*, updates alerts and
+#   incidents (triage), writes its own soc-console-*).
 # Certificates come from a CA the script makes with openssl; passwords are generated into
 # $SECURE_DIR/secrets.env (root only, mode 0600), never into the repository. Client
 # configurations for socpipe (no secrets in them: the names of the variables of secrets.env)
@@ -251,13 +253,20 @@ secure_kafka_grants() {
     added+=("$principal")
   done
   [ ${#added[@]} -eq 0 ] || secure_kafka_principals | sort >"$SECURE_KAFKA_DIR/principals.known"
-  [ -f "$SECURE_KAFKA_DIR/acls.done" ] && [ "$SECURE_KAFKA_DIR/acls.done" -nt "$SECURE_KAFKA_DIR/principals.known" ] && return
+  # The grants below, as one line: granted again whenever they (or the principals) change.
+  local spec="acls-v2 ${SECURE_AGENCIES[*]}"
+  if [ -f "$SECURE_KAFKA_DIR/acls.done" ] && [ "$(cat "$SECURE_KAFKA_DIR/acls.done")" = "$spec" ] \
+    && [ "$SECURE_KAFKA_DIR/acls.done" -nt "$SECURE_KAFKA_DIR/principals.known" ]; then
+    return
+  fi
   log "granting Kafka ACLs"
   local daemon="User:$SOCPIPE_SECURE_KAFKA_DAEMON_USER" acl=(org.apache.kafka.tools.AclCommand --add)
   secure_kafka_admin "${acl[@]}" --allow-principal "$daemon" --operation Read --operation Describe \
     --topic soc.events. --resource-pattern-type prefixed >/dev/null
-  secure_kafka_admin "${acl[@]}" --allow-principal "$daemon" --operation Read --operation Write --operation Describe \
-    --topic soc.alerts >/dev/null
+  for topic in soc.alerts soc.incidents soc.forwarding; do
+    secure_kafka_admin "${acl[@]}" --allow-principal "$daemon" --operation Read --operation Write \
+      --operation Describe --topic "$topic" >/dev/null
+  done
   secure_kafka_admin "${acl[@]}" --allow-principal "$daemon" --operation Write --operation Describe \
     --topic soc.deadletter >/dev/null
   secure_kafka_admin "${acl[@]}" --allow-principal "$daemon" --operation Read \
@@ -267,7 +276,7 @@ secure_kafka_grants() {
     secure_kafka_admin "${acl[@]}" --allow-principal "User:$(printenv "${name}_USER")" \
       --operation Write --operation Describe --topic "soc.events.$agency" >/dev/null
   done
-  touch "$SECURE_KAFKA_DIR/acls.done"
+  echo "$spec" >"$SECURE_KAFKA_DIR/acls.done"
 }
 
 secure_configure_es() {
@@ -307,18 +316,25 @@ cluster.routing.allocation.disk.watermark.flood_stage: 1b
 indices.merge.disk.watermark.high: 1b
 action.destructive_requires_name: false
 YML
-  # The daemon may only add documents and indices to soc-*; the console reads them, updates
-  # alerts (triage) and keeps its own indices. Neither may delete, nor touch anything else.
+  # The daemon adds documents and indices to soc-*, merges incident updates and suppression
+  # hit counts (read + update), reads the forwarding ledger; the console reads soc-*, updates
+  # alerts and incidents (triage) and keeps its own indices. Neither may delete anything, nor
+  # touch an index outside soc-*. (Patterns with a * in the middle also match the indices of
+  # a test run, such as soc-t1234-incidents.)
   cat >"$SECURE_ES_CONF/roles.yml" <<'YML'
 socpipe_writer:
   indices:
     - names: ["soc-*"]
       privileges: [create_doc, create_index, auto_configure, view_index_metadata]
+    - names: ["soc-*incidents*", "soc-console-*suppressions*"]
+      privileges: [read, index]
+    - names: ["soc-*forwarding*"]
+      privileges: [read]
 socpipe_console:
   indices:
     - names: ["soc-*"]
       privileges: [read, view_index_metadata]
-    - names: ["soc-alerts*"]
+    - names: ["soc-*alerts*", "soc-*incidents*"]
       privileges: [index]
     - names: ["soc-console-*"]
       privileges: [read, index, create_doc, create_index, auto_configure, view_index_metadata]
@@ -341,12 +357,13 @@ YML
 }
 
 secure_start_es() {
-  if alive "$SECURE_ES_DIR/es.pid" org.elasticsearch; then log "secure Elasticsearch already running"; return; fi
   fetch_es
   id -u "$ES_USER" >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$ES_USER"
   local java_home dir=$SECURE_DIR
   java_home=$(find_java 21)
+  # Also while it runs: the file realm reloads roles.yml and users by itself.
   secure_configure_es "$java_home"
+  if alive "$SECURE_ES_DIR/es.pid" org.elasticsearch; then log "secure Elasticsearch already running"; return; fi
   while [ "$dir" != "/" ]; do dir=$(dirname "$dir"); chmod o+x "$dir" 2>/dev/null || true; done
   log "starting secure Elasticsearch $ES_VERSION on https://127.0.0.1:$SECURE_ES_PORT"
   rm -f "$SECURE_ES_DIR/es.pid"

@@ -83,6 +83,9 @@ def client_config(clients: Path, role: str, tag: str) -> Config:
             config.elasticsearch,
             events_index_prefix=f"soc-t{tag}-events-",
             alerts_index=f"soc-t{tag}-alerts",
+            incidents_index=f"soc-t{tag}-incidents",
+            forwarding_index=f"soc-t{tag}-forwarding",
+            console_index_prefix=f"soc-console-t{tag}-",
         ),
         stages=replace(
             config.stages,
@@ -101,8 +104,9 @@ def admin(secure_services: Path, run_tag: str) -> Iterator[Config]:
     client = connect(config.elasticsearch)
     install_templates(client, config.elasticsearch)
     yield config
-    client.indices.delete(index=f"soc-t{run_tag}-*", ignore_unavailable=True)
-    client.indices.delete_index_template(name=f"soc-t{run_tag}-*")
+    for pattern in (f"soc-t{run_tag}-*", f"soc-console-t{run_tag}-*"):
+        client.indices.delete(index=pattern, ignore_unavailable=True)
+        client.options(ignore_status=404).indices.delete_index_template(name=pattern)
 
 
 def root_login(agency: str, host: str, ip: str) -> dict:
@@ -131,6 +135,13 @@ def test_an_agencys_event_becomes_an_alert_through_tls_and_principals(
             return [alert for alert in found if alert.get("host.name") == host]
 
         [alert] = wait_for(ours, timeout=120, what="the alert in the secure Elasticsearch")
+        # The writer role also merges incident updates (read and update, nothing more).
+        incidents = admin.elasticsearch.incidents_index
+        wait_for(
+            lambda: [i for i in search(es, incidents) if i["incident.id"] == alert["incident.id"]],
+            timeout=120,
+            what="the alert's incident",
+        )
     finally:
         stop.set()
         thread.join(timeout=60)
