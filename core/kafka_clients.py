@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
@@ -73,7 +74,7 @@ def make_consumer(
         matching = re.compile(pattern)
         topics = [*topics, *(name for name in consumer.topics() if matching.fullmatch(name))]
     _wait_for_partitions(consumer, list(dict.fromkeys(topics)))
-    listener = AssignmentListener(group_id)
+    listener = AssignmentListener(group_id, _rejoin_request(consumer))
     if pattern is not None:
         consumer.subscribe(pattern=f"^(?:{pattern})$", listener=listener)
     else:
@@ -109,11 +110,14 @@ class AssignmentListener(ConsumerRebalanceListener):
     ``poll`` returns.
     """
 
-    def __init__(self, group_id: str) -> None:
+    def __init__(self, group_id: str, rebalancing: Callable[[], None] = lambda: None) -> None:
         self.group_id = group_id
+        self._rebalancing = rebalancing
         self._assigned: set[TopicPartition] = set()
 
     def on_partitions_revoked(self, revoked: list) -> None:
+        # Called as every rebalance starts: see _rejoin_request.
+        self._rebalancing()
         if revoked:
             log.info("group=%s revoked partitions=%s", self.group_id, _names(revoked))
         self._assigned.difference_update(revoked)
@@ -126,6 +130,24 @@ class AssignmentListener(ConsumerRebalanceListener):
         """The partitions assigned since the last call."""
         assigned, self._assigned = self._assigned, set()
         return assigned
+
+
+def _rejoin_request(consumer: KafkaConsumer) -> Callable[[], None]:
+    """What marks the consumer's rebalance as requested, to call when a rebalance starts.
+
+    kafka-python 3.0 starts a rebalance when the metadata of the subscribed topics changes (a
+    pattern subscription finding a new agency's topic) without setting its "rejoin needed"
+    flag; as group leader it then computes the assignment, after which nothing says a join is
+    under way. A ``poll`` that returns before the SyncGroup answer arrives leaves the join
+    unfinished for good: the consumer keeps its group membership and its partitions, and
+    consumes nothing (seen in tests/integration/test_agency_topics.py about one run in two).
+    Setting the flag as the rebalance starts keeps later polls awaiting the join until it
+    completes, as they do for every other kind of rebalance. Without that method (another
+    kafka-python), nothing is done.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    request = getattr(coordinator, "request_rejoin", None)
+    return request if callable(request) else (lambda: None)
 
 
 def _names(partitions: list) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,21 @@ def test_the_guard_takes_the_agency_from_the_topic(caplog: pytest.LogCaptureFixt
     assert not guard.enforce("soc.alerts", alert)
     single = AgencyGuard(KafkaConfig(event_topics="single"), "detect-test")
     assert not single.enforce("soc.events", event("so-bca"))
+
+
+def test_every_rebalance_marks_the_join_as_requested() -> None:
+    """kafka-python 3.0 can leave a join started by a metadata change unfinished (see
+    core/kafka_clients._rejoin_request; the agency-topics integration test shows it): the
+    listener marks each rebalance as requested on the consumer's coordinator."""
+    from types import SimpleNamespace
+
+    from socpipe.core.kafka_clients import AssignmentListener, _rejoin_request
+
+    coordinator = SimpleNamespace(rejoin_needed=False)
+    coordinator.request_rejoin = lambda: setattr(coordinator, "rejoin_needed", True)
+    consumer: Any = SimpleNamespace(_coordinator=coordinator)
+    listener = AssignmentListener("g", _rejoin_request(consumer))
+    listener.on_partitions_revoked([])
+    assert coordinator.rejoin_needed is True
+    # A kafka-python without that method: nothing to do, and nothing breaks.
+    AssignmentListener("g", _rejoin_request(SimpleNamespace())).on_partitions_revoked([])
