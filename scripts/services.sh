@@ -251,7 +251,7 @@ for argument in "$@"; do
     *) arguments+=("$argument") ;;
   esac
 done
-set -- "${arguments[@]}"
+set -- ${arguments[@]+"${arguments[@]}"}
 if [ "$mode" = secure ]; then
   # shellcheck source=scripts/services_secure.sh
   source "$(dirname "${BASH_SOURCE[0]}")/services_secure.sh"
