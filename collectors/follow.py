@@ -40,6 +40,9 @@ from socpipe.core.event import SourceEventIds
 log = logging.getLogger(__name__)
 
 
+#: The longest wait between attempts while Kafka is away.
+MAX_RETRY_SECS = 30.0
+
 #: A file's fingerprint covers its first bytes, up to this many: enough to tell two log files
 #: apart (timestamps, hosts), few enough to read at every save.
 FINGERPRINT_BYTES = 256
@@ -283,9 +286,17 @@ class FileFollower:
         return count
 
     def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop``. While Kafka is away every attempt reads the unconfirmed lines
+        again, so attempts back off (doubling up to ``MAX_RETRY_SECS``)."""
+        delay = self.poll_interval
         while not stop.is_set():
             self.poll_once()
-            stop.wait(self.poll_interval)
+            delay = (
+                min(max(delay * 2, 1.0), MAX_RETRY_SECS)
+                if self.health.up is False
+                else self.poll_interval
+            )
+            stop.wait(delay)
         self.poll_once()
         for tracked in self.files.values():
             tracked.handle.close()

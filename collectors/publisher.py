@@ -191,8 +191,12 @@ class EventPublisher:
         return len(pending)
 
     def close(self) -> None:
+        """Send what is queued; if Kafka is away, the lines are read again at the next start
+        (their positions were not saved)."""
         try:
             self.confirm()
+        except KafkaError as error:
+            log.warning("kafka unreachable at stop collector=%s: %s", self.collector, error)
         finally:
             self.producer.close()
 
