@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from socpipe.commands.common import require_paths
@@ -19,14 +20,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     test.add_argument(
         "paths", nargs="*", type=Path, help="rule files or folders (default: the shipped rules)"
     )
+    coverage = commands.add_parser(
+        "coverage",
+        help="ATT&CK coverage per log source, from the rules' tags and tests",
+        description="Write the ATT&CK techniques the rules cover, per log source, with the"
+        " tests that prove it (docs/coverage.md). Exit 1 when a rule has no passing test.",
+    )
+    coverage.add_argument(
+        "paths", nargs="*", type=Path, help="rule files or folders (default: the shipped rules)"
+    )
+    coverage.add_argument(
+        "--out",
+        type=Path,
+        default=Path("docs/coverage.md"),
+        help="Markdown file to write ('-' for stdout; default: %(default)s)",
+    )
+    coverage.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 when --out is out of date or a rule has no passing test",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     require_paths(args.paths)
     from socpipe.core.resources import bundled_rules_dir
+
+    paths = args.paths or [bundled_rules_dir()]
+    if args.rules_command == "coverage":
+        return _coverage(paths, args.out, args.check)
+
     from socpipe.detectors.rules import load_rules
 
-    report = load_rules(args.paths or [bundled_rules_dir()])
+    report = load_rules(paths)
     for problem in report.errors:
         print(f"error: {problem}")
     if args.rules_command == "check":
@@ -47,3 +73,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"FAIL {result.case}: {result.rule.title}: {result.reason}")
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed or report.errors else 0
+
+
+def _coverage(paths: list[Path], out: Path, check: bool) -> int:
+    from socpipe.scanner.coverage import build_coverage, problems, render
+
+    coverage = build_coverage(paths)
+    text = render(coverage)
+    issues = problems(coverage)
+    for problem in issues:
+        print(f"socpipe: {problem}", file=sys.stderr)
+    if check:
+        try:
+            current = out.read_text(encoding="utf-8")
+        except OSError:
+            current = ""
+        if current != text:
+            print(f"socpipe: {out} is out of date; run `socpipe rules coverage`", file=sys.stderr)
+            return 1
+    elif str(out) == "-":
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        print(f"coverage of {coverage.rules} rules written to {out}", file=sys.stderr)
+    return 1 if issues else 0

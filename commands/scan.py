@@ -71,24 +71,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="anomaly model folder from `socpipe train` (repeatable)",
     )
+    parser.add_argument(
+        "--rules-profile",
+        metavar="FILE|none",
+        help="which third-party (SigmaHQ) rules run: levels and statuses per log source,"
+        " rules switched off (default: the profile shipped with socpipe; 'none' runs them all)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    profile_path = _profile_path(args.rules_profile)
     require_paths([*args.paths, *(args.rules or []), *args.model, *args.indicators])
+    if profile_path is not None:
+        require_paths([profile_path])
     require_zone(args.timezone)
     if args.max_line_bytes < 1024:
         raise UsageError("--max-line-bytes must be at least 1024")
     if args.jobs < 0:
         raise UsageError("--jobs must be 0 (one per CPU) or more")
 
-    from socpipe.core.resources import bundled_rules_dir
+    from socpipe.core.resources import bundled_profile_path, bundled_rules_dir
+    from socpipe.detectors.profile import load_profile
     from socpipe.detectors.rules import load_rules
     from socpipe.scanner.run import ScanOptions, run_scan
 
     rule_paths = args.rules or [bundled_rules_dir()]
-    report = load_rules(rule_paths)
+    profile = None
+    if args.rules_profile is None or profile_path is not None:
+        profile = load_profile(profile_path or bundled_profile_path())
+    report = load_rules(rule_paths, profile=profile)
     for problem in report.errors:
         print(f"socpipe: rule skipped: {problem}", file=sys.stderr)
+    if report.switched_off and profile is not None:
+        print(
+            f"socpipe: rules profile {profile.name}: {len(report.switched_off):,} third-party"
+            f" rules off by level, status or choice ({profile.source};"
+            " --rules-profile none runs them all)",
+            file=sys.stderr,
+        )
     if not report.rules:
         raise SocpipeError("no usable rule was loaded")
     scorers = _load_models(args.model)
@@ -119,6 +139,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profile_path(value: str | None) -> Path | None:
+    """The file ``--rules-profile`` names; None for the shipped profile or for ``none``."""
+    if value is None or value.lower() == "none":
+        return None
+    return Path(value)
+
+
 def _load_models(paths: list[Path]) -> list[EventWatcher]:
     """Anomaly models; scikit-learn is imported only when one is given."""
     if not paths:
@@ -132,9 +159,6 @@ def _load_indicators(paths: list[Path]) -> IndicatorStore | None:
     """The indicators of STIX bundle files, or None when no file was given."""
     if not paths:
         return None
-    from socpipe.detectors.indicators import IndicatorStore, load_bundle_file
+    from socpipe.detectors.indicators import load_bundle_files
 
-    store = IndicatorStore()
-    for path in paths:
-        load_bundle_file(path, store)
-    return store
+    return load_bundle_files(paths)

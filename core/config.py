@@ -16,7 +16,7 @@ from typing import Any, ClassVar, get_args, get_origin, get_type_hints
 import yaml
 
 from socpipe.core.errors import ConfigError
-from socpipe.core.resources import bundled_rules_dir, default_config_path
+from socpipe.core.resources import bundled_profile_path, bundled_rules_dir, default_config_path
 
 #: The name that stands for the rules shipped with socpipe in ``stages.rules``.
 BUNDLED_RULES = "bundled"
@@ -82,6 +82,9 @@ class StagesConfig:
     #: Rule files or folders; ``bundled`` is socpipe's own rules, relative paths are relative
     #: to the configuration file's folder.
     rules: list[str] = field(default_factory=lambda: [BUNDLED_RULES])
+    #: Which third-party (SigmaHQ) rules run (detectors/profile.py): ``bundled`` is the
+    #: profile shipped with socpipe, or a file (relative to the configuration); None: all.
+    rules_profile: str | None = BUNDLED_RULES
     #: Correlation state (see docs/correlation.md): how late an event may arrive, and caps.
     correlation_lateness_secs: float = 300.0
     correlation_max_groups: int = 100_000
@@ -327,6 +330,13 @@ class Config:
             for entry in self.stages.rules
         ]
 
+    def rules_profile_path(self) -> Path | None:
+        """The rules profile file (``bundled``: the one shipped with socpipe), or None."""
+        profile = self.stages.rules_profile
+        if profile is None:
+            return None
+        return bundled_profile_path() if profile == BUNDLED_RULES else Path(profile)
+
 
 def secret_from_env(variable: str) -> str:
     value = os.environ.get(variable)
@@ -358,11 +368,22 @@ def load_config(path: Path | None = None) -> Config:
 
 def _resolve_paths(config: Config, base: Path) -> Config:
     """Rule paths relative to the configuration file, so a config works from any folder."""
-    rules = [
-        entry if entry == BUNDLED_RULES or Path(entry).is_absolute() else str(base / entry)
-        for entry in config.stages.rules
-    ]
-    return replace(config, stages=replace(config.stages, rules=rules))
+
+    def resolve(entry: str) -> str:
+        if entry == BUNDLED_RULES or Path(entry).is_absolute():
+            return entry
+        return str(base / entry)
+
+    stages = config.stages
+    profile = stages.rules_profile
+    return replace(
+        config,
+        stages=replace(
+            stages,
+            rules=[resolve(entry) for entry in stages.rules],
+            rules_profile=resolve(profile) if profile is not None else None,
+        ),
+    )
 
 
 def _build(kind: Any, document: Any, where: str) -> Any:

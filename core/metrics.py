@@ -20,6 +20,10 @@ BATCH_SECONDS = Histogram(
     "socpipe_stage_batch_seconds", "Time to process and commit one batch", ["stage"]
 )
 ES_REJECTED = Counter("socpipe_elasticsearch_rejected_total", "Documents Elasticsearch refused")
+ES_RETRIED = Counter(
+    "socpipe_elasticsearch_retried_total",
+    "Documents whose write is retried (Elasticsearch unreachable, overloaded or failing)",
+)
 ES_DUPLICATES = Counter(
     "socpipe_elasticsearch_already_present_total", "Documents already indexed (replays)"
 )
@@ -108,6 +112,12 @@ REPLAYED = Counter(
     ["stage"],
 )
 CONSUMER_LAG = Gauge("socpipe_consumer_lag_records", "Records not yet consumed", ["stage"])
+BATCHES_RETRIED = Counter(
+    "socpipe_stage_batches_retried_total",
+    "Batches handed back uncommitted to be processed again (output unavailable, or a failure)",
+    ["stage"],
+)
+INDICATORS = Gauge("socpipe_indicators", "Indicators the detect stage currently matches against")
 
 
 def serve(port: int) -> None:

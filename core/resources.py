@@ -44,6 +44,11 @@ def field_mappings_dir() -> Path:
     return package_path(CONFIG_PACKAGE, "field-mappings")
 
 
+def bundled_profile_path() -> Path:
+    """Which SigmaHQ rules run by default, and why (the noise budget)."""
+    return package_path(CONFIG_PACKAGE, "sigmahq-profile.yml")
+
+
 def templates_dir() -> Path:
     """The composable Elasticsearch index templates."""
     return package_path(CONFIG_PACKAGE, "elasticsearch")

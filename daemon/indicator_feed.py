@@ -14,8 +14,9 @@ from pathlib import Path
 
 from taxii2client.v21 import as_pages
 
+from socpipe.core import metrics
 from socpipe.core.config import IndicatorFeedConfig
-from socpipe.detectors.indicators import IndicatorMatcher, IndicatorStore, load_bundle_file
+from socpipe.detectors.indicators import IndicatorMatcher, IndicatorStore, load_bundle_files
 from socpipe.forwarding.taxii_client import open_collection
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,7 @@ PAGE_SIZE = 500
 
 def load_feed(config: IndicatorFeedConfig) -> IndicatorStore:
     """Every indicator the configuration names: bundle files, then the TAXII collection."""
-    store = IndicatorStore()
-    for path in config.files:
-        load_bundle_file(Path(path), store)
+    store = load_bundle_files(Path(path) for path in config.files)
     if config.url and config.collection:
         collection = open_collection(
             config.url,
@@ -69,6 +68,7 @@ class IndicatorPoller:
             )
             return
         self.matcher.store = store
+        metrics.INDICATORS.set(store.loaded)
         log.info(
             "indicators loaded=%d unsupported=%d revoked=%d",
             store.loaded,

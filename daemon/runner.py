@@ -34,6 +34,7 @@ from socpipe.detectors.anomaly.artifact import load_scorer
 from socpipe.detectors.correlation import CorrelationEngine
 from socpipe.detectors.detection import Detector
 from socpipe.detectors.indicators import IndicatorMatcher
+from socpipe.detectors.profile import ProfileError, load_profile
 from socpipe.detectors.rules import load_rules
 from socpipe.detectors.watcher import EventWatcher
 from socpipe.forwarding.stage import ForwardStage
@@ -94,6 +95,7 @@ class StageLoop:
                     RETRY_PAUSE_SECS,
                 )
                 self._rewind(records)
+                metrics.BATCHES_RETRIED.labels(self.stage.name).inc()
                 self.stop.wait(RETRY_PAUSE_SECS)
                 continue
             except Exception:
@@ -101,6 +103,7 @@ class StageLoop:
                     "stage=%s batch failed; retrying it in %.0fs", self.stage.name, RETRY_PAUSE_SECS
                 )
                 self._rewind(records)
+                metrics.BATCHES_RETRIED.labels(self.stage.name).inc()
                 self.stop.wait(RETRY_PAUSE_SECS)
                 continue
             self._commit(records)
@@ -180,9 +183,16 @@ class StageLoop:
 
 
 def build_detector(config: Config, stop: threading.Event | None = None) -> Detector:
-    report = load_rules(config.rule_paths())
+    profile_path = config.rules_profile_path()
+    try:
+        profile = load_profile(profile_path) if profile_path is not None else None
+    except ProfileError as error:
+        raise ConfigError(f"stages.rules_profile: {error}") from None
+    report = load_rules(config.rule_paths(), profile=profile)
     for problem in report.errors:
         log.error("rule skipped: %s", problem)
+    if report.switched_off:
+        log.info("rules profile: %d third-party rules off", len(report.switched_off))
     settings = config.stages
     correlations = CorrelationEngine(
         report.correlations,
@@ -197,6 +207,7 @@ def build_detector(config: Config, stop: threading.Event | None = None) -> Detec
         # Bundle files must load (a broken file is a configuration error); the TAXII feed
         # may be down at start: detection starts anyway, and the poller keeps trying.
         matcher = IndicatorMatcher(load_feed(replace(feed, url=None)))
+        metrics.INDICATORS.set(matcher.store.loaded)
         watchers.append(matcher)
         if feed.url and stop is not None:
             poller = IndicatorPoller(feed, matcher, stop)

@@ -211,6 +211,14 @@ class IndicatorStore:
                 yield from networks.get(masked, ())
 
 
+def load_bundle_files(paths: Iterable[Path]) -> IndicatorStore:
+    """The indicators of STIX bundles kept on disk, in one store."""
+    store = IndicatorStore()
+    for path in paths:
+        load_bundle_file(path, store)
+    return store
+
+
 def load_bundle_file(path: Path, store: IndicatorStore) -> None:
     """Add the indicators of a STIX bundle (or a TAXII envelope) kept on disk."""
     try:

@@ -2,7 +2,8 @@
 
 Parsers set ordinary ECS fields; this module derives Sigma's product/category/service from
 them (Sigma's standard Windows mapping: service by channel, category by Sysmon event id or
-Security 4688), so parsers never need to know about Sigma.
+Security 4688, antivirus from Defender's detections; Linux process_creation from audit EXECVE
+records), so parsers never need to know about Sigma.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ _SYSMON_CATEGORIES: Final[dict[str, tuple[str, ...]]] = {
     "255": ("sysmon_error",),
 }
 _POWERSHELL_CATEGORIES: Final = {"4103": ("ps_module",), "4104": ("ps_script",)}
+# Defender's detections (malware found, suspicious behaviour, detected, action taken) are what
+# Sigma's antivirus category describes; config/pipelines/windows.yml maps its field names.
+_DEFENDER_CATEGORIES: Final = {code: ("antivirus",) for code in ("1006", "1015", "1116", "1117")}
 _POWERSHELL_CLASSIC_CATEGORIES: Final = {
     "400": ("ps_classic_start",),
     "600": ("ps_classic_provider_start",),
@@ -96,6 +100,7 @@ _LINUX_PROGRAM_SERVICES: Final = {
     "sshguard": ("auth",),
 }
 _EMPTY: Final[frozenset[str]] = frozenset()
+_PROCESS_CREATION: Final = frozenset({"process_creation"})
 
 
 def routing_key(event: dict[str, Any]) -> tuple[str | None, ...]:
@@ -107,6 +112,12 @@ def routing_key(event: dict[str, Any]) -> tuple[str | None, ...]:
         return (module, _key_part(event.get("process.name")))
     if module == "cef":
         return (module, _key_part(event.get("observer.vendor")))
+    if module == "auditd":
+        return (
+            module,
+            _key_part(event.get("auditd.log.type")),
+            _key_part(event.get("event.outcome")),
+        )
     return (module, _key_part(event.get("event.dataset")))
 
 
@@ -132,13 +143,20 @@ def event_logsource(key: tuple[str | None, ...]) -> EventLogSource:
             categories = _POWERSHELL_CATEGORIES.get(code, ())
         elif "powershell-classic" in services:
             categories = _POWERSHELL_CLASSIC_CATEGORIES.get(code, ())
+        elif "windefend" in services:
+            categories = _DEFENDER_CATEGORIES.get(code, ())
         return EventLogSource(frozenset({"windows"}), frozenset(categories), services)
     if module == "system":
         program = str(key[1] or "")
         program_services = frozenset({"syslog", *_LINUX_PROGRAM_SERVICES.get(program, ())})
         return EventLogSource(frozenset({"linux"}), _EMPTY, program_services)
     if module == "auditd":
-        return EventLogSource(frozenset({"linux"}), _EMPTY, frozenset({"auditd"}))
+        # An EXECVE record is a process start (collectors/parsers/auditd.py) unless its
+        # SYSCALL record said the exec failed: Sigma's Linux process_creation rules apply.
+        started = key[1] == "EXECVE" and key[2] != "failure"
+        return EventLogSource(
+            frozenset({"linux"}), _PROCESS_CREATION if started else _EMPTY, frozenset({"auditd"})
+        )
     if module == "web":
         return EventLogSource(_EMPTY, frozenset({"webserver"}), _EMPTY)
     if module == "apache":

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from sigma.exceptions import SigmaError, SigmaRuleLocation
@@ -31,6 +31,9 @@ from socpipe.detectors.correlation_rules import (
 from socpipe.detectors.errors import RuleError, UnsupportedRuleError, sigma_reason
 from socpipe.detectors.rule_schema import ERROR_KEYS, key_line, shape_problem
 from socpipe.detectors.values import Matcher
+
+if TYPE_CHECKING:  # profile.py builds on this module
+    from socpipe.detectors.profile import RuleProfile
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,8 @@ class CompiledRule:
     #: The rule's place in its rule set, the same on every installation
     #: (``rules/linux/ssh_invalid_user.yml``); ``source`` is the full path, for messages.
     ruleset: str = ""
+    #: Sigma status (stable, test, experimental, ...); empty when the rule states none.
+    status: str = ""
 
 
 @dataclass
@@ -85,6 +90,8 @@ class RuleLoadReport:
     errors: list[RuleError] = field(default_factory=list)
     unsupported: list[UnsupportedRuleError] = field(default_factory=list)
     files: int = 0
+    #: Valid rules a profile (detectors/profile.py) does not run, with the reason.
+    switched_off: list[tuple[CompiledRule, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,12 @@ def load_field_mappings(folder: Path | None = None) -> FieldMappings:
     return FieldMappings(merged, frozenset(names), str(folder))
 
 
+def rule_tests_file(rule: CompiledRule | CorrelationRule) -> Path:
+    """Where a rule's test events are kept: ``<rule>.tests.yml`` beside it."""
+    source = Path(rule.source)
+    return source.with_name(source.stem + ".tests.yml")
+
+
 def rule_files(paths: Iterable[Path]) -> list[tuple[Path, str]]:
     """Every rule file below ``paths``, with its place in its rule set: the path from the
     folder that was given (``rules/linux/x.yml``), or the file name when a file was given."""
@@ -141,9 +154,15 @@ def rule_files(paths: Iterable[Path]) -> list[tuple[Path, str]]:
     return [item for item in files if not item[0].name.endswith((".tests.yml", ".tests.yaml"))]
 
 
-def load_rules(paths: Iterable[Path], mappings: FieldMappings | None = None) -> RuleLoadReport:
+def load_rules(
+    paths: Iterable[Path],
+    mappings: FieldMappings | None = None,
+    profile: RuleProfile | None = None,
+) -> RuleLoadReport:
     """Load every rule file below ``paths``; problems with rules are collected, never raised
-    (a broken installation, such as missing field mappings, is raised)."""
+    (a broken installation, such as missing field mappings, is raised). A ``profile`` then
+    switches off the third-party rules it does not run (listed in the report's
+    ``switched_off``)."""
     mappings = mappings if mappings is not None else load_field_mappings()
     report = RuleLoadReport()
     seen_ids: dict[str, str] = {}
@@ -166,6 +185,8 @@ def load_rules(paths: Iterable[Path], mappings: FieldMappings | None = None) -> 
         except RuleError as error:
             report.errors.append(error)
     _resolve_correlations(drafts, report)
+    if profile is not None:
+        profile.apply(report)
     return report
 
 
@@ -295,4 +316,5 @@ def compile_rule(
         falsepositives=tuple(rule.falsepositives or ()),
         name=rule.name or "",
         ruleset=ruleset or source,
+        status=rule.status.name.lower() if rule.status else "",
     )

@@ -2,8 +2,11 @@
 
 Test entries are raw log lines, parsed exactly as ``socpipe scan`` parses them, so a rule test
 also proves that the parser produces the fields the rule relies on. Each rule must have at
-least one event it matches and one it does not; a rule without tests fails. A correlation
-rule's cases are sequences of lines, each run through a fresh detector.
+least one event it matches and one it does not; a rule without tests fails. A case may also be
+a list of lines read as one stream (the SYSCALL and EXECVE records of one audited call): it
+matches when any of its events raises the rule. A correlation rule's cases are sequences of
+lines, each run through a fresh detector. Every case is a stream of its own: nothing a parser
+remembers (audit records) carries over from one case to the next.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -21,10 +23,15 @@ from socpipe.collectors.parsers import ParseContext, parse_detected
 from socpipe.detectors.correlation_rules import CorrelationRule
 from socpipe.detectors.detection import Detector
 from socpipe.detectors.engine import SigmaEngine
-from socpipe.detectors.rules import CompiledRule, RuleLoadReport
+from socpipe.detectors.logsource import routing_key
+from socpipe.detectors.rules import CompiledRule, RuleLoadReport, rule_tests_file
 
 #: Year-less test lines ("Mar  3 ...") are read as if written in March 2026.
 TEST_CONTEXT = ParseContext(agency_id="rule-test", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
+
+
+#: A routing key (detectors.logsource.routing_key): which log source an event came from.
+Source = tuple[str | None, ...]
 
 
 @dataclass(frozen=True)
@@ -33,11 +40,18 @@ class RuleTestResult:
     case: str
     passed: bool
     reason: str = ""
+    #: True for a ``match`` case, False for ``no_match``, None for a problem with the file.
+    expected: bool | None = None
+    #: The log sources of the case's events: those that raised the rule when one did, all of
+    #: them otherwise (docs/coverage.md places a rule by them).
+    sources: frozenset[Source] = frozenset()
 
 
-def rule_tests_file(rule: CompiledRule | CorrelationRule) -> Path:
-    source = Path(rule.source)
-    return source.with_name(source.stem + ".tests.yml")
+@dataclass(frozen=True)
+class _CaseRun:
+    matched: bool
+    parsed_as: str
+    sources: frozenset[Source]
 
 
 def run_rule_tests(report: RuleLoadReport) -> list[RuleTestResult]:
@@ -52,7 +66,7 @@ def run_rule_tests(report: RuleLoadReport) -> list[RuleTestResult]:
 
 
 def _run_cases(
-    rule: CompiledRule | CorrelationRule, matches: Callable[[Any], tuple[bool, str]]
+    rule: CompiledRule | CorrelationRule, matches: Callable[[Any], _CaseRun]
 ) -> list[RuleTestResult]:
     path = rule_tests_file(rule)
     try:
@@ -71,41 +85,53 @@ def _run_cases(
         for number, case in enumerate(entries, 1):
             name = f"{path}:{expected_key}[{number}]"
             try:
-                matched, parsed_as = matches(case)
+                run = matches(case)
             except ValueError as error:
-                results.append(RuleTestResult(rule, name, False, str(error)))
+                results.append(RuleTestResult(rule, name, False, str(error), expected))
                 continue
-            if matched == expected:
-                results.append(RuleTestResult(rule, name, True))
+            if run.matched == expected:
+                results.append(RuleTestResult(rule, name, True, "", expected, run.sources))
             else:
                 verb = "did not match" if expected else "matched"
-                results.append(RuleTestResult(rule, name, False, f"{verb} (parsed as {parsed_as})"))
+                reason = f"{verb} (parsed as {run.parsed_as})"
+                results.append(RuleTestResult(rule, name, False, reason, expected, run.sources))
     return results
 
 
-def _single_event_matches(engine: SigmaEngine, rule: CompiledRule, line: Any) -> tuple[bool, str]:
-    event, parser = parse_detected(str(line), TEST_CONTEXT)
-    return any(hit.id == rule.id for hit in engine.match(event)), parser.name
+def _single_event_matches(engine: SigmaEngine, rule: CompiledRule, case: Any) -> _CaseRun:
+    context = TEST_CONTEXT.new_stream()
+    parsers = []
+    sources: set[Source] = set()
+    raised: set[Source] = set()
+    for line in case if isinstance(case, list) else [case]:
+        event, parser = parse_detected(str(line), context)
+        parsers.append(parser.name)
+        sources.add(routing_key(event))
+        if any(hit.id == rule.id for hit in engine.match(event)):
+            raised.add(routing_key(event))
+    return _CaseRun(bool(raised), ", ".join(sorted(set(parsers))), frozenset(raised or sources))
 
 
-def _sequence_matches(
-    report: RuleLoadReport, correlation: CorrelationRule, case: Any
-) -> tuple[bool, str]:
+def _sequence_matches(report: RuleLoadReport, correlation: CorrelationRule, case: Any) -> _CaseRun:
     """Feed a sequence of lines through a fresh detector (no state shared between cases)."""
     if not isinstance(case, list):
         raise ValueError("a correlation test case is a list of lines")
     detector = Detector(report)
+    stream = TEST_CONTEXT.new_stream()
     alerts = []
     parsers = []
+    sources: set[Source] = set()
     for item in case:
         line, repeat, agency = _sequence_item(item)
-        context = replace(TEST_CONTEXT, agency_id=agency)
+        context = replace(stream, agency_id=agency)
         for _ in range(repeat):
             event, parser = parse_detected(line, context)
             parsers.append(parser.name)
+            sources.add(routing_key(event))
             alerts.extend(detector.process(event))
     alerts.extend(detector.flush())
-    return any(alert.rule.id == correlation.id for alert in alerts), ", ".join(sorted(set(parsers)))
+    matched = any(alert.rule.id == correlation.id for alert in alerts)
+    return _CaseRun(matched, ", ".join(sorted(set(parsers))), frozenset(sources))
 
 
 def _sequence_item(item: Any) -> tuple[str, int, str]:

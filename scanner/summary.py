@@ -12,6 +12,8 @@ from socpipe.detectors.alert import Alert
 from socpipe.detectors.correlation import CorrelationStats
 
 TOP: Final = 5
+#: Rules listed as the noisiest: where tuning (a profile entry, an exception) pays most.
+NOISIEST: Final = 5
 
 
 @dataclass
@@ -43,6 +45,11 @@ class ScanSummary:
             self.by_host[str(host)] += 1
         if source := alert.entities.get("source.ip"):
             self.by_source[str(source)] += 1
+
+    def noisiest_rules(self) -> list[tuple[tuple[str, str, str], int]]:
+        """The rules that raised the most alerts, whatever their level (ties by title, id)."""
+        ranked = sorted(self.by_rule.items(), key=lambda item: (-item[1], item[0][1], item[0][2]))
+        return ranked[:NOISIEST]
 
     @property
     def events_per_second(self) -> float:
@@ -90,6 +97,10 @@ class ScanSummary:
                 lines.append(f"    {count:>7,}  {level:<13} {title}")
             if len(ranked) > 15:
                 lines.append(f"    ... and {len(ranked) - 15} more rules")
+            lines.append("  noisiest rules:")
+            for (level, title, _rule_id), count in self.noisiest_rules():
+                share = 100 * count / self.alerts
+                lines.append(f"    {count:>7,}  {share:>3.0f} %  {level:<13} {title}")
         for label, counter in (("top hosts", self.by_host), ("top sources", self.by_source)):
             if counter:
                 top = ", ".join(f"{name} ({count:,})" for name, count in counter.most_common(TOP))

@@ -20,7 +20,7 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 from elasticsearch.serializer import JsonSerializer, OrjsonSerializer
 
-from socpipe.core import envelope
+from socpipe.core import envelope, metrics
 from socpipe.core.config import ElasticsearchConfig, secret_from_env
 from socpipe.core.resources import templates_dir
 
@@ -152,6 +152,7 @@ class ElasticsearchSink:
                 retry = pending
             pending = retry
             if pending:
+                metrics.ES_RETRIED.inc(len(pending))
                 if self.should_stop():
                     raise InterruptedError("stopping while Elasticsearch is unavailable")
                 time.sleep(delay)

@@ -70,3 +70,17 @@ def sample_alerts(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     arguments = ["scan", str(REPO / "samples"), "--agency", "so-tttt", "--out", str(out)]
     assert main([*arguments, "--no-progress"]) == 0
     return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+class RecordingPublisher:
+    """Stands in for the Kafka publisher where a test is about which events a collector
+    makes (Kafka itself is tested in tests/integration)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    def publish(self, event: dict) -> None:
+        self.events.append(event)
+
+    def confirm(self) -> int:
+        return len(self.events)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -37,13 +38,37 @@ def run(
     return result
 
 
+def clean_copy(destination: Path) -> Path:
+    """The files git tracks or would track (not ignored), as a release holds them: no
+    compiled modules, no build folders, nothing else that happens to lie in the checkout."""
+    command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    listed = subprocess.run(command, cwd=REPO, capture_output=True, check=True).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        if not (REPO / name).is_file():
+            continue  # deleted in the checkout, not yet in git
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+    return destination
+
+
 @pytest.fixture(scope="module")
 def user_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bin folder of a fresh virtualenv holding socpipe installed from its wheel."""
     work = tmp_path_factory.mktemp("user-install")
+    source = clean_copy(work / "source")
     wheels = work / "wheels"
     run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(wheels), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--wheel-dir",
+            str(wheels),
+            str(source),
+        ],
         cwd=work,
         timeout=INSTALL_TIMEOUT_SECS,
     )

@@ -17,6 +17,7 @@ from socpipe.collectors.follow import FileFollower
 from socpipe.collectors.lines import Line, LineSplitter, read_lines
 from socpipe.collectors.parsers import ParseContext
 from socpipe.core.event import Event
+from tests.conftest import RecordingPublisher
 
 CONTEXT = ParseContext(agency_id="so-tttt", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
 SSHD = b"Mar  3 10:00:01 web01 sshd[1]: Failed password for root from 203.0.113.5 port 1 ssh2"
@@ -98,25 +99,12 @@ def test_lines_follow_the_rules_however_the_input_is_cut(
     assert split_in_pieces(data, [min(cut, len(data)) for cut in cuts], cap) == expected
 
 
-class Published:
-    """Stands in for the Kafka publisher: these tests are about which lines become events."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def publish(self, event: Event) -> None:
-        self.events.append(event)
-
-    def confirm(self) -> int:
-        return len(self.events)
-
-
 def scan(path: Path, cap: int) -> list[Event]:
     return list(FileEventReader(CONTEXT, max_line_bytes=cap).read([path]))
 
 
 def follow(path: Path, cap: int) -> list[Event]:
-    published = Published()
+    published = RecordingPublisher()
     follower = FileFollower(
         [str(path)],
         path.with_suffix(".state"),
@@ -181,7 +169,7 @@ def test_both_readers_give_the_same_events(tmp_path: Path) -> None:
 def test_the_follower_waits_for_a_line_to_end(tmp_path: Path) -> None:
     path = tmp_path / "auth.log"
     path.write_bytes(SSHD + b"\n" + SSHD[:20])
-    published = Published()
+    published = RecordingPublisher()
     follower = FileFollower([str(path)], tmp_path / "state.json", published, CONTEXT)
     follower.poll_once()
     assert len(published.events) == 1
@@ -195,7 +183,7 @@ def test_the_follower_waits_for_a_line_to_end(tmp_path: Path) -> None:
 def test_a_truncated_line_split_across_polls_never_yields_its_tail(tmp_path: Path) -> None:
     path = tmp_path / "auth.log"
     path.write_bytes(SSHD + b" " + b"P" * 1500)
-    published = Published()
+    published = RecordingPublisher()
     follower = FileFollower(
         [str(path)],
         tmp_path / "state.json",

@@ -9,7 +9,7 @@ from socpipe.collectors.follow import FileFollower
 from socpipe.collectors.live_context import LiveContext
 from socpipe.collectors.parsers import ParseContext, parse_detected
 from socpipe.collectors.syslog_listener import SyslogReceiver
-from socpipe.core.event import Event
+from tests.conftest import RecordingPublisher
 
 STARTED = datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)
 BASE = ParseContext(agency_id="so-tttt", reference_time=STARTED)
@@ -23,19 +23,6 @@ class _Clock:
 
     def __call__(self) -> datetime:
         return self.moment
-
-
-class _Published:
-    """Stands in for the Kafka publisher: these tests are about dating lines."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def publish(self, event: Event) -> None:
-        self.events.append(event)
-
-    def confirm(self) -> int:
-        return len(self.events)
 
 
 def _bsd_line(moment: datetime) -> str:
@@ -78,7 +65,7 @@ def test_one_context_per_millisecond() -> None:
 
 def test_syslog_receiver_dates_by_arrival() -> None:
     clock = _Clock(STARTED + timedelta(days=3))
-    published = _Published()
+    published = RecordingPublisher()
     receiver = SyslogReceiver(published, BASE, clock)  # type: ignore[arg-type]
     receiver.receive(b"<38>" + _bsd_line(clock.moment).encode(), "192.0.2.1")
     receiver.receive(b"no time here", "192.0.2.1")
@@ -91,7 +78,7 @@ def test_syslog_receiver_dates_by_arrival() -> None:
 def test_file_follower_dates_by_arrival(tmp_path: Path) -> None:
     log = tmp_path / "auth.log"
     clock = _Clock(STARTED)
-    published = _Published()
+    published = RecordingPublisher()
     follower = FileFollower(
         [str(log)],
         tmp_path / "state.json",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from socpipe.core.levels import LEVELS
 from socpipe.core.resources import bundled_rules_dir
@@ -42,3 +43,41 @@ def test_every_rule_has_matching_and_non_matching_cases() -> None:
         cases = [result.case for result in RESULTS if result.rule.id == rule.id]
         assert any(":match[" in case for case in cases), rule.source
         assert any(":no_match[" in case for case in cases), rule.source
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys without a word, so a selection written with
+    the same field twice silently loses a condition; this loader refuses them."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    keys = [loader.construct_object(key, deep=deep) for key, _value in node.value]
+    repeated = sorted({str(key) for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"repeated keys {repeated}", node.start_mark
+        )
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+@pytest.mark.parametrize(
+    "path", sorted(bundled_rules_dir().rglob("*.yml")), ids=lambda path: path.name
+)
+def test_rule_files_have_no_repeated_keys(path) -> None:
+    yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+
+
+def test_repeated_keys_are_refused() -> None:
+    with pytest.raises(yaml.constructor.ConstructorError, match="repeated keys"):
+        yaml.load("selection:\n  a|contains: x\n  a|contains: y\n", Loader=_UniqueKeyLoader)
+
+
+def test_silent_rules_feed_a_correlation() -> None:
+    """Informational rules raise nothing of their own: each exists for a correlation."""
+    referenced = {rule for correlation in REPORT.correlations for rule in correlation.rule_ids}
+    silent = [rule for rule in REPORT.rules if rule.level == "informational"]
+    assert silent
+    assert [rule.source for rule in silent if rule.id not in referenced] == []

@@ -34,6 +34,7 @@ from socpipe.core.config import SyslogListenerConfig
 from socpipe.core.errors import UsageError
 from socpipe.core.event import Event
 from tests.certificates import Certificates
+from tests.conftest import RecordingPublisher
 
 SSHD = b"<38>Mar  3 10:05:44 web01 sshd[1]: Failed password for root from 203.0.113.5 port 22 ssh2"
 FORGED = (
@@ -126,20 +127,18 @@ def test_addresses() -> None:
         parse_address("5514")
 
 
-class Collected:
+class Collected(RecordingPublisher):
     """Stands in for the journal and Kafka: these tests are about the listener. ``refuse``
     makes publishing fail as a full journal does."""
 
     def __init__(self) -> None:
-        self.events: list[Event] = []
+        super().__init__()
         self.refuse = False
-        self.lock = threading.Lock()
 
     def publish(self, event: Event) -> None:
         if self.refuse:
             raise JournalFull("journal full (test)", "spool")
-        with self.lock:
-            self.events.append(event)
+        super().publish(event)
 
     def drain(self, stop: threading.Event) -> None:
         stop.wait()
@@ -148,8 +147,7 @@ class Collected:
         pass
 
     def originals(self) -> list[str]:
-        with self.lock:
-            return [event["event.original"] for event in self.events]
+        return [event["event.original"] for event in list(self.events)]
 
 
 def receiver(collected: Collected, limits: SyslogListenerConfig | None = None) -> SyslogReceiver:

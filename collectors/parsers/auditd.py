@@ -2,6 +2,11 @@
 
 auditd writes values that may contain spaces or control characters as unquoted hex; those are
 decoded so rules can match the real command line, and the raw record stays in event.original.
+
+An EXECVE record is a process start: it gets the executable, pids, user and outcome of the
+SYSCALL record of the same call (seen just before it, see audit_stream), and the parent's
+executable when the parent's start was seen. Detection routes it to Sigma's
+``process_creation`` category (detectors/logsource.py) besides the ``auditd`` service.
 """
 
 from __future__ import annotations
@@ -9,18 +14,22 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from socpipe.collectors.parsers.audit_stream import AuditStream
 from socpipe.collectors.parsers.base import ParseContext, Parser, register
 from socpipe.collectors.timestamps import parse_epoch
 from socpipe.core.event import Event, format_timestamp, new_event, put
 
 _HEADER: Final = re.compile(
-    r"type=(?P<type>\S+) msg=audit\((?P<time>\d+(?:\.\d+)?):(?P<serial>\d+)\):\s*"
+    r"(?:node=(?P<node>\S+) )?type=(?P<type>\S+)"
+    r" msg=audit\((?P<time>\d+(?:\.\d+)?):(?P<serial>\d+)\):\s*"
 )
-_PAIR: Final = re.compile(r"""([\w-]+)=("[^"]*"|'[^']*'|\S*)""")
+_PAIR: Final = re.compile(r"""([\w-]+(?:\[\d+\])?)=("[^"]*"|'[^']*'|\S*)""")
 _HEX: Final = re.compile(r"[0-9A-F]+\Z")
 # Fields auditd hex-encodes when the value is unsafe to print (see audit_log_n_untrustedstring).
 _HEX_CANDIDATES: Final = {"proctitle", "cmd", "comm", "exe", "cwd", "name", "path", "data", "key"}
 _EXECVE_ARG: Final = re.compile(r"a\d+\Z")
+# An argument longer than the kernel's record size comes in chunks: a2_len=N a2[0]=.. a2[1]=..
+_EXECVE_CHUNK: Final = re.compile(r"a(\d+)\[\d+\]\Z")
 _ECS_FROM_AUDIT: Final = {
     "exe": "process.executable",
     "comm": "process.name",
@@ -34,7 +43,21 @@ _ECS_FROM_AUDIT: Final = {
     "hostname": "source.domain",
     "addr": "source.ip",
     "terminal": "process.tty.name",
+    # log_format=ENRICHED adds the names of the ids after a \x1d separator.
+    "UID": "user.name",
 }
+#: What an EXECVE record takes from the SYSCALL record of its call.
+_FROM_SYSCALL: Final = (
+    "process.executable",
+    "process.name",
+    "process.pid",
+    "process.parent.pid",
+    "user.id",
+    "user.effective.id",
+    "user.audit.id",
+    "user.name",
+    "event.outcome",
+)
 
 
 def decode_value(field: str, raw: str) -> str:
@@ -54,8 +77,19 @@ def decode_value(field: str, raw: str) -> str:
     return raw
 
 
-def apply_audit_record(event: Event, text: str) -> bool:
-    """Add the fields of one audit record to ``event``; ``False`` when it is not one."""
+def _join_chunks(parts: list[str]) -> str:
+    # Hex chunks are joined before decoding: a cut may fall inside a UTF-8 sequence.
+    if all(_HEX.match(part) for part in parts):
+        return decode_value("a0", "".join(parts))
+    return "".join(decode_value("a0", part) for part in parts)
+
+
+def apply_audit_record(event: Event, text: str, stream: AuditStream | None = None) -> bool:
+    """Add the fields of one audit record to ``event``; ``False`` when it is not one.
+
+    ``stream`` joins the records of one call (a process start on its EXECVE record); without
+    it each record stands alone.
+    """
     header = _HEADER.search(text)
     if header is None:
         return False
@@ -65,14 +99,23 @@ def apply_audit_record(event: Event, text: str) -> bool:
     event["auditd.log.type"] = record_type
     event["auditd.log.sequence"] = int(header["serial"])
     event["event.action"] = record_type.lower()
+    node = header["node"]
+    if node is not None:
+        event["host.name"] = node
     moment = parse_epoch(header["time"])
     if moment is not None:
         event["@timestamp"] = format_timestamp(moment)
     arguments: dict[int, str] = {}
+    chunks: dict[int, list[str]] = {}
     body = text[header.end() :]
     # USER_* records nest the interesting pairs in msg='...'; unwrap them in place.
     body = re.sub(r"msg='([^']*)'", r"\1", body)
     for field, raw in _PAIR.findall(body):
+        if record_type == "EXECVE" and field.endswith("]"):
+            chunk = _EXECVE_CHUNK.match(field)
+            if chunk is not None:
+                chunks.setdefault(int(chunk[1]), []).append(raw)
+            continue
         value = decode_value(field, raw)
         event[f"auditd.log.{field}"] = value
         if record_type == "EXECVE" and _EXECVE_ARG.match(field):
@@ -84,6 +127,8 @@ def apply_audit_record(event: Event, text: str) -> bool:
                 ecs_field,
                 int(value) if ecs_field.endswith("pid") and value.isdigit() else value,
             )
+    for index, parts in chunks.items():
+        arguments[index] = event[f"auditd.log.a{index}"] = _join_chunks(parts)
     if arguments:
         event["process.args"] = [arguments[index] for index in sorted(arguments)]
         event["process.command_line"] = " ".join(event["process.args"])
@@ -97,18 +142,56 @@ def apply_audit_record(event: Event, text: str) -> bool:
         "tags",
         [event["auditd.log.key"]] if event.get("auditd.log.key") not in (None, "(null)") else None,
     )
+    if stream is not None:
+        if record_type == "SYSCALL":
+            stream.remember_syscall(_call_key(event, header["time"], header["serial"]), event)
+        elif record_type == "EXECVE":
+            _process_start(event, stream, header["time"], header["serial"])
     return True
+
+
+def _call_key(event: Event, time: str, serial: str) -> str:
+    # Serials are per host (and restart at boot, hence the time): the host keeps a syslog
+    # collector's hosts apart.
+    return f"{event.get('host.name', '')}\x1f{time}:{serial}"
+
+
+def _process_start(event: Event, stream: AuditStream, time: str, serial: str) -> None:
+    """Make an EXECVE record's event a process start with what its SYSCALL record said."""
+    syscall = stream.syscall(_call_key(event, time, serial))
+    if syscall is not None:
+        for field in _FROM_SYSCALL:
+            if field in syscall:
+                event[field] = syscall[field]
+    if event.get("event.outcome") == "failure":
+        return  # the exec failed: no process started
+    event["event.category"] = ["process"]
+    event["event.type"] = ["start"]
+    pid = event.get("process.pid")
+    if pid is None or "auditd.log.argc" not in event:
+        return  # the start is remembered once, from the first of its EXECVE records
+    host = event.get("host.name", "")
+    parent = stream.process(f"{host}\x1f{event.get('process.parent.pid')}")
+    if parent is not None:
+        event["process.parent.executable"] = parent[0]
+        put(event, "process.parent.command_line", parent[1])
+    stream.remember_process(
+        f"{host}\x1f{pid}",
+        str(event.get("process.executable", "")),
+        str(event.get("process.command_line", "")),
+    )
 
 
 class AuditdParser(Parser):
     name = "auditd"
 
     def looks_like(self, line: str) -> bool:
-        return line.startswith("type=") and "msg=audit(" in line[:80]
+        # node= prefixes every record when auditd.conf sets name_format.
+        return line.startswith(("type=", "node=")) and "msg=audit(" in line[:160]
 
     def parse_line(self, line: str, context: ParseContext) -> Event | None:
         event = new_event(line, "auditd", "auditd.log", context.reference_time)
-        if not apply_audit_record(event, line):
+        if not apply_audit_record(event, line, context.audit):
             return None
         event["message"] = line
         return event

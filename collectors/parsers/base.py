@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
 from typing import ClassVar, Final
 
+from socpipe.collectors.parsers.audit_stream import AuditStream
 from socpipe.core.event import Event
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,13 @@ class ParseContext:
     agency_name: str | None = None
     zone: tzinfo = UTC
     reference_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: Audit records of one call come as several lines (see audit_stream). Each context made
+    #: from scratch starts a stream; contexts derived with ``replace`` share their base's.
+    audit: AuditStream = field(default_factory=AuditStream, compare=False, repr=False)
+
+    def new_stream(self) -> ParseContext:
+        """The same context for an unrelated stream of lines (nothing remembered)."""
+        return replace(self, audit=AuditStream())
 
     def stamp(self, event: Event) -> Event:
         """Set the agency fields, overwriting whatever the record claimed."""

@@ -75,13 +75,23 @@ def _winlogbeat(line: str, document: dict[str, Any], context: ParseContext) -> E
     if isinstance(winlog, dict):
         nested = winlog
         event_data = winlog.get("event_data")
-        data = event_data if isinstance(event_data, dict) else {}
+        if not isinstance(event_data, dict):
+            # Events that carry UserData (Security 1102, TerminalServices, WMI, AppLocker)
+            # have winlog.user_data instead; like the EVTX reader, its values are EventData
+            # for rules. Winlogbeat's own copy stays in the document.
+            user_data = winlog.get("user_data")
+            event_data = _user_data(user_data) if isinstance(user_data, dict) else {}
+        data = event_data
     else:  # already-flat keys ("winlog.channel": ...)
         nested = {key[7:]: value for key, value in document.items() if key.startswith("winlog.")}
-        prefix = "event_data."
+        prefix = (
+            "event_data." if any(key.startswith("event_data.") for key in nested) else "user_data."
+        )
         data = {
             key[len(prefix) :]: value for key, value in nested.items() if key.startswith(prefix)
         }
+        if prefix == "user_data.":
+            data = _user_data(data)
     system = {
         "EventID": nested.get("event_id") or _lookup(document, "event.code"),
         "Channel": nested.get("channel"),
@@ -103,6 +113,11 @@ def _winlogbeat(line: str, document: dict[str, Any], context: ParseContext) -> E
         else:
             _keep(event, key, value)
     return event
+
+
+def _user_data(user_data: dict[str, Any]) -> dict[str, Any]:
+    # xml_name is Winlogbeat's name of the UserData element, not one of its values.
+    return {name: value for name, value in user_data.items() if name != "xml_name"}
 
 
 def _keep(event: Event, name: str, value: Any) -> None:

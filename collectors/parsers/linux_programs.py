@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Final
 
+from socpipe.collectors.parsers.audit_stream import AuditStream
 from socpipe.collectors.parsers.auditd import apply_audit_record
 from socpipe.collectors.parsers.cef import apply_cef
 from socpipe.core.event import Event, put
@@ -257,14 +258,17 @@ def enrich_cron(event: Event, message: str) -> None:
         _enrich_pam(event, message)
 
 
-def enrich_program_message(event: Event, program: str, message: str) -> None:
-    """Parse the message of a known program; CEF and audit records are recognised by shape."""
+def enrich_program_message(
+    event: Event, program: str, message: str, audit: AuditStream | None = None
+) -> None:
+    """Parse the message of a known program; CEF and audit records are recognised by shape
+    (``audit`` joins the audit records of one call, as for audit.log lines)."""
     enricher = _ENRICHERS.get(program)
     if enricher is not None:
         enricher(event, message)
     elif message.startswith("CEF:"):
         apply_cef(event, message)
-    elif message.startswith("type=") and "msg=audit(" in message:
-        apply_audit_record(event, message)
+    elif message.startswith(("type=", "node=")) and "msg=audit(" in message:
+        apply_audit_record(event, message, audit)
     elif "pam_unix" in message or "authentication failure" in message:
         _enrich_pam(event, message)

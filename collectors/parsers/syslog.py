@@ -80,11 +80,11 @@ def split_structured_data(rest: str) -> tuple[dict[str, dict[str, str]], str] | 
     return elements, message[1:] if message.startswith(" ") else message
 
 
-def _finish(event: Event, message: str, program: str | None) -> Event:
+def _finish(event: Event, message: str, program: str | None, context: ParseContext) -> Event:
     event["message"] = message
     if program:
         event["process.name"] = program
-    enrich_program_message(event, program or "", message)
+    enrich_program_message(event, program or "", message, context.audit)
     return event
 
 
@@ -116,7 +116,7 @@ class Rfc5424Parser(Parser):
             for key, value in params.items():
                 event[f"log.syslog.structured_data.{sd_id}.{key}"] = value
         app = match["app"] if match["app"] != "-" else None
-        return _finish(event, message, app)
+        return _finish(event, message, app, context)
 
 
 class Rfc3164Parser(Parser):
@@ -142,7 +142,7 @@ class Rfc3164Parser(Parser):
         if pid:
             event["process.pid"] = int(pid)
         put(event, "log.syslog.appname", program)
-        return _finish(event, message, program)
+        return _finish(event, message, program, context)
 
 
 register(Rfc5424Parser())

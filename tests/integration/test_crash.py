@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
 from socpipe.core.config import Config
-from socpipe.core.kafka_clients import make_producer
+from socpipe.core.kafka_clients import group_caught_up, make_producer
 from tests.integration.conftest import start_daemon, wait_for, write_config
 
 EVENTS = 100_000
@@ -83,7 +82,21 @@ def test_sigkill_mid_stream_then_restart_indexes_everything_exactly_once(
             timeout=120,
             what="all alerts",
         )
-        time.sleep(3)  # anything duplicated or extra would land by now
+        # Everything the daemon was given is durably handled once its groups have committed
+        # to the end of both topics: a duplicate or extra document would be there by then.
+        wait_for(
+            lambda: (
+                all(
+                    group_caught_up(config.kafka, config.stages.index_group, topic)
+                    for topic in (config.kafka.topics.events, config.kafka.topics.alerts)
+                )
+                and group_caught_up(
+                    config.kafka, config.stages.detect_group, config.kafka.topics.events
+                )
+            ),
+            timeout=120,
+            what="the index and detect groups to commit everything",
+        )
         assert count(es, events_index) == EVENTS
         alerts = es.search(
             index=config.elasticsearch.alerts_index,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from kafka import KafkaAdminClient
 
 from socpipe.collectors.parsers import ParseContext, parse_detected
 from socpipe.collectors.publisher import EventPublisher
+from socpipe.core import metrics
 from socpipe.core.config import (
     Config,
     DestinationConfig,
@@ -33,7 +33,7 @@ from socpipe.core.config import (
     config_document,
 )
 from socpipe.core.config import ForwardPolicyConfig as Policy
-from socpipe.core.kafka_clients import make_producer
+from socpipe.core.kafka_clients import group_caught_up, make_producer
 from socpipe.daemon import runner
 from socpipe.pipeline import main
 from tests.certificates import Certificates
@@ -327,6 +327,7 @@ def test_indicators_from_the_center_raise_alerts_in_the_detect_stage(
         }
 
     taxii.add_raw([indicator(1, "203.0.113.99")])
+    metrics.INDICATORS.set(-1)  # this test's detect stage sets it; not a value left by another
     feed = IndicatorFeedConfig(
         url=taxii.api_root,
         collection=taxii.collection,
@@ -340,8 +341,13 @@ def test_indicators_from_the_center_raise_alerts_in_the_detect_stage(
     thread.start()
     try:
         # Published after the daemon started: the poller must pick it up.
+        wait_for(lambda: metrics.INDICATORS._value.get() == 1, timeout=60, what="the first poll")
         taxii.add_raw([indicator(2, "198.51.100.99")])
-        time.sleep(3)
+        wait_for(
+            lambda: metrics.INDICATORS._value.get() == 2,
+            timeout=60,
+            what="the poller to load the indicator published after the start",
+        )
         publish_logins(
             config, [("hanh", "203.0.113.99"), ("hanh", "198.51.100.99"), ("hanh", "10.20.0.1")]
         )
@@ -471,7 +477,17 @@ def test_one_daemon_detects_indexes_and_forwards(
             config, [("deploy", "203.0.113.7"), ("root", "203.0.113.7"), ("hanh", "203.0.113.7")]
         )
         wait_for(lambda: receiver.received, timeout=120, what="the alert at the webhook")
-        time.sleep(2)
+        # A second (duplicate or unselected) request would have been sent before the forward
+        # group committed past every alert.
+        wait_for(
+            lambda: group_caught_up(
+                config.kafka,
+                f"{configured.forwarding.group_prefix}ministry-hook",
+                config.kafka.topics.alerts,
+            ),
+            timeout=120,
+            what="the forward stage to commit every alert",
+        )
     finally:
         stop.set()
         thread.join(timeout=60)

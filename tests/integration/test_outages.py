@@ -10,7 +10,6 @@ import json
 import socket
 import subprocess
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -119,10 +118,16 @@ def test_elasticsearch_outage_under_running_daemon_catches_up(
     try:
         produce(range(500))
         wait_for(lambda: indexed() == 500, timeout=60, what="the first 500 events")
+        retried = metrics.ES_RETRIED
+        before = retried._value.get()
         services("down", "es")
         try:
             produce(range(500, 1000))
-            time.sleep(5)  # the index stage meets the outage and keeps retrying
+            wait_for(
+                lambda: retried._value.get() > before,
+                timeout=120,
+                what="the index stage to meet the outage and retry its writes",
+            )
             assert daemon.is_alive()
         finally:
             services("up", "es")
