@@ -74,16 +74,17 @@ class ZoneWatch:
         self._seen = self.zone.consulted if self.zone is not None else 0
 
     def check(self, source: str) -> bool:
-        """Call after reading from ``source``: whether it needed the zone (and a warning was
-        given, the first time)."""
+        """Call after reading from ``source``: whether it needed the zone for the first
+        time (then a warning is given)."""
         if self.zone is None or self.zone.consulted == self._seen:
             return False
         self._seen = self.zone.consulted
-        if source not in self.warned and len(self.warned) < self.max_sources:
-            self.warned.add(source)
-            log.warning(
-                "source=%s writes times without an offset and no --timezone was given:"
-                " they are read as UTC (give --timezone if it writes local time)",
-                source,
-            )
+        if source in self.warned or len(self.warned) >= self.max_sources:
+            return False
+        self.warned.add(source)
+        log.warning(
+            "source=%s writes times without an offset and no --timezone was given:"
+            " they are read as UTC (give --timezone if it writes local time)",
+            source,
+        )
         return True
