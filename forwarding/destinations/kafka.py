@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from socpipe.core import jsontext
 from socpipe.core.config import ForwardingConfig, KafkaDestinationConfig
 from socpipe.forwarding.delivery import TransientError
 from socpipe.forwarding.destinations.base import Destination
@@ -51,7 +51,7 @@ class KafkaDestination(Destination):
         return self.producer
 
     def send(self, alert: dict[str, Any]) -> str:
-        value = json.dumps(alert, ensure_ascii=False).encode()
+        value = jsontext.dumps(alert)  # strict: NaN as null, lone surrogates escaped
         try:
             metadata = (
                 self._producer()
