@@ -8,8 +8,8 @@ the configuration's ``collectors`` section (docs/limits.md).
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
-import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +19,8 @@ from socpipe.core.errors import UsageError
 
 NAME = "collect"
 HELP = "collect agency logs into Kafka"
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     port = config.metrics.port if args.metrics_port is None else args.metrics_port
     metrics.serve(port)
     if port:
-        print(f"metrics on http://127.0.0.1:{port}/metrics", file=sys.stderr)
+        log.info("metrics on http://127.0.0.1:%d/metrics", port)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -113,12 +115,12 @@ def run(args: argparse.Namespace) -> int:
     )
     listener = SyslogListener(receiver)
     for address in args.udp:
-        print(f"syslog udp on {listener.add_udp(address)}", file=sys.stderr)
+        log.info("syslog udp on %s", listener.add_udp(address))
     for address in args.tcp:
-        print(f"syslog tcp on {listener.add_tcp(address)}", file=sys.stderr)
+        log.info("syslog tcp on %s", listener.add_tcp(address))
     if args.tls:
         tls = tls_context(args.tls_cert, args.tls_key, args.tls_client_ca)
         for address in args.tls:
-            print(f"syslog tls on {listener.add_tcp(address, tls)}", file=sys.stderr)
+            log.info("syslog tls on %s", listener.add_tcp(address, tls))
     listener.run(stop)
     return 0
