@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from socpipe.core.config import KafkaConfig
 
 
 @pytest.fixture
-def silent_broker() -> socket.socket:
+def silent_broker() -> Iterator[socket.socket]:
     """A port that accepts connections and never answers: a constructor that connected
     would be seen here (and would wait for it)."""
     server = socket.create_server(("127.0.0.1", 0))
