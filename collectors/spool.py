@@ -299,12 +299,14 @@ class DiskSpool:
                 if record is not None:
                     records.append(record)
                     offset += size
-                elif size < 0 and segment == write_segment:
-                    break  # a record still being written
-                else:
-                    skip_to = _next_record(data, offset)
-                    self._damaged(segment, offset, skip_to)
-                    offset = skip_to
+                    continue
+                skip_to = _next_record(data, offset)
+                if size < 0 and segment == write_segment and skip_to == len(data):
+                    break  # the last record, still being written
+                # Damage (a header whose lengths run past valid records is damage too, not
+                # a record to wait for).
+                self._damaged(segment, offset, skip_to)
+                offset = skip_to
             if len(records) < max_records and offset >= len(data) and segment < write_segment:
                 segment, offset = segment + 1, len(SEGMENT_MAGIC)
                 continue

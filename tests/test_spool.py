@@ -128,6 +128,18 @@ def test_a_damaged_record_is_skipped_with_a_log_line_and_the_rest_is_read(
     assert spool.buffered_bytes == 0
 
 
+def test_a_damaged_length_does_not_stop_the_records_after_it(tmp_path: Path) -> None:
+    spool = DiskSpool(tmp_path)
+    for number in range(4):
+        spool.append(b"key", b"event %d" % number)
+    path = segment(tmp_path)
+    data = bytearray(path.read_bytes())
+    second = data.index(b"event 1") - len(b"key") - 14  # the second record's header
+    data[second + 6 : second + 10] = (1 << 20).to_bytes(4, "big")  # "1 MiB long": past the end
+    path.write_bytes(bytes(data))
+    assert send_all(spool) == [b"event 0", b"event 2", b"event 3"]
+
+
 def test_a_failed_append_leaves_the_message_with_the_caller_and_the_journal_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
