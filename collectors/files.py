@@ -79,11 +79,6 @@ class ReadStats:
         self.damaged.extend(other.damaged)
 
 
-class NotRegularFile(OSError):
-    """A path that is not a regular file (a FIFO, a device, a socket): opening a FIFO
-    blocks until someone writes to it, and /dev/zero never ends."""
-
-
 def _kind(mode: int) -> str:
     for test, name in (
         (stat.S_ISFIFO, "a FIFO"),
@@ -98,14 +93,15 @@ def _kind(mode: int) -> str:
 
 
 def open_regular(path: Path) -> BinaryIO:
-    """``path`` opened for reading, if it is a regular file; ``NotRegularFile`` otherwise.
-    Opened without blocking and checked on the open descriptor, so a FIFO put in its place
-    after a check cannot hang the scan."""
+    """``path`` opened for reading if it is a regular file, else ``OSError`` saying what it
+    is: opening a FIFO blocks until someone writes to it, and /dev/zero never ends. Opened
+    without blocking and checked on the open descriptor, so a FIFO put in its place after a
+    check cannot hang the scan."""
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
         mode = os.fstat(descriptor).st_mode
         if not stat.S_ISREG(mode):
-            raise NotRegularFile(f"{_kind(mode)}, not a regular file: not read")
+            raise OSError(f"{_kind(mode)}, not a regular file: not read")
         os.set_blocking(descriptor, True)
         return os.fdopen(descriptor, "rb")
     except BaseException:

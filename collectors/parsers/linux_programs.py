@@ -78,10 +78,11 @@ class GuardedPattern:
 
     With ``tail``, the pattern is ``head (?P<gap>.*?) tail``: a lazy gap of any length. As one
     regex, every occurrence of the head in a line without the tail scanned to its end (a
-    line of repeated heads took seconds). Here the first head is found, then the first tail
-    after it, once: the regex's answer (the gap does not cross a newline), in linear time.
-    A later head cannot match where an earlier failed, since its tail would follow both.
-    ``regex`` is the whole pattern, the definition the tests hold this to.
+    line of repeated heads took seconds). A line with one head is searched with the regex
+    (one scan); with more, the first head is found, then the first tail after it, once: the
+    regex's answer (the gap does not cross a newline), in linear time. A later head cannot
+    match where an earlier failed, since its tail would follow both. ``regex`` is the whole
+    pattern, the definition the tests hold this to.
     """
 
     def __init__(
@@ -96,8 +97,15 @@ class GuardedPattern:
     def search(self, text: str) -> re.Match[str] | GappedMatch | None:
         for needle in self.needles:
             if needle in text:
-                return self._gapped(text) if self.gap else self.regex.search(text)
+                if self.gap and self._heads(text) > 1:
+                    return self._gapped(text)
+                # One head: the regex scans the gap once, and is one call (the usual line).
+                return self.regex.search(text)
         return None
+
+    def _heads(self, text: str) -> int:
+        # Every head holds a needle: at most this many heads.
+        return sum(text.count(needle) for needle in self.needles)
 
     def _gapped(self, text: str) -> GappedMatch | None:
         position = 0
