@@ -3,7 +3,8 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: demo test lint typecheck imports fuzz bench-scan bench-anomaly services-up services-down
+.PHONY: demo test lint typecheck imports fuzz bench-scan bench-anomaly bench-console \
+	services-up services-down browser console-demo
 
 # The modules setup.py compiles with mypyc: changing one means compiling again.
 COMPILED := $(shell sed -n 's/^    "\(.*\.py\)",$$/\1/p' setup.py)
@@ -33,7 +34,7 @@ imports: $(BIN)/.installed
 
 # The whole suite: unit tests and integration tests against the real Kafka and Elasticsearch,
 # which scripts/services.sh fetches (first run), starts and waits for.
-test: lint typecheck imports services-up
+test: lint typecheck imports services-up browser
 	bash scripts/run-tests.sh $(BIN)
 
 # Fuzzing for longer than `make test` does (20 s per target there): FUZZ_SECONDS per target,
@@ -42,6 +43,17 @@ FUZZ_SECONDS ?= 600
 fuzz: $(BIN)/.installed
 	SOCPIPE_FUZZ_SECONDS=$(FUZZ_SECONDS) SOCPIPE_FUZZ_FULL=1 $(BIN)/python -m pytest \
 		tests/test_fuzz.py tests/test_linear_parsers.py tests/test_fuzz_regressions.py
+
+# The console's browser tests drive the system Chromium (Playwright cannot download its own
+# browser here); Debian's packages, installed when missing.
+browser:
+	@test -x /usr/bin/chromium -a -x /usr/bin/chromedriver || \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+
+# Kafka and Elasticsearch, two agencies' demo alerts (scans of samples/), an admin and two
+# analysts, and the console on http://127.0.0.1:8080/ (scripts/console-demo.sh says more).
+console-demo: $(BIN)/.installed services-up
+	bash scripts/console-demo.sh $(BIN)
 
 services-up:
 	bash scripts/services.sh up
@@ -54,3 +66,6 @@ bench-scan: $(BIN)/.installed
 
 bench-anomaly: $(BIN)/.installed
 	$(BIN)/python -m bench.anomaly
+
+bench-console: $(BIN)/.installed services-up
+	$(BIN)/python -m bench.console

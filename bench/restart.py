@@ -158,7 +158,9 @@ def main() -> None:
     finally:
         admin = KafkaAdminClient(**config.kafka.client_options())
         topics = config.kafka.topics
-        admin.delete_topics([topics.events, topics.alerts, topics.deadletter])
+        admin.delete_topics(
+            [topics.events, topics.alerts, topics.deadletter, topics.incidents, topics.forwarding]
+        )
         admin.close()
     rate = result["events"] / result["rebuild"]
     rows = [

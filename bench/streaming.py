@@ -51,10 +51,21 @@ def isolated(base: Config) -> Config:
     return replace(
         base,
         kafka=replace(
-            base.kafka, topics=TopicsConfig(f"{tag}.events", f"{tag}.alerts", f"{tag}.deadletter")
+            base.kafka,
+            topics=TopicsConfig(
+                events=f"{tag}.events",
+                alerts=f"{tag}.alerts",
+                deadletter=f"{tag}.deadletter",
+                incidents=f"{tag}.incidents",
+                forwarding=f"{tag}.forwarding",
+            ),
         ),
         elasticsearch=replace(
-            base.elasticsearch, events_index_prefix=f"{tag}-events-", alerts_index=f"{tag}-alerts"
+            base.elasticsearch,
+            events_index_prefix=f"{tag}-events-",
+            alerts_index=f"{tag}-alerts",
+            incidents_index=f"{tag}-incidents",
+            forwarding_index=f"{tag}-forwarding",
         ),
         stages=replace(base.stages, detect_group=f"{tag}-detect", index_group=f"{tag}-index"),
     )
@@ -147,18 +158,18 @@ class Pipeline:
         for process in self.processes:
             process.wait(timeout=120)
         settings = self.config.elasticsearch
+        single = (settings.alerts_index, settings.incidents_index, settings.forwarding_index)
         self.es.indices.delete(
-            index=f"{settings.events_index_prefix}*,{settings.alerts_index}",
+            index=",".join((f"{settings.events_index_prefix}*", *single)),
             ignore_unavailable=True,
         )
-        for name in (
-            f"{settings.events_index_prefix}template",
-            f"{settings.alerts_index}-template",
-        ):
+        for name in (f"{settings.events_index_prefix}template", *(f"{i}-template" for i in single)):
             self.es.indices.delete_index_template(name=name)
         admin = KafkaAdminClient(**self.config.kafka.client_options())
         topics = self.config.kafka.topics
-        admin.delete_topics([topics.events, topics.alerts, topics.deadletter])
+        admin.delete_topics(
+            [topics.events, topics.alerts, topics.deadletter, topics.incidents, topics.forwarding]
+        )
         admin.close()
 
 

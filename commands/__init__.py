@@ -6,4 +6,17 @@ only for what it uses and a bad argument is reported before any heavy import.
 """
 
 #: Module names under socpipe.commands, in the order ``socpipe --help`` lists them.
-COMMANDS = ("scan", "rules", "train", "config", "setup", "prune", "run", "collect", "forward")
+COMMANDS = (
+    "scan",
+    "rules",
+    "train",
+    "config",
+    "setup",
+    "prune",
+    "run",
+    "collect",
+    "forward",
+    "console",
+    "users",
+    "alerts",
+)

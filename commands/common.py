@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from socpipe.core.errors import UsageError
+from socpipe.core.errors import DependencyUnavailable, UsageError
 
 if TYPE_CHECKING:
     from socpipe.core.config import Config
@@ -51,3 +52,16 @@ def load_config(args: argparse.Namespace) -> Config:
     from socpipe.core.config import load_config as load
 
     return load(args.config)
+
+
+@contextmanager
+def elasticsearch_errors() -> Iterator[None]:
+    """Elasticsearch refusing or unreachable, as a socpipe error naming which."""
+    from elasticsearch import ApiError, TransportError
+
+    try:
+        yield
+    except ApiError as error:
+        raise DependencyUnavailable(f"elasticsearch: {error}") from None
+    except TransportError as error:
+        raise DependencyUnavailable(f"elasticsearch unreachable: {error}") from None

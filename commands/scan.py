@@ -15,6 +15,7 @@ from socpipe.core.errors import SocpipeError, UsageError
 
 if TYPE_CHECKING:
     from socpipe.detectors.indicators import IndicatorStore
+    from socpipe.detectors.suppression import Suppressor
     from socpipe.detectors.watcher import EventWatcher
 
 NAME = "scan"
@@ -45,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, help="write alerts as JSON Lines here ('-' for stdout)")
     parser.add_argument(
+        "--incidents-out",
+        type=Path,
+        help="write incidents (alerts grouped, see docs/correlation.md) as JSON Lines here",
+    )
+    parser.add_argument(
         "--max-line-bytes",
         type=int,
         default=DEFAULT_MAX_LINE_BYTES,
@@ -73,6 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="anomaly model folder from `socpipe train` (repeatable)",
     )
     parser.add_argument(
+        "--suppressions",
+        type=Path,
+        help="suppressions exported from the console (/suppressions/export.json): matching"
+        " alerts are counted instead of written",
+    )
+    parser.add_argument(
         "--rules-profile",
         metavar="FILE|none",
         help="which third-party (SigmaHQ) rules run: levels and statuses per log source,"
@@ -82,7 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     profile_path = _profile_path(args.rules_profile)
-    require_paths([*args.paths, *(args.rules or []), *args.model, *args.indicators])
+    extra = [args.suppressions] if args.suppressions else []
+    require_paths([*args.paths, *(args.rules or []), *args.model, *args.indicators, *extra])
     if profile_path is not None:
         require_paths([profile_path])
     require_inputs(args.paths)
@@ -116,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         raise SocpipeError("no usable rule was loaded")
     scorers = _load_models(args.model)
     indicators = _load_indicators(args.indicators)
+    suppressor = _load_suppressions(args.suppressions)
     options = ScanOptions(
         paths=args.paths,
         rule_paths=rule_paths,
@@ -124,12 +138,15 @@ def run(args: argparse.Namespace) -> int:
         agency_name=args.agency_name,
         timezone=args.timezone,
         out=args.out,
+        incidents_out=args.incidents_out,
         max_line_bytes=args.max_line_bytes,
         progress=not args.no_progress,
         jobs=args.jobs or len(os.sched_getaffinity(0)),
     )
     try:
-        summary = run_scan(options, rules=report, models=scorers, indicators=indicators)
+        summary = run_scan(
+            options, rules=report, models=scorers, indicators=indicators, suppressor=suppressor
+        )
     except OSError as error:
         raise SocpipeError(f"scan stopped: {error}") from None
     except KeyboardInterrupt:
@@ -137,8 +154,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nsocpipe: scan interrupted{kept}", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(summary.render(), file=sys.stderr)
+    if suppressor is not None:
+        print(_suppressed_summary(suppressor), file=sys.stderr)
     if args.out and str(args.out) != "-":
         print(f"  alerts written to {args.out}", file=sys.stderr)
+    if args.incidents_out and str(args.incidents_out) != "-":
+        print(f"  incidents written to {args.incidents_out}", file=sys.stderr)
     return 0
 
 
@@ -159,6 +180,25 @@ def _profile_path(value: str | None) -> Path | None:
     if value is None or value.lower() == "none":
         return None
     return Path(value)
+
+
+def _load_suppressions(path: Path | None) -> Suppressor | None:
+    if path is None:
+        return None
+    from socpipe.detectors.suppression import Suppressor, load_file
+
+    return Suppressor(load_file(path))
+
+
+def _suppressed_summary(suppressor: Suppressor) -> str:
+    counts = suppressor.counts()
+    lines = [
+        f"  suppressed: {sum(counts.values())} alerts by {len(counts)} of"
+        f" {len(suppressor)} suppressions"
+    ]
+    names = {s.id: s.rule_name or s.rule_id for s in suppressor.suppressions}
+    lines += [f"    {count:>7}  {names[ident]} ({ident})" for ident, count in counts.most_common(5)]
+    return "\n".join(lines)
 
 
 def _load_models(paths: list[Path]) -> list[EventWatcher]:

@@ -22,6 +22,9 @@ def run(args: argparse.Namespace) -> int:
     created = ensure_topics(config.kafka)
     print(f"kafka topics: {', '.join(created) if created else 'all present'}")
     templates = install_templates(connect(config.elasticsearch), config.elasticsearch)
-    alerts = config.elasticsearch.alerts_index
-    print(f"elasticsearch templates: {', '.join(templates)}; alerts index: {alerts}")
+    settings = config.elasticsearch
+    indices = ", ".join(
+        (settings.alerts_index, settings.incidents_index, settings.forwarding_index)
+    )
+    print(f"elasticsearch templates: {', '.join(templates)}; indices: {indices}")
     return 0

@@ -27,6 +27,10 @@ class TopicsConfig:
     events: str = "soc.events"
     alerts: str = "soc.alerts"
     deadletter: str = "soc.deadletter"
+    #: Incident updates from the detect stage (keyed by incident id): indexed and forwarded.
+    incidents: str = "soc.incidents"
+    #: The forward stages' ledger (what was sent where, and what came of it): indexed.
+    forwarding: str = "soc.forwarding"
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,11 @@ class ElasticsearchConfig:
     ca_certs: str | None = None
     events_index_prefix: str = "soc-events-"
     alerts_index: str = "soc-alerts"
+    incidents_index: str = "soc-incidents"
+    #: The forwarding ledger: one document per destination, incident, level and outcome.
+    forwarding_index: str = "soc-forwarding"
+    #: The console's own indices: <prefix>users, sessions, audit, suppressions.
+    console_index_prefix: str = "soc-console-"
     #: Documents per bulk request (~1.5 MB of events): fewer, larger requests index faster.
     bulk_max_docs: int = 2000
     #: Bulk requests in flight at once (a batch larger than one bulk is split).
@@ -90,12 +99,26 @@ class StagesConfig:
     correlation_max_groups: int = 100_000
     correlation_max_entries: int = 500_000
     correlation_max_entries_per_group: int = 1_000
+    #: Counted events a correlation alert shows with their raw line (``events``); their ids
+    #: are always listed (up to 100).
+    correlation_evidence_lines: int = 10
     #: Seconds of a partition's history the detect stage re-reads when it takes it over, to
     #: rebuild correlation and model windows. None: the longest correlation timespan plus
     #: the lateness. 0: never (windows start empty after a restart or rebalance).
     state_replay_secs: float | None = None
     #: Anomaly model artifacts (from `socpipe train`) the detect stage scores events with.
     anomaly_models: list[str] = field(default_factory=list)
+    #: Incidents (docs/correlation.md, "Incidents"): repeats of a rule on one entity within
+    #: this tumbling window are one incident; the detect stage re-reads two windows after a
+    #: restart to rebuild them.
+    incident_window_secs: float = 1800.0
+    #: Open incidents held at most (the least recently changed is closed early beyond).
+    incident_max_open: int = 50_000
+    #: Evidence links (event and alert ids -> incident) held at most, per kind.
+    incident_max_links: int = 500_000
+    #: Seconds between the detect stage's reloads of the suppressions analysts set in the
+    #: console (and writes of how often each applied). 0: suppressions are not used.
+    suppressions_reload_secs: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -163,7 +186,7 @@ class TlsConfig:
 
 @dataclass(frozen=True)
 class ForwardPolicyConfig:
-    """Which alerts go to a destination, and how fast."""
+    """Which incidents go to a destination, and how fast."""
 
     min_level: str = "low"
     include_rules: list[str] = field(default_factory=list)
@@ -172,7 +195,8 @@ class ForwardPolicyConfig:
     exclude_tags: list[str] = field(default_factory=list)
     include_agencies: list[str] = field(default_factory=list)
     exclude_agencies: list[str] = field(default_factory=list)
-    #: Alerts per minute at most (0: no limit). Alerts over the rate wait, they are not dropped.
+    #: Incidents per minute at most (0: no limit). Over the rate they wait, they are not
+    #: dropped.
     max_per_minute: int = 0
 
 
@@ -201,6 +225,10 @@ class DestinationBase:
     retry_budget_secs: float = 60.0
     breaker_failures: int = 5
     breaker_reset_secs: float = 30.0
+    #: Where a destination whose consumer group has no position yet starts: ``latest`` (only
+    #: incidents from now on), ``earliest`` (all of Kafka's retained history) or an ISO 8601
+    #: time. Ignored once the group has committed; `socpipe forward start-from` moves it.
+    start_from: str = "latest"
 
     @property
     def type(self) -> str:
@@ -314,6 +342,25 @@ class ForwardingConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    """The analysts' web console (console/settings.py checks the values further)."""
+
+    listen: str = "127.0.0.1:8080"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: Zone times are shown in unless a user chose their own.
+    timezone: str = "UTC"
+    #: A session ends this long after login, or after this long unused, whichever comes first.
+    session_lifetime_secs: float = 8 * 3600.0
+    session_idle_secs: float = 3600.0
+    #: Failed logins per user name (and per client address) within the window before refusing.
+    login_max_failures: int = 5
+    login_window_secs: float = 900.0
+    #: Rows one CSV/JSON export returns at most.
+    export_max_rows: int = 10_000
+
+
+@dataclass(frozen=True)
 class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     elasticsearch: ElasticsearchConfig = field(default_factory=ElasticsearchConfig)
@@ -321,6 +368,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     forwarding: ForwardingConfig = field(default_factory=ForwardingConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     def rule_paths(self) -> list[Path]:
         """Rule files and folders, ``bundled`` standing for socpipe's own rules (relative

@@ -39,13 +39,20 @@ def make_producer(config: KafkaConfig, bootstrap_timeout_ms: int = 30_000) -> Ka
 
 
 def make_consumer(
-    config: KafkaConfig, group_id: str, topics: list[str], max_records: int
+    config: KafkaConfig,
+    group_id: str,
+    topics: list[str],
+    max_records: int,
+    offset_reset: str = "earliest",
 ) -> tuple[KafkaConsumer, AssignmentListener]:
-    """A subscribed consumer, and the listener that tells which partitions it was given."""
+    """A subscribed consumer, and the listener that tells which partitions it was given.
+
+    ``offset_reset``: where a partition the group never committed starts (the stage may move
+    it when it is assigned: see ``Stage.start_positions``)."""
     consumer = KafkaConsumer(
         group_id=group_id,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset=offset_reset,
         max_poll_records=max_records,
         **config.client_options(),
     )
@@ -109,7 +116,14 @@ def _names(partitions: list) -> str:
 def ensure_topics(config: KafkaConfig) -> list[str]:
     """Create the pipeline's topics if missing; returns the ones created."""
     admin = KafkaAdminClient(**config.client_options())
-    wanted = [config.topics.events, config.topics.alerts, config.topics.deadletter]
+    topics = config.topics
+    wanted = [
+        topics.events,
+        topics.alerts,
+        topics.deadletter,
+        topics.incidents,
+        topics.forwarding,
+    ]
     existing = set(admin.list_topics())
     created = []
     try:

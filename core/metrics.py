@@ -106,10 +106,22 @@ FORWARD_BREAKER_OPEN = Gauge(
     "1 while a destination's circuit breaker is open",
     ["destination"],
 )
+INCIDENTS_OPEN = Gauge("socpipe_incidents_open", "Incidents held in the detect stage's memory")
+INCIDENT_UPDATES = Counter(
+    "socpipe_incident_updates_total", "Incident updates published by the detect stage"
+)
 REPLAYED = Counter(
     "socpipe_stage_replayed_events_total",
     "Events re-read to rebuild correlation and model state after a restart or rebalance",
     ["stage"],
+)
+SUPPRESSED = Counter(
+    "socpipe_alerts_suppressed_total",
+    "Alerts an analyst's suppression held back (counted per suppression in Elasticsearch)",
+    ["rule_id"],
+)
+SUPPRESSIONS_ACTIVE = Gauge(
+    "socpipe_suppressions_loaded", "Suppressions the detect stage last loaded"
 )
 CONSUMER_LAG = Gauge("socpipe_consumer_lag_records", "Records not yet consumed", ["stage"])
 BATCHES_RETRIED = Counter(

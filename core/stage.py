@@ -12,8 +12,9 @@ import logging
 from abc import ABC, abstractmethod
 from typing import Any
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.structs import TopicPartition
 
 from socpipe.core import metrics
 from socpipe.core.config import Config
@@ -82,6 +83,19 @@ class Stage(ABC):
         """How far back a partition's history shapes this stage's state: that much is re-read
         when the stage takes over a partition (daemon/replay.py). 0: the stage keeps none."""
         return 0.0
+
+    @property
+    def offset_reset(self) -> str:
+        """Where a partition this stage's group never committed starts, unless
+        :meth:`start_positions` moves it: ``earliest`` (the pipeline's own stages must not
+        miss what was produced before they first ran)."""
+        return "earliest"
+
+    def start_positions(self, consumer: KafkaConsumer, partitions: set[TopicPartition]) -> set:
+        """Called with the partitions newly assigned to this process, before their records are
+        handled: a stage may seek some of them (and commit there). Returns those it moved;
+        records already fetched for them are dropped (they come again from the new position)."""
+        return set()
 
     def replay(self, records: list[ConsumerRecord]) -> None:
         """Rebuild state from records handled before (by this process or another); write

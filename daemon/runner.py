@@ -30,15 +30,17 @@ from socpipe.daemon import STAGE_NAMES
 from socpipe.daemon.indicator_feed import IndicatorPoller, load_feed
 from socpipe.daemon.replay import StateReplay, commit_metadata
 from socpipe.daemon.stages import DetectStage, IndexStage
+from socpipe.daemon.suppression_feed import SuppressionPoller
 from socpipe.detectors.anomaly.artifact import load_scorer
 from socpipe.detectors.correlation import CorrelationEngine
 from socpipe.detectors.detection import Detector
 from socpipe.detectors.indicators import IndicatorMatcher
 from socpipe.detectors.profile import ProfileError, load_profile
 from socpipe.detectors.rules import load_rules
+from socpipe.detectors.suppression import Suppressor
 from socpipe.detectors.watcher import EventWatcher
 from socpipe.forwarding.stage import ForwardStage
-from socpipe.sinks.elasticsearch import ElasticsearchSink, connect
+from socpipe.sinks.elasticsearch import ElasticsearchSink, connect, console_index
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +74,7 @@ class StageLoop:
             records = [
                 record for partition_records in batch.values() for record in partition_records
             ]
-            if self.replay is not None:
-                records = self._take_over_partitions(records)
+            records = self._take_over_partitions(records)
             if not records:
                 continue
             metrics.RECORDS_IN.labels(self.stage.name).inc(len(records))
@@ -113,12 +114,18 @@ class StageLoop:
             self._report_lag()
 
     def _take_over_partitions(self, records: list[ConsumerRecord]) -> list[ConsumerRecord]:
-        """Start re-reading the history of newly assigned partitions (see daemon/replay.py);
-        records already fetched for a partition moved back come again after its history."""
+        """Newly assigned partitions: the stage places those it never committed (a forward
+        destination starts from its configured position), and the history of the others is
+        re-read (see daemon/replay.py); records already fetched for a partition moved come
+        again from its new position."""
         assigned = self.listener.take_assigned()
-        if not assigned or self.replay is None:
+        if not assigned:
             return records
-        moved = self.replay.begin(self.consumer, assigned)
+        moved = self.stage.start_positions(self.consumer, assigned)
+        if self.replay is not None:
+            moved |= self.replay.begin(self.consumer, assigned - moved)
+        if not moved:
+            return records
         return [
             record
             for record in records
@@ -200,6 +207,7 @@ def build_detector(config: Config, stop: threading.Event | None = None) -> Detec
         max_groups=settings.correlation_max_groups,
         max_entries=settings.correlation_max_entries,
         max_entries_per_group=settings.correlation_max_entries_per_group,
+        evidence_lines=settings.correlation_evidence_lines,
     )
     watchers: list[EventWatcher] = [load_scorer(Path(path)) for path in settings.anomaly_models]
     feed = config.forwarding.indicators
@@ -220,6 +228,22 @@ def build_detector(config: Config, stop: threading.Event | None = None) -> Detec
         len(watchers),
     )
     return Detector(report, correlations, watchers)
+
+
+def build_suppressor(config: Config, stop: threading.Event) -> Suppressor | None:
+    """The analysts' suppressions, loaded now and reloaded in the background (None when
+    ``stages.suppressions_reload_secs`` is 0)."""
+    interval = config.stages.suppressions_reload_secs
+    if interval <= 0:
+        return None
+    suppressor = Suppressor()
+    index = console_index(config.elasticsearch, "suppressions")
+    # A short timeout: Elasticsearch being slow or away must not hold back detection's start.
+    client = connect(config.elasticsearch).options(request_timeout=10, max_retries=1)
+    poller = SuppressionPoller(client, index, suppressor, interval, stop)
+    poller.poll_once()  # in force from the first event
+    poller.start()
+    return suppressor
 
 
 def build_forward_stages(
@@ -246,7 +270,11 @@ def build_stages(config: Config, names: list[str], stop: threading.Event) -> lis
     stages: list[Stage] = []
     for name in names:
         if name == "detect":
-            stages.append(DetectStage(config, producer, build_detector(config, stop)))
+            stages.append(
+                DetectStage(
+                    config, producer, build_detector(config, stop), build_suppressor(config, stop)
+                )
+            )
         elif name == "index":
             sink = ElasticsearchSink(
                 connect(config.elasticsearch), config.elasticsearch, stop.is_set
@@ -267,17 +295,16 @@ def run(config: Config, names: list[str], stop: threading.Event | None = None) -
             signal.signal(signum, lambda *_: stop.set())
     metrics.serve(config.metrics.port)
     stages = build_stages(config, names, stop)
-    loops = [
-        StageLoop(
-            stage,
-            *make_consumer(
-                config.kafka, stage.group, stage.topics, config.stages.batch_max_records
-            ),
-            stop,
-            config,
+    loops = []
+    for stage in stages:
+        consumer, listener = make_consumer(
+            config.kafka,
+            stage.group,
+            stage.topics,
+            config.stages.batch_max_records,
+            stage.offset_reset,
         )
-        for stage in stages
-    ]
+        loops.append(StageLoop(stage, consumer, listener, stop, config))
     threads = [threading.Thread(target=loop.run, name=f"stage-{loop.stage.name}") for loop in loops]
     for thread in threads:
         thread.start()

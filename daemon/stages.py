@@ -1,10 +1,13 @@
-"""The daemon's own stages: detect (events -> alerts) and index (events and alerts ->
-Elasticsearch). The stage contract (durable output before commit) is in socpipe.core.stage."""
+"""The daemon's own stages: detect (events -> alerts and incident updates) and index
+(events, alerts, incidents and the forwarding ledger -> Elasticsearch). The stage contract
+(durable output before commit) is in socpipe.core.stage."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
 
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -12,25 +15,47 @@ from kafka.consumer.fetcher import ConsumerRecord
 from socpipe.core import envelope, metrics
 from socpipe.core.config import Config
 from socpipe.core.stage import Stage
+from socpipe.detectors.alert import Alert
 from socpipe.detectors.correlation import CorrelationStats
 from socpipe.detectors.detection import Detector
-from socpipe.sinks.elasticsearch import Document, ElasticsearchSink, events_index
+from socpipe.detectors.incidents import IncidentTracker
+from socpipe.detectors.suppression import Suppressor, iso
+from socpipe.sinks.elasticsearch import Document, ElasticsearchSink, MergeResult, events_index
+from socpipe.sinks.incidents import pipeline_fields as incident_fields
 
 log = logging.getLogger(__name__)
 
 
 class DetectStage(Stage):
-    """Events -> Sigma rules, correlations and anomaly models -> alerts on the alerts topic.
+    """Events -> Sigma rules, correlations and anomaly models -> alerts on the alerts topic,
+    each stamped with its incident, and the incidents that changed on the incidents topic.
 
-    Correlation and anomaly state lives in this process's memory (docs/correlation.md says
-    what that means for partitioning and restarts).
+    Correlation, anomaly and incident state lives in this process's memory
+    (docs/correlation.md says what that means for partitioning and restarts).
     """
 
     name = "detect"
 
-    def __init__(self, config: Config, producer: KafkaProducer, detector: Detector) -> None:
+    def __init__(
+        self,
+        config: Config,
+        producer: KafkaProducer,
+        detector: Detector,
+        suppressor: Suppressor | None = None,
+        incidents: IncidentTracker | None = None,
+    ) -> None:
         super().__init__(config, producer)
         self.detector = detector
+        #: Analysts' suppressions (daemon/suppression_feed.py keeps them fresh): a suppressed
+        #: alert is counted there instead of sent, and joins no incident.
+        self.suppressor = suppressor
+        settings = config.stages
+        self.incidents = incidents or IncidentTracker(
+            window_secs=settings.incident_window_secs,
+            lateness_secs=settings.correlation_lateness_secs,
+            max_incidents=settings.incident_max_open,
+            max_links=settings.incident_max_links,
+        )
         self._reported = CorrelationStats()
 
     @property
@@ -44,20 +69,34 @@ class DetectStage(Stage):
     @property
     def state_horizon_secs(self) -> float:
         configured = self.config.stages.state_replay_secs
-        return self.detector.state_horizon_secs if configured is None else configured
+        if configured is not None:
+            return configured
+        return max(self.detector.state_horizon_secs, self.incidents.horizon_secs)
 
     def replay(self, records: list[ConsumerRecord]) -> None:
-        """Their alerts and dead letters went out when they were first handled: only the
-        windows see them now."""
+        """Their alerts, incident updates and dead letters went out when they were first
+        handled: the windows and the incidents see them again, and nothing is sent. Every rule
+        runs (not only those correlations count), because incidents are made of alerts."""
         events = 0
+        pending = self.incidents.pending_ids()
         for record in records:
             for _, line in envelope.unpack(record.value):
                 try:
-                    self.detector.replay(envelope.decode(line))
+                    self.incidents.assign(
+                        self._unsuppressed(self.detector.process(envelope.decode(line)))
+                    )
                 except Exception:  # dead-lettered when first handled
                     continue
                 events += 1
+        self.incidents.mark_published(keep=pending)
         metrics.REPLAYED.labels(self.name).inc(events)
+
+    def _unsuppressed(self, found: list[Alert]) -> list[Alert]:
+        """The alerts no suppression holds back, without counting a hit (a re-read: the hits
+        were counted when the events were first handled)."""
+        if self.suppressor is None or not found:
+            return found
+        return [alert for alert in found if not self.suppressor.holds(alert)]
 
     def process(self, records: list[ConsumerRecord]) -> None:
         alerts = events = 0
@@ -75,20 +114,45 @@ class DetectStage(Stage):
                     reason = f"detection failed: {type(error).__name__}: {error}"
                     self.deadletter(record, reason, line, position)
                     continue
-                for alert in found:
+                if found and self.suppressor is not None:
+                    kept = self.suppressor.filter(found)
+                    if len(kept) != len(found):
+                        passed = {id(alert) for alert in kept}
+                        for alert in found:
+                            if id(alert) not in passed:
+                                metrics.SUPPRESSED.labels(alert.rule.id).inc()
+                    found = kept
+                if not found:
+                    continue
+                for alert, incident in zip(found, self.incidents.assign(found), strict=True):
                     metrics.ALERTS.labels(alert.rule.id, alert.rule.level).inc()
-                    value = envelope.encode(alert.to_dict())
+                    document = alert.to_dict()
+                    document["incident.id"] = incident
+                    # When it was raised, beside the event time: the console shows both.
+                    document["alert.detected"] = iso(datetime.now(UTC))
+                    value = envelope.encode(document)
                     self.send(self.config.kafka.topics.alerts, alert.id.encode(), value)
                     alerts += 1
-        # Raises if Kafka did not take an alert: the runner then does not commit the batch.
-        self.confirm_sent()
+        updates = self.incidents.updates()
+        for update in updates:
+            key = str(update["incident.id"]).encode()
+            self.send(self.config.kafka.topics.incidents, key, envelope.encode(update))
+        try:
+            # Raises if Kafka did not take an alert or an update: the runner then does not
+            # commit the batch, and the updates go out again with the retried batch.
+            self.confirm_sent()
+        except BaseException:
+            self.incidents.retract(updates)
+            raise
         metrics.EVENTS_IN.labels(self.name).inc(events)
-        metrics.RECORDS_OUT.labels(self.name).inc(alerts)
+        metrics.RECORDS_OUT.labels(self.name).inc(alerts + len(updates))
+        metrics.INCIDENT_UPDATES.inc(len(updates))
         self._report_correlation_state()
 
     def _report_correlation_state(self) -> None:
         correlations = self.detector.correlations
         metrics.CORRELATION_GROUPS.set(correlations.group_count)
+        metrics.INCIDENTS_OPEN.set(self.incidents.open_count)
         now, before = correlations.stats, self._reported
         for reason in ("late", "future", "missing_group_field", "groups_evicted"):
             if delta := getattr(now, reason) - getattr(before, reason):
@@ -104,7 +168,9 @@ def _position_id(record: ConsumerRecord, position: int) -> str:
 
 
 class IndexStage(Stage):
-    """Events and alerts -> Elasticsearch (events in daily indices, alerts in one index)."""
+    """Events, alerts, incidents and the forwarding ledger -> Elasticsearch (events in daily
+    indices, the others in one index each). Incident updates are merged into the incident
+    document (socpipe.sinks.incidents), everything else is created once."""
 
     name = "index"
 
@@ -114,7 +180,8 @@ class IndexStage(Stage):
 
     @property
     def topics(self) -> list[str]:
-        return [self.config.kafka.topics.events, self.config.kafka.topics.alerts]
+        topics = self.config.kafka.topics
+        return [topics.events, topics.alerts, topics.incidents, topics.forwarding]
 
     @property
     def group(self) -> str:
@@ -125,19 +192,31 @@ class IndexStage(Stage):
         only for the id, the index and validation: re-encoding would cost as much again)."""
         body = envelope.decode(line)
         settings = self.config.elasticsearch
-        if record.topic == self.config.kafka.topics.alerts:
+        topics = self.config.kafka.topics
+        if record.topic == topics.alerts:
             return Document(settings.alerts_index, str(body["alert.id"]), line)
+        if record.topic == topics.forwarding:
+            return Document(settings.forwarding_index, str(body["forward.id"]), line)
         identifier = body.get("event.id") or _position_id(record, position)
         return Document(events_index(settings, str(body["@timestamp"])), str(identifier), line)
 
     def process(self, records: list[ConsumerRecord]) -> None:
         documents: list[Document] = []
         origin: dict[int, tuple[ConsumerRecord, int]] = {}
+        updates: list[dict[str, Any]] = []
+        #: Incident id -> the records of its updates in this batch (for dead letters).
+        update_origins: dict[str, list[tuple[ConsumerRecord, int, bytes]]] = {}
         lines = 0
         for record in records:
             for position, line in envelope.unpack(record.value):
                 lines += 1
                 try:
+                    if record.topic == self.config.kafka.topics.incidents:
+                        update = incident_fields(envelope.decode(line))
+                        identifier = str(update["incident.id"])
+                        updates.append(update)
+                        update_origins.setdefault(identifier, []).append((record, position, line))
+                        continue
                     document = self._document(record, position, line)
                 except (ValueError, KeyError) as error:
                     self.deadletter(record, f"cannot index: {error}", line, position)
@@ -148,8 +227,22 @@ class IndexStage(Stage):
         for document, reason in result.rejected:
             record, position = origin[id(document)]
             self.deadletter(record, f"elasticsearch refused: {reason}", document.source, position)
+        merged = self._merge_incidents(updates, update_origins)
         self.confirm_sent()
         metrics.EVENTS_IN.labels(self.name).inc(lines)
-        metrics.RECORDS_OUT.labels(self.name).inc(result.created)
-        metrics.ES_DUPLICATES.inc(result.already_present)
-        metrics.ES_REJECTED.inc(len(result.rejected))
+        metrics.RECORDS_OUT.labels(self.name).inc(result.created + merged.created + merged.updated)
+        metrics.ES_DUPLICATES.inc(result.already_present + merged.unchanged)
+        metrics.ES_REJECTED.inc(len(result.rejected) + len(merged.rejected))
+
+    def _merge_incidents(
+        self,
+        updates: list[dict[str, Any]],
+        origins: dict[str, list[tuple[ConsumerRecord, int, bytes]]],
+    ) -> MergeResult:
+        """Merge the batch's incident updates; an incident Elasticsearch refuses is
+        dead-lettered with every record of its updates in this batch, and the others go on."""
+        merged = self.sink.merge_incidents(self.config.elasticsearch.incidents_index, updates)
+        for identifier, reason in merged.rejected:
+            for record, position, line in origins.get(identifier, []):
+                self.deadletter(record, f"elasticsearch refused: {reason}", line, position)
+        return merged

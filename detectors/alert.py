@@ -50,7 +50,12 @@ ATTACK_TACTICS: Final = frozenset(
 
 def alert_id(rule_id: str, event: Event) -> str:
     """Same rule and same event give the same id, so re-scanning or replaying never duplicates."""
-    anchor = event.get("event.id") or event.get("event.original", "")
+    return anchored_alert_id(rule_id, str(event.get("event.id") or event.get("event.original", "")))
+
+
+def anchored_alert_id(rule_id: str, anchor: str) -> str:
+    """The id of ``rule_id``'s alert on the event with id ``anchor``: a correlation names the
+    alerts of the rule matches it counted without having built them."""
     return hashlib.blake2b(f"{rule_id}\x1f{anchor}".encode(), digest_size=16).hexdigest()
 
 

@@ -39,7 +39,7 @@ from operator import attrgetter
 from typing import Any, Final, Protocol
 
 from socpipe.core.event import Event, format_timestamp
-from socpipe.detectors.alert import ENTITY_FIELDS, Alert
+from socpipe.detectors.alert import ENTITY_FIELDS, Alert, anchored_alert_id
 from socpipe.detectors.correlation_rules import CorrelationRule
 from socpipe.detectors.sweep import DEFAULT_MINIMUM_EVENTS, SweepSchedule
 
@@ -52,8 +52,14 @@ DEFAULT_MAX_ENTRIES = 500_000
 DEFAULT_MAX_ENTRIES_PER_GROUP = 1_000
 EVICTION_WARNING_SECS = 60.0
 DEFAULT_MAX_FUTURE_SECONDS = 3600.0
-#: How many contributing event ids an alert lists (the count is always exact).
+#: How many contributing event ids (and member alert ids) an alert lists (the count is
+#: always exact).
 MAX_LISTED_EVENTS: Final = 100
+#: How many counted events an alert shows with their raw line, by default.
+DEFAULT_EVIDENCE_LINES = 10
+#: A kept raw line is cut to this many characters: lines may be 256 KiB, and a group may keep
+#: ``evidence_lines`` of them for as long as its window lasts.
+MAX_EVIDENCE_LINE_CHARS: Final = 2048
 #: Expired state is swept at least this many matches apart (more when there are more groups).
 SWEEP_EVERY = DEFAULT_MINIMUM_EVENTS
 
@@ -95,7 +101,16 @@ class _Entry:
     through its generic ``__init__`` at 0.85 µs, on every match a correlation counts.
     """
 
-    __slots__ = ("_event_id", "_pending", "agency", "rule_id", "time", "value")
+    __slots__ = (
+        "_event_id",
+        "_pending",
+        "agency",
+        "from_alert",
+        "line",
+        "rule_id",
+        "time",
+        "value",
+    )
 
     def __init__(
         self,
@@ -105,6 +120,8 @@ class _Entry:
         value: str | None,
         agency: str,
         pending: tuple[DeferredIds, tuple[Any, ...]] | None = None,
+        line: str | None = None,
+        from_alert: bool = False,
     ) -> None:
         self.time = time
         self._event_id = event_id
@@ -112,6 +129,11 @@ class _Entry:
         self.rule_id = rule_id
         self.value = value
         self.agency = agency
+        #: The counted event's raw line (cut), kept while the group holds few entries.
+        self.line = line
+        #: The counted "event" is a correlation alert (chained correlations): its id is an
+        #: alert id, listed apart from event ids.
+        self.from_alert = from_alert
 
     @property
     def event_id(self) -> str:
@@ -199,9 +221,16 @@ class CorrelationEngine:
         max_future: float = DEFAULT_MAX_FUTURE_SECONDS,
         clock: Callable[[], float] = time.time,
         deferred_ids: DeferredIds | None = None,
+        evidence_lines: int = DEFAULT_EVIDENCE_LINES,
     ) -> None:
         self.rules = rules
         self.deferred_ids = deferred_ids
+        #: Raw lines an alert shows at most: an entry keeps its line only while its group
+        #: holds fewer entries than this (memory: at most this many lines per group).
+        self.evidence_lines = evidence_lines
+        #: Referenced rules whose matches raise alerts of their own (set by the detector from
+        #: the rules' ``generate``): a correlation lists those alerts as its members.
+        self.alerting_rule_ids: frozenset[str] = frozenset()
         self.lateness = lateness
         self.max_groups = max_groups
         self.max_entries = max_entries
@@ -263,11 +292,12 @@ class CorrelationEngine:
                 continue
             group.newest = max(group.newest, moment)
             before = len(group.entries)
-            entry = _entry(reference, rule_id, event, moment, self.deferred_ids)
+            keep_line = before < self.evidence_lines
+            entry = _entry(reference, rule_id, event, moment, self.deferred_ids, keep_line)
             self._add(reference, group, entry)
             if not reference.monotone:
                 group.entities = _entities(event)
-            elif (alert := _fire_monotone(group, event)) is not None:
+            elif (alert := _fire_monotone(group, event, self._evidence())) is not None:
                 alerts.append(alert)
             self._entries += len(group.entries) - before
         while self._entries > self.max_entries and len(self._groups) > 1:
@@ -275,6 +305,9 @@ class CorrelationEngine:
         if self._sweeps.due(len(self._groups)):
             alerts.extend(self._sweep(self._newest_time - self.lateness))
         return self._chain(alerts)
+
+    def _evidence(self) -> _Evidence:
+        return _Evidence(self.alerting_rule_ids, self.evidence_lines)
 
     def flush(self) -> list[Alert]:
         """End of input: judge every open window as final and forget all state."""
@@ -363,13 +396,14 @@ class CorrelationEngine:
     def _sweep(self, watermark: float) -> list[Alert]:
         """Judge closed windows of final-count conditions and drop expired state."""
         alerts: list[Alert] = []
+        evidence = self._evidence()
         for key in list(self._groups):
             group = self._groups[key]
             rule = group.rule
             before = len(group.entries)
             if not rule.condition.monotone:
                 while group.entries and group.entries[0].time + rule.timespan < watermark:
-                    if (alert := _judge_first_window(group)) is not None:
+                    if (alert := _judge_first_window(group, evidence)) is not None:
                         alerts.append(alert)
             else:
                 cutoff = watermark - rule.timespan
@@ -387,6 +421,7 @@ def _entry(
     event: Event,
     time: float,
     deferred_ids: DeferredIds | None,
+    keep_line: bool,
 ) -> _Entry:
     rule = reference.rule
     if rule.type == "value_count":
@@ -398,11 +433,17 @@ def _entry(
     else:
         value = None
     agency = str(event.get("organization.id", "unknown"))
+    line: str | None = None
+    if keep_line:
+        original = event.get("event.original")
+        if type(original) is str:
+            line = original[:MAX_EVIDENCE_LINE_CHARS]
     event_id = event.get("event.id") or event.get("alert.id")
     if event_id is None and deferred_ids is not None:
         pending = (deferred_ids, deferred_ids.identity(event))
-        return _Entry(time, None, rule_id, value, agency, pending)
-    return _Entry(time, str(event_id or ""), rule_id, value, agency)
+        return _Entry(time, None, rule_id, value, agency, pending, line)
+    from_alert = "alert.id" in event
+    return _Entry(time, str(event_id or ""), rule_id, value, agency, None, line, from_alert)
 
 
 def _measure(rule: CorrelationRule, entries: list[_Entry]) -> int:
@@ -411,7 +452,18 @@ def _measure(rule: CorrelationRule, entries: list[_Entry]) -> int:
     return len({entry.value for entry in entries if entry.value is not None})
 
 
-def _fire_monotone(group: _Group, event: Event) -> Alert | None:
+class _Evidence:
+    """What an alert says about its members beyond their count: which counted matches raised
+    alerts of their own, and how many raw lines to show."""
+
+    __slots__ = ("alerting_rule_ids", "lines")
+
+    def __init__(self, alerting_rule_ids: frozenset[str], lines: int) -> None:
+        self.alerting_rule_ids = alerting_rule_ids
+        self.lines = lines
+
+
+def _fire_monotone(group: _Group, event: Event, evidence: _Evidence) -> Alert | None:
     """Alert on the first window that meets a lower-bound condition, consuming its entries."""
     rule, entries = group.rule, group.entries
     if not rule.condition.holds(len(entries)):
@@ -424,13 +476,13 @@ def _fire_monotone(group: _Group, event: Event) -> Alert | None:
         if chain is None:
             group.rules_seen = {entry.rule_id for entry in entries}
             return None
-        return _consume(group, chain, event)
+        return _consume(group, chain, event, evidence)
     times = [entry.time for entry in entries]
     for start in range(len(entries)):
         end = bisect.bisect_right(times, times[start] + rule.timespan)
         window = entries[start:end]
         if rule.condition.holds(_measure(rule, window)):
-            return _consume(group, window, event)
+            return _consume(group, window, event, evidence)
     return None
 
 
@@ -467,27 +519,62 @@ def _ordered_chain(rule: CorrelationRule, entries: list[_Entry]) -> list[_Entry]
     return None
 
 
-def _judge_first_window(group: _Group) -> Alert | None:
+def _judge_first_window(group: _Group, evidence: _Evidence) -> Alert | None:
     """Close the window opened by the group's oldest entry; alert if its final count holds."""
     rule, entries = group.rule, group.entries
     end = entries[0].time + rule.timespan
     window = [entry for entry in entries if entry.time <= end]
     group.entries = entries[len(window) :]
     if rule.condition.holds(_measure(rule, window)):
-        return _alert(group, window, group.entities_with(None))
+        return _alert(group, window, group.entities_with(None), evidence)
     return None
 
 
-def _consume(group: _Group, used: list[_Entry], event: Event) -> Alert:
+def _consume(group: _Group, used: list[_Entry], event: Event, evidence: _Evidence) -> Alert:
     used_ids = {id(entry) for entry in used}
     group.entries = [entry for entry in group.entries if id(entry) not in used_ids]
-    return _alert(group, used, group.entities_with(event))
+    return _alert(group, used, group.entities_with(event), evidence)
 
 
-def _alert(group: _Group, entries: list[_Entry], entities: dict[str, Any]) -> Alert:
+def _members(
+    entries: list[_Entry], evidence: _Evidence
+) -> tuple[list[str], list[str], list[Event]]:
+    """(member event ids, member alert ids, member events with their raw line), each listed
+    in time order and capped. Member alerts are the correlation alerts counted (chaining)
+    and the alerts the counted rule matches raised themselves (rules with ``generate``)."""
+    event_ids: list[str] = []
+    alert_ids: list[str] = []
+    shown: list[Event] = []
+    alerting = evidence.alerting_rule_ids
+    for entry in entries:
+        if entry.from_alert:
+            if len(alert_ids) < MAX_LISTED_EVENTS:
+                alert_ids.append(entry.event_id)
+            continue
+        listed = len(event_ids) < MAX_LISTED_EVENTS
+        if listed:
+            event_ids.append(entry.event_id)
+        if entry.rule_id in alerting and len(alert_ids) < MAX_LISTED_EVENTS and entry.event_id:
+            alert_ids.append(anchored_alert_id(entry.rule_id, entry.event_id))
+        if entry.line is not None and len(shown) < evidence.lines:
+            shown.append(
+                {
+                    "@timestamp": _iso(entry.time),
+                    "event.id": entry.event_id,
+                    "organization.id": entry.agency,
+                    "event.original": entry.line,
+                }
+            )
+    return event_ids, alert_ids, shown
+
+
+def _alert(
+    group: _Group, entries: list[_Entry], entities: dict[str, Any], evidence: _Evidence
+) -> Alert:
     rule = group.rule
     agencies = sorted({entry.agency for entry in entries})
     anchor = f"{rule.id}\x1f{group.key}\x1f{entries[0].event_id}\x1f{entries[0].time}"
+    event_ids, alert_ids, shown = _members(entries, evidence)
     details: dict[str, Any] = {
         "correlation.type": rule.type,
         "correlation.group": dict(zip(rule.group_by, group.key, strict=True)),
@@ -495,7 +582,8 @@ def _alert(group: _Group, entries: list[_Entry], entities: dict[str, Any]) -> Al
         "correlation.condition": rule.condition.describe(),
         "correlation.timespan_seconds": rule.timespan,
         "correlation.rules": sorted({entry.rule_id for entry in entries}),
-        "correlation.event_ids": [entry.event_id for entry in entries[:MAX_LISTED_EVENTS]],
+        "correlation.event_ids": event_ids,
+        "correlation.alert_ids": alert_ids,
         "correlation.agencies": agencies,
     }
     if rule.type == "value_count":
@@ -508,7 +596,7 @@ def _alert(group: _Group, entries: list[_Entry], entities: dict[str, Any]) -> Al
         timestamp=_iso(entries[-1].time),
         agency=agencies[0] if len(agencies) == 1 else "multiple",
         entities=entities,
-        events=(),
+        events=tuple(shown),
         first_seen=_iso(entries[0].time),
         last_seen=_iso(entries[-1].time),
         details=details,

@@ -50,6 +50,11 @@ class Detector:
         self._silent = {
             rule.id for rule in report.rules if rule.id in referenced and rule.id not in generating
         }
+        self.correlations.alerting_rule_ids = frozenset(
+            rule.id
+            for rule in report.rules
+            if rule.id in referenced and rule.id not in self._silent
+        )
         #: Re-reading history only feeds the windows: the rules correlations count are enough.
         self._replay_engine = SigmaEngine([rule for rule in report.rules if rule.id in referenced])
 

@@ -1,5 +1,6 @@
-"""`socpipe forward test DEST` and `socpipe forward status`: what an operator runs first
-when the national center says nothing arrived."""
+"""`socpipe forward test DEST`, `socpipe forward status` and `socpipe forward start-from`:
+what an operator runs first when the national center says nothing arrived, and how a
+destination's start is moved on purpose."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError, NoError
+from kafka.structs import OffsetAndMetadata
 
-from socpipe.core.config import Config
+from socpipe.core.config import Config, DestinationBase
+from socpipe.core.errors import UsageError
 from socpipe.forwarding.delivery import (
     Backoff,
     CircuitBreaker,
@@ -22,7 +26,8 @@ from socpipe.forwarding.delivery import (
 from socpipe.forwarding.delivery import deliver as deliver_with_retries
 from socpipe.forwarding.destinations.base import build_destination
 from socpipe.forwarding.policy import Minimiser, Selection
-from socpipe.forwarding.stage import hash_key, synthetic_alert
+from socpipe.forwarding.stage import hash_key, synthetic_incident
+from socpipe.forwarding.start import StartPosition, commit_metadata, parse_start, start_offsets
 from socpipe.forwarding.status import read_status
 
 TEST_BUDGET_SECS = 15.0
@@ -35,19 +40,30 @@ def _when(moment: float | None) -> str:
     return f"{stamp} ({time.time() - moment:,.0f}s ago)"
 
 
+def _destination(config: Config, name: str) -> DestinationBase | None:
+    return next((d for d in config.forwarding.destinations if d.name == name), None)
+
+
+def _unknown(config: Config, name: str) -> str:
+    known = ", ".join(d.name for d in config.forwarding.destinations) or "none configured"
+    return f"no destination named {name!r} (destinations: {known})"
+
+
 def forward_test(config: Config, name: str, out: TextIO) -> bool:
-    """Send one synthetic alert to ``name``; report exactly what happened."""
-    settings = next((d for d in config.forwarding.destinations if d.name == name), None)
+    """Send one synthetic incident to ``name``; report exactly what happened."""
+    settings = _destination(config, name)
     if settings is None:
-        known = ", ".join(d.name for d in config.forwarding.destinations) or "none configured"
-        print(f"no destination named {name!r} (destinations: {known})", file=out)
+        print(_unknown(config, name), file=out)
         return False
-    alert = synthetic_alert(config.forwarding.province_id)
-    refusal = Selection(settings.policy).refusal(alert)
+    incident = synthetic_incident(config.forwarding.province_id)
+    refusal = Selection(settings.policy).refusal(incident)
     print(f"destination {name} ({settings.type} {settings.target})", file=out)
     if refusal:
-        print(f"  policy: this alert would normally be skipped ({refusal}); sent anyway", file=out)
-    payload = Minimiser(settings.minimise, hash_key(config)).apply(alert)
+        print(
+            f"  policy: this incident would normally be skipped ({refusal}); sent anyway",
+            file=out,
+        )
+    payload = Minimiser(settings.minimise, hash_key(config)).apply(incident)
     destination = build_destination(settings, config.forwarding)
     started = time.monotonic()
 
@@ -72,7 +88,7 @@ def forward_test(config: Config, name: str, out: TextIO) -> bool:
     finally:
         destination.close()
     elapsed = time.monotonic() - started
-    print(f"  delivered alert {alert['alert.id']} in {elapsed:.2f}s: {receipt}", file=out)
+    print(f"  delivered incident {incident['incident.id']} in {elapsed:.2f}s: {receipt}", file=out)
     return True
 
 
@@ -103,9 +119,9 @@ def forward_status(config: Config, out: TextIO) -> bool:
 
 
 def _lags(config: Config) -> dict[str, int]:
-    """Alerts each destination's consumer group has not committed yet."""
+    """Incident updates each destination's consumer group has not committed yet."""
     lags: dict[str, int] = {}
-    topic = config.kafka.topics.alerts
+    topic = config.kafka.topics.incidents
     for settings in config.forwarding.destinations:
         group = f"{config.forwarding.group_prefix}{settings.name}"
         try:
@@ -126,3 +142,88 @@ def _lags(config: Config) -> dict[str, int]:
         finally:
             consumer.close(autocommit=False)
     return lags
+
+
+def start_from(config: Config, name: str, position_text: str, apply: bool, out: TextIO) -> bool:
+    """Move destination ``name``'s group on the incidents topic to ``position_text``
+    (earliest, latest or a time). Shows per partition where it is and where it would go, and
+    how many incident updates that sends (again); changes nothing unless ``apply``. The
+    destination's forward stage must be stopped (Kafka refuses commits to an active group)."""
+    settings = _destination(config, name)
+    if settings is None:
+        raise UsageError(_unknown(config, name))
+    position = parse_start(position_text, "position")
+    group = f"{config.forwarding.group_prefix}{settings.name}"
+    admin = KafkaAdminClient(**config.kafka.client_options())
+    try:
+        description = admin.describe_groups([group]).get(group) or {}
+        members = len(description.get("members") or [])
+        return _start_from(config, settings, group, position, admin, members, apply, out)
+    finally:
+        admin.close()
+
+
+def _start_from(
+    config: Config,
+    settings: DestinationBase,
+    group: str,
+    position: StartPosition,
+    admin: KafkaAdminClient,
+    members: int,
+    apply: bool,
+    out: TextIO,
+) -> bool:
+    name = settings.name
+    topic = config.kafka.topics.incidents
+    consumer = KafkaConsumer(
+        group_id=group, enable_auto_commit=False, **config.kafka.client_options()
+    )
+    try:
+        partitions = [
+            TopicPartition(topic, number)
+            for number in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            raise UsageError(f"topic {topic} not found (run `socpipe setup`)")
+        targets = start_offsets(consumer, partitions, position)
+        ends = consumer.end_offsets(partitions)
+        print(f"destination {name} (group {group}), topic {topic}: to {position}", file=out)
+        resent = 0
+        for partition in partitions:
+            committed = consumer.committed(partition)
+            target = targets[partition]
+            if committed is not None and target < committed:
+                again = committed - target
+                resent += again
+                note = f"{again:,} update(s) forwarded again"
+            else:
+                note = f"{ends[partition] - target:,} update(s) still to forward"
+                if committed is not None and target > committed:
+                    note += f", {target - committed:,} never forwarded"
+            shown = "none" if committed is None else f"{committed:,}"
+            print(
+                f"  partition {partition.partition}: committed {shown} -> {target:,}  ({note})",
+                file=out,
+            )
+        if not apply:
+            print("  nothing changed: add --yes to move the group there", file=out)
+            return True
+        if members:
+            print(
+                f"  REFUSED: the group has {members} active member(s); stop the forward stage"
+                f" of {name} first",
+                file=out,
+            )
+            return False
+        metadata = commit_metadata(position)
+        errors = admin.alter_group_offsets(
+            group, {p: OffsetAndMetadata(targets[p], metadata, -1) for p in partitions}
+        )
+        failed = {p.partition: e.__name__ for p, e in errors.items() if e is not NoError}
+        if failed:
+            print(f"  REFUSED by Kafka: {failed}", file=out)
+            return False
+        print(f"  moved; {resent:,} update(s) will be forwarded again", file=out)
+        return True
+    finally:
+        consumer.close(autocommit=False)

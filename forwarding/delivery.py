@@ -1,5 +1,5 @@
-"""Getting one alert to one destination: retries with backoff and jitter, a circuit breaker,
-and the line between failures worth retrying and failures that never heal.
+"""Getting one incident to one destination: retries with backoff and jitter, a circuit
+breaker, and the line between failures worth retrying and failures that never heal.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ class DeliveryError(Exception):
 
 
 class PermanentError(DeliveryError):
-    """The destination refused this alert (e.g. HTTP 400): retrying cannot help; dead-letter."""
+    """The destination refused this incident (e.g. HTTP 400): retrying cannot help;
+    dead-letter."""
+
+
+class UnsendableError(PermanentError):
+    """socpipe cannot express this incident for the destination (STIX, CEF): it never left
+    the province; dead-letter."""
 
 
 class TransientError(DeliveryError):
@@ -87,7 +93,7 @@ def deliver(
 
     Raises DestinationUnavailable when the breaker is open or ``budget_secs`` of retrying is
     used up, and InterruptedError when asked to stop: in both cases nothing is committed and
-    the alert is sent again later (which is why every destination gets a stable id).
+    the incident is sent again later (which is why every destination gets a stable id).
     """
     deadline = clock() + budget_secs
     attempt = 0

@@ -32,18 +32,91 @@ SOCPIPE_FIELDS: dict[str, dict[str, Any]] = {
     "url.decoded": {"type": "keyword", "ignore_above": 8191, "fields": {"text": {"type": "text"}}},
     "http.request.raw": {"type": "keyword", "ignore_above": 8191},
 }
+# Triage fields are written only as flat dotted keys with one value each (console/triage.py):
+# a nested partial document ({"alert": {"status": ...}}) merged beside the dotted key would
+# leave two values under one field.
 ALERT_FIELDS: dict[str, dict[str, Any]] = {
     "alert.id": {"type": "keyword"},
     "alert.status": {"type": "keyword"},
+    "alert.resolution": {"type": "keyword"},
     "alert.assignee": {"type": "keyword"},
     "alert.first_seen": {"type": "date"},
     "alert.last_seen": {"type": "date"},
+    # When the detect stage raised the alert (the event time is @timestamp).
+    "alert.detected": {"type": "date"},
     "alert.updated": {"type": "date"},
+    "alert.updated_by": {"type": "keyword"},
+    # Shown on the alert's page, searched in the audit index: not indexed here.
     "alert.history": {"type": "object", "enabled": False},
+    "alert.notes": {"type": "object", "enabled": False},
     "rule.level": {"type": "keyword"},
+    "incident.id": {"type": "keyword"},
     # The matched events are kept whole for the analyst but not indexed: their fields are
     # searchable in the events indices, and indexing them here would double the mapping.
     "events": {"type": "object", "enabled": False},
+}
+#: ECS field sets an incident gathers (its entities, rules, ATT&CK, agency).
+INCIDENT_ECS_SETS = (
+    "@timestamp",
+    "tags",
+    "event",
+    "rule",
+    "threat",
+    "organization",
+    "host",
+    "source",
+    "destination",
+    "user",
+    "url",
+    "dns",
+    "process",
+    "file",
+)
+INCIDENT_FIELDS: dict[str, dict[str, Any]] = {
+    "incident.id": {"type": "keyword"},
+    "incident.title": {"type": "keyword", "fields": {"text": {"type": "text"}}},
+    "incident.level": {"type": "keyword"},
+    "incident.first_seen": {"type": "date"},
+    "incident.last_seen": {"type": "date"},
+    "incident.window_start": {"type": "date"},
+    "incident.opened_by": {"type": "keyword"},
+    "incident.alert_count": {"type": "long"},
+    "incident.alert_ids": {"type": "keyword"},
+    "incident.rule_ids": {"type": "keyword"},
+    "incident.related_ids": {"type": "keyword"},
+    # Member alerts and rules with their counts: shown, not searched (alerts are searchable
+    # in the alerts index by incident.id).
+    "incident.alerts": {"type": "object", "enabled": False},
+    "incident.rules": {"type": "object", "enabled": False},
+    # The analysts' part, written by triage only (never by the pipeline after creation).
+    "incident.status": {"type": "keyword"},
+    "incident.resolution": {"type": "keyword"},
+    "incident.assignee": {"type": "keyword"},
+    "incident.updated": {"type": "date"},
+    "incident.history": {"type": "object", "enabled": False},
+    "rule.level": {"type": "keyword"},
+}
+#: The forwarding ledger: one record per destination, incident, level and outcome.
+FORWARDING_FIELDS: dict[str, dict[str, Any]] = {
+    "@timestamp": {"type": "date"},
+    "forward.id": {"type": "keyword"},
+    "forward.destination": {"type": "keyword"},
+    "forward.destination_type": {"type": "keyword"},
+    "forward.outcome": {"type": "keyword"},
+    "forward.reason": {
+        "type": "keyword",
+        "ignore_above": 2048,
+        "fields": {"text": {"type": "text"}},
+    },
+    "forward.receipt": {"type": "keyword", "ignore_above": 1024},
+    "forward.attempts": {"type": "long"},
+    "incident.id": {"type": "keyword"},
+    "incident.level": {"type": "keyword"},
+    "incident.title": {"type": "keyword"},
+    "incident.alert_count": {"type": "long"},
+    "incident.alert_ids": {"type": "keyword"},
+    "organization.id": {"type": "keyword"},
+    "rule.id": {"type": "keyword"},
 }
 DYNAMIC_TEMPLATES = [
     {
@@ -129,6 +202,14 @@ def build(ecs_flat: Path) -> dict[str, dict[str, Any]]:
     }
     events = {**ecs, **SOCPIPE_FIELDS}
     alerts = {**events, **ALERT_FIELDS}
+    incidents = {
+        **{
+            name: mapping
+            for name, mapping in ecs.items()
+            if name.split(".", 1)[0] in INCIDENT_ECS_SETS
+        },
+        **INCIDENT_FIELDS,
+    }
     return {
         "soc-events": template(["soc-events-*"], events, 200),
         # Alerts are few and what analysts wait for: searchable within half a second instead
@@ -136,6 +217,14 @@ def build(ecs_flat: Path) -> dict[str, dict[str, Any]]:
         "soc-alerts": template(
             ["soc-alerts*"], alerts, 210, {"index.refresh_interval": ALERTS_REFRESH_INTERVAL}
         ),
+        # What the queue shows first: as fresh as alerts.
+        "soc-incidents": template(
+            ["soc-incidents*"],
+            incidents,
+            210,
+            {"index.refresh_interval": ALERTS_REFRESH_INTERVAL},
+        ),
+        "soc-forwarding": template(["soc-forwarding*"], FORWARDING_FIELDS, 210),
     }
 
 

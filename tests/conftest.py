@@ -62,14 +62,29 @@ def matches(detection: str, event: dict) -> bool:
 
 
 @pytest.fixture(scope="session")
-def sample_alerts(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    """The alerts of a scan of the bundled samples: real alert documents of every kind."""
+def sample_scan_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A scan of the bundled samples: its alerts file and its incidents file."""
     from socpipe.pipeline import main
 
-    out = tmp_path_factory.mktemp("sample-alerts") / "alerts.jsonl"
-    arguments = ["scan", str(REPO / "samples"), "--agency", "so-tttt", "--out", str(out)]
-    assert main([*arguments, "--no-progress"]) == 0
-    return [json.loads(line) for line in out.read_text().splitlines()]
+    folder = tmp_path_factory.mktemp("sample-scan")
+    alerts, incidents = folder / "alerts.jsonl", folder / "incidents.jsonl"
+    arguments = ["scan", str(REPO / "samples"), "--agency", "so-tttt", "--out", str(alerts)]
+    assert main([*arguments, "--incidents-out", str(incidents), "--no-progress"]) == 0
+    return alerts, incidents
+
+
+@pytest.fixture(scope="session")
+def sample_alerts(sample_scan_files: tuple[Path, Path]) -> list[dict]:
+    """The alerts of a scan of the bundled samples: real alert documents of every kind."""
+    return [json.loads(line) for line in sample_scan_files[0].read_text().splitlines()]
+
+
+@pytest.fixture(scope="session")
+def sample_incidents(sample_scan_files: tuple[Path, Path]) -> list[dict]:
+    """The incidents of a scan of the bundled samples, each as the detect stage publishes its
+    first update (``incident.previous_level`` None: it just opened)."""
+    incidents = [json.loads(line) for line in sample_scan_files[1].read_text().splitlines()]
+    return [{**incident, "incident.previous_level": None} for incident in incidents]
 
 
 class RecordingPublisher:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.anomaly.hdfs import evaluate_hdfs
+from bench.anomaly.hdfs import choose, evaluate, evaluate_hdfs, load_sessions, loglizer_split
 from socpipe.collectors.files import FileEventReader
 from socpipe.collectors.parsers import ParseContext
 from socpipe.core.config import load_config
@@ -17,7 +17,16 @@ from socpipe.core.resources import bundled_rules_dir
 from socpipe.daemon.runner import build_detector
 from socpipe.detectors.anomaly.artifact import ModelArtifactError, load_scorer
 from socpipe.detectors.anomaly.scorers import BehaviourScorer
-from socpipe.detectors.anomaly.sequence import TransitionModel
+from socpipe.detectors.anomaly.selection import (
+    average_precision,
+    cross_validate,
+    precision_at_budget,
+)
+from socpipe.detectors.anomaly.sequence import (
+    DEFAULT_MIN_UNSEEN_STEPS,
+    DEFAULT_REACH,
+    TransitionModel,
+)
 from socpipe.detectors.anomaly.templates import TemplateVocabulary, grouping_accuracy
 from socpipe.detectors.anomaly.training import train_behaviour, train_log_pattern
 from socpipe.detectors.rules import load_rules
@@ -155,12 +164,48 @@ def test_log_pattern_model_flags_a_session_with_new_messages(tmp_path: Path) -> 
     assert any("<unseen>" in step for step in alert.details["anomaly.unseen_steps"])
 
 
-def test_hdfs_sequence_model_beats_the_goal_on_loglizers_split() -> None:
-    result = evaluate_hdfs(shared_data("loghub", "hdfs_100k"))
+def test_hdfs_hyper_parameters_are_chosen_without_the_test_split() -> None:
+    """The choice depends on the training part alone: with every test label flipped, and with
+    the test sessions gone, the same hyper-parameters are chosen; the shipped defaults are
+    that choice; the one test result is within what the data allows."""
+    data = shared_data("loghub", "hdfs_100k")
+    result = evaluate_hdfs(data)
     assert result.train_sessions + result.test_sessions == 7940
     assert result.test_anomalies == 157
-    assert result.f1 >= 0.74
-    assert result.f1 <= result.ceiling_f1 + 0.01
+    train, test = loglizer_split(load_sessions(data))
+    chosen, _ = choose(train)
+    assert chosen == result.chosen
+    assert (chosen.reach, chosen.min_unseen_steps) == (DEFAULT_REACH, DEFAULT_MIN_UNSEEN_STEPS)
+    flipped = evaluate(train, [(sequence, not anomalous) for sequence, anomalous in test])
+    assert flipped.chosen == chosen and flipped.candidates == result.candidates
+    assert flipped.f1 != result.f1  # the test labels were read, after the choice
+    assert 0 < result.f1 <= result.ceiling_f1 + 0.01
+    # Reviewing more sessions finds more anomalies but a smaller share of what is reviewed.
+    budgets = sorted(result.precision_at)
+    assert [result.precision_at[b] for b in budgets] == sorted(
+        (result.precision_at[b] for b in budgets), reverse=True
+    )
+
+
+def test_cross_validation_ranks_by_f1_then_ranking_and_never_fits_on_anomalies() -> None:
+    normal = [["a", "b", "c"], ["a", "c"], ["a", "b", "b", "c"]] * 4
+    odd = [["a", "x", "c"], ["c", "a"]]
+    training = [(session, False) for session in normal] + [(session, True) for session in odd]
+    judged = cross_validate(training, reaches=[1, 2], min_unseen=[1, 2], folds=2)
+    assert judged == sorted(judged, key=lambda item: item.rank())
+    best = judged[0]
+    assert best.f1 == max(item.f1 for item in judged)
+    # Anomalies never teach the model: an anomaly-only step stays unseen in every fold.
+    assert all(item.true_positives + item.false_negatives == 2 for item in judged)
+
+
+def test_precision_at_a_budget_shares_ties_across_its_edge() -> None:
+    scored = [((3, 0.0), True), ((2, 0.0), False), ((1, 0.0), True), ((1, 0.0), False)]
+    assert precision_at_budget(scored, 1) == 1.0
+    assert precision_at_budget(scored, 2) == 0.5
+    # The third place is one of two tied sessions, one of them an anomaly: half a hit.
+    assert precision_at_budget(scored, 3) == pytest.approx((1 + 0.5) / 3)
+    assert average_precision([((1, 0.0), True), ((1, 0.0), False)]) == pytest.approx(2 / 3)
 
 
 def test_daemon_detector_loads_the_configured_models(behaviour_model: Path, tmp_path: Path) -> None:

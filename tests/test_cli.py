@@ -65,7 +65,8 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def sample_scan(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[subprocess.CompletedProcess[str], list[dict]]:
-    out = tmp_path_factory.mktemp("scan") / "alerts.jsonl"
+    folder = tmp_path_factory.mktemp("scan")
+    out, incidents = folder / "alerts.jsonl", folder / "incidents.jsonl"
     result = run(
         "scan",
         "samples",
@@ -75,6 +76,8 @@ def sample_scan(
         "Asia/Ho_Chi_Minh",
         "--out",
         str(out),
+        "--incidents-out",
+        str(incidents),
     )
     alerts = [json.loads(line) for line in out.read_text().splitlines()]
     return result, alerts
@@ -112,6 +115,32 @@ def test_scan_summary_is_readable(sample_scan) -> None:
     assert "events/s" in result.stderr
 
 
+def test_scan_groups_alerts_into_incidents_and_writes_them(sample_scan, tmp_path: Path) -> None:
+    result, alerts = sample_scan
+    written = Path(result.args[result.args.index("--incidents-out") + 1])
+    incidents = [json.loads(line) for line in written.read_text().splitlines()]
+    by_id = {incident["incident.id"]: incident for incident in incidents}
+    assert len(by_id) == len(incidents) < len(alerts)
+    # Every alert names its incident, and each incident counts exactly its alerts.
+    members = Counter(alert["incident.id"] for alert in alerts)
+    assert members == {key: incident["incident.alert_count"] for key, incident in by_id.items()}
+    # The SSH brute force on mail01 (failures, unknown users, two brute-force correlations,
+    # the spraying, the root login that followed) is one critical incident.
+    ssh = [
+        alert
+        for alert in alerts
+        if alert.get("host.name") == "mail01" and alert.get("source.ip") == "198.51.100.44"
+    ]
+    [incident_id] = {alert["incident.id"] for alert in ssh}
+    brute_force = by_id[incident_id]
+    assert brute_force["incident.level"] == "critical"
+    assert brute_force["incident.title"] == "SSH Brute Force Followed By A Successful Login"
+    assert brute_force["incident.alert_count"] == len(ssh) > 20
+    assert f"incidents         {len(incidents)}" in result.stderr
+    assert "top incidents" in result.stderr
+    assert f"incidents written to {written}" in result.stderr
+
+
 def test_scan_twice_gives_identical_alert_ids(tmp_path: Path) -> None:
     first, second = tmp_path / "1.jsonl", tmp_path / "2.jsonl"
     assert main(["scan", "samples/linux", "--out", str(first), "--no-progress"]) == 0
@@ -129,6 +158,22 @@ def test_scan_usage_errors_exit_2(tmp_path: Path) -> None:
     assert "no such file or folder: no/such/path" in run("scan", "no/such/path").stderr
     assert run("scan", "samples", "--timezone", "Mars/Olympus").returncode == 2
     assert run("scan").returncode == 2
+
+
+def test_forward_usage_errors_exit_2_before_any_server_is_asked(tmp_path: Path) -> None:
+    bad_day = run("forward", "report", "--day", "2026-13-01")
+    assert bad_day.returncode == 2 and "--day: '2026-13-01' is not a date" in bad_day.stderr
+    unknown = run("forward", "start-from", "nowhere", "earliest")
+    assert unknown.returncode == 2 and "no destination named 'nowhere'" in unknown.stderr
+    config = tmp_path / "socpipe.yml"
+    config.write_text(
+        "forwarding:\n  destinations:\n    - {name: hook, type: webhook, url: 'https://x/'}\n"
+    )
+    bad_time = run("forward", "start-from", "hook", "yesterday", "--config", str(config))
+    assert bad_time.returncode == 2
+    assert "position: 'yesterday' is not earliest, latest or an ISO 8601 time" in bad_time.stderr
+    both = run("forward", "status", "--alert", "a", "--incident", "i")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
 
 
 def test_scan_with_only_broken_rules_fails(tmp_path: Path) -> None:

@@ -398,3 +398,89 @@ def test_total_entries_are_capped_and_accounted(monkeypatch: pytest.MonkeyPatch)
     assert engine.stats.groups_evicted > 0
     engine.flush()
     assert engine.entry_count == 0
+
+
+def test_chained_correlations_list_member_alerts_apart_from_member_events() -> None:
+    """A correlation counting another correlation's alerts names them as alerts, not events."""
+    chain = """
+correlation:
+  type: temporal_ordered
+  rules: [c1, ok]
+  group-by: [source.ip]
+  timespan: 10m
+"""
+    counted = resolve_correlation(
+        parse_correlation(
+            {**yaml.safe_load(COUNT.replace("gte: 3", "gte: 2")), "title": "c1", "id": C1},
+            "c1.yml",
+            RULE_POLICY,
+        ),
+        KNOWN,
+    )
+    chained = resolve_correlation(
+        parse_correlation(
+            {**yaml.safe_load(chain), "title": "c2", "id": C2}, "c2.yml", RULE_POLICY
+        ),
+        {**KNOWN, "c1": C1},
+    )
+    engine = CorrelationEngine([counted, chained])
+    alerts = feed(
+        engine,
+        [
+            ("fail", event(0, 1)),
+            ("fail", event(5, 2)),
+            ("ok", event(30, 3, **{"event.original": "ok line"})),
+        ],
+    )
+    brute, then = (alert.to_dict() for alert in alerts)
+    assert brute["correlation.event_ids"] == ["e1", "e2"]
+    assert brute["correlation.alert_ids"] == []
+    assert then["rule.id"] == C2
+    assert then["correlation.event_ids"] == ["e3"]
+    assert then["correlation.alert_ids"] == [brute["alert.id"]]
+    assert [shown["event.original"] for shown in then["events"]] == ["ok line"]
+
+
+def test_member_alerts_of_rules_that_raise_their_own_are_named(tmp_path: Path) -> None:
+    """A rule with ``generate: true`` raises its own alerts; the correlation lists their ids
+    (the same ids the detector gave them), beside the event ids."""
+    (tmp_path / "probe.yml").write_text(
+        "title: probe\nid: 22222222-2222-4222-8222-222222222222\nname: probe\n"
+        "logsource: {product: linux}\ndetection:\n  sel: {event.action: probe}\n  condition: sel\n"
+    )
+    (tmp_path / "scan.yml").write_text(
+        "title: scan\nid: c1c1c1c1-0000-4000-8000-000000000001\ncorrelation:\n"
+        "  type: event_count\n  rules: [probe]\n  group-by: [source.ip]\n  timespan: 1m\n"
+        "  condition: {gte: 3}\n  generate: true\n"
+    )
+    from socpipe.detectors.detection import Detector
+
+    detector = Detector(load_rules([tmp_path]))
+    raised = []
+    for number in range(3):
+        probe = {"event.action": "probe", "event.module": "system"}
+        raised.extend(detector.process(event(number, number, **probe)))
+    probes = [alert.id for alert in raised if alert.rule.id != C1]
+    [scan] = [alert.to_dict() for alert in raised if alert.rule.id == C1]
+    assert len(probes) == 3
+    assert scan["correlation.alert_ids"] == probes
+    assert scan["correlation.event_ids"] == ["e0", "e1", "e2"]
+
+
+def test_raw_lines_are_shown_up_to_the_configured_number_and_cut() -> None:
+    rule = correlation(COUNT.replace("gte: 3", "gte: 5"))
+    engine = CorrelationEngine([rule], evidence_lines=3)
+    matches = [
+        ("fail", event(n, n, **{"event.original": f"line {n} " + "x" * 5000})) for n in range(5)
+    ]
+    [alert] = feed(engine, matches)
+    document = alert.to_dict()
+    assert document["correlation.event_ids"] == [f"e{n}" for n in range(5)]
+    shown = document["events"]
+    assert [item["event.id"] for item in shown] == ["e0", "e1", "e2"]
+    assert all(len(item["event.original"]) == 2048 for item in shown)
+    assert shown[0]["event.original"].startswith("line 0 ")
+    assert shown[0]["@timestamp"] == "2026-03-03T10:00:00.000Z"
+    none = CorrelationEngine([rule], evidence_lines=0)
+    [quiet] = feed(none, matches)
+    assert quiet.to_dict()["events"] == []

@@ -34,11 +34,14 @@ from socpipe.forwarding.delivery import (
     DestinationUnavailable,
     PermanentError,
     TransientError,
+    UnsendableError,
     deliver,
 )
 from socpipe.forwarding.destinations.base import build_destination
+from socpipe.forwarding.ledger import ledger_id, ledger_record
 from socpipe.forwarding.policy import Minimiser, RateLimiter, Selection
-from socpipe.forwarding.stix import alert_bundle
+from socpipe.forwarding.start import parse_start
+from socpipe.forwarding.stix import incident_bundle
 
 
 def string_values(document: object) -> list[str]:
@@ -53,14 +56,43 @@ def by_rule(alerts: list[dict], name: str) -> dict:
     return next(alert for alert in alerts if alert["rule.name"] == name)
 
 
-def test_selection_by_level_rule_tag_and_agency(sample_alerts: list[dict]) -> None:
-    critical = by_rule(sample_alerts, "Account Created With UID 0")
-    low = by_rule(sample_alerts, "SSH Login Attempt For Unknown User")
+def by_title(incidents: list[dict], title: str) -> dict:
+    return next(incident for incident in incidents if incident["incident.title"] == title)
+
+
+def test_an_incident_is_due_when_it_reaches_the_level_and_when_it_rises() -> None:
+    high = Selection(ForwardPolicyConfig(min_level="high"))
+
+    def update(level: str, previous: str | None) -> dict:
+        return {"incident.level": level, "incident.previous_level": previous}
+
+    assert high.due(update("high", None))  # opens at the level
+    assert high.due(update("critical", None))
+    assert not high.due(update("medium", None))  # opens below
+    assert high.due(update("high", "medium"))  # rises to the level
+    assert high.due(update("critical", "high"))  # rises above what was forwarded
+    assert not high.due(update("high", "high"))  # grows at the same level: never per alert
+    assert not high.due(update("medium", "low"))  # rises, but stays below
+    assert not high.due(update("high", "critical"))  # never seen: levels do not fall
+
+
+def test_selection_by_level_rule_tag_and_agency(sample_incidents: list[dict]) -> None:
+    critical = by_title(sample_incidents, "Account Created With UID 0")
+    low = by_title(sample_incidents, "Crontab Replaced")
     assert Selection(ForwardPolicyConfig(min_level="high")).refusal(critical) is None
     assert Selection(ForwardPolicyConfig(min_level="high")).refusal(low) == "level below high"
     only = ForwardPolicyConfig(include_rules=[critical["rule.id"]])
-    assert Selection(only).refusal(low) == "rule not included"
-    assert Selection(ForwardPolicyConfig(exclude_tags=["attack.t1136.001"])).refusal(critical)
+    assert Selection(only).refusal(low) == "no included rule"
+    assert Selection(only).refusal(critical) is None
+    # Excluded only when every rule (or tag) of the incident is.
+    assert len(critical["incident.rule_ids"]) == 2
+    one_rule = ForwardPolicyConfig(exclude_rules=[critical["rule.id"]])
+    assert Selection(one_rule).refusal(critical) is None
+    every_rule = ForwardPolicyConfig(exclude_rules=critical["incident.rule_ids"])
+    assert Selection(every_rule).refusal(critical) == "every rule excluded"
+    every_tag = ForwardPolicyConfig(exclude_tags=critical["tags"])
+    assert Selection(every_tag).refusal(critical) == "every tag excluded"
+    assert Selection(ForwardPolicyConfig(include_tags=["attack.t9999"])).refusal(critical)
     assert Selection(ForwardPolicyConfig(include_agencies=["so-yte"])).refusal(critical)
     assert Selection(ForwardPolicyConfig(exclude_agencies=["so-tttt"])).refusal(critical)
     with pytest.raises(ConfigError, match="min_level"):
@@ -68,7 +100,7 @@ def test_selection_by_level_rule_tag_and_agency(sample_alerts: list[dict]) -> No
 
 
 def test_minimisation_drops_and_hashes_everywhere_and_keeps_the_original(
-    sample_alerts: list[dict],
+    sample_alerts: list[dict], sample_incidents: list[dict]
 ) -> None:
     alert = by_rule(sample_alerts, "SSH Login As Root Accepted")
     settings = MinimiseConfig(drop_fields=["host.name"], hash_fields=["user.name", "source.ip"])
@@ -86,6 +118,14 @@ def test_minimisation_drops_and_hashes_everywhere_and_keeps_the_original(
     assert kept["events"][0]["event.original"] == alert["events"][0]["event.original"]
     with pytest.raises(ConfigError, match="hash_key_env"):
         Minimiser(MinimiseConfig(hash_fields=["user.name"]), None)
+    # An incident lists its users: each is hashed, and no name is left anywhere.
+    incident = by_title(sample_incidents, "SSH Brute Force Followed By A Successful Login")
+    assert len(incident["user.name"]) > 1
+    hidden = Minimiser(settings, b"province-key").apply(incident)
+    assert all(value.startswith("hmac-sha256:") for value in hidden["user.name"])
+    remaining = set(string_values(hidden))
+    assert not remaining & {*incident["user.name"], *incident["source.ip"]}
+    assert "host.name" not in hidden
 
 
 def test_rate_limiter_paces_instead_of_dropping() -> None:
@@ -178,40 +218,82 @@ def test_backoff_is_jittered_and_capped() -> None:
     assert len(set(delays)) == len(delays)
 
 
-def test_cef_line_escapes_and_parses_back(sample_alerts: list[dict]) -> None:
-    alert = dict(by_rule(sample_alerts, "Path Traversal Attempt In Request"))
-    alert["rule.name"] = "Pipe | and back\\slash"
-    alert["rule.description"] = "a=b\nnext line"
-    line = cef_line(alert)
+def test_cef_line_escapes_and_parses_back(sample_incidents: list[dict]) -> None:
+    incident = dict(by_title(sample_incidents, "Path Traversal Attempt In Request"))
+    incident["incident.title"] = "Pipe | and back\\slash"
+    incident["rule.description"] = "a=b\nnext line"
+    line = cef_line(incident)
     assert "Pipe \\| and back\\\\slash" in line
     assert "msg=a\\=b\\nnext line" in line
-    frame = syslog_frame(alert, "soc01")
+    frame = syslog_frame(incident, "soc01")
     length, _, message = frame.partition(b" ")
     assert int(length) == len(message)
     event, parser = parse_detected(message.decode(), ParseContext(agency_id="national"))
     assert parser.name == "syslog5424"
-    assert event["cef.name"] == alert["rule.name"]
-    assert event["cef.extensions.externalId"] == alert["alert.id"]
-    assert event["source.ip"] == alert["source.ip"]
+    assert event["cef.name"] == incident["incident.title"]
+    assert event["cef.extensions.externalId"] == incident["incident.id"]
+    assert event["cef.extensions.cnt"] == str(incident["incident.alert_count"])
+    assert event["source.ip"] == incident["source.ip"][0]
 
 
-def test_stix_bundle_is_valid_and_identical_on_resend(sample_alerts: list[dict]) -> None:
-    alert = by_rule(sample_alerts, "SSH Brute Force From One Source")
-    first = alert_bundle(alert, "province-soc", "Provincial SOC")
-    again = alert_bundle(alert, "province-soc", "Provincial SOC")
+def test_stix_bundle_is_valid_and_identical_on_resend(sample_incidents: list[dict]) -> None:
+    incident = by_title(sample_incidents, "SSH Brute Force Followed By A Successful Login")
+    first = incident_bundle(incident, "province-soc", "Provincial SOC")
+    again = incident_bundle(incident, "province-soc", "Provincial SOC")
     assert first.serialize() == again.serialize()
     parsed = stix2.parse(first.serialize(), allow_custom=False)
     kinds = [item.type for item in parsed.objects]
     assert kinds.count("sighting") == 1 and "observed-data" in kinds and "indicator" in kinds
     sighting = next(item for item in parsed.objects if item.type == "sighting")
-    assert sighting.count == 10
+    assert sighting.count == incident["incident.alert_count"] > 20
+    assert sighting.external_references[0].external_id == incident["incident.id"]
     pattern = next(item for item in parsed.objects if item.type == "attack-pattern")
     assert {"source_name": "mitre-attack", "external_id": "T1110.001"} in [
         {"source_name": ref.source_name, "external_id": ref.external_id}
         for ref in pattern.external_references
     ]
-    other = by_rule(sample_alerts, "Password Spraying From One Source")
-    assert alert_bundle(other, "province-soc", "P").objects[-2].id != sighting.id
+    users = [item.user_id for item in parsed.objects if item.type == "user-account"]
+    assert sorted(users) == sorted(incident["user.name"])
+    # A level rise is a newer version of the same objects, never the same version changed.
+    lower = incident_bundle({**incident, "incident.level": "high"}, "province-soc", "P")
+    earlier = next(item for item in lower.objects if item.type == "sighting")
+    assert earlier.id == sighting.id and earlier.modified < sighting.modified
+    other = by_title(sample_incidents, "Account Created With UID 0")
+    assert incident_bundle(other, "province-soc", "P").objects[-1].id != sighting.id
+
+
+def test_ledger_records_are_keyed_by_destination_incident_level_and_outcome(
+    sample_incidents: list[dict],
+) -> None:
+    incident = by_title(sample_incidents, "Account Created With UID 0")
+    record = ledger_record("national", "taxii", incident, "acknowledged", receipt="ok", now=0)
+    assert record["forward.id"] == ledger_id(
+        "national", incident["incident.id"], "critical", "acknowledged"
+    )
+    assert record["@timestamp"] == "1970-01-01T00:00:00.000Z"
+    assert record["incident.alert_ids"] == incident["incident.alert_ids"]
+    assert record["organization.id"] == "so-tttt"
+    again = ledger_record("national", "taxii", incident, "acknowledged", now=99)
+    assert again["forward.id"] == record["forward.id"]  # a replay writes nothing twice
+    other_ids = {
+        ledger_record("national", "taxii", incident, "refused")["forward.id"],
+        ledger_record("syslog", "syslog", incident, "acknowledged")["forward.id"],
+        ledger_record("national", "taxii", {**incident, "incident.level": "high"}, "acknowledged")[
+            "forward.id"
+        ],
+    }
+    assert record["forward.id"] not in other_ids and len(other_ids) == 3
+    with pytest.raises(ValueError, match="unknown forwarding outcome"):
+        ledger_record("national", "taxii", incident, "lost")
+
+
+def test_start_positions_are_named_or_times_with_a_zone() -> None:
+    assert str(parse_start("latest")) == "latest" and parse_start("earliest").moment_ms is None
+    moment = parse_start("2026-03-01T07:00:00+07:00")
+    assert moment.moment_ms == 1772323200000 and str(moment) == "2026-03-01T00:00:00+00:00"
+    for wrong in ("yesterday", "2026-03-01T00:00:00", ""):
+        with pytest.raises(ConfigError, match="earliest, latest or an ISO 8601 time"):
+            parse_start(wrong)
 
 
 def test_destination_sections_are_checked_for_their_own_type(tmp_path: Path) -> None:
@@ -271,7 +353,7 @@ def test_unreachable_kafka_destination_is_an_outage_not_a_start_failure() -> Non
     )
     destination = build_destination(settings, ForwardingConfig())
     with pytest.raises(TransientError, match="kafka"):
-        destination.send({"alert.id": "a1"})
+        destination.send({"incident.id": "i1", "incident.level": "high"})
     destination.close()
 
 
@@ -291,10 +373,10 @@ def test_forward_stages_refuse_duplicate_destination_names() -> None:
         SyslogDestinationConfig(name="s", address="127.0.0.1:1"),
     ],
 )
-def test_an_alert_that_cannot_be_encoded_is_refused_not_retried(
+def test_an_incident_that_cannot_be_encoded_is_refused_not_retried(
     settings: DestinationBase,
 ) -> None:
     destination = build_destination(settings, ForwardingConfig())
-    with pytest.raises(PermanentError, match="cannot express the alert"):
-        destination.send({"alert.id": "broken", "alert.first_seen": "not a time"})
+    with pytest.raises(UnsendableError, match="cannot express the incident"):
+        destination.send({"incident.id": "broken", "incident.first_seen": "not a time"})
     destination.close()

@@ -107,9 +107,9 @@ def test_the_kafka_forward_destination_sends_strict_json() -> None:
     destination = build_destination(settings, ForwardingConfig())
     producer = RecordingProducer()
     destination.producer = producer  # type: ignore[attr-defined]
-    destination.send({"alert.id": "a1", "anomaly.score": math.nan, "url.path": "/x\udc80"})
+    destination.send({"incident.id": "i1", "anomaly.score": math.nan, "url.path": "/x\udc80"})
     assert strictly(producer.values[0]) == {
-        "alert.id": "a1",
+        "incident.id": "i1",
         "anomaly.score": None,
         "url.path": "/x\udc80",
     }

@@ -24,7 +24,13 @@ from tests.conftest import REPO
 
 def scan(paths: list[Path], out: Path, jobs: int, part_bytes: int = 4 << 20) -> ScanSummary:
     options = ScanOptions(
-        paths=paths, out=out, progress=False, jobs=jobs, part_bytes=part_bytes, agency_id="so-tttt"
+        paths=paths,
+        out=out,
+        incidents_out=out.with_suffix(".incidents"),
+        progress=False,
+        jobs=jobs,
+        part_bytes=part_bytes,
+        agency_id="so-tttt",
     )
     return run_scan(options, stderr=io.StringIO())
 
@@ -40,6 +46,7 @@ def comparable(summary: ScanSummary) -> dict:
         "by_source": summary.by_source,
         "by_dataset": summary.by_dataset,
         "correlation": summary.correlation,
+        "incidents": (summary.incidents, summary.incidents_by_level, summary.top_incidents),
     }
 
 
@@ -65,6 +72,8 @@ def test_parallel_scan_writes_exactly_what_one_process_writes(
     assert sequential.alerts > 100
     assert sequential.correlation.alerts > 0
     assert many.read_bytes() == one.read_bytes()
+    assert many.with_suffix(".incidents").read_bytes() == one.with_suffix(".incidents").read_bytes()
+    assert sequential.incidents > 10
     assert comparable(parallel) == comparable(sequential)
 
 

@@ -167,7 +167,7 @@ class LogPatternScorer(_WindowScorer[Session]):
         templates = self.vocabulary.templates
         for session in closed:
             unseen = self.transitions.unseen_steps(session.templates)
-            if not unseen:
+            if len(unseen) < max(self.transitions.min_unseen_steps, 1):
                 continue
             details = {
                 "anomaly.unseen_steps": [

@@ -11,7 +11,11 @@ from socpipe.core.event import Event
 from socpipe.detectors.anomaly.artifact import save_artifact
 from socpipe.detectors.anomaly.behaviour import FEATURES, BehaviourModel, Window
 from socpipe.detectors.anomaly.scorers import Session, behaviour_windows, iso, session_windows
-from socpipe.detectors.anomaly.sequence import DEFAULT_REACH, TransitionModel
+from socpipe.detectors.anomaly.sequence import (
+    DEFAULT_MIN_UNSEEN_STEPS,
+    DEFAULT_REACH,
+    TransitionModel,
+)
 from socpipe.detectors.anomaly.templates import TemplateVocabulary
 from socpipe.detectors.correlation import event_time
 
@@ -80,6 +84,7 @@ def train_log_pattern(
     window_seconds: float,
     sources: list[str],
     reach: int = DEFAULT_REACH,
+    min_unseen_steps: int = DEFAULT_MIN_UNSEEN_STEPS,
 ) -> dict[str, Any]:
     """Two passes over the sessions: mine templates from every message, then learn the steps
     between the final templates (Drain's templates shift while it learns)."""
@@ -93,7 +98,7 @@ def train_log_pattern(
     sessions.extend(sessions_of.flush())
     for session in sessions:
         vocabulary.learn(session.templates)
-    transitions = TransitionModel(reach).fit(
+    transitions = TransitionModel(reach, min_unseen_steps).fit(
         [vocabulary.template_of(message) for message in session.templates] for session in sessions
     )
     manifest = {
@@ -102,11 +107,13 @@ def train_log_pattern(
         "title": f"Unusual log sequence on {session_field}",
         "description": (
             f"Drain templates per {int(window_seconds)} s session of {session_field};"
-            f" steps unseen within {reach} events in training are anomalous"
+            f" sessions with {min_unseen_steps} or more steps unseen within {reach} events in"
+            " training are anomalous"
         ),
         "session_field": session_field,
         "window_seconds": window_seconds,
         "reach": reach,
+        "min_unseen_steps": min_unseen_steps,
         "templates": len(vocabulary.templates),
         "training": span.manifest(len(sessions), sources),
     }

@@ -15,8 +15,17 @@ REGISTRY: dict[str, type[Destination]] = {}
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
+def delivery_key(incident: dict[str, Any]) -> str:
+    """What identifies one forwarding of an incident: its id and level (an incident is
+    forwarded when it opens and again when its level rises, never twice at one level)."""
+    return f"{incident['incident.id']}:{incident.get('incident.level', '')}"
+
+
 class Destination(ABC):
     kind: ClassVar[str]
+    #: Whether a successful ``send`` means the receiver confirmed it (the ledger's
+    #: ``acknowledged``) or only that the bytes left (``sent``: syslog).
+    acknowledges: ClassVar[bool] = True
 
     def __init__(self, config: DestinationBase, forwarding: ForwardingConfig) -> None:
         self.config = config
@@ -27,10 +36,11 @@ class Destination(ABC):
         REGISTRY[cls.kind] = cls
 
     @abstractmethod
-    def send(self, alert: dict[str, Any]) -> str:
-        """Deliver one minimised alert; return a short receipt for the logs.
+    def send(self, incident: dict[str, Any]) -> str:
+        """Deliver one minimised incident document; return a short receipt for the ledger.
 
-        Raise TransientError when it may work later, PermanentError when it never will.
+        Raise TransientError when it may work later, PermanentError when the receiver refused
+        it for good, UnsendableError when it cannot be expressed for this receiver.
         """
 
     @abstractmethod

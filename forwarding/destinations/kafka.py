@@ -50,12 +50,13 @@ class KafkaDestination(Destination):
             self.producer = KafkaProducer(**self.options)
         return self.producer
 
-    def send(self, alert: dict[str, Any]) -> str:
-        value = jsontext.dumps(alert)  # strict: NaN as null, lone surrogates escaped
+    def send(self, incident: dict[str, Any]) -> str:
+        value = jsontext.dumps(incident)  # strict: NaN as null, lone surrogates escaped
+        key = str(incident["incident.id"]).encode()
         try:
             metadata = (
                 self._producer()
-                .send(str(self.config.topic), key=str(alert["alert.id"]).encode(), value=value)
+                .send(str(self.config.topic), key=key, value=value)
                 .get(timeout=self.config.timeout_secs)
             )
         except KafkaError as error:

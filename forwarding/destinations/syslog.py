@@ -1,8 +1,9 @@
 """Syslog over TLS (RFC 5425): CEF lines with octet-counted framing, optionally with mTLS.
 
-Syslog has no application-level acknowledgement: an alert counts as delivered once the TLS
-connection accepted its bytes. A connection that breaks is reopened and the alert resent
-(at-least-once; the CEF ``externalId`` is the alert id, so receivers can drop repeats).
+Syslog has no application-level acknowledgement: an incident counts as sent (not
+acknowledged) once the TLS connection accepted its bytes. A connection that breaks is reopened
+and the incident resent (at-least-once; the CEF ``externalId`` is the incident id and the
+severity its level, so receivers can drop repeats).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import Any
 from socpipe.core.config import ForwardingConfig, SyslogDestinationConfig
 from socpipe.core.errors import ConfigError
 from socpipe.forwarding.cef import syslog_frame
-from socpipe.forwarding.delivery import PermanentError, TransientError
+from socpipe.forwarding.delivery import TransientError, UnsendableError
 from socpipe.forwarding.destinations.base import Destination
 
 
 class SyslogDestination(Destination):
     kind = "syslog"
+    acknowledges = False
 
     config: SyslogDestinationConfig
 
@@ -45,11 +47,11 @@ class SyslogDestination(Destination):
                 raise
         return self.connection
 
-    def send(self, alert: dict[str, Any]) -> str:
+    def send(self, incident: dict[str, Any]) -> str:
         try:
-            frame = syslog_frame(alert, self.hostname)
+            frame = syslog_frame(incident, self.hostname)
         except (KeyError, ValueError, TypeError) as error:
-            raise PermanentError(f"cannot express the alert in CEF: {error!r}") from None
+            raise UnsendableError(f"cannot express the incident in CEF: {error!r}") from None
         try:
             self._connect().sendall(frame)
         except (OSError, ssl.SSLError) as error:

@@ -1,4 +1,5 @@
-"""TAXII 2.1: each alert becomes a STIX bundle added to the national center's collection."""
+"""TAXII 2.1: each incident update becomes a STIX bundle added to the national center's
+collection."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from stix2.exceptions import STIXError
 from taxii2client.exceptions import TAXIIServiceException
 
 from socpipe.core.config import ForwardingConfig, TaxiiDestinationConfig
-from socpipe.forwarding.delivery import PermanentError, TransientError
+from socpipe.forwarding.delivery import PermanentError, TransientError, UnsendableError
 from socpipe.forwarding.destinations.base import Destination
 from socpipe.forwarding.http import classify
-from socpipe.forwarding.stix import alert_bundle
+from socpipe.forwarding.stix import incident_bundle
 from socpipe.forwarding.taxii_client import open_collection
 
 
@@ -33,11 +34,13 @@ class TaxiiDestination(Destination):
             f"destination {config.name!r}",
         )
 
-    def send(self, alert: dict[str, Any]) -> str:
+    def send(self, incident: dict[str, Any]) -> str:
         try:
-            bundle = alert_bundle(alert, self.forwarding.province_id, self.forwarding.province_name)
+            bundle = incident_bundle(
+                incident, self.forwarding.province_id, self.forwarding.province_name
+            )
         except (KeyError, ValueError, TypeError, STIXError) as error:
-            raise PermanentError(f"cannot express the alert in STIX: {error!r}") from None
+            raise UnsendableError(f"cannot express the incident in STIX: {error!r}") from None
         envelope = {"objects": json.loads(bundle.serialize())["objects"]}
         try:
             status = classify(
@@ -51,8 +54,8 @@ class TaxiiDestination(Destination):
             raise TransientError(f"TAXII status {status.id} still {status.status}")
         if status.failure_count:
             # Servers report objects they already hold (the shared identities and attack
-            # pattern, or a whole re-sent alert) as failures. What matters is that the
-            # sighting, the alert itself, is in the collection now.
+            # pattern, or a whole re-sent incident) as failures. What matters is that the
+            # sighting, the incident itself, is in the collection now.
             self._confirm_stored(bundle.objects, status.failures)
         return (
             f"taxii status {status.id}: {status.success_count} added,"
@@ -66,7 +69,7 @@ class TaxiiDestination(Destination):
         except PermanentError:
             found = {}
         if not found.get("objects"):
-            raise PermanentError(f"TAXII refused the alert's objects: {failures}")
+            raise PermanentError(f"TAXII refused the incident's objects: {failures}")
 
     def close(self) -> None:
         self.collection.close()

@@ -1,4 +1,5 @@
-"""HTTPS webhook: the alert as JSON, with an idempotency key so a re-send is recognisable."""
+"""HTTPS webhook: the incident as JSON, with an idempotency key (incident id and level) so a
+re-send is recognisable and a more severe update is not."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 import requests
 
 from socpipe.core.config import ForwardingConfig, WebhookDestinationConfig
-from socpipe.forwarding.destinations.base import Destination
+from socpipe.forwarding.destinations.base import Destination, delivery_key
 from socpipe.forwarding.http import classify
 
 
@@ -27,12 +28,12 @@ class WebhookDestination(Destination):
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
-    def send(self, alert: dict[str, Any]) -> str:
+    def send(self, incident: dict[str, Any]) -> str:
         def post() -> requests.Response:
             response = self.session.post(
                 str(self.config.url),
-                json=alert,
-                headers={"Idempotency-Key": str(alert["alert.id"])},
+                json=incident,
+                headers={"Idempotency-Key": delivery_key(incident)},
                 timeout=self.config.timeout_secs,
                 verify=self.verify_tls,
                 cert=self.cert,

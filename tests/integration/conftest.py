@@ -92,7 +92,11 @@ def config(base_config: Config) -> Iterator[Config]:
     """A configuration whose topics, consumer groups and indices belong to this test alone."""
     tag = uuid.uuid4().hex[:10]
     topics = TopicsConfig(
-        events=f"t{tag}.events", alerts=f"t{tag}.alerts", deadletter=f"t{tag}.deadletter"
+        events=f"t{tag}.events",
+        alerts=f"t{tag}.alerts",
+        deadletter=f"t{tag}.deadletter",
+        incidents=f"t{tag}.incidents",
+        forwarding=f"t{tag}.forwarding",
     )
     isolated = replace(
         base_config,
@@ -101,6 +105,9 @@ def config(base_config: Config) -> Iterator[Config]:
             base_config.elasticsearch,
             events_index_prefix=f"t{tag}-events-",
             alerts_index=f"t{tag}-alerts",
+            incidents_index=f"t{tag}-incidents",
+            forwarding_index=f"t{tag}-forwarding",
+            console_index_prefix=f"t{tag}-console-",
         ),
         stages=replace(
             base_config.stages,
@@ -116,7 +123,9 @@ def config(base_config: Config) -> Iterator[Config]:
     client.indices.delete(index=f"t{tag}-*", ignore_unavailable=True)
     client.indices.delete_index_template(name=f"t{tag}-*")
     admin = KafkaAdminClient(**isolated.kafka.client_options())
-    admin.delete_topics([topics.events, topics.alerts, topics.deadletter])
+    admin.delete_topics(
+        [topics.events, topics.alerts, topics.deadletter, topics.incidents, topics.forwarding]
+    )
     admin.close()
 
 

@@ -1,4 +1,5 @@
-"""The forward stage against real peers: medallion (TAXII 2.1), an mTLS webhook, Kafka."""
+"""The forward stage against real peers: medallion (TAXII 2.1), an mTLS webhook, rsyslog,
+Kafka. Incidents are published as the detect stage publishes them (soc.incidents)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from socpipe.core.config import (
     config_document,
 )
 from socpipe.core.config import ForwardPolicyConfig as Policy
-from socpipe.core.kafka_clients import group_caught_up, make_producer
+from socpipe.core.kafka_clients import make_producer
 from socpipe.daemon import runner
 from socpipe.pipeline import main
 from tests.certificates import Certificates
@@ -78,20 +79,26 @@ def taxii_destination(peer: TaxiiPeer, **settings: object) -> TaxiiDestinationCo
         retry_initial_secs=0.2,
         retry_max_secs=1.0,
         breaker_reset_secs=2.0,
+        # Each test's topic is new: what it published before the stage joined is its input.
+        start_from="earliest",
         **settings,  # type: ignore[arg-type]
     )
 
 
-def publish_alerts(config: Config, alerts: list[dict]) -> None:
+def publish_incidents(config: Config, incidents: list[dict]) -> None:
     producer = make_producer(config.kafka)
-    for alert in alerts:
+    for incident in incidents:
         producer.send(
-            config.kafka.topics.alerts,
-            key=alert["alert.id"].encode(),
-            value=json.dumps(alert).encode(),
+            config.kafka.topics.incidents,
+            key=incident["incident.id"].encode(),
+            value=json.dumps(incident).encode(),
         )
     producer.flush()
     producer.close()
+
+
+def ledger(config: Config, expected: int) -> list[dict]:
+    return read_topic(config, config.kafka.topics.forwarding, expected=expected, timeout=60)
 
 
 def mutual_tls(certificates: Certificates) -> TlsConfig:
@@ -146,7 +153,7 @@ def hash_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_WEBHOOK_TOKEN", "webhook-test-token")
 
 
-def sighted_alert_ids(peer: TaxiiPeer) -> list[str]:
+def sighted_incident_ids(peer: TaxiiPeer) -> list[str]:
     return [
         reference["external_id"]
         for sighting in peer.objects("sighting")
@@ -155,25 +162,26 @@ def sighted_alert_ids(peer: TaxiiPeer) -> list[str]:
     ]
 
 
-def test_selected_alerts_arrive_as_valid_stix(
+def test_selected_incidents_arrive_as_valid_stix_and_are_ledgered(
     config: Config,
     taxii: TaxiiPeer,
     taxii_credentials: None,
-    sample_alerts: list[dict],
+    sample_incidents: list[dict],
     tmp_path: Path,
 ) -> None:
-    alerts = sample_alerts[:20]
-    selected = [a for a in alerts if a["rule.level"] in ("high", "critical", "medium")]
-    assert 0 < len(selected) < len(alerts)
+    incidents = sample_incidents
+    selected = [i for i in incidents if i["incident.level"] in ("high", "critical", "medium")]
+    assert 0 < len(selected) < len(incidents)
     destination = taxii_destination(taxii, policy=Policy(min_level="medium"))
     with forwarding(config, [destination], tmp_path):
-        publish_alerts(config, alerts)
+        publish_incidents(config, incidents)
         wait_for(
-            lambda: len(sighted_alert_ids(taxii)) >= len(selected),
+            lambda: len(sighted_incident_ids(taxii)) >= len(selected),
             timeout=120,
             what="sightings in the TAXII collection",
         )
-    assert sorted(sighted_alert_ids(taxii)) == sorted(a["alert.id"] for a in selected)
+        records = ledger(config, expected=len(selected))
+    assert sorted(sighted_incident_ids(taxii)) == sorted(i["incident.id"] for i in selected)
     bundle = {"type": "bundle", "id": "bundle--7e8c8bfa-0e76-4b6c-9a3d-2f0b1f6f6a01"}
     parsed = stix2.parse({**bundle, "objects": taxii.objects()}, allow_custom=False)
     kinds = Counter(item.type for item in parsed.objects)
@@ -181,21 +189,26 @@ def test_selected_alerts_arrive_as_valid_stix(
     assert kinds["identity"] == 2  # the province and agency so-tttt, stored once each
     status = json.loads((tmp_path / "status" / "national-taxii.json").read_text())
     assert status["sent"] == len(selected) and status["last_success"]
+    # The ledger: one acknowledged record per forwarded incident, nothing for those below.
+    assert sorted(r["incident.id"] for r in records) == sorted(i["incident.id"] for i in selected)
+    assert {r["forward.outcome"] for r in records} == {"acknowledged"}
+    assert all(r["forward.destination"] == "national-taxii" for r in records)
+    assert all(r["forward.receipt"].startswith("taxii status") for r in records)
 
 
 def test_taxii_outage_loses_nothing_and_duplicates_nothing(
     config: Config,
     taxii: TaxiiPeer,
     taxii_credentials: None,
-    sample_alerts: list[dict],
+    sample_incidents: list[dict],
     tmp_path: Path,
 ) -> None:
-    alerts = sample_alerts[:40]
+    alerts = sample_incidents
     with forwarding(config, [taxii_destination(taxii)], tmp_path):
-        publish_alerts(config, alerts[:10])
-        wait_for(lambda: len(sighted_alert_ids(taxii)) >= 10, timeout=120, what="10 sightings")
+        publish_incidents(config, alerts[:10])
+        wait_for(lambda: len(sighted_incident_ids(taxii)) >= 10, timeout=120, what="10 sightings")
         taxii.stop()
-        publish_alerts(config, alerts[10:])
+        publish_incidents(config, alerts[10:])
         status_file = tmp_path / "status" / "national-taxii.json"
         wait_for(
             lambda: status_file.exists() and json.loads(status_file.read_text())["failures"],
@@ -204,26 +217,26 @@ def test_taxii_outage_loses_nothing_and_duplicates_nothing(
         )
         taxii.start()
         wait_for(
-            lambda: len(set(sighted_alert_ids(taxii))) >= len(alerts),
+            lambda: len(set(sighted_incident_ids(taxii))) >= len(alerts),
             timeout=180,
             what="every alert after the outage",
         )
-    sighted = sighted_alert_ids(taxii)
-    assert sorted(set(sighted)) == sorted(alert["alert.id"] for alert in alerts)
+    sighted = sighted_incident_ids(taxii)
+    assert sorted(set(sighted)) == sorted(alert["incident.id"] for alert in alerts)
     # No STIX object was stored twice (same id and version).
     versions = Counter((item["id"], item.get("modified")) for item in taxii.objects())
     assert max(versions.values()) == 1
 
 
-def test_webhook_gets_minimised_alerts_over_mtls_and_400_dead_letters(
+def test_webhook_gets_minimised_incidents_over_mtls_and_400_dead_letters(
     config: Config,
     taxii: TaxiiPeer,
     taxii_credentials: None,
-    sample_alerts: list[dict],
+    sample_incidents: list[dict],
     certificates: Certificates,
     tmp_path: Path,
 ) -> None:
-    alerts = sample_alerts[:12]
+    alerts = sample_incidents[:12]
     accepting = WebhookPeer(certificates)
     refusing = WebhookPeer(certificates, status=400)
     tls = mutual_tls(certificates)
@@ -235,13 +248,14 @@ def test_webhook_gets_minimised_alerts_over_mtls_and_400_dead_letters(
             tls=tls,
             minimise=minimise,
             token_env="TEST_WEBHOOK_TOKEN",
+            start_from="earliest",
         ),
-        WebhookDestinationConfig(name="broken", url=refusing.url, tls=tls),
+        WebhookDestinationConfig(name="broken", url=refusing.url, tls=tls, start_from="earliest"),
         taxii_destination(taxii),
     ]
     try:
         with forwarding(config, destinations, tmp_path):
-            publish_alerts(config, alerts)
+            publish_incidents(config, alerts)
             wait_for(
                 lambda: len(accepting.received) >= len(alerts),
                 timeout=120,
@@ -251,45 +265,59 @@ def test_webhook_gets_minimised_alerts_over_mtls_and_400_dead_letters(
                 config, config.kafka.topics.deadletter, expected=len(alerts), timeout=120
             )
             wait_for(
-                lambda: len(set(sighted_alert_ids(taxii))) >= len(alerts),
+                lambda: len(set(sighted_incident_ids(taxii))) >= len(alerts),
                 timeout=120,
                 what="the TAXII destination carrying on",
             )
+            records = ledger(config, expected=3 * len(alerts))
     finally:
         accepting.close()
         refusing.close()
-    by_id = {request["body"]["alert.id"]: request for request in accepting.received}
-    assert set(by_id) == {alert["alert.id"] for alert in alerts}
+    by_id = {request["body"]["incident.id"]: request for request in accepting.received}
+    assert set(by_id) == {alert["incident.id"] for alert in alerts}
     for alert in alerts:
-        request = by_id[alert["alert.id"]]
-        assert request["headers"]["Idempotency-Key"] == alert["alert.id"]
+        request = by_id[alert["incident.id"]]
+        key = f"{alert['incident.id']}:{alert['incident.level']}"
+        assert request["headers"]["Idempotency-Key"] == key
         assert request["headers"]["Authorization"] == "Bearer webhook-test-token"
-        payload = json.dumps(request["body"])
-        for value in (alert.get("host.name"), alert.get("user.name"), alert.get("source.ip")):
-            if value:
-                assert f'"{value}"' not in payload
-        assert "event.original" not in payload
+        body = request["body"]
+        assert "host.name" not in body
+        for name in ("user.name", "source.ip"):
+            assert len(body.get(name, [])) == len(alert.get(name, []))
+            assert all(value.startswith("hmac-sha256:") for value in body.get(name, []))
+            for value in alert.get(name, []):
+                assert f'"{value}"' not in json.dumps(body[name])
+        assert "event.original" not in json.dumps(body)
     assert {record["stage"] for record in dead} == {"forward:broken"}
     assert all("HTTP 400" in record["reason"] for record in dead)
+    outcomes = Counter((r["forward.destination"], r["forward.outcome"]) for r in records)
+    assert outcomes == {
+        ("hook", "acknowledged"): len(alerts),
+        ("national-taxii", "acknowledged"): len(alerts),
+        ("broken", "refused"): len(alerts),
+    }
+    refused = [r for r in records if r["forward.outcome"] == "refused"]
+    assert all(r["forward.reason"].startswith("HTTP 400") for r in refused)
 
 
 def test_syslog_receiver_gets_intact_cef_over_mutual_tls(
-    config: Config, sample_alerts: list[dict], certificates: Certificates, tmp_path: Path
+    config: Config, sample_incidents: list[dict], certificates: Certificates, tmp_path: Path
 ) -> None:
     receiver = RsyslogPeer(tmp_path, certificates)
-    alerts = sample_alerts[:15]
+    alerts = sample_incidents[:15]
     tls = mutual_tls(certificates)
     destination = SyslogDestinationConfig(
-        name="syslog", address=f"127.0.0.1:{receiver.port}", tls=tls
+        name="syslog", address=f"127.0.0.1:{receiver.port}", tls=tls, start_from="earliest"
     )
     try:
         with forwarding(config, [destination], tmp_path):
-            publish_alerts(config, alerts)
+            publish_incidents(config, alerts)
             wait_for(
                 lambda: len(receiver.lines()) >= len(alerts),
                 timeout=120,
                 what="CEF lines at rsyslog",
             )
+            records = ledger(config, expected=len(alerts))
     finally:
         receiver.stop()
     context = ParseContext(agency_id="national-center")
@@ -298,13 +326,15 @@ def test_syslog_receiver_gets_intact_cef_over_mutual_tls(
         event, parser = parse_detected(line, context)
         assert parser.name == "syslog5424", line
         parsed[event["cef.extensions.externalId"]] = event
-    assert set(parsed) == {alert["alert.id"] for alert in alerts}
+    assert set(parsed) == {alert["incident.id"] for alert in alerts}
     for alert in alerts:
-        event = parsed[alert["alert.id"]]
-        assert event["cef.name"] == alert["rule.name"]
+        event = parsed[alert["incident.id"]]
+        assert event["cef.name"] == alert["incident.title"]
         assert event["event.code"] == alert["rule.id"]
         if "source.ip" in alert:
-            assert event["source.ip"] == alert["source.ip"]
+            assert event["source.ip"] == alert["source.ip"][0]
+    # Syslog confirms nothing: the ledger says sent, not acknowledged.
+    assert {r["forward.outcome"] for r in records} == {"sent"}
 
 
 def test_indicators_from_the_center_raise_alerts_in_the_detect_stage(
@@ -403,7 +433,7 @@ def test_forward_test_and_status_commands(
         assert main(["forward", "test", "national-taxii", "--config", str(config_file)]) == 0
         output = capsys.readouterr().out
         assert "would normally be skipped (level below high)" in output
-        assert "delivered alert socpipe-test-" in output
+        assert "delivered incident socpipe-test-" in output
         assert any(
             sighting["labels"][0] == "level:informational" for sighting in taxii.objects("sighting")
         )
@@ -413,17 +443,17 @@ def test_forward_test_and_status_commands(
         assert "no destination named 'nope'" in capsys.readouterr().out
     finally:
         refusing.close()
-    publish_alerts(config, [{"alert.id": "x", "rule.level": "low"}] * 3)
+    publish_incidents(config, [{"incident.id": "x", "incident.level": "low"}] * 3)
     assert main(["forward", "status", "--config", str(config_file)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("destination")
     taxii_line = next(line for line in lines if line.startswith("national-taxii"))
-    assert taxii_line.split()[2] == "3"  # three alerts waiting, nothing committed yet
+    assert taxii_line.split()[2] == "3"  # three updates waiting, nothing committed yet
     assert "no status yet" in "\n".join(lines)
 
 
-def test_alerts_reach_a_remote_kafka_topic_keyed_by_alert_id(
-    config: Config, sample_alerts: list[dict], tmp_path: Path
+def test_incidents_reach_a_remote_kafka_topic_keyed_by_incident_id(
+    config: Config, sample_incidents: list[dict], tmp_path: Path
 ) -> None:
     # The local broker stands in for the national center's cluster (a topic of its own).
     remote_topic = f"{config.kafka.topics.alerts}.national"
@@ -438,61 +468,11 @@ def test_alerts_reach_a_remote_kafka_topic_keyed_by_alert_id(
         bootstrap_servers=config.kafka.bootstrap_servers,
         security_protocol="PLAINTEXT",
         policy=Policy(min_level="high"),
+        start_from="earliest",
     )
-    alerts = sample_alerts[:25]
-    selected = {a["alert.id"] for a in alerts if a["rule.level"] in ("high", "critical")}
+    alerts = sample_incidents
+    selected = {a["incident.id"] for a in alerts if a["incident.level"] in ("high", "critical")}
     with forwarding(config, [destination], tmp_path):
-        publish_alerts(config, alerts)
+        publish_incidents(config, alerts)
         received = read_topic(config, remote_topic, expected=len(selected), timeout=120)
-    assert {record["alert.id"] for record in received} == selected
-    assert all("event.original" not in json.dumps(record) for record in received)
-
-
-def test_one_daemon_detects_indexes_and_forwards(
-    config: Config, es: Elasticsearch, certificates: Certificates, tmp_path: Path
-) -> None:
-    receiver = WebhookPeer(certificates)
-    tls = mutual_tls(certificates)
-    destination = WebhookDestinationConfig(
-        name="ministry-hook",
-        url=receiver.url,
-        tls=tls,
-        policy=Policy(min_level="high"),
-    )
-    configured = replace(
-        config,
-        forwarding=replace(
-            config.forwarding,
-            destinations=[destination],
-            status_dir=str(tmp_path / "status"),
-            group_prefix=f"{config.stages.detect_group}-forward-",
-        ),
-    )
-    stop = threading.Event()
-    stages = ["detect", "index", "forward"]
-    thread = threading.Thread(target=runner.run, args=(configured, stages, stop))
-    thread.start()
-    try:
-        publish_logins(
-            config, [("deploy", "203.0.113.7"), ("root", "203.0.113.7"), ("hanh", "203.0.113.7")]
-        )
-        wait_for(lambda: receiver.received, timeout=120, what="the alert at the webhook")
-        # A second (duplicate or unselected) request would have been sent before the forward
-        # group committed past every alert.
-        wait_for(
-            lambda: group_caught_up(
-                config.kafka,
-                f"{configured.forwarding.group_prefix}ministry-hook",
-                config.kafka.topics.alerts,
-            ),
-            timeout=120,
-            what="the forward stage to commit every alert",
-        )
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-        receiver.close()
-    [request] = receiver.received
-    assert request["body"]["rule.name"] == "SSH Login As Root Accepted"
-    indexed = search(es, config.elasticsearch.alerts_index)
-    assert request["body"]["alert.id"] in {alert["alert.id"] for alert in indexed}
+    assert {record["incident.id"] for record in received} == selected

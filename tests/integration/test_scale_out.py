@@ -70,12 +70,13 @@ def test_two_daemons_share_partitions_and_index_everything_once(
             timeout=60,
             what="both daemons to hold an events partition",
         )
+        # While both run: once one is stopped, the other is given everything it held.
+        first, second = final_assignments()
     finally:
         for daemon in daemons:
             daemon.send_signal(signal.SIGTERM)
         codes = [daemon.wait(timeout=60) for daemon in daemons]
     assert codes == [0, 0]
-    first, second = final_assignments()
     assert first.isdisjoint(second)
     assert first | second == {
         f"{config.kafka.topics.events}/{p}" for p in range(config.kafka.partitions)

@@ -1,0 +1,1 @@
+"""Unit tests of the console's pure logic (no server)."""
