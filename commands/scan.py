@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agency-name", help="agency display name")
     parser.add_argument(
         "--timezone",
-        default="UTC",
-        help="zone of timestamps without offset (e.g. Asia/Ho_Chi_Minh)",
+        help="zone of timestamps without offset (e.g. Asia/Ho_Chi_Minh; default: read as UTC,"
+        " with a warning for each file that has such times)",
     )
     parser.add_argument("--out", type=Path, help="write alerts as JSON Lines here ('-' for stdout)")
     parser.add_argument(
@@ -117,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
     for digest in args.model_sha256:
         if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
             raise UsageError(f"--model-sha256 {digest[:80]!r} is not a SHA-256 (64 hex digits)")
-    require_zone(args.timezone)
+    require_inputs(args.paths)
+    if args.timezone is not None:
+        require_zone(args.timezone)
     if args.max_line_bytes < 1024:
         raise UsageError("--max-line-bytes must be at least 1024")
     if args.jobs < 0:
@@ -178,6 +181,18 @@ def run(args: argparse.Namespace) -> int:
     if args.incidents_out and str(args.incidents_out) != "-":
         print(f"  incidents written to {args.incidents_out}", file=sys.stderr)
     return 0
+
+
+def require_inputs(paths: list[Path]) -> None:
+    """Every path named is a regular file or a folder: a FIFO would block the scan and
+    /dev/zero never end (inside folders, such entries are reported and skipped)."""
+    refused = []
+    for path in paths:
+        mode = path.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            refused.append(str(path))
+    if refused:
+        raise UsageError(f"not a regular file or folder: {', '.join(refused)}")
 
 
 def _profile_path(value: str | None) -> Path | None:

@@ -261,6 +261,55 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class SyslogListenerConfig:
+    """Bounds of `socpipe collect syslog`, each listener apart (docs/limits.md)."""
+
+    #: A longer message keeps its first bytes and is tagged ``socpipe_truncated``.
+    max_frame_bytes: int = 64 * 1024
+    #: Open connections per listener; more are refused (closed at once, counted, logged).
+    max_connections: int = 1000
+    #: Open connections from one address per listener (an agency's relay opens a few).
+    max_connections_per_peer: int = 100
+    #: A connection that sends nothing this long is closed (senders reconnect).
+    idle_timeout_secs: float = 600.0
+    #: A TLS client must finish its handshake this fast, or is disconnected.
+    tls_handshake_timeout_secs: float = 10.0
+    #: Connections the kernel queues before they are accepted.
+    listen_backlog: int = 512
+    #: Messages parsed but not yet journaled (the journal full or its disk failing): TCP
+    #: reading pauses meanwhile; UDP datagrams beyond this many are dropped and counted.
+    max_held_messages: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_frame_bytes", "max_connections", "max_connections_per_peer"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"collectors.syslog.{name}: must be at least 1")
+        for name in ("idle_timeout_secs", "tls_handshake_timeout_secs"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"collectors.syslog.{name}: must be more than 0")
+
+
+@dataclass(frozen=True)
+class CollectorsConfig:
+    """What `socpipe collect` bounds and checks (docs/limits.md)."""
+
+    #: A followed file's line longer than this keeps its first bytes and is tagged.
+    max_line_bytes: int = 256 * 1024
+    #: A content time later than its receipt by more than this is set to the receipt time
+    #: (the content's time kept in ``socpipe.original_timestamp``, tagged and counted).
+    max_future_secs: float = 900.0
+    #: The same for content times earlier than their receipt by more than this (0: no
+    #: limit). Every distinct day is a daily index: unbounded times would let a sender
+    #: create indices at will.
+    max_past_secs: float = 30 * 86400.0
+    syslog: SyslogListenerConfig = field(default_factory=SyslogListenerConfig)
+
+    def __post_init__(self) -> None:
+        if self.max_line_bytes < 1024:
+            raise ConfigError("collectors.max_line_bytes: must be at least 1024")
+
+
+@dataclass(frozen=True)
 class TlsConfig:
     """TLS towards a destination: the CA to trust, and a client certificate for mTLS."""
 
@@ -481,6 +530,7 @@ class Config:
     elasticsearch: ElasticsearchConfig = field(default_factory=ElasticsearchConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     forwarding: ForwardingConfig = field(default_factory=ForwardingConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
 

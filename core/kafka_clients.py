@@ -23,7 +23,9 @@ from socpipe.core.errors import DependencyUnavailable
 log = logging.getLogger(__name__)
 
 
-def make_producer(config: KafkaConfig) -> KafkaProducer:
+def make_producer(config: KafkaConfig, bootstrap_timeout_ms: int = 30_000) -> KafkaProducer:
+    """A producer; constructing it connects (to learn the broker version) and raises a
+    ``KafkaError`` when no broker answers within ``bootstrap_timeout_ms``."""
     return KafkaProducer(
         acks="all",
         enable_idempotence=True,
@@ -33,6 +35,7 @@ def make_producer(config: KafkaConfig) -> KafkaProducer:
         # Fail fast when Kafka is away: callers then retry from their own durable position.
         max_block_ms=10_000,
         max_request_size=4 * 1024 * 1024,
+        bootstrap_timeout_ms=bootstrap_timeout_ms,
         **config.client_options(),
     )
 

@@ -246,6 +246,10 @@ def _load_file(
         documents = [doc for doc in loaded if doc]
     except (OSError, UnicodeDecodeError) as error:
         raise RuleError(source, f"cannot read: {error}") from None
+    except ValueError as error:
+        # PyYAML builds dates and numbers itself and lets their errors through (a rule's
+        # "date: 2026-19-29"): a broken rule, not a crash of the load (found by fuzzing).
+        raise RuleError(source, f"invalid YAML value: {error}") from None
     except yaml.YAMLError as error:
         reason, line = yaml_problem(error)
         raise RuleError(source, reason, line) from None

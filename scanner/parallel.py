@@ -13,6 +13,7 @@ cannot be pickled) and inherit them.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import signal
 from collections import Counter, deque
@@ -24,9 +25,12 @@ from functools import cached_property
 
 from socpipe.collectors.files import FileEventReader, FilePart, LineEventIds, ReadStats
 from socpipe.collectors.parsers import ParseContext
-from socpipe.core.errors import SocpipeError
+from socpipe.collectors.zones import ZoneWatch
 from socpipe.core.event import Event
 from socpipe.detectors.engine import SigmaEngine
+from socpipe.scanner.isolation import ChildCrashed, call_in_child
+
+log = logging.getLogger(__name__)
 
 #: Input per unit of work: big enough that a part's bookkeeping is negligible, small enough
 #: that two cores share even a single file.
@@ -58,9 +62,14 @@ class PartScanner:
         """Rule object -> its position in the rule list, which both processes share."""
         return {id(rule): position for position, rule in enumerate(self.engine.rules)}
 
+    @cached_property
+    def _zones(self) -> ZoneWatch:
+        """One per worker: a file cut in many parts is warned about once per process."""
+        return ZoneWatch(self.context.zone)
+
     def scan(self, part: FilePart) -> PartResult:
         reader = FileEventReader(
-            self.context, self.format_name, self.max_line_bytes, line_ids=False
+            self.context, self.format_name, self.max_line_bytes, line_ids=False, zones=self._zones
         )
         identify = LineEventIds()
         result = PartResult(part.size, reader.stats)
@@ -82,21 +91,38 @@ def _scan_part(part: FilePart) -> PartResult:
     return _scanner.scan(part)
 
 
-class WorkerDied(SocpipeError):
-    """A worker process ended without returning its part (killed, out of memory)."""
-
-
 def scan_parts(scanner: PartScanner, parts: Iterable[FilePart], jobs: int) -> Iterator[PartResult]:
     """Each part's result, in the order of ``parts``.
 
     concurrent.futures rather than multiprocessing.Pool: a Pool whose worker is killed waits
-    forever for the lost part, an executor reports it.
+    forever for the lost part, an executor reports it. A worker that dies (a native crash in
+    a parser, RE2 or orjson, the OOM killer) breaks the pool and every part in flight with
+    it: those parts are scanned again one by one, each in a child of its own, so a part that
+    kills its reader again is found, reported with its file and bytes, and the scan goes on
+    (a crash that does not repeat costs nothing). Then a new pool takes the rest.
     """
     global _scanner
     _scanner = scanner
     remaining = iter(parts)
-    context = multiprocessing.get_context("fork")
-    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_setup)
+    while True:
+        lost: list[tuple[FilePart, Future[PartResult]]] = []
+        yield from _scan_with_pool(remaining, jobs, lost)
+        if not lost:
+            return
+        log.error("a scan worker died: %d parts in flight are scanned again one by one", len(lost))
+        for part, future in lost:
+            finished = future.done() and not future.cancelled() and future.exception() is None
+            yield future.result() if finished else _rescan(scanner, part)
+
+
+def _scan_with_pool(
+    remaining: Iterator[FilePart], jobs: int, lost: list[tuple[FilePart, Future[PartResult]]]
+) -> Iterator[PartResult]:
+    """Results from one pool of workers, until the parts run out or a worker dies: then the
+    parts in flight (the failed one first) are put in ``lost`` and the pool is shut down."""
+    executor = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("fork"), initializer=_worker_setup
+    )
     try:
         in_flight: deque[tuple[FilePart, Future[PartResult]]] = deque()
 
@@ -107,8 +133,7 @@ def scan_parts(scanner: PartScanner, parts: Iterable[FilePart], jobs: int) -> It
             try:
                 future = executor.submit(_scan_part, part)
             except BrokenProcessPool as error:
-                # A worker died since the last result: the pool takes no more parts. The part
-                # it was reading is in flight and is reported first, in input order.
+                # A worker died since the last result: the pool takes no more parts.
                 future = Future()
                 future.set_exception(error)
             in_flight.append((part, future))
@@ -120,15 +145,25 @@ def scan_parts(scanner: PartScanner, parts: Iterable[FilePart], jobs: int) -> It
             try:
                 result = future.result()
             except BrokenProcessPool:
-                raise WorkerDied(
-                    f"a scan worker died while reading {part.path} (bytes {part.start}-"
-                    f"{part.end if part.end is not None else 'end'}); out of memory?"
-                ) from None
+                lost.extend([(part, future), *in_flight])
+                return
             submit_next()
             yield result
     finally:
         # On Ctrl-C or an error, parts not started yet are dropped instead of scanned.
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _rescan(scanner: PartScanner, part: FilePart) -> PartResult:
+    """A part scanned in a child of its own; reported as unreadable if that dies too."""
+    where = f"{part.path} (bytes {part.start}-{part.end if part.end is not None else 'end'})"
+    try:
+        return call_in_child(where, scanner.scan, part)
+    except ChildCrashed as crash:
+        log.error("scan worker crashed again on %s: %s; not scanned", where, crash.reason)
+        stats = ReadStats()
+        stats.unreadable_files.append(f"{where}: {crash.reason}; the part is not scanned")
+        return PartResult(part.size, stats)
 
 
 def _worker_setup() -> None:
