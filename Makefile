@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN = $(VENV)/bin
 
-.PHONY: demo test test-cluster lint typecheck imports bench-scan bench-anomaly bench-console \
+.PHONY: demo test test-cluster lint typecheck imports fuzz bench-scan bench-anomaly bench-console \
 	services-up services-down cluster-up cluster-down browser console-demo
 
 # The modules setup.py compiles with mypyc: changing one means compiling again.
@@ -37,6 +37,13 @@ imports: $(BIN)/.installed
 # on the cluster beside them (test-cluster below: about five minutes, 3.5 GB of memory).
 test: lint typecheck imports services-up cluster-up browser
 	bash scripts/run-tests.sh $(BIN) -m "cluster or not cluster"
+
+# Fuzzing for longer than `make test` does (20 s per target there): FUZZ_SECONDS per target,
+# and the linear-work check on every hostile line (tests/hostile_lines.py), not a selection.
+FUZZ_SECONDS ?= 600
+fuzz: $(BIN)/.installed
+	SOCPIPE_FUZZ_SECONDS=$(FUZZ_SECONDS) SOCPIPE_FUZZ_FULL=1 $(BIN)/python -m pytest \
+		tests/test_fuzz.py tests/test_linear_parsers.py tests/test_fuzz_regressions.py
 
 # The console's browser tests drive the system Chromium (Playwright cannot download its own
 # browser here); Debian's packages, installed when missing.

@@ -23,6 +23,9 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 #: The commands whose speed depends on the compiled hot path.
 PER_EVENT_COMMANDS = ("scan", "run", "collect")
+#: Commands that log their state changes and addresses at INFO by default (collectors: Kafka
+#: connected, listening on...); the others log warnings and errors unless -v.
+INFO_COMMANDS = ("collect",)
 
 log = logging.getLogger("socpipe")
 
@@ -71,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="socpipe", description="SOC log pipeline")
     parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines on stderr as text, or as one JSON object each (for log shippers)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f"socpipe.commands.{name}")
@@ -84,23 +93,63 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(args)
     if args.command in PER_EVENT_COMMANDS:
         _warn_if_interpreted()
     try:
         status: int = args.handler(args)
     except SocpipeError as error:
         label = "config error" if isinstance(error, ConfigError) else "error"
-        print(f"socpipe: {label}: {error}", file=sys.stderr)
+        _report(args, f"socpipe: {label}: {error}")
         return error.exit_code
     except KeyboardInterrupt:
-        print("\nsocpipe: interrupted", file=sys.stderr)
+        _report(args, "socpipe: interrupted")
         return EXIT_INTERRUPTED
     return status
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """One place for every command: level and format of the lines on stderr."""
+    quiet = args.command not in INFO_COMMANDS and not args.verbose
+    handler = logging.StreamHandler(sys.stderr)
+    if args.log_format == "json":
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=[handler])
+
+
+def _report(args: argparse.Namespace, message: str) -> None:
+    """The last word of a failed command: a log record when logs are JSON, so that a log
+    shipper reading stderr gets it; else a plain line."""
+    if args.log_format == "json":
+        log.error(message)
+    else:
+        print(message, file=sys.stderr)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """A log record as one line of strict JSON: ``time`` (UTC, ISO 8601), ``level``,
+    ``logger``, ``message`` and, for an exception, ``exception``. Messages carry log content
+    (a sender's address, a file name): strict JSON keeps any of it parseable."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from datetime import UTC, datetime
+
+        from socpipe.core import jsontext
+
+        document = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")[
+                :-6
+            ]
+            + "Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return jsontext.dumps(document).decode()
 
 
 if __name__ == "__main__":

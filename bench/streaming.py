@@ -76,6 +76,7 @@ def isolated(base: Config) -> Config:
                 incidents=f"{tag}.incidents",
                 forwarding=f"{tag}.forwarding",
             ),
+            event_topics="single",
         ),
         elasticsearch=replace(
             base.elasticsearch,

@@ -10,23 +10,46 @@ from __future__ import annotations
 import gzip
 import logging
 import math
+import os
 import re
+import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, Final, NamedTuple
 
 from socpipe.collectors.lines import DEFAULT_MAX_LINE_BYTES, decode_line, read_lines
 from socpipe.collectors.parsers import ParseContext, Parser, get_parser, parse_detected
-from socpipe.collectors.parsers.evtx_records import EVTX_CHUNK_BYTES, EVTX_HEADER_BYTES, read_evtx
+from socpipe.collectors.parsers.evtx_records import (
+    EVTX_CHUNK_BYTES,
+    EVTX_HEADER_BYTES,
+    RecordIds,
+    evtx_damage,
+    read_evtx,
+)
+from socpipe.collectors.timestamps import FUTURE, TimeWindow
+from socpipe.collectors.zones import ZoneWatch
+from socpipe.core.errors import SocpipeError
 from socpipe.core.event import Event, SourceEventIds, add_tag
 
 log = logging.getLogger(__name__)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _EVTX_MAGIC = b"ElfFile\x00"
+#: A scanned file's lines may be dated up to this long after it was last written (clock
+#: skew between hosts); later times are replaced by that moment (see TimeWindow).
+SCAN_WINDOW: Final = TimeWindow(timedelta(minutes=15), None)
+#: Problems listed per file at most (a file of damaged chunks would fill the summary).
+MAX_PROBLEMS_PER_FILE: Final = 20
+
+#: How the records of an EVTX file are read: ``read_evtx``, or it run in a child process
+#: (``scanner.isolation``) so that a crash of the native parser costs this file alone.
+EvtxRecords = Callable[[Path, ParseContext, int, int | None], Iterator[tuple[int, Event]]]
+Isolate = Callable[
+    [str, EvtxRecords, Path, ParseContext, int, int | None], Iterator[tuple[int, Event]]
+]
 
 
 @dataclass
@@ -39,7 +62,15 @@ class ReadStats:
     unparsed: int = 0
     truncated: int = 0
     invalid_utf8: int = 0
+    #: Events dated after their file was last written (their time set to that moment).
+    future_timestamps: int = 0
+    #: EVTX records the file's chunk headers announce and that could not be read.
+    missing_records: int = 0
+    #: Files with times written without an offset, read as UTC (no zone was given).
+    zoneless_files: set[str] = field(default_factory=set)
     unreadable_files: list[str] = field(default_factory=list)
+    #: Damage in files that were read (lost EVTX records and chunks), one line each.
+    damaged: list[str] = field(default_factory=list)
 
     def add(self, other: ReadStats) -> None:
         """Count in what another reader read (a worker of a parallel scan)."""
@@ -49,7 +80,41 @@ class ReadStats:
         self.unparsed += other.unparsed
         self.truncated += other.truncated
         self.invalid_utf8 += other.invalid_utf8
+        self.future_timestamps += other.future_timestamps
+        self.missing_records += other.missing_records
+        self.zoneless_files.update(other.zoneless_files)
         self.unreadable_files.extend(other.unreadable_files)
+        self.damaged.extend(other.damaged)
+
+
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file, else ``OSError`` saying what it
+    is: opening a FIFO blocks until someone writes to it, and /dev/zero never ends. Opened
+    without blocking and checked on the open descriptor, so a FIFO put in its place after a
+    check cannot hang the scan."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(f"{_kind(mode)}, not a regular file: not read")
+        os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
 
 
 class FilePart(NamedTuple):
@@ -136,8 +201,9 @@ def rotation_order(path: Path) -> tuple[str, str, float]:
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files named directly, and every non-hidden file below named folders, in a stable order
-    (rotated logs oldest first)."""
+    """Files named directly, and every non-hidden entry below named folders other than
+    folders, in a stable order (rotated logs oldest first). FIFOs, devices and dangling links
+    are listed too: reading them reports why they are not read, rather than nothing."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -146,7 +212,7 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
                     (
                         candidate
                         for candidate in path.rglob("*")
-                        if candidate.is_file()
+                        if not candidate.is_dir()
                         and not any(
                             part.startswith(".") for part in candidate.relative_to(path).parts
                         )
@@ -160,7 +226,7 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
 
 
 def _sniff(path: Path) -> bytes:
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:
         return handle.read(8)
 
 
@@ -186,17 +252,28 @@ class FileEventReader:
         format_name: str = "auto",
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         line_ids: bool = True,
+        window: TimeWindow = SCAN_WINDOW,
+        evtx_records: EvtxRecords = read_evtx,
+        isolate: Isolate | None = None,
+        zones: ZoneWatch | None = None,
     ) -> None:
         """``line_ids`` False leaves ``event.id`` off the events of text lines, for a caller
         that gives ids (``LineEventIds``) only to the few events it keeps: hashing every line
-        was a tenth of a scan's time."""
+        was a tenth of a scan's time. ``window``: content times accepted around a file's
+        last write. ``isolate`` runs ``evtx_records`` (the native parser) elsewhere.
+        ``zones``: the warnings about times without a zone, if shared with other readers."""
         self.context = context
         self.line_ids = line_ids
         self.forced: Parser | None = None if format_name == "auto" else get_parser(format_name)
         self.max_line_bytes = max_line_bytes
+        self.window = window
+        self.evtx_records = evtx_records
+        self.isolate = isolate
         self.stats = ReadStats()
+        self.zones = zones if zones is not None else ZoneWatch(context.zone)
         self._done_bytes = 0
         self._current: _Position | None = None
+        self._future = 0  # events dated in the future, in the current file
 
     @property
     def bytes_read(self) -> int:
@@ -216,9 +293,11 @@ class FileEventReader:
                     yield from self._read_evtx(path)
                 else:
                     yield from self._read_text(path, gzipped=magic.startswith(_GZIP_MAGIC))
-            except (OSError, EOFError, RuntimeError) as error:
-                # A corrupt gzip or EVTX stops that file only; what was read is kept.
+            except (OSError, EOFError, RuntimeError, SocpipeError) as error:
+                # A corrupt gzip or EVTX, or a crashed reader, stops that file only; what was
+                # read is kept.
                 self._unreadable(path, error)
+            self._file_done(path)
             self._done_bytes += path.stat().st_size if path.exists() else 0
             self._current = None
 
@@ -234,15 +313,42 @@ class FileEventReader:
                 yield from self._read_evtx(part.path, part.start, part.end)
             else:
                 yield from self._read_text(part.path, gzipped=False, start=part.start, end=part.end)
-        except (OSError, EOFError, RuntimeError) as error:
+        except (OSError, EOFError, RuntimeError, SocpipeError) as error:
             # Reported once per file, by its first part (every part meets a broken header).
             if part.start == 0:
                 self._unreadable(part.path, error)
+        self._file_done(part.path, f" bytes {part.start}-{part.end}")
         self._current = None
 
     def _unreadable(self, path: Path, error: Exception) -> None:
-        log.error("cannot read file=%s reason=%s", path, error)
-        self.stats.unreadable_files.append(f"{path}: {error}")
+        reason = error.reason if isinstance(error, SocpipeError) else str(error)
+        log.error("cannot read file=%s reason=%s", path, reason)
+        self.stats.unreadable_files.append(f"{path}: {reason}")
+
+    def _file_done(self, path: Path, where: str = "") -> None:
+        """Say what the file (or part) held that needs a person's attention."""
+        if self._future:
+            self.stats.future_timestamps += self._future
+            log.warning(
+                "file=%s%s: %d events dated more than %s after the file was last written;"
+                " their time set to that moment (kept in socpipe.original_timestamp, tagged"
+                " socpipe_future_timestamp)",
+                path,
+                where,
+                self._future,
+                self.window.max_future,
+            )
+            self._future = 0
+        if self.zones.check(str(path)):
+            self.stats.zoneless_files.add(str(path))
+
+    def _damaged(self, path: Path, problems: list[str]) -> None:
+        for problem in problems[:MAX_PROBLEMS_PER_FILE]:
+            log.warning("damaged file=%s: %s", path, problem)
+            self.stats.damaged.append(f"{path}: {problem}")
+        if len(problems) > MAX_PROBLEMS_PER_FILE:
+            more = len(problems) - MAX_PROBLEMS_PER_FILE
+            self.stats.damaged.append(f"{path}: ... and {more} more problems")
 
     def _context_for(self, path: Path) -> ParseContext:
         # Year-less timestamps are placed relative to when the file was last written.
@@ -258,11 +364,29 @@ class FileEventReader:
         context = self._context_for(path)
         source = str(path)
         ids = SourceEventIds(context.agency_id, source)
-        for record_id, event in read_evtx(path, context, start, end):
-            event["log.file.path"] = source
-            event["event.id"] = ids.id(record_id, event["event.original"])
-            self.stats.events += 1
-            yield event
+        read = RecordIds()
+        records = (
+            self.isolate(source, self.evtx_records, path, context, start, end)
+            if self.isolate is not None
+            else self.evtx_records(path, context, start, end)
+        )
+        try:
+            for record_id, event in records:
+                read.add(record_id)
+                event["log.file.path"] = source
+                event["event.id"] = ids.id(record_id, event["event.original"])
+                self._check_time(event, context)
+                self.stats.events += 1
+                yield event
+        finally:
+            # Also after a crash: the records never read are said, by number.
+            missing, problems = evtx_damage(path, read, start, end)
+            self.stats.missing_records += missing
+            self._damaged(path, problems)
+
+    def _check_time(self, event: Event, context: ParseContext) -> None:
+        if self.window.clamp(event, context.reference_time) == FUTURE:
+            self._future += 1
 
     def _read_text(
         self, path: Path, gzipped: bool, start: int = 0, end: int | None = None
@@ -270,7 +394,11 @@ class FileEventReader:
         context = self._context_for(path)
         source = str(path)
         ids = SourceEventIds(context.agency_id, source)
-        with path.open("rb") as raw:
+        with open_regular(path) as raw:
+            if end is None and not gzipped:
+                # Up to the size at opening: a file written on meanwhile (or faking its
+                # size) cannot keep the scan going.
+                end = os.fstat(raw.fileno()).st_size
             self._current = _Position(raw)
             handle: BinaryIO = gzip.GzipFile(fileobj=raw) if gzipped else raw  # type: ignore[assignment]
             lines = read_lines(handle, self.max_line_bytes)
@@ -311,6 +439,7 @@ class FileEventReader:
                     if not valid:
                         add_tag(event, "socpipe_invalid_utf8")
                         self.stats.invalid_utf8 += 1
+                self._check_time(event, context)
                 self.stats.events += 1
                 yield event
 

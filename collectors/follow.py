@@ -28,22 +28,20 @@ from typing import BinaryIO
 
 from kafka.errors import KafkaError
 
-from socpipe.collectors.lines import (
-    DEFAULT_MAX_LINE_BYTES,
-    READ_BYTES,
-    Line,
-    LineSplitter,
-    decode_line,
-)
+from socpipe.collectors.lines import DEFAULT_MAX_LINE_BYTES, READ_BYTES, Line, LineSplitter
 from socpipe.collectors.live_context import Clock, LiveContext, wall_clock
-from socpipe.collectors.parsers import ParseContext, parse_detected
-from socpipe.collectors.publisher import Publisher
+from socpipe.collectors.parsers import ParseContext
+from socpipe.collectors.publisher import KafkaHealth, Publisher
+from socpipe.collectors.timestamps import TimeWindow
 from socpipe.core import metrics
 from socpipe.core.errors import SocpipeError
-from socpipe.core.event import SourceEventIds, add_tag
+from socpipe.core.event import SourceEventIds
 
 log = logging.getLogger(__name__)
 
+
+#: The longest wait between attempts while Kafka is away.
+MAX_RETRY_SECS = 30.0
 
 #: A file's fingerprint covers its first bytes, up to this many: enough to tell two log files
 #: apart (timestamps, hosts), few enough to read at every save.
@@ -88,11 +86,13 @@ class FileFollower:
         poll_interval: float = 0.25,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         clock: Clock = wall_clock,
+        window: TimeWindow | None = None,
     ) -> None:
         self.patterns = patterns
         self.state_file = state_file
         self.publisher = publisher
-        self.context = LiveContext(context, clock)
+        self.context = LiveContext(context, clock, "file", window)
+        self.health = KafkaHealth("file")
         self.poll_interval = poll_interval
         self.max_line_bytes = max_line_bytes
         self.files: dict[str, _Tracked] = {}
@@ -204,18 +204,16 @@ class FileFollower:
                 tracked.handle.seek(tracked.confirmed)
                 tracked.offset = tracked.confirmed
                 tracked.splitter = self._splitter(tracked.confirmed)
-            log.warning(
-                "kafka did not acknowledge; %d bytes in %d files wait in the log files"
-                " (re-read from the confirmed positions when it does) reason=%s",
-                self._report_waiting(),
-                len(self.files),
-                error,
-            )
+            # The log files are the buffer: they are read again from the confirmed
+            # positions once Kafka acknowledges.
+            self.health.failed(error, self._report_waiting())
             return 0
         for tracked in self.files.values():
             tracked.confirmed = tracked.offset
         self._save_state()
-        self._report_waiting()
+        waiting = self._report_waiting()
+        if count:
+            self.health.succeeded(waiting)
         return count
 
     def _report_waiting(self) -> int:
@@ -258,23 +256,14 @@ class FileFollower:
     def _publish(self, path: str, ids: SourceEventIds, lines: list[Line]) -> int:
         count = 0
         for line in lines:
-            text, valid = decode_line(line.data)
-            if not text.strip():
+            event = self.context.event(line.data, path)
+            if event is None:
                 continue
-            event, _parser = parse_detected(text, self.context.now())
             event["log.file.path"] = path
             event["log.offset"] = line.offset
-            event["event.id"] = ids.id(line.offset, text, line.data if valid else None)
+            event["event.id"] = ids.id(line.offset, event["event.original"])
             if line.truncated:
-                add_tag(event, "socpipe_truncated")
-                log.warning(
-                    "line truncated file=%s offset=%d cap=%d",
-                    path,
-                    line.offset,
-                    self.max_line_bytes,
-                )
-            if not valid:
-                add_tag(event, "socpipe_invalid_utf8")
+                self.context.truncated(event, path, f"offset={line.offset}", self.max_line_bytes)
             self.publisher.publish(event)
             count += 1
         return count
@@ -297,9 +286,17 @@ class FileFollower:
         return count
 
     def run(self, stop: threading.Event) -> None:
+        """Poll until ``stop``. While Kafka is away every attempt reads the unconfirmed lines
+        again, so attempts back off (doubling up to ``MAX_RETRY_SECS``)."""
+        delay = self.poll_interval
         while not stop.is_set():
             self.poll_once()
-            stop.wait(self.poll_interval)
+            delay = (
+                min(max(delay * 2, 1.0), MAX_RETRY_SECS)
+                if self.health.up is False
+                else self.poll_interval
+            )
+            stop.wait(delay)
         self.poll_once()
         for tracked in self.files.values():
             tracked.handle.close()

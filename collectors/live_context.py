@@ -6,17 +6,34 @@ file's modification time; a collector that runs for weeks must use the moment ea
 arrives. A context fixed at start-up would, two days later, put every year-less line a year
 back (it would look like clock skew into the future) and date every time-less line at the
 start-up.
+
+The receipt is also what a content time is checked against: a time outside the window
+around it (``collectors.max_future_secs``, ``max_past_secs``) is replaced by the receipt
+time, tagged, counted and logged (``timestamps.TimeWindow``), and a source whose times need
+the zone nobody configured is warned about once (``zones.ZoneWatch``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from socpipe.collectors.parsers import ParseContext
+from socpipe.collectors.lines import decode_line
+from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.collectors.throttle import LogThrottle
+from socpipe.collectors.timestamps import FUTURE, IN_WINDOW, ORIGINAL_TIMESTAMP, TimeWindow
+from socpipe.collectors.zones import ZoneWatch
+from socpipe.core import metrics
+from socpipe.core.event import Event, add_tag
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+#: The window of content times a collector accepts around the receipt, unless configured.
+DEFAULT_WINDOW = TimeWindow(timedelta(seconds=900), timedelta(days=30))
 
 
 def wall_clock() -> datetime:
@@ -24,17 +41,33 @@ def wall_clock() -> datetime:
 
 
 class LiveContext:
-    """Hands out the context for "now", one per millisecond.
+    """Hands out the context for "now", one per millisecond, and turns received text into
+    a checked event.
 
     Event timestamps carry milliseconds, so a context per millisecond is as exact as the
     output, and the lines that arrive within one share it (and the parsers' per-context
     timestamp cache) instead of each paying for a new one.
     """
 
-    def __init__(self, base: ParseContext, clock: Clock = wall_clock) -> None:
+    def __init__(
+        self,
+        base: ParseContext,
+        clock: Clock = wall_clock,
+        collector: str = "file",
+        window: TimeWindow | None = None,
+    ) -> None:
         self.base = base
         self.clock = clock
+        self.collector = collector
         self._current = base
+        self.window = window if window is not None else DEFAULT_WINDOW
+        self.zones = ZoneWatch(base.zone)
+        self._throttle = LogThrottle()
+        self._clamped = [
+            None,
+            metrics.TIMESTAMPS_CLAMPED.labels(collector, "future"),
+            metrics.TIMESTAMPS_CLAMPED.labels(collector, "past"),
+        ]
 
     def now(self) -> ParseContext:
         moment = self.clock()
@@ -42,3 +75,50 @@ class LiveContext:
         if moment != self._current.reference_time:
             self._current = replace(self.base, reference_time=moment)
         return self._current
+
+    def event(self, raw: bytes, source: str) -> Event | None:
+        """The event for one received line or message (None if it is blank), parsed with
+        the context of its arrival, tagged when its bytes were not UTF-8, its time checked."""
+        text, valid = decode_line(raw)
+        if not text.strip():
+            return None
+        context = self.now()
+        event, _parser = parse_detected(text, context)
+        if not valid:
+            add_tag(event, "socpipe_invalid_utf8")
+        self.zones.check(source)
+        found = self.window.clamp(event, context.reference_time)
+        if found != IN_WINDOW:
+            self._report_clamped(event, found, source)
+        return event
+
+    def truncated(self, event: Event, source: str, where: str, cap: int) -> None:
+        """Tag and count an event whose line or message was cut at ``cap`` bytes; logged at
+        most once a minute per source (a sender could otherwise flood the log)."""
+        add_tag(event, "socpipe_truncated")
+        metrics.TRUNCATED.labels(self.collector).inc()
+        if count := self._throttle.due(f"truncated {source}"):
+            log.warning(
+                "line truncated source=%s %s cap=%d (head kept, tagged socpipe_truncated) lines=%d",
+                source,
+                where,
+                cap,
+                count,
+            )
+
+    def _report_clamped(self, event: Event, found: int, source: str) -> None:
+        counter = self._clamped[found]
+        assert counter is not None
+        counter.inc()
+        direction = "future" if found == FUTURE else "past"
+        if count := self._throttle.due(f"{direction} {source}"):
+            log.warning(
+                "source=%s: content time %s is in the %s of its receipt; set to the receipt"
+                " time %s (kept in %s, tagged) events=%d",
+                source,
+                event[ORIGINAL_TIMESTAMP],
+                direction,
+                event["@timestamp"],
+                ORIGINAL_TIMESTAMP,
+                count,
+            )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Final
 
-from socpipe.core.event import format_timestamp
+from socpipe.core.event import Event, add_tag, format_timestamp
 
 _MONTHS: Final = {
     name: number
@@ -246,3 +246,53 @@ def parse_epoch(value: str) -> datetime | None:
         return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=float(value))
     except (ValueError, OverflowError):
         return None
+
+
+#: What ``TimeWindow.clamp`` found.
+IN_WINDOW: Final = 0
+FUTURE: Final = 1
+PAST: Final = 2
+#: The tags of events whose content time was replaced, by what ``clamp`` found.
+CLAMP_TAGS: Final = ("", "socpipe_future_timestamp", "socpipe_past_timestamp")
+#: Where a replaced content time is kept.
+ORIGINAL_TIMESTAMP: Final = "socpipe.original_timestamp"
+
+
+class TimeWindow:
+    """The sane range of content times around the time a record was received (a collector)
+    or its file last written (a scan).
+
+    Times come from the content, which attackers write: a year-9999 time would sit in the
+    future of every correlation window (which drops it) and create an index of its own. An
+    event outside the window gets the reference time as ``@timestamp``; its content time is
+    kept in ``socpipe.original_timestamp`` and the event is tagged, so nothing is hidden.
+    """
+
+    def __init__(self, max_future: timedelta | None, max_past: timedelta | None) -> None:
+        self.max_future = max_future
+        self.max_past = max_past
+        # Limits as timestamp text, for the last reference asked about: every @timestamp
+        # has the one shape ``YYYY-MM-DDTHH:MM:SS.mmmZ``, so text order is time order.
+        self._reference: datetime | None = None
+        self._latest = ""
+        self._earliest = ""
+        self._stamp = ""
+
+    def clamp(self, event: Event, reference: datetime) -> int:
+        """Bring ``event``'s time into the window around ``reference``; what was found."""
+        if reference is not self._reference:
+            self._reference = reference
+            self._stamp = format_timestamp(reference)
+            self._latest = format_timestamp(reference + self.max_future) if self.max_future else ""
+            self._earliest = format_timestamp(reference - self.max_past) if self.max_past else ""
+        stamp = event["@timestamp"]
+        if self._latest and stamp > self._latest:
+            found = FUTURE
+        elif self._earliest and stamp < self._earliest:
+            found = PAST
+        else:
+            return IN_WINDOW
+        event[ORIGINAL_TIMESTAMP] = stamp
+        event["@timestamp"] = self._stamp
+        add_tag(event, CLAMP_TAGS[found])
+        return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -43,6 +44,18 @@ def require_zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise UsageError(f"unknown timezone {name!r} (e.g. UTC, Asia/Ho_Chi_Minh)") from None
+
+
+def collector_zone(name: str | None, command: str) -> tzinfo:
+    """The zone ``--timezone`` names or, when none was given, UTC standing in for it
+    (``UnsetZone``: sources that need a zone are warned about), with a warning now if this
+    host is not in UTC (its own logs, at least, are in its zone)."""
+    if name is not None:
+        return require_zone(name)
+    from socpipe.collectors.zones import UnsetZone, warn_if_host_not_utc
+
+    warn_if_host_not_utc(command)
+    return UnsetZone()
 
 
 def load_config(args: argparse.Namespace) -> Config:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import stat
 import sys
 import time
 from pathlib import Path
@@ -41,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agency-name", help="agency display name")
     parser.add_argument(
         "--timezone",
-        default="UTC",
-        help="zone of timestamps without offset (e.g. Asia/Ho_Chi_Minh)",
+        help="zone of timestamps without offset (e.g. Asia/Ho_Chi_Minh; default: read as UTC,"
+        " with a warning for each file that has such times)",
     )
     parser.add_argument("--out", type=Path, help="write alerts as JSON Lines here ('-' for stdout)")
     parser.add_argument(
@@ -82,7 +84,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         type=Path,
         default=[],
-        help="anomaly model folder from `socpipe train` (repeatable)",
+        help="anomaly model folder from `socpipe train` (repeatable); it must be inside"
+        " --trusted-models or have its SHA-256 given with --model-sha256",
+    )
+    parser.add_argument(
+        "--trusted-models",
+        type=Path,
+        metavar="DIR",
+        help="load models from inside this folder (writable by its owner only)",
+    )
+    parser.add_argument(
+        "--model-sha256",
+        action="append",
+        default=[],
+        metavar="HEX",
+        help="load a model whose model.joblib has this SHA-256, as `socpipe train` printed it"
+        " (repeatable)",
     )
     parser.add_argument(
         "--suppressions",
@@ -101,10 +118,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     profile_path = _profile_path(args.rules_profile)
     extra = [args.suppressions] if args.suppressions else []
+    extra += [args.trusted_models] if args.trusted_models else []
     require_paths([*args.paths, *(args.rules or []), *args.model, *args.indicators, *extra])
     if profile_path is not None:
         require_paths([profile_path])
-    require_zone(args.timezone)
+    for digest in args.model_sha256:
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+            raise UsageError(f"--model-sha256 {digest[:80]!r} is not a SHA-256 (64 hex digits)")
+    require_inputs(args.paths)
+    if args.timezone is not None:
+        require_zone(args.timezone)
     if args.max_line_bytes < 1024:
         raise UsageError("--max-line-bytes must be at least 1024")
     if args.jobs < 0:
@@ -137,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if not report.rules:
         raise SocpipeError("no usable rule was loaded")
-    scorers = _load_models(args.model)
+    scorers = _load_models(args.model, args.trusted_models, args.model_sha256)
     indicators = _load_indicators(args.indicators)
     suppressor = _load_suppressions(args.suppressions)
     options = ScanOptions(
@@ -189,6 +212,18 @@ def process_started() -> float | None:
     return time.monotonic() - max(running_for, 0.0)
 
 
+def require_inputs(paths: list[Path]) -> None:
+    """Every path named is a regular file or a folder: a FIFO would block the scan and
+    /dev/zero never end (inside folders, such entries are reported and skipped)."""
+    refused = []
+    for path in paths:
+        mode = path.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            refused.append(str(path))
+    if refused:
+        raise UsageError(f"not a regular file or folder: {', '.join(refused)}")
+
+
 def _profile_path(value: str | None) -> Path | None:
     """The file ``--rules-profile`` names; None for the shipped profile or for ``none``."""
     if value is None or value.lower() == "none":
@@ -215,13 +250,16 @@ def _suppressed_summary(suppressor: Suppressor) -> str:
     return "\n".join(lines)
 
 
-def _load_models(paths: list[Path]) -> list[EventWatcher]:
+def _load_models(
+    paths: list[Path], trusted_dir: Path | None, digests: list[str]
+) -> list[EventWatcher]:
     """Anomaly models; scikit-learn is imported only when one is given."""
     if not paths:
         return []
-    from socpipe.detectors.anomaly.artifact import load_scorer
+    from socpipe.detectors.anomaly.artifact import ModelTrust, load_scorer
 
-    return [load_scorer(path) for path in paths]
+    trust = ModelTrust(trusted_dir, frozenset(digest.lower() for digest in digests))
+    return [load_scorer(path, trust) for path in paths]
 
 
 def _load_indicators(paths: list[Path]) -> IndicatorStore | None:

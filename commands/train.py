@@ -81,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
         f" -> {args.out}",
         file=sys.stderr,
     )
+    # The out-of-band checksum that lets `scan --model-sha256` or the daemon load this model.
+    from socpipe.detectors.anomaly.artifact import model_sha256
+
+    print(f"model sha256: {model_sha256(args.out)}", file=sys.stderr)
     for problem in reader.stats.unreadable_files:
         print(f"  unreadable: {problem}", file=sys.stderr)
     return 0

@@ -11,16 +11,13 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch
 
-from socpipe.core.config import ElasticsearchConfig, secret_from_env
+from socpipe.core.config import ElasticsearchConfig
 
 
 def connect_async(config: ElasticsearchConfig) -> AsyncElasticsearch:
-    options: dict[str, Any] = {"request_timeout": 30}
-    if config.api_key_env:
-        options["api_key"] = secret_from_env(config.api_key_env)
-    if config.ca_certs:
-        options["ca_certs"] = config.ca_certs
-    return AsyncElasticsearch(config.hosts, **options)
+    """The client, with the configured API key or user and password and the CA (the same
+    options as the daemon's client: ``ElasticsearchConfig.client_options``)."""
+    return AsyncElasticsearch(config.hosts, request_timeout=30, **config.client_options())
 
 
 def field(source: dict[str, Any], name: str, default: Any = None) -> Any:

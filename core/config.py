@@ -8,22 +8,46 @@ that only another type knows is an error too, not a silently ignored setting.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
 
 import yaml
 
+from socpipe.core.agency import (
+    agency_problem,
+    agency_topic,
+    agency_topics_pattern,
+    topic_agency,
+    topic_problem,
+)
 from socpipe.core.errors import ConfigError
 from socpipe.core.resources import bundled_profile_path, bundled_rules_dir, default_config_path
+from socpipe.core.yamltext import load_document, read_bounded, yaml_problem
 
+#: A configuration file is small; these bound a hostile or broken one before it is built
+#: (anchors and aliases are allowed, within the bound once expanded).
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_NODES = 100_000
 #: The name that stands for the rules shipped with socpipe in ``stages.rules``.
 BUNDLED_RULES = "bundled"
 
 
+#: ``kafka.event_topics``: one topic per agency (``<topics.events>.<agency>``), or one for all.
+PER_AGENCY, SINGLE = "per_agency", "single"
+#: Security protocols that send everything, SASL credentials included, in clear text.
+CLEARTEXT_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 @dataclass(frozen=True)
 class TopicsConfig:
+    #: The events topic; with ``kafka.event_topics: per_agency`` the prefix of the agencies'
+    #: topics (``soc.events.so-gtvt``), and no topic of its own.
     events: str = "soc.events"
     alerts: str = "soc.alerts"
     deadletter: str = "soc.deadletter"
@@ -31,6 +55,11 @@ class TopicsConfig:
     incidents: str = "soc.incidents"
     #: The forward stages' ledger (what was sent where, and what came of it): indexed.
     forwarding: str = "soc.forwarding"
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            if problem := topic_problem(getattr(self, item.name)):
+                raise ConfigError(f"{item.name}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -43,11 +72,69 @@ class KafkaConfig:
     sasl_mechanism: str | None = None
     sasl_username_env: str | None = None
     sasl_password_env: str | None = None
+    #: SASL credentials over a clear-text protocol: refused unless every bootstrap server is
+    #: on this machine (loopback) and this is true.
+    allow_insecure: bool = False
     partitions: int = 4
     #: Copies of each partition `socpipe setup` asks for (3 on a cluster of three brokers or
     #: more; the brokers' min.insync.replicas decides how many must acknowledge a write).
     replication_factor: int = 1
     topics: TopicsConfig = field(default_factory=TopicsConfig)
+    #: ``per_agency`` (the default): each agency's collector writes its own topic and the
+    #: stages take ``organization.id`` from the topic name, which broker ACLs can vouch for.
+    #: ``single``: one events topic whose payload names the agency, for trusted
+    #: single-tenant setups only (docs/security.md).
+    event_topics: str = PER_AGENCY
+    #: Agencies whose events topics `socpipe setup` creates (``--agency`` adds more).
+    agencies: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.event_topics not in (PER_AGENCY, SINGLE):
+            raise ConfigError(
+                f"event_topics: must be {PER_AGENCY} or {SINGLE}, not {self.event_topics!r}"
+            )
+        for index, agency in enumerate(self.agencies):
+            if problem := agency_problem(agency):
+                raise ConfigError(f"agencies[{index}]: {problem}")
+        if self.per_agency:
+            for name in [item.name for item in fields(self.topics) if item.name != "events"]:
+                topic = getattr(self.topics, name)
+                if topic_agency(self.topics.events, topic) is not None:
+                    raise ConfigError(
+                        f"topics.{name}: {topic} would read as the events topic of agency"
+                        f" {topic_agency(self.topics.events, topic)!r}; choose another name"
+                    )
+        has_secret = bool(self.sasl_username_env or self.sasl_password_env)
+        if has_secret and self.security_protocol.upper() in CLEARTEXT_PROTOCOLS:
+            hosts = [server.rsplit(":", 1)[0] for server in self.bootstrap_servers]
+            if problem := cleartext_secret_problem(
+                hosts, "SASL credentials", self.allow_insecure, "security_protocol SASL_SSL"
+            ):
+                raise ConfigError(f"security_protocol: {problem}")
+
+    @property
+    def per_agency(self) -> bool:
+        return self.event_topics == PER_AGENCY
+
+    def events_topic(self, agency: str) -> str:
+        """The topic the collector of ``agency`` writes; raises ``ConfigError`` for an agency
+        id that cannot be part of a topic name (per-agency topics only)."""
+        if not self.per_agency:
+            return self.topics.events
+        try:
+            return agency_topic(self.topics.events, agency)
+        except ValueError as error:
+            raise ConfigError(f"--agency: {error}") from None
+
+    def for_collector(self, agency: str) -> KafkaConfig:
+        """This configuration as the collector of ``agency`` uses it: its events topic is
+        the agency's own."""
+        topics = replace(self.topics, events=self.events_topic(agency))
+        return replace(self, topics=topics, event_topics=SINGLE)
+
+    def events_pattern(self) -> str | None:
+        """The regex of the events topics the stages subscribe to; None with a single topic."""
+        return agency_topics_pattern(self.topics.events) if self.per_agency else None
 
     def client_options(self) -> dict[str, Any]:
         """Options shared by kafka-python producers, consumers and admin clients."""
@@ -68,8 +155,15 @@ class KafkaConfig:
 @dataclass(frozen=True)
 class ElasticsearchConfig:
     hosts: list[str] = field(default_factory=lambda: ["http://127.0.0.1:9200"])
+    #: Names of the environment variables holding an API key, or a user and password (basic
+    #: authentication, e.g. file-realm users); never the secrets themselves.
     api_key_env: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+    #: The CA that signed the cluster's HTTP certificate (PEM), for https:// hosts.
     ca_certs: str | None = None
+    #: Credentials over http://: refused unless every host is loopback and this is true.
+    allow_insecure: bool = False
     events_index_prefix: str = "soc-events-"
     alerts_index: str = "soc-alerts"
     incidents_index: str = "soc-incidents"
@@ -85,6 +179,30 @@ class ElasticsearchConfig:
     #: Copies of each shard beside the primary, set in the index templates by `socpipe setup`
     #: (0 on one node; 1 on a cluster, so that losing a node loses no document).
     replicas: int = 0
+
+    def __post_init__(self) -> None:
+        if bool(self.username_env) != bool(self.password_env):
+            raise ConfigError("username_env: give both username_env and password_env, or neither")
+        if self.api_key_env and self.username_env:
+            raise ConfigError("api_key_env: give an API key or a user and password, not both")
+        if self.api_key_env or self.username_env:
+            for host in self.hosts:
+                refuse_cleartext_url("hosts", host, "credentials", self.allow_insecure)
+
+    def client_options(self) -> dict[str, Any]:
+        """Authentication and TLS options of the Elasticsearch clients (sync and async),
+        with the secrets read from the environment now."""
+        options: dict[str, Any] = {}
+        if self.api_key_env:
+            options["api_key"] = secret_from_env(self.api_key_env)
+        if self.username_env and self.password_env:
+            options["basic_auth"] = (
+                secret_from_env(self.username_env),
+                secret_from_env(self.password_env),
+            )
+        if self.ca_certs:
+            options["ca_certs"] = self.ca_certs
+        return options
 
 
 @dataclass(frozen=True)
@@ -105,6 +223,8 @@ class StagesConfig:
     correlation_max_groups: int = 100_000
     correlation_max_entries: int = 500_000
     correlation_max_entries_per_group: int = 1_000
+    #: Estimated bytes of correlation state at most (values and lines kept count too).
+    correlation_max_bytes: int = 256 << 20
     #: Counted events a correlation alert shows with their raw line (``events``); their ids
     #: are always listed (up to 100).
     correlation_evidence_lines: int = 10
@@ -114,6 +234,13 @@ class StagesConfig:
     state_replay_secs: float | None = None
     #: Anomaly model artifacts (from `socpipe train`) the detect stage scores events with.
     anomaly_models: list[str] = field(default_factory=list)
+    #: A model is a pickle: loading one runs code. Models load only from inside this folder
+    #: (which must not be writable by others) or when their model file's SHA-256 is listed in
+    #: anomaly_model_sha256 (as `socpipe train` prints it); anything else is refused.
+    trusted_models_dir: str | None = None
+    anomaly_model_sha256: list[str] = field(default_factory=list)
+    #: Estimated bytes of each model's open windows at most.
+    anomaly_max_bytes: int = 64 << 20
     #: Incidents (docs/correlation.md, "Incidents"): repeats of a rule on one entity within
     #: this tumbling window are one incident; the detect stage re-reads two windows after a
     #: restart to rebuild them.
@@ -126,10 +253,66 @@ class StagesConfig:
     #: console (and writes of how often each applied). 0: suppressions are not used.
     suppressions_reload_secs: float = 30.0
 
+    def __post_init__(self) -> None:
+        for index, digest in enumerate(self.anomaly_model_sha256):
+            if not _SHA256.fullmatch(digest):
+                raise ConfigError(
+                    f"anomaly_model_sha256[{index}]: not a SHA-256 (64 lower-case hex digits)"
+                )
+
 
 @dataclass(frozen=True)
 class MetricsConfig:
     port: int = 0
+
+
+@dataclass(frozen=True)
+class SyslogListenerConfig:
+    """Bounds of `socpipe collect syslog`, each listener apart (docs/limits.md)."""
+
+    #: A longer message keeps its first bytes and is tagged ``socpipe_truncated``.
+    max_frame_bytes: int = 64 * 1024
+    #: Open connections per listener; more are refused (closed at once, counted, logged).
+    max_connections: int = 1000
+    #: Open connections from one address per listener (an agency's relay opens a few).
+    max_connections_per_peer: int = 100
+    #: A connection that sends nothing this long is closed (senders reconnect).
+    idle_timeout_secs: float = 600.0
+    #: A TLS client must finish its handshake this fast, or is disconnected.
+    tls_handshake_timeout_secs: float = 10.0
+    #: Connections the kernel queues before they are accepted.
+    listen_backlog: int = 512
+    #: Messages parsed but not yet journaled (the journal full or its disk failing): TCP
+    #: reading pauses meanwhile; UDP datagrams beyond this many are dropped and counted.
+    max_held_messages: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_frame_bytes", "max_connections", "max_connections_per_peer"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"collectors.syslog.{name}: must be at least 1")
+        for name in ("idle_timeout_secs", "tls_handshake_timeout_secs"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"collectors.syslog.{name}: must be more than 0")
+
+
+@dataclass(frozen=True)
+class CollectorsConfig:
+    """What `socpipe collect` bounds and checks (docs/limits.md)."""
+
+    #: A followed file's line longer than this keeps its first bytes and is tagged.
+    max_line_bytes: int = 256 * 1024
+    #: A content time later than its receipt by more than this is set to the receipt time
+    #: (the content's time kept in ``socpipe.original_timestamp``, tagged and counted).
+    max_future_secs: float = 900.0
+    #: The same for content times earlier than their receipt by more than this (0: no
+    #: limit). Every distinct day is a daily index: unbounded times would let a sender
+    #: create indices at will.
+    max_past_secs: float = 30 * 86400.0
+    syslog: SyslogListenerConfig = field(default_factory=SyslogListenerConfig)
+
+    def __post_init__(self) -> None:
+        if self.max_line_bytes < 1024:
+            raise ConfigError("collectors.max_line_bytes: must be at least 1024")
 
 
 @dataclass(frozen=True)
@@ -206,6 +389,12 @@ class TaxiiDestinationConfig(DestinationBase):
     username_env: str | None = None
     password_env: str | None = None
     tls: TlsConfig = field(default_factory=TlsConfig)
+    #: A password over http://: refused unless the URL is loopback and this is true.
+    allow_insecure: bool = False
+
+    def __post_init__(self) -> None:
+        if self.username_env or self.password_env:
+            refuse_cleartext_url("url", self.url, "a password", self.allow_insecure)
 
     @property
     def target(self) -> str:
@@ -228,9 +417,15 @@ class SyslogDestinationConfig(DestinationBase):
 class WebhookDestinationConfig(DestinationBase):
     kind: ClassVar[str] = "webhook"
     url: str
-    #: Variable holding a bearer token (sent only over https).
+    #: Variable holding a bearer token.
     token_env: str | None = None
     tls: TlsConfig = field(default_factory=TlsConfig)
+    #: A token over http://: refused unless the URL is loopback and this is true.
+    allow_insecure: bool = False
+
+    def __post_init__(self) -> None:
+        if self.token_env:
+            refuse_cleartext_url("url", self.url, "a bearer token", self.allow_insecure)
 
     @property
     def target(self) -> str:
@@ -247,6 +442,18 @@ class KafkaDestinationConfig(DestinationBase):
     username_env: str | None = None
     password_env: str | None = None
     tls: TlsConfig = field(default_factory=TlsConfig)
+    #: SASL credentials over a clear-text protocol: refused unless every bootstrap server is
+    #: loopback and this is true.
+    allow_insecure: bool = False
+
+    def __post_init__(self) -> None:
+        has_secret = bool(self.username_env or self.password_env)
+        if has_secret and self.security_protocol.upper() in CLEARTEXT_PROTOCOLS:
+            hosts = [server.rsplit(":", 1)[0] for server in self.bootstrap_servers]
+            if problem := cleartext_secret_problem(
+                hosts, "SASL credentials", self.allow_insecure, "security_protocol SASL_SSL"
+            ):
+                raise ConfigError(f"security_protocol: {problem}")
 
     @property
     def target(self) -> str:
@@ -282,6 +489,12 @@ class IndicatorFeedConfig:
     tls: TlsConfig = field(default_factory=TlsConfig)
     poll_secs: float = 300.0
     files: list[str] = field(default_factory=list)  # STIX bundles on disk (also for scan)
+    #: A password over http://: refused unless the URL is loopback and this is true.
+    allow_insecure: bool = False
+
+    def __post_init__(self) -> None:
+        if self.url and (self.username_env or self.password_env):
+            refuse_cleartext_url("url", self.url, "a password", self.allow_insecure)
 
 
 @dataclass(frozen=True)
@@ -323,6 +536,7 @@ class Config:
     elasticsearch: ElasticsearchConfig = field(default_factory=ElasticsearchConfig)
     stages: StagesConfig = field(default_factory=StagesConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    collectors: CollectorsConfig = field(default_factory=CollectorsConfig)
     forwarding: ForwardingConfig = field(default_factory=ForwardingConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
@@ -342,6 +556,50 @@ class Config:
         return bundled_profile_path() if profile == BUNDLED_RULES else Path(profile)
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 in brackets or not) is this machine."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cleartext_secret_problem(
+    hosts: list[str], secret: str, allow_insecure: bool, instead: str
+) -> str | None:
+    """Why ``secret`` must not go in clear text to ``hosts``, or None when it may: only to
+    loopback hosts, and only when the configuration says ``allow_insecure: true``."""
+    remote = [host for host in hosts if not is_loopback(host)]
+    if remote:
+        return (
+            f"{secret} would cross the network in clear text to {remote[0]}; use {instead}"
+            " (allow_insecure is honoured only for loopback addresses)"
+        )
+    if not allow_insecure:
+        return (
+            f"{secret} would be sent in clear text; use {instead}, or for a test on this"
+            " machine set allow_insecure: true"
+        )
+    return None
+
+
+def refuse_cleartext_url(key: str, url: str, secret: str, allow_insecure: bool) -> None:
+    """Raise a ``ConfigError`` on ``key`` unless ``secret`` may be sent to ``url``: https://
+    always may; http:// only to a loopback host with ``allow_insecure``; nothing else."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "https":
+        return
+    if scheme != "http":
+        raise ConfigError(f"{key}: {url[:100]!r} is not an http:// or https:// URL")
+    hosts = [parts.hostname or ""]
+    if problem := cleartext_secret_problem(hosts, secret, allow_insecure, "https://"):
+        raise ConfigError(f"{key}: {problem}")
+
+
 def secret_from_env(variable: str) -> str:
     value = os.environ.get(variable)
     if value is None:
@@ -355,14 +613,15 @@ def load_config(path: Path | None = None) -> Config:
     path = path or default_config_path()
     source = str(path)
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = read_bounded(path, MAX_CONFIG_BYTES)
+        document = load_document(text, max_nodes=MAX_CONFIG_NODES) or {}
     except OSError as error:
         raise ConfigError(f"cannot read: {error.strerror or error}", source) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"cannot read: not UTF-8 ({error.reason})", source) from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = str(getattr(error, "problem", None) or error).replace("\n", " ")
-        raise ConfigError(f"invalid YAML: {reason}", source, line) from None
+        reason, line = yaml_problem(error)
+        raise ConfigError(reason, source, line) from None
     try:
         config: Config = _build(Config, document, "")
     except ConfigError as error:
@@ -410,7 +669,10 @@ def _build(kind: Any, document: Any, where: str) -> Any:
     values = {}
     for name, value in document.items():
         values[name] = _convert(hints[name], value, f"{where}.{name}" if where else name)
-    return kind(**values)
+    try:
+        return kind(**values)
+    except ConfigError as error:  # a section's own check (__post_init__) names its key
+        raise ConfigError(f"{where}.{error.reason}" if where else error.reason) from None
 
 
 def _build_destination(document: Any, where: str) -> DestinationBase:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 Event = dict[str, Any]
 
@@ -80,6 +80,23 @@ def _encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+#: socpipe's own tags (``socpipe_truncated``, ``socpipe_unparsed``...) say what socpipe did
+#: to a record; a record claiming one would mislead analysts and rules, so content cannot.
+OWN_TAG_PREFIX: Final = "socpipe_"
+#: Fields only socpipe sets: the agency (from the collector's configuration, or the Kafka
+#: topic) and socpipe's own annotations.
+RESERVED_PREFIXES: Final = ("organization.", "socpipe.")
+
+
+def content_tags(value: Any) -> list[Any]:
+    """A record's own ``tags`` (a list or a lone value) without those claiming to be
+    socpipe's own."""
+    tags = value if type(value) is list else [value]
+    return [
+        tag for tag in tags if not (type(tag) is str and tag.lower().startswith(OWN_TAG_PREFIX))
+    ]
+
+
 def add_tag(event: Event, tag: str) -> None:
     """Append ``tag`` to the event's ``tags``. A record may bring its own ``tags`` of any
     type (a JSON line with ``"tags": "x"``): a lone value is kept as the first tag."""
@@ -90,3 +107,44 @@ def add_tag(event: Event, tag: str) -> None:
         event["tags"] = [tag]
     else:
         event["tags"] = [tags, tag]
+
+
+#: Tag of an event with a field whose value could not be read (the others are kept).
+INVALID_FIELD_TAG = "socpipe_invalid_field"
+#: The names of those fields (their text stays in ``event.original``).
+INVALID_FIELDS = "socpipe.invalid_fields"
+#: The longest run of digits read as a number: 18 digits always fit in 64 bits, which is
+#: what Elasticsearch's long holds, and int() of a longer text costs more than it is worth.
+_MAX_DIGITS = 18
+
+
+def to_int(text: str) -> int | None:
+    """``text`` as a non-negative integer if it is 1 to 18 ASCII digits, else None.
+
+    ``str.isdigit`` is also true of superscripts and other scripts' digits, on which
+    ``int()`` raises: a log line must not be able to make a parser fail that way."""
+    if 0 < len(text) <= _MAX_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
+def mark_invalid(event: Event, field: str) -> None:
+    """Record that ``field`` was in the record but could not be read: the rest of the event
+    is kept, and the tag says it is incomplete."""
+    invalid = event.get(INVALID_FIELDS)
+    if type(invalid) is list:
+        invalid.append(field)
+        return
+    event[INVALID_FIELDS] = [field]
+    add_tag(event, INVALID_FIELD_TAG)
+
+
+def put_int(event: Event, field: str, text: str | None) -> None:
+    """Set an integer field from text; text that is not one marks the field invalid."""
+    if text is None or text == "" or text == "-":
+        return
+    value = to_int(text)
+    if value is None:
+        mark_invalid(event, field)
+    else:
+        event[field] = value

@@ -8,7 +8,9 @@ Consumers: a group id, auto-commit off; stages commit themselves after durable o
 from __future__ import annotations
 
 import logging
+import re
 import time
+from collections.abc import Callable
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
@@ -21,7 +23,9 @@ from socpipe.core.errors import DependencyUnavailable
 log = logging.getLogger(__name__)
 
 
-def make_producer(config: KafkaConfig) -> KafkaProducer:
+def make_producer(config: KafkaConfig, bootstrap_timeout_ms: int = 30_000) -> KafkaProducer:
+    """A producer; constructing it connects (to learn the broker version) and raises a
+    ``KafkaError`` when no broker answers within ``bootstrap_timeout_ms``."""
     return KafkaProducer(
         acks="all",
         enable_idempotence=True,
@@ -31,8 +35,14 @@ def make_producer(config: KafkaConfig) -> KafkaProducer:
         # Fail fast when Kafka is away: callers then retry from their own durable position.
         max_block_ms=10_000,
         max_request_size=4 * 1024 * 1024,
+        bootstrap_timeout_ms=bootstrap_timeout_ms,
         **config.client_options(),
     )
+
+
+#: How often a pattern subscription looks for new topics (a new agency's): Kafka's default,
+#: five minutes, would leave a new agency's first events waiting that long.
+PATTERN_METADATA_MAX_AGE_MS = 30_000
 
 
 def make_consumer(
@@ -40,22 +50,38 @@ def make_consumer(
     group_id: str,
     topics: list[str],
     max_records: int,
+    pattern: str | None = None,
     offset_reset: str = "earliest",
 ) -> tuple[KafkaConsumer, AssignmentListener]:
     """A subscribed consumer, and the listener that tells which partitions it was given.
 
+    ``topics`` must exist before the consumer joins its group; with a ``pattern`` the
+    consumer follows every topic whose whole name matches it (the agencies' events topics,
+    including those created later) instead of a fixed list, and ``topics`` are only waited
+    for (a pattern subscription takes one regex: the caller folds them into it).
     ``offset_reset``: where a partition the group never committed starts (the stage may move
-    it when it is assigned: see ``Stage.start_positions``)."""
+    it when it is assigned: see ``Stage.start_positions``).
+    """
+    extra = {"metadata_max_age_ms": PATTERN_METADATA_MAX_AGE_MS} if pattern else {}
     consumer = KafkaConsumer(
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset=offset_reset,
         max_poll_records=max_records,
+        **extra,
         **config.client_options(),
     )
-    _wait_for_partitions(consumer, topics)
-    listener = AssignmentListener(group_id)
-    consumer.subscribe(topics, listener=listener)
+    if pattern is not None:
+        # The agency topics there already are: joining the group with their metadata known
+        # gives them partitions at once (see _wait_for_partitions).
+        matching = re.compile(pattern)
+        topics = [*topics, *(name for name in consumer.topics() if matching.fullmatch(name))]
+    _wait_for_partitions(consumer, list(dict.fromkeys(topics)))
+    listener = AssignmentListener(group_id, _rejoin_request(consumer))
+    if pattern is not None:
+        consumer.subscribe(pattern=f"^(?:{pattern})$", listener=listener)
+    else:
+        consumer.subscribe(topics, listener=listener)
     return consumer, listener
 
 
@@ -87,11 +113,14 @@ class AssignmentListener(ConsumerRebalanceListener):
     ``poll`` returns.
     """
 
-    def __init__(self, group_id: str) -> None:
+    def __init__(self, group_id: str, rebalancing: Callable[[], None] = lambda: None) -> None:
         self.group_id = group_id
+        self._rebalancing = rebalancing
         self._assigned: set[TopicPartition] = set()
 
     def on_partitions_revoked(self, revoked: list) -> None:
+        # Called as every rebalance starts: see _rejoin_request.
+        self._rebalancing()
         if revoked:
             log.info("group=%s revoked partitions=%s", self.group_id, _names(revoked))
         self._assigned.difference_update(revoked)
@@ -106,21 +135,46 @@ class AssignmentListener(ConsumerRebalanceListener):
         return assigned
 
 
+def _rejoin_request(consumer: KafkaConsumer) -> Callable[[], None]:
+    """What marks the consumer's rebalance as requested, to call when a rebalance starts.
+
+    kafka-python 3.0 starts a rebalance when the metadata of the subscribed topics changes (a
+    pattern subscription finding a new agency's topic) without setting its "rejoin needed"
+    flag; as group leader it then computes the assignment, after which nothing says a join is
+    under way. A ``poll`` that returns before the SyncGroup answer arrives leaves the join
+    unfinished for good: the consumer keeps its group membership and its partitions, and
+    consumes nothing (seen in tests/integration/test_agency_topics.py about one run in two).
+    Setting the flag as the rebalance starts keeps later polls awaiting the join until it
+    completes, as they do for every other kind of rebalance. Without that method (another
+    kafka-python), nothing is done.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    request = getattr(coordinator, "request_rejoin", None)
+    return request if callable(request) else (lambda: None)
+
+
 def _names(partitions: list) -> str:
     return ",".join(sorted(f"{p.topic}/{p.partition}" for p in partitions)) or "none"
 
 
-def ensure_topics(config: KafkaConfig) -> list[str]:
-    """Create the pipeline's topics if missing; returns the ones created."""
-    admin = KafkaAdminClient(**config.client_options())
+def pipeline_topics(config: KafkaConfig, agencies: list[str] | None = None) -> list[str]:
+    """The topics the pipeline needs: alerts, dead letters, incidents, forwarding records, and
+    the events topic, or with per-agency topics one for each configured agency and each of
+    ``agencies`` (whose ids are checked: a bad one is a ``ConfigError``)."""
+    if config.per_agency:
+        names = dict.fromkeys([*config.agencies, *(agencies or [])])
+        events = [config.events_topic(agency) for agency in names]
+    else:
+        events = [config.topics.events]
     topics = config.topics
-    wanted = [
-        topics.events,
-        topics.alerts,
-        topics.deadletter,
-        topics.incidents,
-        topics.forwarding,
-    ]
+    return [*events, topics.alerts, topics.deadletter, topics.incidents, topics.forwarding]
+
+
+def ensure_topics(config: KafkaConfig, agencies: list[str] | None = None) -> list[str]:
+    """Create the pipeline's topics if missing (see ``pipeline_topics``); returns the ones
+    created."""
+    wanted = pipeline_topics(config, agencies)
+    admin = KafkaAdminClient(**config.client_options())
     existing = set(admin.list_topics())
     created = []
     try:

@@ -39,7 +39,67 @@ BUFFERED_BYTES = Gauge(
 FOLLOWER_RETRIES = Counter(
     "socpipe_collector_kafka_failures_total", "Batches a collector had to retry", ["collector"]
 )
+KAFKA_REACHABLE = Gauge(
+    "socpipe_collector_kafka_up",
+    "1 while a collector's last Kafka send was acknowledged, 0 while Kafka is away",
+    ["collector"],
+)
+TRUNCATED = Counter(
+    "socpipe_collector_truncated_total",
+    "Lines or messages longer than the cap (head kept, tagged socpipe_truncated)",
+    ["collector"],
+)
+TIMESTAMPS_CLAMPED = Counter(
+    "socpipe_collector_timestamps_clamped_total",
+    "Events whose content time was outside the window around their receipt, set to the receipt",
+    ["collector", "direction"],  # future | past
+)
+DROPPED = Counter(
+    "socpipe_collector_dropped_total",
+    "Messages a collector could not keep (UDP datagrams while the journal was unavailable)",
+    ["collector", "reason"],
+)
+JOURNAL_ERRORS = Counter(
+    "socpipe_collector_journal_errors_total",
+    "Appends to the on-disk journal that failed (disk full, I/O error); the message is kept",
+    ["collector"],
+)
+JOURNAL_SKIPPED_BYTES = Counter(
+    "socpipe_collector_journal_skipped_bytes_total",
+    "Bytes of damaged journal records skipped (a torn write after a crash)",
+    ["collector"],
+)
+CONNECTIONS = Gauge("socpipe_syslog_connections", "Open syslog connections", ["listener"])
+CONNECTIONS_REFUSED = Counter(
+    "socpipe_syslog_connections_refused_total",
+    "Syslog connections closed at once because a cap was reached",
+    ["listener", "reason"],  # max_connections | max_connections_per_peer
+)
+CONNECTIONS_CLOSED = Counter(
+    "socpipe_syslog_connections_closed_total",
+    "Syslog connections the listener closed, by reason",
+    ["listener", "reason"],  # idle | tls_handshake_timeout | tls_handshake_failed | error
+)
 CORRELATION_GROUPS = Gauge("socpipe_correlation_groups", "Correlation groups held in memory")
+CORRELATION_BYTES = Gauge(
+    "socpipe_correlation_state_bytes",
+    "Estimated bytes of correlation state (capped by stages.correlation_max_bytes)",
+)
+ANOMALY_BYTES = Gauge(
+    "socpipe_anomaly_state_bytes",
+    "Estimated bytes of an anomaly model's open windows (capped by stages.anomaly_max_bytes)",
+    ["model"],
+)
+ANOMALY_SHED = Counter(
+    "socpipe_anomaly_windows_shed_total",
+    "Open windows an anomaly model dropped unscored to stay under its memory cap",
+    ["model"],
+)
+AGENCY_MISMATCH = Counter(
+    "socpipe_agency_mismatch_total",
+    "Events whose organization.id differed from the agency of their topic (overwritten)",
+    ["stage"],
+)
 CORRELATION_LOST = Counter(
     "socpipe_correlation_matches_left_out_total",
     "Rule matches a correlation could not use (late, future, no group-by field, evicted)",

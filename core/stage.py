@@ -74,6 +74,12 @@ class Stage(ABC):
     @abstractmethod
     def group(self) -> str: ...
 
+    @property
+    def pattern(self) -> str | None:
+        """A regex of further topics to follow (the agencies' events topics, including those
+        created later); ``topics`` are then the ones that must exist before starting."""
+        return None
+
     @abstractmethod
     def process(self, records: list[ConsumerRecord]) -> None:
         """Handle a batch; return only once its output is durably written."""

@@ -31,7 +31,7 @@ from socpipe.daemon.indicator_feed import IndicatorPoller, load_feed
 from socpipe.daemon.replay import StateReplay, commit_metadata
 from socpipe.daemon.stages import DetectStage, IndexStage
 from socpipe.daemon.suppression_feed import SuppressionPoller
-from socpipe.detectors.anomaly.artifact import load_scorer
+from socpipe.detectors.anomaly.artifact import ModelTrust, load_scorer
 from socpipe.detectors.correlation import CorrelationEngine
 from socpipe.detectors.detection import Detector
 from socpipe.detectors.indicators import IndicatorMatcher
@@ -226,9 +226,17 @@ def build_detector(config: Config, stop: threading.Event | None = None) -> Detec
         max_groups=settings.correlation_max_groups,
         max_entries=settings.correlation_max_entries,
         max_entries_per_group=settings.correlation_max_entries_per_group,
+        max_bytes=settings.correlation_max_bytes,
         evidence_lines=settings.correlation_evidence_lines,
     )
-    watchers: list[EventWatcher] = [load_scorer(Path(path)) for path in settings.anomaly_models]
+    trust = ModelTrust(
+        Path(settings.trusted_models_dir) if settings.trusted_models_dir else None,
+        frozenset(settings.anomaly_model_sha256),
+    )
+    watchers: list[EventWatcher] = [
+        load_scorer(Path(path), trust, settings.anomaly_max_bytes)
+        for path in settings.anomaly_models
+    ]
     feed = config.forwarding.indicators
     if feed.files or feed.url:
         # Bundle files must load (a broken file is a configuration error); the TAXII feed
@@ -321,6 +329,7 @@ def run(config: Config, names: list[str], stop: threading.Event | None = None) -
             stage.group,
             stage.topics,
             config.stages.batch_max_records,
+            stage.pattern,
             stage.offset_reset,
         )
         loops.append(StageLoop(stage, consumer, listener, stop, config))

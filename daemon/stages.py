@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from socpipe.core import envelope, metrics
 from socpipe.core.config import Config
 from socpipe.core.stage import Stage
+from socpipe.daemon.identity import AgencyGuard
 from socpipe.detectors.alert import Alert
 from socpipe.detectors.correlation import CorrelationStats
 from socpipe.detectors.detection import Detector
@@ -31,7 +33,9 @@ class DetectStage(Stage):
     each stamped with its incident, and the incidents that changed on the incidents topic.
 
     Correlation, anomaly and incident state lives in this process's memory
-    (docs/correlation.md says what that means for partitioning and restarts).
+    (docs/correlation.md says what that means for partitioning and restarts). With per-agency
+    topics it reads every agency's topic, and each event's agency is its topic's
+    (daemon/identity.py).
     """
 
     name = "detect"
@@ -46,6 +50,7 @@ class DetectStage(Stage):
     ) -> None:
         super().__init__(config, producer)
         self.detector = detector
+        self.guard = AgencyGuard(config.kafka, self.name)
         #: Analysts' suppressions (daemon/suppression_feed.py keeps them fresh): a suppressed
         #: alert is counted there instead of sent, and joins no incident.
         self.suppressor = suppressor
@@ -60,7 +65,11 @@ class DetectStage(Stage):
 
     @property
     def topics(self) -> list[str]:
-        return [self.config.kafka.topics.events]
+        return [] if self.config.kafka.per_agency else [self.config.kafka.topics.events]
+
+    @property
+    def pattern(self) -> str | None:
+        return self.config.kafka.events_pattern()
 
     @property
     def group(self) -> str:
@@ -82,9 +91,9 @@ class DetectStage(Stage):
         for record in records:
             for _, line in envelope.unpack(record.value):
                 try:
-                    self.incidents.assign(
-                        self._unsuppressed(self.detector.process(envelope.decode(line)))
-                    )
+                    event = envelope.decode(line)
+                    self.guard.enforce(record.topic, event)
+                    self.incidents.assign(self._unsuppressed(self.detector.process(event)))
                 except Exception:  # dead-lettered when first handled
                     continue
                 events += 1
@@ -108,6 +117,7 @@ class DetectStage(Stage):
                 except ValueError as error:
                     self.deadletter(record, str(error), line, position)
                     continue
+                self.guard.enforce(record.topic, event)
                 try:
                     found = self.detector.process(event)
                 except Exception as error:  # one malformed event must not stall the stream
@@ -152,6 +162,7 @@ class DetectStage(Stage):
     def _report_correlation_state(self) -> None:
         correlations = self.detector.correlations
         metrics.CORRELATION_GROUPS.set(correlations.group_count)
+        metrics.CORRELATION_BYTES.set(correlations.state_bytes)
         metrics.INCIDENTS_OPEN.set(self.incidents.open_count)
         now, before = correlations.stats, self._reported
         for reason in ("late", "future", "missing_group_field", "groups_evicted"):
@@ -178,11 +189,20 @@ class IndexStage(Stage):
         super().__init__(config, producer)
         self.sink = sink
         self._daily = DailyIndices(config.elasticsearch)
+        self.guard = AgencyGuard(config.kafka, self.name)
 
     @property
     def topics(self) -> list[str]:
-        topics = self.config.kafka.topics
-        return [topics.events, topics.alerts, topics.incidents, topics.forwarding]
+        kafka = self.config.kafka
+        others = [kafka.topics.alerts, kafka.topics.incidents, kafka.topics.forwarding]
+        return others if kafka.per_agency else [kafka.topics.events, *others]
+
+    @property
+    def pattern(self) -> str | None:
+        events = self.config.kafka.events_pattern()
+        if events is None:
+            return None
+        return "|".join([events, *(re.escape(topic) for topic in self.topics)])
 
     @property
     def group(self) -> str:
@@ -190,7 +210,8 @@ class IndexStage(Stage):
 
     def process(self, records: list[ConsumerRecord]) -> None:
         # Each event's JSON goes to Elasticsearch as it came from Kafka: it is decoded only
-        # for its id and day and to check it (re-encoding would cost as much again).
+        # for its id and day and to check it (re-encoding would cost as much again), unless
+        # its agency had to be corrected from its topic.
         settings, topics = self.config.elasticsearch, self.config.kafka.topics
         documents: list[Document] = []
         origin: dict[int, tuple[ConsumerRecord, int]] = {}
@@ -216,6 +237,9 @@ class IndexStage(Stage):
                         identifier = str(body["forward.id"])
                         document = Document(settings.forwarding_index, identifier, line)
                     else:
+                        # An event's agency is its topic's (re-encoded only when corrected).
+                        if self.guard.enforce(topic, body):
+                            line = envelope.encode(body)
                         identifier = body.get("event.id") or _position_id(record, position)
                         index = self._daily(str(body["@timestamp"]))
                         document = Document(index, str(identifier), line)

@@ -18,10 +18,13 @@ How a window behaves (documented for analysts in docs/correlation.md):
   more than ``max_future`` seconds ahead of the wall clock is left out too (and counted): a
   single host with a clock years ahead would otherwise expire everybody's state.
 * Memory is bounded: state expires with its timespan; a group holds at most
-  ``max_entries_per_group`` entries; the engine holds at most ``max_groups`` groups and
-  ``max_entries`` entries in all (about 470 and 170 bytes each; 290 for an entry keeping a
-  scan line instead of its id, see ``DeferredIds``). Beyond a cap the least recently
-  active group is evicted, counted, and logged (at most once a minute).
+  ``max_entries_per_group`` entries; the engine holds at most ``max_groups`` groups,
+  ``max_entries`` entries and ``max_bytes`` bytes in all. Bytes are estimated as entries and
+  groups are made, from the sizes of what they keep (an entry keeps its event id or, in a
+  scan, the line it was read from; a value it counts; a group its group-by values), so a
+  flood of huge values is capped like a flood of small ones. Beyond a cap the least recently
+  active groups are shed, counted, and logged once when shedding starts and once when the
+  state is back under its caps.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import logging
+import sys
 import time
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Callable
@@ -50,7 +54,16 @@ DEFAULT_MAX_GROUPS = 100_000
 #: Entries (remembered matches) over all groups: ~170 bytes each with their event id.
 DEFAULT_MAX_ENTRIES = 500_000
 DEFAULT_MAX_ENTRIES_PER_GROUP = 1_000
-EVICTION_WARNING_SECS = 60.0
+#: Estimated bytes of correlation state at most (see ``entry_bytes`` and ``_group_bytes``).
+DEFAULT_MAX_BYTES = 256 << 20
+#: Shedding ends, and is logged as ended, once every measure is back under this share of its cap.
+SHEDDING_ENDS_BELOW: Final = 0.9
+#: An entry's own memory beyond what it refers to: the object with its slots, its time and its
+#: slot in the group's list (measured with tracemalloc, tests/test_correlation_memory.py).
+ENTRY_BYTES: Final = 152
+#: A group's own memory beyond its values and entries: the object, its entries list, its key
+#: tuples and its place in the engine's ordered dict.
+GROUP_BYTES: Final = 400
 DEFAULT_MAX_FUTURE_SECONDS = 3600.0
 #: How many contributing event ids (and member alert ids) an alert lists (the count is
 #: always exact).
@@ -76,6 +89,8 @@ class CorrelationStats:
     groups_evicted: int = 0
     entries_dropped: int = 0
     alerts: int = 0
+    #: Estimated bytes of state now (a gauge, unlike the counters above).
+    state_bytes: int = 0
 
 
 class DeferredIds(Protocol):
@@ -108,6 +123,7 @@ class _Entry:
         "from_alert",
         "line",
         "rule_id",
+        "size",
         "time",
         "value",
     )
@@ -119,6 +135,7 @@ class _Entry:
         rule_id: str,
         value: str | None,
         agency: str,
+        size: int,
         pending: tuple[DeferredIds, tuple[Any, ...]] | None = None,
         line: str | None = None,
         from_alert: bool = False,
@@ -134,6 +151,8 @@ class _Entry:
         #: The counted "event" is a correlation alert (chained correlations): its id is an
         #: alert id, listed apart from event ids.
         self.from_alert = from_alert
+        #: Estimated bytes this entry keeps alive, fixed when it is made.
+        self.size = size
 
     @property
     def event_id(self) -> str:
@@ -169,6 +188,8 @@ class _Group:
     #: when a search finds no chain). Spares the search while a rule of the chain is missing,
     #: the usual state of a group that sees only successful logins.
     rules_seen: set[str] | None = None
+    #: Estimated bytes of the group with its entries and entities.
+    size: int = 0
 
     def entities_with(self, event: Event | None) -> dict[str, Any]:
         entities = _entities(event) if event is not None else dict(self.entities or {})
@@ -218,6 +239,7 @@ class CorrelationEngine:
         max_groups: int = DEFAULT_MAX_GROUPS,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         max_entries_per_group: int = DEFAULT_MAX_ENTRIES_PER_GROUP,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         max_future: float = DEFAULT_MAX_FUTURE_SECONDS,
         clock: Callable[[], float] = time.time,
         deferred_ids: DeferredIds | None = None,
@@ -239,8 +261,10 @@ class CorrelationEngine:
         self.max_groups = max_groups
         self.max_entries = max_entries
         self.max_entries_per_group = max_entries_per_group
+        self.max_bytes = max_bytes
         self._entries = 0
-        self._warned_at = float("-inf")
+        self._bytes = 0
+        self._shed_since: int | None = None
         self.max_future = max_future
         self.clock = clock
         self.stats = CorrelationStats()
@@ -272,6 +296,11 @@ class CorrelationEngine:
     def entry_count(self) -> int:
         return self._entries
 
+    @property
+    def state_bytes(self) -> int:
+        """Estimated bytes of all correlation state."""
+        return self._bytes
+
     def observe(self, rule_id: str, event: Event) -> list[Alert]:
         """Record that ``rule_id`` matched ``event``; the correlation alerts this completes."""
         references = self._by_referenced.get(rule_id)
@@ -295,19 +324,26 @@ class CorrelationEngine:
                 self.stats.late += 1
                 continue
             group.newest = max(group.newest, moment)
-            before = len(group.entries)
+            before, size_before = len(group.entries), group.size
             keep_line = before < self.evidence_lines
             entry = _entry(reference, rule_id, event, moment, self.deferred_ids, keep_line)
             self._add(reference, group, entry)
             if not reference.monotone:
-                group.entities = _entities(event)
+                entities = _entities(event)
+                group.size += _dict_bytes(entities) - _dict_bytes(group.entities)
+                group.entities = entities
             elif (alert := _fire_monotone(group, event, self._evidence())) is not None:
                 alerts.append(alert)
             self._entries += len(group.entries) - before
+            self._bytes += group.size - size_before
         while self._entries > self.max_entries and len(self._groups) > 1:
-            self._evict_oldest(f"the cap of {self.max_entries} entries")
+            self._evict_oldest(f"the cap of {self.max_entries:,} entries")
+        # The bytes cap may take the last group too: one group of huge values must not stay.
+        while self._bytes > self.max_bytes and self._groups:
+            self._evict_oldest(f"the cap of {self.max_bytes:,} bytes")
         if self._sweeps.due(len(self._groups)):
             alerts.extend(self._sweep(self._newest_time - self.lateness))
+        self.stats.state_bytes = self._bytes
         return self._chain(alerts)
 
     def _evidence(self) -> _Evidence:
@@ -318,6 +354,7 @@ class CorrelationEngine:
         alerts = self._sweep(float("inf"))
         self._groups.clear()
         self._entries = 0
+        self._bytes = self.stats.state_bytes = 0
         return self._chain(alerts)
 
     def _chain(self, alerts: list[Alert]) -> list[Alert]:
@@ -344,28 +381,50 @@ class CorrelationEngine:
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _Group(rule, key[1:])
+            group.size = GROUP_BYTES + sum(sys.getsizeof(value) for value in values)
+            self._bytes += group.size
             if len(self._groups) > self.max_groups:
-                self._evict_oldest(f"the cap of {self.max_groups} groups")
+                self._evict_oldest(f"the cap of {self.max_groups:,} groups")
         else:
             self._groups.move_to_end(key)
         return group
 
     def _evict_oldest(self, cap: str) -> None:
-        """Drop the least recently active group; warn at most once a minute while it lasts."""
+        """Drop the least recently active group; say so when shedding starts."""
         _, evicted = self._groups.popitem(last=False)
         self._entries -= len(evicted.entries)
+        self._bytes -= evicted.size
         self.stats.groups_evicted += 1
-        now = time.monotonic()
-        if now - self._warned_at >= EVICTION_WARNING_SECS:
+        if self._shed_since is None:
+            self._shed_since = self.stats.groups_evicted - 1
             log.warning(
-                "correlation state reached %s: evicting the least recently active groups"
-                " (%d so far; latest %s %s). Raise the cap or narrow the rules' group-by.",
+                "correlation state reached %s: shedding the least recently active groups"
+                " (state groups=%d entries=%d bytes=%d; first shed: rule %s). Matches of shed"
+                " groups are forgotten: raise the cap or narrow the rules' group-by.",
                 cap,
-                self.stats.groups_evicted,
+                len(self._groups),
+                self._entries,
+                self._bytes,
                 evicted.rule.id,
-                evicted.key,
             )
-            self._warned_at = now
+
+    def _end_shedding_when_under_caps(self) -> None:
+        if self._shed_since is None:
+            return
+        if (
+            self._bytes < self.max_bytes * SHEDDING_ENDS_BELOW
+            and self._entries < self.max_entries * SHEDDING_ENDS_BELOW
+            and len(self._groups) < self.max_groups * SHEDDING_ENDS_BELOW
+        ):
+            log.warning(
+                "correlation state back under its caps after shedding %d groups"
+                " (state groups=%d entries=%d bytes=%d)",
+                self.stats.groups_evicted - self._shed_since,
+                len(self._groups),
+                self._entries,
+                self._bytes,
+            )
+            self._shed_since = None
 
     def _add(self, reference: _Reference, group: _Group, entry: _Entry) -> None:
         entries = group.entries
@@ -377,6 +436,7 @@ class CorrelationEngine:
                 if existing.value == entry.value:
                     if existing.time >= entry.time:
                         return
+                    group.size -= existing.size
                     del entries[position]
                     break
         if not entries or entries[-1].time < entry.time:
@@ -389,11 +449,13 @@ class CorrelationEngine:
                 # A replayed event (the daemon re-reads a batch after a failure) counts once.
                 return
             entries.insert(position, entry)
+        group.size += entry.size
         if group.rule.type == "temporal_ordered":
             if group.rules_seen is None:
                 group.rules_seen = set()
             group.rules_seen.add(entry.rule_id)
         if len(entries) > self.max_entries_per_group:
+            group.size -= entries[0].size
             del entries[0]
             self.stats.entries_dropped += 1
 
@@ -404,7 +466,7 @@ class CorrelationEngine:
         for key in list(self._groups):
             group = self._groups[key]
             rule = group.rule
-            before = len(group.entries)
+            before, size_before = len(group.entries), group.size
             if not rule.condition.monotone:
                 while group.entries and group.entries[0].time + rule.timespan < watermark:
                     if (alert := _judge_first_window(group, evidence)) is not None:
@@ -412,10 +474,16 @@ class CorrelationEngine:
             else:
                 cutoff = watermark - rule.timespan
                 if group.entries and group.entries[0].time < cutoff:
-                    group.entries = [entry for entry in group.entries if entry.time >= cutoff]
+                    kept = [entry for entry in group.entries if entry.time >= cutoff]
+                    group.size -= _entries_bytes(group.entries[: len(group.entries) - len(kept)])
+                    group.entries = kept
             self._entries -= before - len(group.entries)
+            self._bytes -= size_before - group.size
             if not group.entries:
                 del self._groups[key]
+                self._bytes -= group.size
+        self._end_shedding_when_under_caps()
+        self.stats.state_bytes = self._bytes
         return alerts
 
 
@@ -442,12 +510,33 @@ def _entry(
         original = event.get("event.original")
         if type(original) is str:
             line = original[:MAX_EVIDENCE_LINE_CHARS]
+    # What the entry alone keeps alive once the event is gone; the rule id and (in a scan) the
+    # agency are shared, but counting them errs on the safe side.
+    size = ENTRY_BYTES + sys.getsizeof(agency)
+    if rule.type == "value_count" and value is not None:
+        size += sys.getsizeof(value)
+    if line is not None:
+        size += sys.getsizeof(line)
     event_id = event.get("event.id") or event.get("alert.id")
     if event_id is None and deferred_ids is not None:
-        pending = (deferred_ids, deferred_ids.identity(event))
-        return _Entry(time, None, rule_id, value, agency, pending, line)
+        identity = deferred_ids.identity(event)
+        size += sys.getsizeof(identity) + sum(sys.getsizeof(part) for part in identity)
+        return _Entry(time, None, rule_id, value, agency, size, (deferred_ids, identity), line)
+    identifier = str(event_id or "")
+    size += sys.getsizeof(identifier)
     from_alert = "alert.id" in event
-    return _Entry(time, str(event_id or ""), rule_id, value, agency, None, line, from_alert)
+    return _Entry(time, identifier, rule_id, value, agency, size, None, line, from_alert)
+
+
+def _entries_bytes(entries: list[_Entry]) -> int:
+    return sum(entry.size for entry in entries)
+
+
+def _dict_bytes(values: dict[str, Any] | None) -> int:
+    """A group's copy of entity fields: the dict and its values (the keys are shared)."""
+    if values is None:
+        return 0
+    return sys.getsizeof(values) + sum(sys.getsizeof(value) for value in values.values())
 
 
 def _measure(rule: CorrelationRule, entries: list[_Entry]) -> int:
@@ -529,6 +618,7 @@ def _judge_first_window(group: _Group, evidence: _Evidence) -> Alert | None:
     end = entries[0].time + rule.timespan
     window = [entry for entry in entries if entry.time <= end]
     group.entries = entries[len(window) :]
+    group.size -= _entries_bytes(window)
     if rule.condition.holds(_measure(rule, window)):
         return _alert(group, window, group.entities_with(None), evidence)
     return None
@@ -537,6 +627,7 @@ def _judge_first_window(group: _Group, evidence: _Evidence) -> Alert | None:
 def _consume(group: _Group, used: list[_Entry], event: Event, evidence: _Evidence) -> Alert:
     used_ids = {id(entry) for entry in used}
     group.entries = [entry for entry in group.entries if id(entry) not in used_ids]
+    group.size -= _entries_bytes(used)
     return _alert(group, used, group.entities_with(event), evidence)
 
 
@@ -592,8 +683,11 @@ def _alert(
     }
     if rule.type == "value_count":
         values = Counter(entry.value for entry in entries if entry.value is not None)
+        details["correlation.field"] = rule.value_field
         details["correlation.distinct_values"] = len(values)
         details["correlation.values"] = sorted(values)[:MAX_LISTED_EVENTS]
+    if aliases := _aliases(rule):
+        details["correlation.aliases"] = aliases
     return Alert(
         id=hashlib.blake2b(anchor.encode(), digest_size=16).hexdigest(),
         rule=rule,
@@ -604,6 +698,20 @@ def _alert(
         first_seen=_iso(entries[0].time),
         last_seen=_iso(entries[-1].time),
         details=details,
+    )
+
+
+def _aliases(rule: CorrelationRule) -> list[str]:
+    """``name=event.field`` for each alias the alert's group and values are named by: what
+    the forwarder's minimisation needs to know that ``user`` holds ``user.name`` values."""
+    names = [*rule.group_by, *([rule.value_field] if rule.value_field else [])]
+    return sorted(
+        {
+            f"{name}={source}"
+            for name in names
+            for rule_id in rule.rule_ids
+            if (source := rule.group_field(name, rule_id)) != name
+        }
     )
 
 

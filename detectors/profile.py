@@ -97,15 +97,23 @@ class RuleProfile:
 def load_profile(path: Path | None = None) -> RuleProfile:
     """Read a profile (default: the one shipped with socpipe); every problem is a
     ProfileError naming the file and the key."""
-    import yaml  # here: a scan whose rules come from the rule cache never reads a profile
+    # Imported here: a scan whose rules come from the rule cache never reads a profile (and
+    # the configuration module brings PyYAML).
+    import yaml
+
+    from socpipe.core.config import MAX_CONFIG_BYTES, MAX_CONFIG_NODES
+    from socpipe.core.yamltext import load_document, read_bounded, yaml_problem
 
     path = path or bundled_profile_path()
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
+        text = read_bounded(path, MAX_CONFIG_BYTES)
+        document = load_document(text, max_nodes=MAX_CONFIG_NODES)
+    except (OSError, UnicodeDecodeError) as error:
         raise ProfileError(f"{path}: cannot read: {error}") from None
     except yaml.YAMLError as error:
-        raise ProfileError(f"{path}: invalid YAML: {error}".replace("\n", " ")) from None
+        reason, line = yaml_problem(error)
+        where = f"{path}: line {line}" if line else str(path)
+        raise ProfileError(f"{where}: {reason}") from None
     try:
         return _profile(document, str(path))
     except ProfileError as error:

@@ -1,19 +1,20 @@
-"""Rule regexes on RE2 (linear time) where the pattern allows, Python ``re`` otherwise.
+"""Rule regexes on RE2 only: linear time whatever the text.
 
-A rule author's regex runs against attacker-controlled text; backtracking engines can be made
-to spin for minutes on one line. RE2 cannot, so it is used whenever the pattern is within its
-syntax (no backreferences or lookaround); the fallback is logged once per pattern.
+A rule author's regex runs against attacker-controlled text; a backtracking engine can be made
+to spin for minutes on one line, and a detect stage stuck on one line stops detection for
+every agency. So a pattern RE2 cannot run (lookaround, backreferences, or one over RE2's
+memory budget) is refused when the rule is loaded: ``rules check`` reports it as an error
+with the rule's file and the ``detection`` line, and the daemon and ``scan`` skip the rule
+(said in their logs). None of the SigmaHQ rules needs more than RE2 (docs/security.md).
 """
 
 from __future__ import annotations
 
-import logging
-import re
 from collections.abc import Callable, Iterable
 
 import re2
 
-log = logging.getLogger(__name__)
+from socpipe.detectors.errors import RuleError
 
 #: Whether the pattern occurs anywhere in the text.
 SearchFunction = Callable[[str], bool]
@@ -47,10 +48,10 @@ def compile_set(patterns: Iterable[str], options: re2.Options) -> SetSearch:
     return search_text
 
 
-def compile_regex(pattern: str, flags: str, source: str) -> tuple[SearchFunction, str | None]:
-    """Whether the pattern occurs in a text: RE2 when it can run the pattern, else Python re;
-    and the pattern with its flags inlined when RE2 runs it (None for Python re), for the
-    engine's prefilter.
+def compile_regex(pattern: str, flags: str, source: str) -> tuple[SearchFunction, str]:
+    """Whether the pattern occurs in a text, on RE2; and the pattern with its flags inlined,
+    for the engine's prefilter. A pattern RE2 cannot run is a ``RuleError`` on the rule's
+    ``detection`` key.
 
     ``flags`` holds the Sigma regex flags as letters (``i``, ``m``, ``s``).
     """
@@ -60,13 +61,27 @@ def compile_regex(pattern: str, flags: str, source: str) -> tuple[SearchFunction
     try:
         search_set = compile_set([flagged], _RE2_OPTIONS)
     except re2.error:
-        pass
-    else:
-        return (lambda text: bool(search_set(text))), flagged
-    python_flags = 0
-    for letter, flag in (("i", re.IGNORECASE), ("m", re.MULTILINE), ("s", re.DOTALL)):
-        if letter in flags:
-            python_flags |= flag
-    search = re.compile(pattern, python_flags).search
-    log.warning("regex not RE2-compatible, using Python re rule=%s pattern=%r", source, pattern)
-    return (lambda text: search(text) is not None), None
+        raise RuleError(
+            source,
+            f"detection: regex {_show(pattern)} cannot run on RE2 ({_re2_reason(flagged)});"
+            " socpipe runs rule"
+            " regexes in linear time only, so lookaround and backreferences are refused:"
+            " rewrite the pattern without them (for example as a second selection with 'not')",
+            key="detection",
+        ) from None
+    return (lambda text: bool(search_set(text))), flagged
+
+
+def _re2_reason(pattern: str) -> str:
+    """RE2's own words for why it refuses ``pattern`` (a set only says that it failed)."""
+    try:
+        re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as error:
+        reason = error.args[0] if error.args else error
+        return reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+    return "refused by RE2"
+
+
+def _show(pattern: str) -> str:
+    text = repr(pattern)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -43,20 +43,21 @@ REQUIRED_MAPPINGS: dict[tuple[str, str], str] = {
     ("category", "firewall"): "web",
 }
 
-
-def safe_loader() -> Any:
-    """libyaml's safe loader when PyYAML was built with it: same safety, about ten times
-    faster, which matters when loading the few thousand SigmaHQ rules."""
-    import yaml
-
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: A rule file larger than this is refused unread (the largest SigmaHQ rule is about 300 KB).
+MAX_RULE_FILE_BYTES = 4 << 20
+#: Values a rule document may hold once its YAML aliases are expanded, checked before it is
+#: built: an alias chain in ``references`` passed pySigma's own check (which covers only
+#: ``detection``) and exhausted memory when the first alert was written. The largest SigmaHQ
+#: rule holds about 4,500 values.
+MAX_RULE_NODES = 50_000
 
 
 @cache
 def rule_policy() -> SigmaPolicy:
-    """pySigma 2 rejects regexes RE2 cannot run; socpipe runs those on Python re instead (with
-    a warning, see detectors/regex.py), so validation uses Python's syntax. Template variables
-    and external sources stay disabled, as in pySigma's safe default."""
+    """Regexes are validated with Python's syntax so that a typo gets Python's precise
+    message; whether RE2 can run the pattern is decided when it is compiled
+    (detectors/regex.py), where a pattern that needs backtracking is an error. Template
+    variables and external sources stay disabled, as in pySigma's safe default."""
     from sigma.policy import SigmaPolicy
     from sigma.policy.regex_engine import PythonRegexEngine
 
@@ -150,14 +151,22 @@ def load_field_mappings(folder: Path | None = None) -> FieldMappings:
     from sigma.exceptions import SigmaError
     from sigma.processing.pipeline import ProcessingPipeline
 
+    from socpipe.core.yamltext import load_document, read_bounded, yaml_problem
+
     folder = folder or field_mappings_dir()
     merged = ProcessingPipeline()
     names = set()
     for path in mapping_files(folder):
         try:
-            document = yaml.load(path.read_text(encoding="utf-8"), Loader=safe_loader())
+            document = load_document(
+                read_bounded(path, MAX_RULE_FILE_BYTES),
+                max_nodes=MAX_RULE_NODES,
+            )
             merged = merged + ProcessingPipeline.from_dict(document)
-        except (OSError, yaml.YAMLError, SigmaError, ValueError, TypeError) as error:
+        except yaml.YAMLError as error:
+            reason, line = yaml_problem(error)
+            raise RuleError(str(path), f"field mapping unusable: {reason}", line) from None
+        except (OSError, SigmaError, ValueError, TypeError) as error:
             raise RuleError(str(path), f"field mapping unusable: {error}") from None
         names.add(path.stem)
     return FieldMappings(merged, frozenset(names), str(folder))
@@ -286,19 +295,23 @@ def _load_file(
 ) -> list[CompiledRule | CorrelationDraft]:
     import yaml
 
+    from socpipe.core.yamltext import load_documents, read_bounded, yaml_problem
     from socpipe.detectors.rule_schema import key_line
 
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-        documents = [doc for doc in yaml.load_all(text, Loader=safe_loader()) if doc]
+        text = read_bounded(path, MAX_RULE_FILE_BYTES)
+        loaded = load_documents(text, max_nodes=MAX_RULE_NODES)
+        documents = [doc for doc in loaded if doc]
     except (OSError, UnicodeDecodeError) as error:
         raise RuleError(source, f"cannot read: {error}") from None
+    except ValueError as error:
+        # PyYAML builds dates and numbers itself and lets their errors through (a rule's
+        # "date: 2026-19-29"): a broken rule, not a crash of the load (found by fuzzing).
+        raise RuleError(source, f"invalid YAML value: {error}") from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        reason = str(getattr(error, "problem", None) or error).replace("\n", " ")
-        line = mark.line + 1 if mark is not None else None
-        raise RuleError(source, f"invalid YAML: {reason}", line) from None
+        reason, line = yaml_problem(error)
+        raise RuleError(source, reason, line) from None
     if not documents:
         raise RuleError(source, "empty file")
     compiled: list[CompiledRule | CorrelationDraft] = []

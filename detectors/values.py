@@ -166,10 +166,10 @@ def compile_regex_value(
     field: str, pattern: str, flags: str, source: str
 ) -> tuple[Matcher, Necessary]:
     """The matcher for a rule regex on ``field`` as written (``flags``: letters ``i``, ``m``,
-    ``s``). A regex with no literal to index is still a prefilter atom when RE2 runs it: the
-    engine scans all such regexes of a field in one RE2 set."""
+    ``s``). A regex with no literal to index is still a prefilter atom: the engine scans all
+    such regexes of a field in one RE2 set."""
     search, flagged = compile_regex(pattern, flags, source)
-    necessary = frozenset({(field, flagged, AtomKind.PATTERN)}) if flagged else None
+    necessary = frozenset({(field, flagged, AtomKind.PATTERN)})
     return field_matcher(field, search, lowered=False), necessary
 
 

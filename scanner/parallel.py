@@ -22,6 +22,7 @@ Compiled matchers are closures, which cannot be pickled: forking is what shares 
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import signal
 from collections import Counter, deque
@@ -33,9 +34,12 @@ from functools import cached_property
 
 from socpipe.collectors.files import FileEventReader, FilePart, LineEventIds, ReadStats
 from socpipe.collectors.parsers import ParseContext
-from socpipe.core.errors import SocpipeError
+from socpipe.collectors.zones import ZoneWatch
 from socpipe.core.event import Event
 from socpipe.detectors.engine import SigmaEngine
+from socpipe.scanner.isolation import ChildCrashed, call_in_child
+
+log = logging.getLogger(__name__)
 
 #: Input per unit of work: big enough that a part's bookkeeping is negligible, small enough
 #: that two cores share even a single file.
@@ -76,9 +80,14 @@ class PartScanner:
         """Rule object -> its position in the rule list, which both processes share."""
         return {id(rule): position for position, rule in enumerate(self.engine.rules)}
 
+    @cached_property
+    def _zones(self) -> ZoneWatch:
+        """One per worker: a file cut in many parts is warned about once per process."""
+        return ZoneWatch(self.context.zone)
+
     def scan(self, part: FilePart) -> PartResult:
         reader = FileEventReader(
-            self.context, self.format_name, self.max_line_bytes, line_ids=False
+            self.context, self.format_name, self.max_line_bytes, line_ids=False, zones=self._zones
         )
         identify = LineEventIds()
         result = PartResult(part.size, reader.stats)
@@ -119,8 +128,7 @@ def batches(parts: Iterable[FilePart], batch_bytes: int) -> Iterator[list[FilePa
         yield batch
 
 
-class WorkerDied(SocpipeError):
-    """A worker process ended without returning its part (killed, out of memory)."""
+Lost = list[tuple[list[FilePart], "Future[PartResult]"]]
 
 
 def scan_parts(
@@ -129,17 +137,41 @@ def scan_parts(
     """The results of ``parts`` in their order, one per batch of parts (``batches``).
 
     concurrent.futures rather than multiprocessing.Pool: a Pool whose worker is killed waits
-    forever for the lost part, an executor reports it.
+    forever for the lost part, an executor reports it. A worker that dies (a native crash in
+    a parser, RE2 or orjson, the OOM killer) breaks the pool and every batch in flight with
+    it: the parts of those batches are scanned again one by one, each in a child of its own,
+    so a part that kills its reader again is found, reported with its file and bytes, and the
+    scan goes on (a crash that does not repeat costs nothing). Then a new pool takes the rest.
     """
     global _scanner
     _scanner = scanner
     remaining = batches(parts, batch_bytes)
-    context = multiprocessing.get_context("fork")
-    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_setup)
+    while True:
+        lost: Lost = []
+        yield from _scan_with_pool(remaining, jobs, lost)
+        if not lost:
+            return
+        log.error(
+            "a scan worker died: %d parts in flight are scanned again one by one",
+            sum(len(batch) for batch, _ in lost),
+        )
+        for batch, future in lost:
+            finished = future.done() and not future.cancelled() and future.exception() is None
+            yield future.result() if finished else _rescan_batch(scanner, batch)
+
+
+def _scan_with_pool(
+    remaining: Iterator[list[FilePart]], jobs: int, lost: Lost
+) -> Iterator[PartResult]:
+    """Results from one pool of workers, until the parts run out or a worker dies: then the
+    batches in flight (the failed one first) are put in ``lost`` and the pool is shut down."""
+    executor = ProcessPoolExecutor(
+        max_workers=jobs, mp_context=multiprocessing.get_context("fork"), initializer=_worker_setup
+    )
     try:
-        # Submitted parts in input order; the first is the next to be returned. Workers take
-        # the submitted parts in turn, so while the first is still being read the others go
-        # on with the rest.
+        # Submitted batches in input order; the first is the next to be returned. Workers
+        # take the submitted batches in turn, so while the first is still being read the
+        # others go on with the rest.
         ahead: deque[tuple[list[FilePart], Future[PartResult]]] = deque()
 
         def submit_next() -> None:
@@ -149,8 +181,7 @@ def scan_parts(
             try:
                 future = executor.submit(_scan_batch, batch)
             except BrokenProcessPool as error:
-                # A worker died since the last result: the pool takes no more parts. The part
-                # it was reading is in flight and is reported first, in input order.
+                # A worker died since the last result: the pool takes no more parts.
                 future = Future()
                 future.set_exception(error)
             ahead.append((batch, future))
@@ -162,17 +193,33 @@ def scan_parts(
             try:
                 result = future.result()
             except BrokenProcessPool:
-                part = batch[0]
-                others = f" and {len(batch) - 1} more parts" if len(batch) > 1 else ""
-                raise WorkerDied(
-                    f"a scan worker died while reading {part.path} (bytes {part.start}-"
-                    f"{part.end if part.end is not None else 'end'}){others}; out of memory?"
-                ) from None
+                lost.extend([(batch, future), *ahead])
+                return
             submit_next()
             yield result
     finally:
         # On Ctrl-C or an error, parts not started yet are dropped instead of scanned.
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _rescan_batch(scanner: PartScanner, batch: list[FilePart]) -> PartResult:
+    """The parts of a lost batch, each scanned again in a child of its own."""
+    result = PartResult(0, ReadStats())
+    for part in batch:
+        result.add(_rescan(scanner, part))
+    return result
+
+
+def _rescan(scanner: PartScanner, part: FilePart) -> PartResult:
+    """A part scanned in a child of its own; reported as unreadable if that dies too."""
+    where = f"{part.path} (bytes {part.start}-{part.end if part.end is not None else 'end'})"
+    try:
+        return call_in_child(where, scanner.scan, part)
+    except ChildCrashed as crash:
+        log.error("scan worker crashed again on %s: %s; not scanned", where, crash.reason)
+        stats = ReadStats()
+        stats.unreadable_files.append(f"{where}: {crash.reason}; the part is not scanned")
+        return PartResult(part.size, stats)
 
 
 def _worker_setup() -> None:

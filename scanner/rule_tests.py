@@ -20,11 +20,18 @@ from typing import Any
 import yaml
 
 from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.core.yamltext import load_document, read_bounded, yaml_problem
 from socpipe.detectors.correlation_rules import CorrelationRule
 from socpipe.detectors.detection import Detector
 from socpipe.detectors.engine import SigmaEngine
 from socpipe.detectors.logsource import routing_key
-from socpipe.detectors.rules import CompiledRule, RuleLoadReport, rule_tests_file
+from socpipe.detectors.rules import (
+    MAX_RULE_FILE_BYTES,
+    MAX_RULE_NODES,
+    CompiledRule,
+    RuleLoadReport,
+    rule_tests_file,
+)
 
 #: Year-less test lines ("Mar  3 ...") are read as if written in March 2026.
 TEST_CONTEXT = ParseContext(agency_id="rule-test", reference_time=datetime(2026, 3, 10, tzinfo=UTC))
@@ -70,10 +77,15 @@ def _run_cases(
 ) -> list[RuleTestResult]:
     path = rule_tests_file(rule)
     try:
-        cases = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = read_bounded(path, MAX_RULE_FILE_BYTES)
+        cases = load_document(text, max_nodes=MAX_RULE_NODES) or {}
     except FileNotFoundError:
         return [RuleTestResult(rule, str(path), False, "no test file beside the rule")]
-    except (OSError, yaml.YAMLError) as error:
+    except yaml.YAMLError as error:
+        reason, line = yaml_problem(error)
+        where = f"{path}: line {line}" if line else str(path)
+        return [RuleTestResult(rule, where, False, f"cannot read tests: {reason}")]
+    except (OSError, UnicodeDecodeError) as error:
         return [RuleTestResult(rule, str(path), False, f"cannot read tests: {error}")]
     results = []
     for expected_key, expected in (("match", True), ("no_match", False)):

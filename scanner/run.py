@@ -26,6 +26,7 @@ from socpipe.collectors.files import (
     split_into_parts,
 )
 from socpipe.collectors.parsers import ParseContext
+from socpipe.collectors.zones import UnsetZone
 from socpipe.core.event import Event
 from socpipe.core.resources import bundled_rules_dir
 from socpipe.detectors.alert import Alert
@@ -36,6 +37,7 @@ from socpipe.detectors.indicators import IndicatorMatcher, IndicatorStore
 from socpipe.detectors.rules import RuleLoadReport, load_rules
 from socpipe.detectors.suppression import Suppressor
 from socpipe.detectors.watcher import EventWatcher
+from socpipe.scanner.isolation import stream_in_child
 from socpipe.scanner.parallel import DEFAULT_PART_BYTES, PartScanner, scan_parts
 from socpipe.scanner.progress import Progress
 from socpipe.scanner.summary import ScanSummary
@@ -56,7 +58,8 @@ class ScanOptions:
     format_name: str = "auto"
     agency_id: str = "unknown"
     agency_name: str | None = None
-    timezone: str = "UTC"
+    #: Zone of times without an offset; None: read as UTC, with a warning per file needing it.
+    timezone: str | None = None
     out: Path | None = None
     #: Where incidents are written as JSON Lines (``-``: standard output).
     incidents_out: Path | None = None
@@ -95,8 +98,16 @@ def run_scan(
         rules.correlations, deferred_ids=identify, sweep_interval_secs=math.inf
     )
     detector = Detector(rules, correlations, watchers=watchers, identify=identify)
-    context = ParseContext(options.agency_id, options.agency_name, ZoneInfo(options.timezone))
-    reader = FileEventReader(context, options.format_name, options.max_line_bytes, line_ids=False)
+    zone = ZoneInfo(options.timezone) if options.timezone is not None else UnsetZone()
+    context = ParseContext(options.agency_id, options.agency_name, zone)
+    # EVTX files are parsed in a child process: a crash of the native parser costs one file.
+    reader = FileEventReader(
+        context,
+        options.format_name,
+        options.max_line_bytes,
+        line_ids=False,
+        isolate=stream_in_child,
+    )
     files = expand_paths(options.paths)
     summary = ScanSummary(
         read=reader.stats,

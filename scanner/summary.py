@@ -108,6 +108,21 @@ class ScanSummary:
             lines.append(
                 f"  truncated lines   {read.truncated:,}; invalid UTF-8 lines {read.invalid_utf8:,}"
             )
+        if read.future_timestamps:
+            lines.append(
+                f"  in the future     {read.future_timestamps:,} events dated after their file"
+                " was last written (time set to that moment, tagged socpipe_future_timestamp)"
+            )
+        if zoneless := len(read.zoneless_files):
+            lines.append(
+                f"  no time zone      {zoneless:,} files with times without an offset, read as"
+                " UTC (give --timezone)"
+            )
+        if read.missing_records or read.damaged:
+            lines.append(
+                f"  damaged files     {read.missing_records:,} EVTX records unreadable or"
+                " missing (listed below)"
+            )
         lines.append(
             f"  rules             {self.rules_loaded:,} loaded, {self.rule_errors:,} with errors,"
             f" {self.rules_unsupported:,} unsupported; {self.correlations_loaded:,} correlations"
@@ -155,4 +170,6 @@ class ScanSummary:
                 lines.append(f"  {label:<17} {top}")
         for problem in read.unreadable_files:
             lines.append(f"  unreadable: {problem}")
+        for problem in read.damaged:
+            lines.append(f"  damaged: {problem}")
         return "\n".join(lines)

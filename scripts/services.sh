@@ -3,8 +3,9 @@
 # tests and CI.   scripts/services.sh up|down [kafka] [es] [rsyslog]  |  status  |  logs [lines]
 #
 # With --cluster (or the word cluster), the same commands act on a three-broker Kafka and a
-# two-node Elasticsearch on other ports: see scripts/services_cluster.sh. The single-node
-# services are not touched by it.
+# two-node Elasticsearch on other ports: see scripts/services_cluster.sh. With --secure (or the
+# word secure), they act on a second, secured pair on other ports (TLS, SCRAM, ACLs, file-realm
+# users and roles): see scripts/services_secure.sh. The plain services are not touched by either.
 #
 # `up` also unpacks rsyslog (the Debian packages, extracted under $SOCPIPE_SERVICES_DIR, not
 # installed system-wide, so no system syslog daemon is started): the forwarding tests start
@@ -258,6 +259,7 @@ arguments=()
 for argument in "$@"; do
   case "$argument" in
     --cluster|cluster) mode=cluster ;;
+    --secure|secure) mode=secure ;;
     *) arguments+=("$argument") ;;
   esac
 done
@@ -266,6 +268,12 @@ if [ "$mode" = cluster ]; then
   # shellcheck source=scripts/services_cluster.sh
   source "$(dirname "${BASH_SOURCE[0]}")/services_cluster.sh"
   cluster_main "$command" "$@"
+  exit
+fi
+if [ "$mode" = secure ]; then
+  # shellcheck source=scripts/services_secure.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/services_secure.sh"
+  secure_main "$command" "$@"
   exit
 fi
 # up/down act on the services named after the command, or on both.

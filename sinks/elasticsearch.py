@@ -39,7 +39,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 from elasticsearch.serializer import JsonSerializer, OrjsonSerializer
 
 from socpipe.core import envelope, jsontext, metrics
-from socpipe.core.config import ElasticsearchConfig, secret_from_env
+from socpipe.core.config import ElasticsearchConfig
 from socpipe.core.resources import templates_dir
 from socpipe.sinks import incidents
 
@@ -101,12 +101,10 @@ class _FastJson(OrjsonSerializer):
 
 
 def connect(config: ElasticsearchConfig) -> Elasticsearch:
+    """A client with the configured authentication (API key or user and password from the
+    environment) and CA; certificates are always verified."""
     options: dict[str, Any] = {"request_timeout": 30, "serializer": _FastJson()}
-    if config.api_key_env:
-        options["api_key"] = secret_from_env(config.api_key_env)
-    if config.ca_certs:
-        options["ca_certs"] = config.ca_certs
-    return Elasticsearch(config.hosts, **options)
+    return Elasticsearch(config.hosts, **options, **config.client_options())
 
 
 def events_index(config: ElasticsearchConfig, timestamp: str) -> str:

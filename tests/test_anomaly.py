@@ -15,7 +15,7 @@ from socpipe.collectors.parsers import ParseContext
 from socpipe.core.config import load_config
 from socpipe.core.resources import bundled_rules_dir
 from socpipe.daemon.runner import build_detector
-from socpipe.detectors.anomaly.artifact import ModelArtifactError, load_scorer
+from socpipe.detectors.anomaly.artifact import ModelArtifactError, ModelTrust, load_scorer
 from socpipe.detectors.anomaly.scorers import BehaviourScorer
 from socpipe.detectors.anomaly.selection import (
     average_precision,
@@ -52,10 +52,19 @@ def behaviour_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "model"
 
 
+def trusted(model: Path) -> ModelTrust:
+    """Trust in a model these tests trained themselves, in their own folder."""
+    return ModelTrust(model.parent)
+
+
 def anomaly_alerts(model: Path, log: Path, tmp_path: Path) -> list[dict]:
     out = tmp_path / "alerts.jsonl"
     options = ScanOptions(paths=[log], out=out, progress=False, agency_id="so-tttt")
-    run_scan(options, rules=load_rules([bundled_rules_dir()]), models=[load_scorer(model)])
+    run_scan(
+        options,
+        rules=load_rules([bundled_rules_dir()]),
+        models=[load_scorer(model, trusted(model))],
+    )
     alerts = [json.loads(line) for line in out.read_text().splitlines()]
     return [alert for alert in alerts if "anomaly.model" in alert]
 
@@ -89,7 +98,7 @@ def test_artifact_round_trip_keeps_model_and_manifest(behaviour_model: Path) -> 
     assert "failure_ratio" in manifest["features"]
     assert manifest["training"]["first_event"].startswith("2026-03-02T08")
     assert manifest["versions"]["scikit-learn"]
-    scorer = load_scorer(behaviour_model)
+    scorer = load_scorer(behaviour_model, trusted(behaviour_model))
     assert isinstance(scorer, BehaviourScorer)
     assert scorer.model.threshold == pytest.approx(manifest["threshold"])
 
@@ -98,7 +107,7 @@ def test_missing_incompatible_or_tampered_artifacts_are_clear_errors(
     behaviour_model: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(ModelArtifactError, match=r"no manifest\.json"):
-        load_scorer(tmp_path)
+        load_scorer(tmp_path, ModelTrust(tmp_path))
     copy = tmp_path / "copy"
     copy.mkdir()
     manifest = json.loads((behaviour_model / "manifest.json").read_text())
@@ -106,10 +115,10 @@ def test_missing_incompatible_or_tampered_artifacts_are_clear_errors(
     old = {**manifest, "versions": {**manifest["versions"], "scikit-learn": "0.24.2"}}
     (copy / "manifest.json").write_text(json.dumps(old))
     with pytest.raises(ModelArtifactError, match=r"trained with scikit-learn 0\.24\.2"):
-        load_scorer(copy)
+        load_scorer(copy, trusted(copy))
     (copy / "manifest.json").write_text(json.dumps({**manifest, "model_sha256": "0" * 64}))
     with pytest.raises(ModelArtifactError, match="checksum"):
-        load_scorer(copy)
+        load_scorer(copy, trusted(copy))
 
 
 def test_transition_model_flags_unseen_steps_within_reach() -> None:
@@ -156,7 +165,7 @@ def test_log_pattern_model_flags_a_session_with_new_messages(tmp_path: Path) -> 
     model = tmp_path / "model"
     train_log_pattern(events_of(training), model, "ssh", "host.name", 3600, ["train.log"])
     odd = [*normal[:3], "Mar  3 00:20:00 web01 kernel: Out of memory: Killed process 4242 (java)"]
-    scorer = load_scorer(model)
+    scorer = load_scorer(model, trusted(model))
     alerts = [a for e in events_of(write(tmp_path / "odd.log", odd)) for a in scorer.observe(e)]
     alerts += scorer.flush()
     [alert] = alerts
@@ -210,11 +219,19 @@ def test_precision_at_a_budget_shares_ties_across_its_edge() -> None:
 
 def test_daemon_detector_loads_the_configured_models(behaviour_model: Path, tmp_path: Path) -> None:
     base = load_config()
-    configured = replace(base, stages=replace(base.stages, anomaly_models=[str(behaviour_model)]))
+    stages = replace(
+        base.stages,
+        anomaly_models=[str(behaviour_model)],
+        trusted_models_dir=str(behaviour_model.parent),
+    )
+    configured = replace(base, stages=stages)
     detector = build_detector(configured)
     [scorer] = detector.watchers
     assert isinstance(scorer, BehaviourScorer) and scorer.info.id == "anomaly-behaviour-web"
-    broken = replace(base, stages=replace(base.stages, anomaly_models=[str(tmp_path)]))
+    broken = replace(
+        base,
+        stages=replace(base.stages, anomaly_models=[str(tmp_path)], trusted_models_dir="/"),
+    )
     with pytest.raises(ModelArtifactError, match=str(tmp_path)):
         build_detector(broken)
 
@@ -234,7 +251,8 @@ def test_scan_command_uses_models_and_refuses_a_broken_one(
     behaviour_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     log = write(tmp_path / "same.log", steady_traffic(5, 1, seed=2))
-    assert main(["scan", str(log), "--model", str(behaviour_model), "--no-progress"]) == 0
+    trust = ["--trusted-models", str(behaviour_model.parent)]
+    assert main(["scan", str(log), "--model", str(behaviour_model), *trust, "--no-progress"]) == 0
     assert "; 1 anomaly models" in capsys.readouterr().err
-    assert main(["scan", str(log), "--model", str(tmp_path), "--no-progress"]) == 1
+    assert main(["scan", str(log), "--model", str(tmp_path), *trust, "--no-progress"]) == 1
     assert f"{tmp_path}: no manifest.json" in capsys.readouterr().err

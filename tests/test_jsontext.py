@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from socpipe.collectors.files import FileEventReader
+from socpipe.collectors.parsers import ParseContext
 from socpipe.core import envelope, jsontext
+from socpipe.core.config import ForwardingConfig, KafkaDestinationConfig
+from socpipe.forwarding.destinations.base import build_destination
 from socpipe.pipeline import main
+from socpipe.sinks.elasticsearch import Document
 
 
 def strictly(data: bytes) -> Any:
@@ -57,3 +62,67 @@ def test_a_scan_writes_alerts_of_hostile_json_lines(tmp_path: Path) -> None:
     alerts = [strictly(line) for line in out.read_bytes().splitlines()]
     assert alerts, "the traversal in the hostile line must raise an alert"
     assert any(str(alert.get("url.original", "")).startswith("/x\ud800") for alert in alerts)
+
+
+def test_a_truncated_line_still_json_with_tags_of_its_own_is_tagged_not_fatal(
+    tmp_path: Path,
+) -> None:
+    """Issue 20, item 5: the cap cuts a line whose first bytes are a whole JSON object that
+    carries ``"tags": "x"`` (a string): the truncation tag is added to it."""
+    log = tmp_path / "app.json"
+    log.write_text('{"tags": "x", "message": "hi"}' + " " * 2000 + "\n")
+    reader = FileEventReader(ParseContext(), max_line_bytes=1024)
+    [event] = reader.read([log])
+    assert event["event.module"] == "json"
+    assert event["tags"] == ["x", "socpipe_truncated"]
+    out = tmp_path / "alerts.jsonl"
+    arguments = ["scan", str(log), "--out", str(out), "--no-progress", "--max-line-bytes", "1024"]
+    assert main(arguments) == 0
+
+
+class RecordingProducer:
+    """Stands in for a remote cluster: this test is about the bytes sent, not Kafka."""
+
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+    def send(self, topic: str, key: bytes, value: bytes) -> RecordingProducer:
+        self.values.append(value)
+        return self
+
+    def get(self, timeout: float) -> RecordMetadata:
+        return RecordMetadata("alerts", 0, len(self.values))
+
+
+class RecordMetadata(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+
+
+def test_the_kafka_forward_destination_sends_strict_json() -> None:
+    settings = KafkaDestinationConfig(
+        name="remote", topic="alerts", bootstrap_servers=["127.0.0.1:1"], timeout_secs=1
+    )
+    destination = build_destination(settings, ForwardingConfig())
+    producer = RecordingProducer()
+    destination.producer = producer  # type: ignore[attr-defined]
+    destination.send({"incident.id": "i1", "anomaly.score": math.nan, "url.path": "/x\udc80"})
+    assert strictly(producer.values[0]) == {
+        "incident.id": "i1",
+        "anomaly.score": None,
+        "url.path": "/x\udc80",
+    }
+
+
+def test_a_bare_nan_in_a_json_log_line_never_reaches_what_socpipe_writes(
+    tmp_path: Path,
+) -> None:
+    """Python's json module reads NaN (orjson does not): the event holds a float NaN, and
+    the envelope on the events topic, the alerts file and documents are strict all the same."""
+    log = tmp_path / "app.json"
+    log.write_text('{"score": NaN, "url": {"original": "/../../etc/passwd"}}\n')
+    [event] = FileEventReader(ParseContext()).read([log])
+    assert math.isnan(event["score"])
+    assert strictly(envelope.encode(event))["score"] is None
+    assert strictly(Document.of("soc-events", "1", event).source)["score"] is None

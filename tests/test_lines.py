@@ -106,7 +106,12 @@ def scan(path: Path, cap: int) -> list[Event]:
 def follow(path: Path, cap: int) -> list[Event]:
     published = RecordingPublisher()
     follower = FileFollower(
-        [str(path)], path.with_suffix(".state"), published, CONTEXT, max_line_bytes=cap
+        [str(path)],
+        path.with_suffix(".state"),
+        published,
+        CONTEXT,
+        max_line_bytes=cap,
+        clock=lambda: CONTEXT.reference_time,  # the lines arrive a week after they were written
     )
     follower.poll_once()
     return published.events
@@ -180,7 +185,12 @@ def test_a_truncated_line_split_across_polls_never_yields_its_tail(tmp_path: Pat
     path.write_bytes(SSHD + b" " + b"P" * 1500)
     published = RecordingPublisher()
     follower = FileFollower(
-        [str(path)], tmp_path / "state.json", published, CONTEXT, max_line_bytes=1024
+        [str(path)],
+        tmp_path / "state.json",
+        published,
+        CONTEXT,
+        max_line_bytes=1024,
+        clock=lambda: CONTEXT.reference_time,
     )
     follower.poll_once()
     with path.open("ab") as handle:

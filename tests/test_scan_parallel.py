@@ -3,20 +3,23 @@ be exactly that of a one-process scan."""
 
 from __future__ import annotations
 
+import faulthandler
 import io
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from bench.corpus import generate
-from socpipe.collectors.files import FilePart, ReadStats, split_into_parts
+from socpipe.collectors.files import FileEventReader, FilePart, ReadStats, split_into_parts
+from socpipe.collectors.parsers import ParseContext
 from socpipe.collectors.parsers.evtx_records import EVTX_HEADER_BYTES
 from socpipe.detectors.indicators import IndicatorStore
 from socpipe.detectors.rule_cache import RuleCache
 from socpipe.detectors.rules import RuleLoadReport
 from socpipe.pipeline import main
-from socpipe.scanner.parallel import PartResult, WorkerDied, scan_parts
+from socpipe.scanner.parallel import PartResult, scan_parts
 from socpipe.scanner.run import ScanOptions, run_scan
 from socpipe.scanner.summary import ScanSummary
 from tests.conftest import FILES, REPO, shared_data
@@ -138,18 +141,73 @@ def test_jobs_zero_means_one_worker_per_cpu(tmp_path: Path) -> None:
     assert outputs[0]
 
 
-class DyingScanner:
-    """A worker that is killed (as by the OOM killer) on one part."""
+class CrashingScanner:
+    """Reads its parts for real (counting lines), but its process dies on the parts of one
+    file: by SIGSEGV, as a native parser's crash ends it, or by ``os._exit`` (the OOM killer).
+    ``once``: a folder for a marker; only the first such read crashes (a crash that does
+    not repeat, like the one in 200 scans of issue 20)."""
+
+    def __init__(self, poison: str, how: str = "segv", once: Path | None = None) -> None:
+        self.poison = poison
+        self.how = how
+        self.once = once
 
     def scan(self, part: FilePart) -> PartResult:
-        if part.start > 0:
-            os._exit(9)
-        return PartResult(part.size, ReadStats())
+        if part.path.name == self.poison:
+            marker = self.once / "crashed" if self.once else None
+            if marker is None or not marker.exists():
+                if marker is not None:
+                    marker.touch()
+                if self.how == "segv":
+                    faulthandler.disable()  # pytest's handler would print the crash
+                    os.kill(os.getpid(), signal.SIGSEGV)
+                os._exit(9)
+        stats = ReadStats(lines=sum(1 for _ in FileEventReader(ParseContext()).read_part(part)))
+        return PartResult(part.size, stats)
+
+
+def three_logs(folder: Path) -> list[Path]:
+    paths = []
+    for name in ("a.log", "poison.log", "b.log"):
+        path = folder / name
+        path.write_text("".join(f"{name} line {n}\n" for n in range(2000)))
+        paths.append(path)
+    return paths
+
+
+def test_a_worker_crash_costs_the_parts_of_its_file_and_nothing_else(tmp_path: Path) -> None:
+    parts = list(split_into_parts(three_logs(tmp_path), 8_000))
+    results = list(scan_parts(CrashingScanner("poison.log"), parts, jobs=2))  # type: ignore[arg-type]
+    assert len(results) == len(parts)
+    poisoned = [
+        result
+        for part, result in zip(parts, results, strict=True)
+        if part.path.name == "poison.log"
+    ]
+    others = [
+        result
+        for part, result in zip(parts, results, strict=True)
+        if part.path.name != "poison.log"
+    ]
+    assert sum(result.stats.lines for result in others) == 4000
+    assert all(len(result.stats.unreadable_files) == 1 for result in poisoned)
+    first = poisoned[0].stats.unreadable_files[0]
+    assert "poison.log (bytes 0-8000)" in first and "SIGSEGV" in first, first
 
 
 def test_a_killed_worker_is_reported_not_waited_for(tmp_path: Path) -> None:
-    log = tmp_path / "big.log"
-    log.write_text("line\n" * 1000)
-    parts = split_into_parts([log], 1000)
-    with pytest.raises(WorkerDied, match=r"big.log \(bytes 1000-2000\)"):
-        list(scan_parts(DyingScanner(), parts, jobs=2))  # type: ignore[arg-type]
+    parts = list(split_into_parts(three_logs(tmp_path), 8_000))
+    results = list(scan_parts(CrashingScanner("poison.log", how="exit"), parts, jobs=2))  # type: ignore[arg-type]
+    reported = [problem for result in results for problem in result.stats.unreadable_files]
+    assert reported and all("ended with status 9" in problem for problem in reported)
+
+
+def test_a_crash_that_does_not_repeat_costs_nothing(tmp_path: Path) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    parts = list(split_into_parts(three_logs(tmp_path), 8_000))
+    scanner = CrashingScanner("poison.log", once=markers)
+    results = list(scan_parts(scanner, parts, jobs=2))  # type: ignore[arg-type]
+    assert sum(result.stats.lines for result in results) == 6000
+    assert not any(result.stats.unreadable_files for result in results)
+    assert list(markers.iterdir()), "no worker crashed: the test proves nothing"

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from socpipe.detectors.errors import UnsupportedRuleError
+from socpipe.detectors.errors import RuleError, UnsupportedRuleError
 from tests.conftest import make_rule, matches
 
 
@@ -140,10 +140,21 @@ def test_regex_flags() -> None:
     assert not matches(sel("f|re: 'first.second'"), {"f": "first\nsecond"})
 
 
-def test_regex_with_lookahead_falls_back_to_python_re() -> None:
-    rule = sel("f|re: 'foo(?!bar)'")
-    assert matches(rule, {"f": "foobaz"})
-    assert not matches(rule, {"f": "foobar"})
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("foo(?!bar)", "invalid perl operator: (?!"),
+        ("(?<=user )root", "invalid perl operator: (?<="),
+        ("(a)\\1", "invalid escape sequence: \\1"),
+    ],
+)
+def test_regex_needing_backtracking_is_refused(pattern: str, reason: str) -> None:
+    """Lookaround and backreferences would run on a backtracking engine over attacker-written
+    text: the rule is an error naming the pattern and RE2's reason, never run on Python re."""
+    with pytest.raises(RuleError, match="cannot run on RE2") as raised:
+        make_rule(sel(f"f|re: '{pattern}'"))
+    assert reason in raised.value.reason
+    assert raised.value.key == "detection"
 
 
 def test_base64_and_base64offset() -> None:

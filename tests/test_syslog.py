@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from socpipe.collectors.parsers import ParseContext, get_parser, parse_detected
@@ -132,7 +132,20 @@ LAZY_BSD_HEADER = re.compile(
 @example("p(x)y[1]: m")  # a suffix that cannot end the program
 @example("host CEF:0|x")
 def test_header_splits_as_the_lazy_definition_did(rest: str) -> None:
+    # Beyond the first, a program's "(" are tried as its suffix's start 8 times at most.
+    assume(rest.count("(") <= 9)
     for line in (f"Mar  3 10:00:01 {rest}", f"<13>Mar  3 10:00:01 web01 {rest}"):
         expected = LAZY_BSD_HEADER.match(line)
         assert expected is not None
         assert _BSD.match(line).groups() == expected.groups()  # type: ignore[union-attr]
+
+
+def test_a_program_name_is_tried_at_nine_parentheses_at_most() -> None:
+    # Every "(" fails as the start of a suffix (")x" is not followed by the end of the
+    # header), so the program runs on to its ":" through all of them, or through none.
+    nine = "a" + "(b" * 8 + ")x: m"
+    match = _BSD.match(f"Mar  3 10:00:01 web01 {nine}")
+    assert match is not None and (match["prog"], match["msg"]) == (nine[:-3], "m")
+    ten = "a" + "(b" * 9 + ")x: m"
+    match = _BSD.match(f"Mar  3 10:00:01 web01 {ten}")
+    assert match is not None and (match["prog"], match["msg"]) == (None, ten)

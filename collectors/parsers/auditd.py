@@ -17,13 +17,15 @@ from typing import Final
 from socpipe.collectors.parsers.audit_stream import AuditStream
 from socpipe.collectors.parsers.base import ParseContext, Parser, register
 from socpipe.collectors.timestamps import parse_epoch
-from socpipe.core.event import Event, format_timestamp, new_event, put
+from socpipe.core.event import Event, format_timestamp, new_event, put, put_int, to_int
 
 _HEADER: Final = re.compile(
     r"(?:node=(?P<node>\S+) )?type=(?P<type>\S+)"
     r" msg=audit\((?P<time>\d+(?:\.\d+)?):(?P<serial>\d+)\):\s*"
 )
-_PAIR: Final = re.compile(r"""([\w-]+(?:\[\d+\])?)=("[^"]*"|'[^']*'|\S*)""")
+# A key starts where the previous character cannot be part of one: findall otherwise tried a
+# key at every character of a long run without "=" (quadratic in the line's length).
+_PAIR: Final = re.compile(r"""(?<![\w-])([\w-]+(?:\[\d+\])?)=("[^"]*"|'[^']*'|\S*)""")
 _HEX: Final = re.compile(r"[0-9A-F]+\Z")
 # Fields auditd hex-encodes when the value is unsafe to print (see audit_log_n_untrustedstring).
 _HEX_CANDIDATES: Final = {"proctitle", "cmd", "comm", "exe", "cwd", "name", "path", "data", "key"}
@@ -90,14 +92,15 @@ def apply_audit_record(event: Event, text: str, stream: AuditStream | None = Non
     ``stream`` joins the records of one call (a process start on its EXECVE record); without
     it each record stands alone.
     """
-    header = _HEADER.search(text)
+    # Anchored: searching the line tried the header at every "type=" of it (quadratic).
+    header = _HEADER.match(text)
     if header is None:
         return False
     record_type = header["type"]
     event["event.module"] = "auditd"
     event["event.dataset"] = "auditd.log"
     event["auditd.log.type"] = record_type
-    event["auditd.log.sequence"] = int(header["serial"])
+    put_int(event, "auditd.log.sequence", header["serial"])
     event["event.action"] = record_type.lower()
     node = header["node"]
     if node is not None:
@@ -113,20 +116,22 @@ def apply_audit_record(event: Event, text: str, stream: AuditStream | None = Non
     for field, raw in _PAIR.findall(body):
         if record_type == "EXECVE" and field.endswith("]"):
             chunk = _EXECVE_CHUNK.match(field)
-            if chunk is not None:
-                chunks.setdefault(int(chunk[1]), []).append(raw)
+            index = to_int(chunk[1]) if chunk is not None else None
+            if index is not None:
+                chunks.setdefault(index, []).append(raw)
             continue
         value = decode_value(field, raw)
         event[f"auditd.log.{field}"] = value
         if record_type == "EXECVE" and _EXECVE_ARG.match(field):
-            arguments[int(field[1:])] = value
+            index = to_int(field[1:])
+            if index is not None:
+                arguments[index] = value
         ecs_field = _ECS_FROM_AUDIT.get(field)
         if ecs_field and value not in ("?", "(null)", "unset", "4294967295"):
-            put(
-                event,
-                ecs_field,
-                int(value) if ecs_field.endswith("pid") and value.isdigit() else value,
-            )
+            if ecs_field.endswith("pid"):
+                put_int(event, ecs_field, value)
+            else:
+                put(event, ecs_field, value)
     for index, parts in chunks.items():
         arguments[index] = event[f"auditd.log.a{index}"] = _join_chunks(parts)
     if arguments:

@@ -7,12 +7,12 @@ Escaping differs between the header (``\\|`` and ``\\\\``) and the extension (``
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Final
 
 from socpipe.collectors.parsers.base import ParseContext, Parser, register
 from socpipe.collectors.timestamps import parse_epoch
-from socpipe.core.event import Event, format_timestamp, new_event, put
+from socpipe.core.event import Event, format_timestamp, mark_invalid, new_event, put, to_int
 
 _HEADER_FIELDS: Final = (
     "cef.version",
@@ -128,23 +128,27 @@ def _preceded_by_escape(text: str, position: int) -> bool:
 
 
 def _severity(value: str) -> int | None:
-    if value.isdigit():
-        return int(value)
-    return _SEVERITY_WORDS.get(value.lower())
+    number = to_int(value)
+    return number if number is not None else _SEVERITY_WORDS.get(value.lower())
 
 
-def _receipt_time(value: str) -> datetime | None:
-    if value.isdigit():
-        return parse_epoch(str(int(value) / 1000)) if len(value) >= 12 else parse_epoch(value)
+def _receipt_time(value: str, zone: tzinfo) -> datetime | None:
+    """``rt``: epoch milliseconds (or seconds), or ``MMM dd yyyy HH:mm:ss[.SSS]`` in the
+    zone of times without an offset."""
+    number = to_int(value)
+    if number is not None:
+        return parse_epoch(str(number / 1000) if len(value) >= 12 else value)
+    if len(value) > 32:
+        return None  # longer than any of these layouts: strptime need not read it
     for layout in ("%b %d %Y %H:%M:%S", "%b %d %Y %H:%M:%S.%f"):
         try:
-            return datetime.strptime(value, layout).replace(tzinfo=UTC)
+            return datetime.strptime(value, layout).replace(tzinfo=zone)
         except ValueError:
             continue
     return None
 
 
-def apply_cef(event: Event, text: str) -> bool:
+def apply_cef(event: Event, text: str, zone: tzinfo = UTC) -> bool:
     """Add the fields of a CEF record to ``event``; ``False`` when ``text`` is not valid CEF."""
     split = split_header(text)
     if split is None:
@@ -161,13 +165,22 @@ def apply_cef(event: Event, text: str) -> bool:
     for key, value in parse_extension(extension).items():
         field = _ECS_FROM_EXTENSION.get(key, f"cef.extensions.{key}")
         if field in _INTEGER_FIELDS:
-            if value.isdigit():
-                event[field] = int(value)
+            number = to_int(value)
+            if number is not None:
+                event[field] = number
+            elif value:
+                # Kept as sent beside the typed field, which stays empty.
+                event[f"cef.extensions.{key}"] = value
+                mark_invalid(event, field)
             continue
         put(event, field, value)
-        if key == "rt" and (moment := _receipt_time(value)):
-            # The device's own event time beats the relay's syslog header time.
-            event["@timestamp"] = format_timestamp(moment)
+        if key == "rt":
+            moment = _receipt_time(value, zone)
+            if moment is not None:
+                # The device's own event time beats the relay's syslog header time.
+                event["@timestamp"] = format_timestamp(moment)
+            else:
+                mark_invalid(event, field)
     event.setdefault("message", header[5])
     return True
 
@@ -180,7 +193,7 @@ class CefParser(Parser):
 
     def parse_line(self, line: str, context: ParseContext) -> Event | None:
         event = new_event(line, "cef", "cef.log", context.reference_time)
-        if not apply_cef(event, line):
+        if not apply_cef(event, line, context.zone):
             return None
         return event
 

@@ -5,13 +5,14 @@ Nested objects are flattened to dotted keys because the event is one flat dict e
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from socpipe.collectors.parsers.base import ParseContext, Parser, register
 from socpipe.collectors.parsers.windows import windows_event
 from socpipe.collectors.timestamps import parse_iso_timestamp
 from socpipe.core.envelope import decode
-from socpipe.core.event import Event, new_event, put
+from socpipe.core.event import RESERVED_PREFIXES, Event, content_tags, mark_invalid, new_event, put
 
 # NXLog's im_msvistalog names for the System part; every other key is EventData.
 _NXLOG_SYSTEM: Final = {
@@ -44,16 +45,34 @@ _NXLOG_SYSTEM: Final = {
 }
 
 
-def flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values."""
+#: Objects nested deeper than this are not flattened: their names would grow with the depth
+#: (work and size growing with the square of a line's length) and no log nests so deep.
+MAX_DEPTH: Final = 16
+
+
+def flatten(document: dict[str, Any], too_deep: list[str] | None = None) -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values. An object below
+    ``MAX_DEPTH`` levels is left out and its name added to ``too_deep``."""
     flat: dict[str, Any] = {}
+    _flatten_into(flat, document, "", 1, too_deep)
+    return flat
+
+
+def _flatten_into(
+    flat: dict[str, Any],
+    document: dict[str, Any],
+    prefix: str,
+    depth: int,
+    too_deep: list[str] | None,
+) -> None:
     for key, value in document.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
-        else:
+        if not isinstance(value, dict):
             flat[name] = value
-    return flat
+        elif depth < MAX_DEPTH:
+            _flatten_into(flat, value, name + ".", depth + 1, too_deep)
+        elif too_deep is not None:
+            too_deep.append(name)
 
 
 def _lookup(document: dict[str, Any], dotted: str) -> Any:
@@ -120,19 +139,31 @@ def _user_data(user_data: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in user_data.items() if name != "xml_name"}
 
 
-def _keep(event: Event, name: str, value: Any) -> None:
+def _keep(event: Event, name: str, value: Any, depth: int = 1) -> None:
     """Add a document's value (flattened) where the mapping did not set one; EventData, the
-    event.* fields and the agency stay the mapping's."""
+    event.* fields, the agency and socpipe's own fields and tags stay socpipe's."""
     if isinstance(value, dict):
+        if depth >= MAX_DEPTH:
+            mark_invalid(event, name)
+            return
         for key, item in value.items():
-            _keep(event, f"{name}.{key}", item)
+            _keep(event, f"{name}.{key}", item, depth + 1)
     elif name not in event and not name.startswith(_MAPPED_PREFIXES):
-        event[name] = value
+        _set_content(event, name, value)
+
+
+def _set_content(event: Event, name: str, value: Any) -> None:
+    """Copy a record's own field, its ``tags`` without any claiming to be socpipe's."""
+    if name == "tags":
+        value = content_tags(value)
+        if not value:
+            return
+    event[name] = value
 
 
 # Parts of a Winlogbeat document that windows_event already mapped.
 _WINLOGBEAT_OWN: Final = {"@timestamp", "event", "organization", "message"}
-_MAPPED_PREFIXES: Final = ("winlog.event_data.", "event.", "organization.")
+_MAPPED_PREFIXES: Final = ("winlog.event_data.", "event.", *RESERVED_PREFIXES)
 
 
 def _nxlog(line: str, document: dict[str, Any], context: ParseContext) -> Event:
@@ -164,10 +195,11 @@ def _ecs_or_generic(line: str, flat: dict[str, Any], context: ParseContext) -> E
         moment or context.reference_time,
     )
     for key, value in flat.items():
-        # The agency and the raw record are socpipe's to set; content cannot override them.
-        if key in event or key.startswith("organization.") or key == "event.original":
+        # The agency, socpipe's own fields and the raw record are socpipe's to set; content
+        # cannot override them.
+        if key in event or key.startswith(RESERVED_PREFIXES) or key == "event.original":
             continue
-        event[key] = value
+        _set_content(event, key, value)
     return event
 
 
@@ -178,18 +210,45 @@ class JsonLinesParser(Parser):
         return line.startswith("{") and line.rstrip().endswith("}")
 
     def parse_line(self, line: str, context: ParseContext) -> Event | None:
-        try:
-            # The events' own codec: orjson, with the standard library for what orjson refuses.
-            document = decode(line)
-        except ValueError:
+        document = _decode(line)
+        if document is None:
             return None
         if "winlog" in document or "winlog.channel" in document:
             event = _winlogbeat(line, document, context)
         elif "EventID" in document and ("Channel" in document or "SourceName" in document):
             event = _nxlog(line, document, context)
         else:
-            event = _ecs_or_generic(line, flatten(document), context)
+            too_deep: list[str] = []
+            event = _ecs_or_generic(line, flatten(document, too_deep), context)
+            for name in too_deep:
+                mark_invalid(event, name)
         return event
+
+
+# "\x" is never JSON: a line read with invalid UTF-8 has its bytes as "\xNN" escapes
+# (collectors/lines.py), which break the string they fall in. An escaped backslash ("\\")
+# is matched first, so the "x" of "\\x" is left alone.
+_BYTE_ESCAPE: Final = re.compile(r"\\\\|\\x")
+
+
+def _decode(line: str) -> dict[str, Any] | None:
+    """The JSON object of the line; one whose invalid UTF-8 bytes (kept as ``\\xNN``)
+    break its strings is read with those escapes kept as text, not lost as a whole."""
+    try:
+        # The events' own codec: orjson, with the standard library for what orjson refuses.
+        return decode(line)
+    except ValueError:
+        if "\\x" not in line:
+            return None
+    try:
+        return decode(_BYTE_ESCAPE.sub(_keep_escape, line))
+    except ValueError:
+        return None
+
+
+def _keep_escape(match: re.Match[str]) -> str:
+    text = match.group(0)
+    return text if text == "\\\\" else "\\\\x"
 
 
 register(JsonLinesParser())

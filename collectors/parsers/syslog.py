@@ -12,8 +12,8 @@ from typing import Final
 
 from socpipe.collectors.parsers.base import ParseContext, Parser, register
 from socpipe.collectors.parsers.linux_programs import enrich_program_message
-from socpipe.collectors.timestamps import bsd_to_iso, parse_iso_timestamp
-from socpipe.core.event import Event, new_event, put
+from socpipe.collectors.timestamps import ORIGINAL_TIMESTAMP, bsd_to_iso, parse_iso_timestamp
+from socpipe.core.event import Event, mark_invalid, new_event, put, put_int, to_int
 
 _PRI = r"(?:<(?P<pri>\d{1,3})>)?"
 # "Mmm dd HH:MM:SS host program[pid]: message"; the program part is optional (kernel lines
@@ -23,7 +23,10 @@ _BSD: Final = re.compile(
     r"(?:(?P<host>[^\s:\[]+) )?"
     # The program ends before a "(" or at the end of its run, the shortest way that lets the
     # rest match: a lazy "[^\s:\[]+?" said the same, but tried the rest after every character.
-    r"(?:(?!CEF:)(?P<prog>[^\s:\[][^\s:\[(]*+(?:\([^\s:\[(]*+)*?)"
+    # Each "(" of the program is tried as the start of its suffix, whose scan for ")" may run
+    # to the end of the line: after the first, at most 8 are, or a line of "(" took time
+    # growing with the square of its length.
+    r"(?:(?!CEF:)(?P<prog>[^\s:\[][^\s:\[(]*+(?:\([^\s:\[(]*+){0,8}?)"
     r"(?:\((?P<sub>[^)]*)\))?(?:\[(?P<pid>\d+)\])?: ?)?"
     r"(?P<msg>.*)\Z",
     re.DOTALL,
@@ -33,7 +36,9 @@ _RFC5424: Final = re.compile(
     r"(?P<msgid>\S+) (?P<rest>.*)\Z",
     re.DOTALL,
 )
-_SD_PARAM: Final = re.compile(r'([^\s=\]"]+)="((?:[^"\\\]]|\\.)*)"')
+# A name starts where the previous character cannot be part of one: findall otherwise tried
+# a name at every character of a long run without "=" (quadratic).
+_SD_PARAM: Final = re.compile(r'(?<![^\s=\]"])([^\s=\]"]+)="((?:[^"\\\]]|\\.)*)"')
 
 
 def _put_priority(event: Event, pri: str | None) -> None:
@@ -84,7 +89,7 @@ def _finish(event: Event, message: str, program: str | None, context: ParseConte
     event["message"] = message
     if program:
         event["process.name"] = program
-    enrich_program_message(event, program or "", message, context.audit)
+    enrich_program_message(event, program or "", message, context.audit, context.zone)
     return event
 
 
@@ -103,15 +108,20 @@ class Rfc5424Parser(Parser):
             return None
         structured, message = split
         message = message.removeprefix("\ufeff")
-        moment = parse_iso_timestamp(match["ts"], context.zone) if match["ts"] != "-" else None
+        stamp = match["ts"]
+        moment = parse_iso_timestamp(stamp, context.zone) if stamp != "-" else None
         event = new_event(line, "system", "system.syslog", moment or context.reference_time)
+        if moment is None and stamp != "-":
+            mark_invalid(event, "@timestamp")
+            event[ORIGINAL_TIMESTAMP] = stamp
         _put_priority(event, match["pri"])
         put(event, "host.name", match["host"])
         put(event, "log.syslog.appname", match["app"])
         put(event, "log.syslog.procid", match["procid"])
         put(event, "log.syslog.msgid", match["msgid"])
-        if match["procid"].isdigit():
-            event["process.pid"] = int(match["procid"])
+        procid = to_int(match["procid"])
+        if procid is not None:
+            event["process.pid"] = procid
         for sd_id, params in structured.items():
             for key, value in params.items():
                 event[f"log.syslog.structured_data.{sd_id}.{key}"] = value
@@ -139,8 +149,7 @@ class Rfc3164Parser(Parser):
         event = new_event(line, "system", "system.syslog", moment)
         _put_priority(event, pri)
         put(event, "host.name", host)
-        if pid:
-            event["process.pid"] = int(pid)
+        put_int(event, "process.pid", pid)
         put(event, "log.syslog.appname", program)
         return _finish(event, message, program, context)
 

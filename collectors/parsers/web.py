@@ -14,7 +14,7 @@ from urllib.parse import unquote_plus
 from socpipe.collectors.parsers.access_line import split_access_line
 from socpipe.collectors.parsers.base import ParseContext, Parser, register
 from socpipe.collectors.timestamps import clf_to_iso
-from socpipe.core.event import Event, new_event, put
+from socpipe.core.event import Event, new_event, put, put_int
 
 _ERROR = re.compile(
     r"\[(?P<time>[A-Z][a-z]{2} [A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? \d{4})\] "
@@ -82,8 +82,7 @@ class AccessLogParser(Parser):
             code = int(status)
             event["http.response.status_code"] = code
             event["event.outcome"] = "failure" if code >= 400 else "success"
-        if size.isdigit():
-            event["http.response.body.bytes"] = int(size)
+        put_int(event, "http.response.body.bytes", size)
         put(event, "http.request.referrer", referrer)
         put(event, "user_agent.original", agent)
         event["message"] = request
@@ -115,8 +114,7 @@ class ApacheErrorParser(Parser):
         event["log.level"] = match["level"].lower()
         event["event.category"] = ["web"]
         put(event, "apache.error.module", match["module"])
-        if match["pid"]:
-            event["process.pid"] = int(match["pid"])
+        put_int(event, "process.pid", match["pid"])
         put(event, "source.ip", match["client"])
         event["message"] = match["message"]
         return event

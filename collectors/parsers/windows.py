@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from socpipe.collectors.parsers.base import ParseContext
 from socpipe.collectors.timestamps import parse_iso_timestamp
-from socpipe.core.event import Event, new_event, put
+from socpipe.core.event import Event, new_event, put, to_int
 
 # EventData name -> ECS field, for analysts; rules do not depend on these.
 _ECS_FROM_EVENT_DATA: Final = {
@@ -109,7 +109,9 @@ def windows_event(
         target = _ECS_TARGETS.get(name)
         if target is not None and target[0] not in event:
             ecs_field, numeric = target
-            put(event, ecs_field, (int(value) if value.isdigit() else None) if numeric else value)
+            # A number that is not decimal (4688's hexadecimal process ids) stays in
+            # EventData only, as before; to_int never raises on what a record holds.
+            put(event, ecs_field, to_int(value) if numeric else value)
     if "TargetUserName" in data and code in _LOGON_CODES:
         put(event, "user.name", data["TargetUserName"])
     if code in _LOGON_FAILURE_CODES:
@@ -137,10 +139,17 @@ def _time_created(value: Any, context: ParseContext) -> datetime | str:
     return context.reference_time
 
 
-def _text(value: Any) -> str:
+#: Values nested deeper than this (in lists of lists...) are not read: no record nests so,
+#: and a crafted JSON line must not make the recursion run out.
+_MAX_VALUE_DEPTH: Final = 16
+
+
+def _text(value: Any, depth: int = 0) -> str:
+    if depth > _MAX_VALUE_DEPTH:
+        return ""
     if isinstance(value, dict):
         # The evtx crate renders elements with attributes as {"#attributes": ..., "#text": ...}.
-        return _text(value.get("#text", ""))
+        return _text(value.get("#text", ""), depth + 1)
     if isinstance(value, list):
-        return ",".join(_text(item) for item in value)
+        return ",".join(_text(item, depth + 1) for item in value)
     return str(value)

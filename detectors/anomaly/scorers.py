@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,12 +11,19 @@ from typing import Any, Generic, TypeVar
 
 from socpipe.core.event import Event
 from socpipe.detectors.alert import Alert
-from socpipe.detectors.anomaly.behaviour import BehaviourModel, Window, entity_value
+from socpipe.detectors.anomaly.behaviour import WINDOW_BYTES, BehaviourModel, Window, entity_value
 from socpipe.detectors.anomaly.sequence import TransitionModel
 from socpipe.detectors.anomaly.templates import TemplateVocabulary
 from socpipe.detectors.anomaly.windows import TumblingWindows
 
 W = TypeVar("W")
+#: A session scores its first this many events (their steps); the rest only extend its time.
+MAX_SESSION_STEPS = 10_000
+#: An empty session, and what a step costs beyond its template string (its list slot).
+SESSION_BYTES = 400
+STEP_BYTES = 8
+#: Estimated bytes of one model's open windows at most (stages.anomaly_max_bytes).
+DEFAULT_MAX_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -39,8 +47,8 @@ class Session:
 
     key: str
     start: float
+    #: The templates of the session's first ``MAX_SESSION_STEPS`` events, in order.
     templates: list[str] = field(default_factory=list)
-    event_ids: list[str] = field(default_factory=list)
     agency: str = "unknown"
     last_time: float = 0.0
 
@@ -72,12 +80,16 @@ def _anomaly_alert(
     )
 
 
-def behaviour_windows(entity_field: str, seconds: float) -> TumblingWindows[Window]:
+def behaviour_windows(
+    entity_field: str, seconds: float, max_bytes: int | None = None, name: str = "behaviour"
+) -> TumblingWindows[Window]:
     return TumblingWindows(
         key_of=lambda event: entity_value(event, entity_field),
-        open_window=lambda key, start: Window(key, start),
+        open_window=lambda key, start: (Window(key, start), WINDOW_BYTES),
         add=lambda window, event, moment: window.add(event, moment),
         seconds=seconds,
+        max_bytes=max_bytes,
+        name=name,
     )
 
 
@@ -86,19 +98,28 @@ def message_of(event: Event) -> str:
 
 
 def session_windows(
-    session_field: str, seconds: float, template_of: Any
+    session_field: str,
+    seconds: float,
+    template_of: Any,
+    max_bytes: int | None = None,
+    name: str = "log-pattern",
 ) -> TumblingWindows[Session]:
-    def add(session: Session, event: Event, moment: float) -> None:
-        session.templates.append(template_of(message_of(event)))
-        session.event_ids.append(str(event.get("event.id", "")))
+    def add(session: Session, event: Event, moment: float) -> int:
         session.agency = str(event.get("organization.id", session.agency))
         session.last_time = max(session.last_time, moment)
+        if len(session.templates) >= MAX_SESSION_STEPS:
+            return 0
+        template = template_of(message_of(event))
+        session.templates.append(template)
+        return sys.getsizeof(template) + STEP_BYTES
 
     return TumblingWindows(
         key_of=lambda event: entity_value(event, session_field),
-        open_window=lambda key, start: Session(key, start),
+        open_window=lambda key, start: (Session(key, start), SESSION_BYTES),
         add=add,
         seconds=seconds,
+        max_bytes=max_bytes,
+        name=name,
     )
 
 
@@ -119,10 +140,15 @@ class _WindowScorer(ABC, Generic[W]):
 
 class BehaviourScorer(_WindowScorer[Window]):
     def __init__(
-        self, info: ModelInfo, model: BehaviourModel, entity_field: str, seconds: float
+        self,
+        info: ModelInfo,
+        model: BehaviourModel,
+        entity_field: str,
+        seconds: float,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ) -> None:
         self.info, self.model, self.entity_field = info, model, entity_field
-        self.windows = behaviour_windows(entity_field, seconds)
+        self.windows = behaviour_windows(entity_field, seconds, max_bytes, info.id)
 
     def _score(self, closed: list[Window]) -> list[Alert]:
         alerts = []
@@ -157,10 +183,13 @@ class LogPatternScorer(_WindowScorer[Session]):
         transitions: TransitionModel,
         session_field: str,
         seconds: float,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
     ) -> None:
         self.info, self.vocabulary, self.transitions = info, vocabulary, transitions
         self.session_field = session_field
-        self.windows = session_windows(session_field, seconds, vocabulary.template_of)
+        self.windows = session_windows(
+            session_field, seconds, vocabulary.template_of, max_bytes, info.id
+        )
 
     def _score(self, closed: list[Session]) -> list[Alert]:
         alerts = []

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from socpipe.core import jsontext
 from socpipe.core.config import ForwardingConfig, KafkaDestinationConfig
 from socpipe.forwarding.delivery import TransientError
 from socpipe.forwarding.destinations.base import Destination
@@ -51,7 +51,7 @@ class KafkaDestination(Destination):
         return self.producer
 
     def send(self, incident: dict[str, Any]) -> str:
-        value = json.dumps(incident, ensure_ascii=False).encode()
+        value = jsontext.dumps(incident)  # strict: NaN as null, lone surrogates escaped
         key = str(incident["incident.id"]).encode()
         try:
             metadata = (

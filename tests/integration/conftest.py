@@ -45,7 +45,10 @@ SERVICES_HINT = "start them with: scripts/services.sh up"
 
 @pytest.fixture(scope="session")
 def base_config() -> Config:
-    config = load_config()
+    # One events topic per test (single mode): the tests publish where they like. The
+    # per-agency topics and what they guarantee have tests of their own (test_agency_topics).
+    shipped = load_config()
+    config = replace(shipped, kafka=replace(shipped.kafka, event_topics="single"))
     try:
         KafkaAdminClient(**config.kafka.client_options(), bootstrap_timeout_ms=10_000).close()
     except Exception as error:
@@ -70,12 +73,13 @@ def wait_for_group_coordinator(config: Config, timeout: float = 300.0) -> None:
     partitions and the test time out for nothing. One throwaway group joining the pipeline's
     events topic proves what the tests need.
     """
-    ensure_topics(config.kafka)
+    kafka = replace(config.kafka, event_topics="single")
+    ensure_topics(kafka)
     consumer = KafkaConsumer(
-        config.kafka.topics.events,
+        kafka.topics.events,
         group_id=f"socpipe-test-readiness-{uuid.uuid4().hex[:8]}",
         enable_auto_commit=False,
-        **config.kafka.client_options(),
+        **kafka.client_options(),
     )
     deadline = time.monotonic() + timeout
     try:

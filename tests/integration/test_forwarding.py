@@ -76,6 +76,7 @@ def taxii_destination(peer: TaxiiPeer, **settings: object) -> TaxiiDestinationCo
         collection=peer.collection,
         username_env="TEST_TAXII_USER",
         password_env="TEST_TAXII_PASSWORD",
+        allow_insecure=True,  # medallion serves plain HTTP on 127.0.0.1
         retry_initial_secs=0.2,
         retry_max_secs=1.0,
         breaker_reset_secs=2.0,
@@ -363,6 +364,7 @@ def test_indicators_from_the_center_raise_alerts_in_the_detect_stage(
         collection=taxii.collection,
         username_env="TEST_TAXII_USER",
         password_env="TEST_TAXII_PASSWORD",
+        allow_insecure=True,  # medallion serves plain HTTP on 127.0.0.1
         poll_secs=1,
     )
     configured = replace(config, forwarding=replace(config.forwarding, indicators=feed))

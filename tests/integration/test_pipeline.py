@@ -286,7 +286,10 @@ def test_detect_stage_raises_anomaly_alerts_from_a_configured_model(
     training = [sshd(hour, minute, usual) for hour in range(8) for minute in range(0, 60, 10)]
     model = tmp_path / "model"
     train_log_pattern(training, model, "app-logs", "host.name", 3600, ["test"])
-    configured = replace(config, stages=replace(config.stages, anomaly_models=[str(model)]))
+    stages = replace(
+        config.stages, anomaly_models=[str(model)], trusted_models_dir=str(model.parent)
+    )
+    configured = replace(config, stages=stages)
     stop = threading.Event()
     thread = threading.Thread(target=runner.run, args=(configured, ["detect", "index"], stop))
     thread.start()

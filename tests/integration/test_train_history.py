@@ -11,7 +11,7 @@ from socpipe.collectors.elasticsearch_history import read_history
 from socpipe.collectors.files import FileEventReader
 from socpipe.collectors.parsers import ParseContext
 from socpipe.core.config import Config
-from socpipe.detectors.anomaly.artifact import load_scorer
+from socpipe.detectors.anomaly.artifact import ModelTrust, load_scorer
 from socpipe.detectors.anomaly.scorers import BehaviourScorer
 from socpipe.detectors.anomaly.training import train_behaviour
 from socpipe.sinks.elasticsearch import Document, ElasticsearchSink, connect, events_index
@@ -50,5 +50,5 @@ def test_behaviour_model_trains_from_indexed_history(
     assert json.loads((model / "manifest.json").read_text())["training"]["sources"] == [
         f"elasticsearch:{pattern}"
     ]
-    scorer = load_scorer(model)
+    scorer = load_scorer(model, ModelTrust(model.parent))
     assert isinstance(scorer, BehaviourScorer) and scorer.entity_field == "source.ip"
