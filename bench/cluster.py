@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,10 +42,11 @@ from elasticsearch import Elasticsearch
 from kafka.admin import KafkaAdminClient
 from kafka.partitioner import murmur2
 
+from bench.names import isolated
 from bench.report import write_section
 from socpipe.collectors.files import FileEventReader
 from socpipe.collectors.parsers import ParseContext
-from socpipe.core.config import Config, TopicsConfig, config_document, load_config
+from socpipe.core.config import Config, config_document, load_config
 from socpipe.core.kafka_clients import ensure_topics, group_caught_up
 from socpipe.core.resources import bundled_rules_dir
 from socpipe.detectors.detection import Detector
@@ -78,36 +79,9 @@ def cluster_config() -> Config:
     return load_config(CLUSTER_CONFIG)
 
 
-def isolated(base: Config) -> Config:
+def run_config(base: Config) -> Config:
     """Topics, groups and indices of one run alone."""
-    tag = "c" + uuid.uuid4().hex[:8]
-    return replace(
-        base,
-        kafka=replace(
-            base.kafka,
-            topics=TopicsConfig(
-                events=f"{tag}.events",
-                alerts=f"{tag}.alerts",
-                deadletter=f"{tag}.deadletter",
-                incidents=f"{tag}.incidents",
-                forwarding=f"{tag}.forwarding",
-            ),
-        ),
-        elasticsearch=replace(
-            base.elasticsearch,
-            events_index_prefix=f"{tag}-events-",
-            alerts_index=f"{tag}-alerts",
-            incidents_index=f"{tag}-incidents",
-            forwarding_index=f"{tag}-forwarding",
-            console_index_prefix=f"{tag}-console-",
-        ),
-        stages=replace(
-            base.stages,
-            detect_group=f"{tag}-detect",
-            index_group=f"{tag}-index",
-            poll_timeout_ms=200,
-        ),
-    )
+    return isolated(base, "c" + uuid.uuid4().hex[:8], poll_timeout_ms=200)
 
 
 def syslog_time(moment: datetime) -> str:
@@ -470,7 +444,7 @@ def main() -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
         report = run_scenario(
-            isolated(cluster_config()), Path(folder), args.lines, args.rate, progress=print
+            run_config(cluster_config()), Path(folder), args.lines, args.rate, progress=print
         )
     lines = [
         f"- Date: {time.strftime('%Y-%m-%d')}; machine as above; Kafka 4.1.1 (three nodes, each"

@@ -34,7 +34,7 @@ from kafka.admin import KafkaAdminClient
 
 from bench.corpus import generate
 from bench.report import write_section
-from bench.streaming import isolated
+from bench.streaming import run_config
 from socpipe.collectors.parsers import ParseContext, parse_detected
 from socpipe.collectors.publisher import EventPublisher
 from socpipe.core.config import Config, load_config
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     lines = 50_000 if args.quick else 500_000
-    config = isolated(load_config())
+    config = run_config(load_config())
     ensure_topics(config.kafka)
     try:
         started = time.monotonic()

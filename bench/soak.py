@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench.report import write_section
-from bench.streaming import Pipeline, isolated
+from bench.streaming import Pipeline, run_config
 from socpipe.core.config import load_config
 
 SAMPLE_EVERY_SECS = 30
@@ -56,7 +56,7 @@ def soak(minutes: float, rate: int) -> tuple[list[tuple[float, float, float]], i
     rng = random.Random(7)
     samples: list[tuple[float, float, float]] = []
     with tempfile.TemporaryDirectory() as folder:
-        pipeline = Pipeline(isolated(load_config()), Path(folder), ["detect,index"])
+        pipeline = Pipeline(run_config(load_config()), Path(folder), ["detect,index"])
         path = Path(folder) / "auth.log"
         path.touch()
         pipeline.start(str(path))

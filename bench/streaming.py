@@ -46,11 +46,12 @@ import yaml
 from elasticsearch import ApiError
 from kafka.admin import KafkaAdminClient
 
+from bench.names import isolated
 from bench.report import write_section
 from socpipe.collectors.follow import FileFollower
 from socpipe.collectors.parsers import ParseContext
 from socpipe.core import envelope
-from socpipe.core.config import Config, ElasticsearchConfig, TopicsConfig, load_config
+from socpipe.core.config import Config, ElasticsearchConfig, load_config
 from socpipe.core.kafka_clients import ensure_topics, group_caught_up
 from socpipe.sinks.elasticsearch import Document, connect, events_index, install_templates
 
@@ -63,30 +64,11 @@ ATTACK = (
 )
 
 
-def isolated(base: Config) -> Config:
-    tag = "b" + uuid.uuid4().hex[:8]
-    return replace(
-        base,
-        kafka=replace(
-            base.kafka,
-            topics=TopicsConfig(
-                events=f"{tag}.events",
-                alerts=f"{tag}.alerts",
-                deadletter=f"{tag}.deadletter",
-                incidents=f"{tag}.incidents",
-                forwarding=f"{tag}.forwarding",
-            ),
-            event_topics="single",
-        ),
-        elasticsearch=replace(
-            base.elasticsearch,
-            events_index_prefix=f"{tag}-events-",
-            alerts_index=f"{tag}-alerts",
-            incidents_index=f"{tag}-incidents",
-            forwarding_index=f"{tag}-forwarding",
-        ),
-        stages=replace(base.stages, detect_group=f"{tag}-detect", index_group=f"{tag}-index"),
-    )
+def run_config(base: Config) -> Config:
+    """Topics, groups and indices of one run alone; one events topic (the collector's
+    payload names the agency)."""
+    config = isolated(base, "b" + uuid.uuid4().hex[:8])
+    return replace(config, kafka=replace(config.kafka, event_topics="single"))
 
 
 class Pipeline:
@@ -239,7 +221,7 @@ def bulk_bodies(documents: list[Document], per_request: int) -> list[bytes]:
 def ceiling(base: Config, lines: int, connections: int, template_dir: Path | None = None) -> dict:
     """Elasticsearch alone indexing the pipeline's documents as fast as it can: docs/s from
     the first request to the last acknowledgement (every document created), and its CPU."""
-    config = isolated(base)
+    config = run_config(base)
     settings = config.elasticsearch
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "auth.log"
@@ -282,7 +264,7 @@ def ceiling(base: Config, lines: int, connections: int, template_dir: Path | Non
         seconds = time.monotonic() - started
         cpu = services_cpu(services, before)
     finally:
-        tag = settings.events_index_prefix.split("-", 1)[0]  # isolated(): every name has it
+        tag = settings.events_index_prefix.split("-", 1)[0]  # run_config(): every name has it
         client.indices.delete(index=f"{tag}-*", ignore_unavailable=True)
         client.indices.delete_index_template(name=f"{tag}-*")
     if sum(created) != len(documents):
@@ -347,7 +329,7 @@ def saturation(base: Config, lines: int, daemons: list[str]) -> dict:
     """Events/s from the collector's start to the last event indexed (the daemon is started
     and has joined its groups first), and the CPU each component spent per event."""
     with tempfile.TemporaryDirectory() as folder:
-        pipeline = Pipeline(isolated(base), Path(folder), daemons)
+        pipeline = Pipeline(run_config(base), Path(folder), daemons)
         path = Path(folder) / "auth.log"
         path.write_text("".join(line(n) + "\n" for n in range(lines)))
         pipeline.start_daemons()
@@ -378,7 +360,7 @@ def saturation(base: Config, lines: int, daemons: list[str]) -> dict:
 
 def latency(base: Config, rate: int, seconds: int, daemons: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as folder:
-        pipeline = Pipeline(isolated(base), Path(folder), daemons)
+        pipeline = Pipeline(run_config(base), Path(folder), daemons)
         path = Path(folder) / "auth.log"
         path.touch()
         pipeline.start(str(path))

@@ -20,13 +20,14 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 
+from bench.names import isolated
 from socpipe.collectors.follow import FileFollower
 from socpipe.collectors.parsers import ParseContext
 from socpipe.collectors.publisher import EventPublisher, SpooledPublisher
 from socpipe.collectors.spool import DiskSpool
 from socpipe.collectors.syslog_listener import SyslogListener, SyslogReceiver
 from socpipe.core import envelope
-from socpipe.core.config import Config, TopicsConfig, config_document, load_config
+from socpipe.core.config import Config, config_document, load_config
 from socpipe.core.kafka_clients import ensure_topics
 from socpipe.sinks.elasticsearch import connect, install_templates
 from tests.conftest import REPO
@@ -94,39 +95,17 @@ def wait_for_group_coordinator(config: Config, timeout: float = 300.0) -> None:
 @pytest.fixture
 def config(base_config: Config) -> Iterator[Config]:
     """A configuration whose topics, consumer groups and indices belong to this test alone."""
-    tag = uuid.uuid4().hex[:10]
-    topics = TopicsConfig(
-        events=f"t{tag}.events",
-        alerts=f"t{tag}.alerts",
-        deadletter=f"t{tag}.deadletter",
-        incidents=f"t{tag}.incidents",
-        forwarding=f"t{tag}.forwarding",
-    )
-    isolated = replace(
-        base_config,
-        kafka=replace(base_config.kafka, topics=topics, partitions=2),
-        elasticsearch=replace(
-            base_config.elasticsearch,
-            events_index_prefix=f"t{tag}-events-",
-            alerts_index=f"t{tag}-alerts",
-            incidents_index=f"t{tag}-incidents",
-            forwarding_index=f"t{tag}-forwarding",
-            console_index_prefix=f"t{tag}-console-",
-        ),
-        stages=replace(
-            base_config.stages,
-            detect_group=f"t{tag}-detect",
-            index_group=f"t{tag}-index",
-            poll_timeout_ms=200,
-        ),
-    )
-    ensure_topics(isolated.kafka)
-    client = connect(isolated.elasticsearch)
-    install_templates(client, isolated.elasticsearch)
-    yield isolated
-    client.indices.delete(index=f"t{tag}-*", ignore_unavailable=True)
-    client.indices.delete_index_template(name=f"t{tag}-*")
-    admin = KafkaAdminClient(**isolated.kafka.client_options())
+    tag = "t" + uuid.uuid4().hex[:10]
+    names = isolated(base_config, tag, poll_timeout_ms=200)
+    config = replace(names, kafka=replace(names.kafka, partitions=2))
+    ensure_topics(config.kafka)
+    client = connect(config.elasticsearch)
+    install_templates(client, config.elasticsearch)
+    yield config
+    client.indices.delete(index=f"{tag}-*", ignore_unavailable=True)
+    client.indices.delete_index_template(name=f"{tag}-*")
+    admin = KafkaAdminClient(**config.kafka.client_options())
+    topics = config.kafka.topics
     admin.delete_topics(
         [topics.events, topics.alerts, topics.deadletter, topics.incidents, topics.forwarding]
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cluster import ClusterUnavailable, cluster_config, isolated, run_scenario
+from bench.cluster import ClusterUnavailable, cluster_config, run_config, run_scenario
 
 pytestmark = pytest.mark.cluster
 
@@ -22,7 +22,7 @@ RATE = 120.0
 
 def test_faults_under_load_lose_and_duplicate_nothing(tmp_path: Path) -> None:
     try:
-        config = isolated(cluster_config())
+        config = run_config(cluster_config())
     except ClusterUnavailable as error:
         pytest.fail(str(error))
     report = run_scenario(config, tmp_path, LINES, RATE, timeout=900)
