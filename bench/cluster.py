@@ -47,7 +47,7 @@ from bench.report import write_section
 from socpipe.collectors.files import FileEventReader
 from socpipe.collectors.parsers import ParseContext
 from socpipe.core.config import Config, config_document, load_config
-from socpipe.core.kafka_clients import ensure_topics, group_caught_up
+from socpipe.core.kafka_clients import ensure_topics, group_caught_up, pipeline_topics
 from socpipe.core.resources import bundled_rules_dir
 from socpipe.detectors.detection import Detector
 from socpipe.detectors.rules import load_rules
@@ -152,7 +152,9 @@ class ClusterRun:
 
         self.config_file.write_text(yaml.safe_dump(config_document(config)))
         self.es: Elasticsearch = connect(config.elasticsearch)
-        ensure_topics(config.kafka)
+        # The agency's own events topic, as in production (per-agency topics).
+        self.events_topic = config.kafka.events_topic(AGENCY)
+        ensure_topics(config.kafka, [AGENCY])
         install_templates(self.es, config.elasticsearch)
         self.detect: list[subprocess.Popen[bytes]] = []
         self.index: list[subprocess.Popen[bytes]] = []
@@ -195,7 +197,7 @@ class ClusterRun:
         """The detect process whose last assignment holds the partition of ``key``."""
         # Kafka's default for keyed records, as the collector's producer places them.
         partition = (murmur2(key.encode()) & 0x7FFFFFFF) % self.config.kafka.partitions
-        wanted = f"{self.config.kafka.topics.events}/{partition}"
+        wanted = f"{self.events_topic}/{partition}"
         group = re.escape(self.config.stages.detect_group)
         for process, log in zip(self.detect, self.detect_logs, strict=True):
             assigned = re.findall(rf"group={group} assigned partitions=(\S+)", log.read_text())
@@ -217,8 +219,8 @@ class ClusterRun:
         topics = self.config.kafka.topics
         stages = self.config.stages
         return (
-            group_caught_up(self.config.kafka, stages.detect_group, topics.events)
-            and group_caught_up(self.config.kafka, stages.index_group, topics.events)
+            group_caught_up(self.config.kafka, stages.detect_group, self.events_topic)
+            and group_caught_up(self.config.kafka, stages.index_group, self.events_topic)
             and group_caught_up(self.config.kafka, stages.index_group, topics.alerts)
         )
 
@@ -277,10 +279,7 @@ class ClusterRun:
         self.es.indices.delete(index=f"{prefix}-*", ignore_unavailable=True)
         self.es.indices.delete_index_template(name=f"{prefix}-*")
         admin = KafkaAdminClient(**self.config.kafka.client_options())
-        topics = self.config.kafka.topics
-        admin.delete_topics(
-            [topics.events, topics.alerts, topics.deadletter, topics.incidents, topics.forwarding]
-        )
+        admin.delete_topics(pipeline_topics(self.config.kafka, [AGENCY]))
         admin.close()
 
 
