@@ -305,7 +305,13 @@ def import_memory(modules: Sequence[str], scratch: Path, env: dict[str, str]) ->
     ]
     for module in modules:
         run = timed_run(
-            [sys.executable, "-c", f"import {module}"],
+            # import_module: some module names are no identifiers (_sysconfigdata__linux_...).
+            [
+                sys.executable,
+                "-c",
+                "import importlib, sys; importlib.import_module(sys.argv[1])",
+                module,
+            ],
             cwd=scratch,
             stdout=scratch / "out",
             stderr=scratch / "err",

@@ -37,7 +37,7 @@ from socpipe.detectors.indicators import IndicatorMatcher, IndicatorStore
 from socpipe.detectors.rules import RuleLoadReport, load_rules
 from socpipe.detectors.suppression import Suppressor
 from socpipe.detectors.watcher import EventWatcher
-from socpipe.scanner.isolation import stream_in_child
+from socpipe.scanner.isolation import ChildStreams
 from socpipe.scanner.parallel import DEFAULT_PART_BYTES, PartScanner, scan_parts
 from socpipe.scanner.progress import Progress
 from socpipe.scanner.summary import ScanSummary
@@ -101,12 +101,13 @@ def run_scan(
     zone = ZoneInfo(options.timezone) if options.timezone is not None else UnsetZone()
     context = ParseContext(options.agency_id, options.agency_name, zone)
     # EVTX files are parsed in a child process: a crash of the native parser costs one file.
+    evtx_child = ChildStreams()
     reader = FileEventReader(
         context,
         options.format_name,
         options.max_line_bytes,
         line_ids=False,
-        isolate=stream_in_child,
+        isolate=evtx_child,
     )
     files = expand_paths(options.paths)
     summary = ScanSummary(
@@ -123,6 +124,7 @@ def run_scan(
     progress = Progress(stderr, total, options.progress)
     started = time.monotonic()
     with ExitStack() as stack:
+        stack.callback(evtx_child.close)
         alerts_out = (
             stack.enter_context(JsonLinesWriter(options.out)) if options.out is not None else None
         )

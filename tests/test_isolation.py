@@ -16,7 +16,7 @@ from socpipe.collectors.files import FileEventReader
 from socpipe.collectors.parsers import ParseContext
 from socpipe.collectors.parsers.evtx_records import read_evtx
 from socpipe.core.event import Event
-from socpipe.scanner.isolation import ChildCrashed, call_in_child, stream_in_child
+from socpipe.scanner.isolation import ChildCrashed, ChildStreams, call_in_child, stream_in_child
 from tests.conftest import FILES
 
 
@@ -67,8 +67,12 @@ def test_a_crashed_evtx_reader_costs_its_file_only(tmp_path: Path) -> None:
     evtx.write_bytes((FILES / "security_sample.evtx").read_bytes())
     text = tmp_path / "auth.log"
     text.write_text("Mar  3 10:00:01 web01 cron[1]: hello\n" * 5)
-    reader = FileEventReader(ParseContext(), isolate=stream_in_child, evtx_records=evtx_then_crash)
-    events = list(reader.read([evtx, text, evtx]))
+    streams = ChildStreams()  # as a scan reads EVTX files
+    reader = FileEventReader(ParseContext(), isolate=streams, evtx_records=evtx_then_crash)
+    try:
+        events = list(reader.read([evtx, text, evtx]))
+    finally:
+        streams.close()
     # The three records parsed before the crash were not sent yet (a batch is 32): they
     # are among the records reported lost, by number.
     assert [event["event.module"] for event in events] == ["system"] * 5
@@ -85,3 +89,59 @@ def test_isolation_gives_the_same_events(tmp_path: Path) -> None:
     direct = list(FileEventReader(ParseContext()).read([evtx]))
     isolated = list(FileEventReader(ParseContext(), isolate=stream_in_child).read([evtx]))
     assert isolated == direct and len(direct) == 7
+
+
+def pids(count: int) -> Iterator[int]:
+    """``count`` times the process's id."""
+    for _ in range(count):
+        yield os.getpid()
+
+
+def pid_then_fail(reason: str) -> Iterator[int]:
+    yield os.getpid()
+    raise ValueError(reason)
+
+
+def test_one_child_serves_call_after_call_and_survives_an_exception() -> None:
+    streams = ChildStreams()
+    try:
+        first = list(streams("a", pids, 40))
+        assert len(first) == 40 and len(set(first)) == 1 and first[0] != os.getpid()
+        with pytest.raises(ValueError, match="bad header"):
+            list(streams("b", pid_then_fail, "bad header"))
+        # The exception ended that stream only: the same child reads the next file.
+        assert list(streams("c", pids, 1)) == first[:1]
+    finally:
+        streams.close()
+
+
+def test_a_crashed_or_abandoned_child_is_replaced() -> None:
+    streams = ChildStreams()
+    try:
+        [before] = list(streams("a", pids, 1))
+        with pytest.raises(ChildCrashed, match=r"crash\.bin: the reader was killed by signal 11"):
+            list(streams("crash.bin", numbers_then_crash, 3))
+        [after_crash] = list(streams("b", pids, 1))
+        assert after_crash != before
+        partly = streams("c", pids, 1000)
+        next(partly)
+        partly.close()  # the consumer stopped mid-stream: that child is killed
+        [after_abandon] = list(streams("d", pids, 1))
+        assert after_abandon not in (before, after_crash)
+    finally:
+        streams.close()
+
+
+def test_a_scans_evtx_child_reads_every_file_as_the_scan_itself_would(tmp_path: Path) -> None:
+    copies = []
+    for number in range(3):
+        copy = tmp_path / f"copy{number}.evtx"
+        copy.write_bytes((FILES / "security_sample.evtx").read_bytes())
+        copies.append(copy)
+    direct = list(FileEventReader(ParseContext()).read(copies))
+    streams = ChildStreams()
+    try:
+        through_child = list(FileEventReader(ParseContext(), isolate=streams).read(copies))
+    finally:
+        streams.close()
+    assert through_child == direct and len(direct) == 21

@@ -11,7 +11,7 @@ import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, tzinfo
-from typing import ClassVar, Final
+from typing import Any, ClassVar, Final
 
 from socpipe.collectors.parsers.audit_stream import AuditStream
 from socpipe.core.event import Event
@@ -34,6 +34,12 @@ class ParseContext:
     #: Audit records of one call come as several lines (see audit_stream). Each context made
     #: from scratch starts a stream; contexts derived with ``replace`` share their base's.
     audit: AuditStream = field(default_factory=AuditStream, compare=False, repr=False)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its values, for the child process that parses a scan's EVTX files (the
+        compiled frozen class cannot be rebuilt attribute by attribute); the audit stream,
+        which only audit lines use, starts afresh there."""
+        return (ParseContext, (self.agency_id, self.agency_name, self.zone, self.reference_time))
 
     def new_stream(self) -> ParseContext:
         """The same context for an unrelated stream of lines (nothing remembered)."""
