@@ -221,7 +221,9 @@ def socpipe_scenario(
     runs = tools.work / "runs"
     out = runs / f"{key}.jsonl"
     command = [str(tools.socpipe), "scan", str(folder), "--rules", str(tools.sigma_rules)]
-    command += ["--out", str(out), "--no-progress"]
+    # Every rule, as Zircolite gets them: socpipe's SigmaHQ profile (its noise budget, on by
+    # default) would leave out the rules it holds too noisy for a SOC's queue.
+    command += ["--rules-profile", "none", "--out", str(out), "--no-progress"]
     command += ["--jobs", str(jobs)] if jobs > 1 else []
     cpu = None if jobs > 1 else spare_cpu()
     return Scenario(
