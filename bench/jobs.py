@@ -34,11 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.corpus import generate
+from bench.paths import REPO, SIGMA_WINDOWS
 from bench.report import write_section
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("SOCPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
-SIGMA_WINDOWS = SHARED / "sigma" / "rules" / "windows"
 HEADING = "## `socpipe scan --jobs` (bench/jobs.py)"
 EVTX_HEADER, EVTX_CHUNK = 4096, 65536
 _EVENTS = re.compile(r"events\s+([\d,]+)")

@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from bench.paths import REPO, SHARED
 from bench.report import write_section
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("SOCPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
 HEADING = "## Start-up with the rule cache (bench/rule_cache.py)"
 KINDS = ("cold cache", "warm cache", "--no-rule-cache")
 SAMPLE = REPO / "tests" / "files" / "security_sample.evtx"

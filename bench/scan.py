@@ -27,11 +27,10 @@ from importlib import metadata
 from pathlib import Path
 
 from bench.corpus import generate
+from bench.paths import REPO, SHARED
 from bench.report import write_section
 
-REPO = Path(__file__).resolve().parent.parent
 CACHE = REPO / "bench" / ".cache"
-SHARED = Path(os.environ.get("SOCPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
 SIGMA_ALL = [SHARED / "sigma" / "rules", SHARED / "sigma" / "rules-threat-hunting"]
 PROJECT = [REPO / "rules"]
 

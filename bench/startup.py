@@ -43,11 +43,9 @@ from bench.measure import (
     machine_line,
     timed_run,
 )
+from bench.paths import REPO, SIGMA_WINDOWS
 from bench.report import write_section
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("SOCPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
-SIGMA_WINDOWS = SHARED / "sigma" / "rules" / "windows"
 SMALL_FILE = REPO / "tests" / "files" / "security_sample.evtx"
 HEADING = "## Start-up of the command line (bench/startup.py)"
 #: Functions whose cumulative time the profile reports: (name, a part of their file's path).

@@ -51,11 +51,9 @@ from bench.measure import (
     spare_cpu,
     timed_run,
 )
+from bench.paths import REPO, SIGMA_WINDOWS
 from bench.report import write_section
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("SOCPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
-SIGMA_WINDOWS = SHARED / "sigma" / "rules" / "windows"
 COPIES = 10
 #: Zircolite's ruleset variants: file name -> pySigma pipelines, in the order they apply.
 ZIRCOLITE_RULESETS = {

@@ -104,13 +104,10 @@ class KafkaConfig:
                         f"topics.{name}: {topic} would read as the events topic of agency"
                         f" {topic_agency(self.topics.events, topic)!r}; choose another name"
                     )
-        has_secret = bool(self.sasl_username_env or self.sasl_password_env)
-        if has_secret and self.security_protocol.upper() in CLEARTEXT_PROTOCOLS:
-            hosts = [server.rsplit(":", 1)[0] for server in self.bootstrap_servers]
-            if problem := cleartext_secret_problem(
-                hosts, "SASL credentials", self.allow_insecure, "security_protocol SASL_SSL"
-            ):
-                raise ConfigError(f"security_protocol: {problem}")
+        if self.sasl_username_env or self.sasl_password_env:
+            refuse_cleartext_sasl(
+                self.bootstrap_servers, self.security_protocol, self.allow_insecure
+            )
 
     @property
     def per_agency(self) -> bool:
@@ -447,13 +444,10 @@ class KafkaDestinationConfig(DestinationBase):
     allow_insecure: bool = False
 
     def __post_init__(self) -> None:
-        has_secret = bool(self.username_env or self.password_env)
-        if has_secret and self.security_protocol.upper() in CLEARTEXT_PROTOCOLS:
-            hosts = [server.rsplit(":", 1)[0] for server in self.bootstrap_servers]
-            if problem := cleartext_secret_problem(
-                hosts, "SASL credentials", self.allow_insecure, "security_protocol SASL_SSL"
-            ):
-                raise ConfigError(f"security_protocol: {problem}")
+        if self.username_env or self.password_env:
+            refuse_cleartext_sasl(
+                self.bootstrap_servers, self.security_protocol, self.allow_insecure
+            )
 
     @property
     def target(self) -> str:
@@ -584,6 +578,18 @@ def cleartext_secret_problem(
             " machine set allow_insecure: true"
         )
     return None
+
+
+def refuse_cleartext_sasl(servers: list[str], protocol: str, allow_insecure: bool) -> None:
+    """Raise a ``ConfigError`` on ``security_protocol`` when SASL credentials would reach
+    Kafka ``servers`` (host:port) in clear text (see ``cleartext_secret_problem``)."""
+    if protocol.upper() not in CLEARTEXT_PROTOCOLS:
+        return
+    hosts = [server.rsplit(":", 1)[0] for server in servers]
+    if problem := cleartext_secret_problem(
+        hosts, "SASL credentials", allow_insecure, "security_protocol SASL_SSL"
+    ):
+        raise ConfigError(f"security_protocol: {problem}")
 
 
 def refuse_cleartext_url(key: str, url: str, secret: str, allow_insecure: bool) -> None:
