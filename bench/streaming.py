@@ -38,6 +38,7 @@ import time
 import urllib.parse
 import uuid
 from dataclasses import asdict, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ import yaml
 from elasticsearch import ApiError
 from kafka.admin import KafkaAdminClient
 
+from bench.cluster import syslog_time
 from bench.names import isolated
 from bench.report import write_section
 from socpipe.collectors.follow import FileFollower
@@ -56,12 +58,8 @@ from socpipe.core.kafka_clients import ensure_topics, group_caught_up
 from socpipe.sinks.elasticsearch import Document, connect, events_index, install_templates
 
 REPO = Path(__file__).resolve().parent.parent
-BENIGN = (
-    "Mar  3 10:00:00 web01 sshd[{n}]: Accepted publickey for deploy from 10.20.1.{h} port {p} ssh2"
-)
-ATTACK = (
-    "Mar  3 10:00:00 web01 sshd[{n}]: Accepted password for root from 203.0.113.{h} port {p} ssh2"
-)
+BENIGN = "{t} web01 sshd[{n}]: Accepted publickey for deploy from 10.20.1.{h} port {p} ssh2"
+ATTACK = "{t} web01 sshd[{n}]: Accepted password for root from 203.0.113.{h} port {p} ssh2"
 
 
 def run_config(base: Config) -> Config:
@@ -225,7 +223,7 @@ def ceiling(base: Config, lines: int, connections: int, template_dir: Path | Non
     settings = config.elasticsearch
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "auth.log"
-        path.write_text("".join(line(n) + "\n" for n in range(lines)))
+        path.write_text(lines_now(lines))
         documents = collected_documents(path, Path(folder), settings)
     bodies = bulk_bodies(documents, settings.bulk_max_docs)
     client = connect(settings)
@@ -277,9 +275,20 @@ def ceiling(base: Config, lines: int, connections: int, template_dir: Path | Non
     }
 
 
-def line(number: int) -> str:
+def line(number: int, stamp: str | None = None) -> str:
+    """Line ``number``, dated ``stamp`` (syslog's time to the second), by default now: a live
+    collector's lines are current (a line dated months back is re-dated to its receipt and
+    tagged, work a real stream does not cause)."""
     template = ATTACK if number % 100 == 0 else BENIGN
-    return template.format(n=number, h=number % 250 + 1, p=number % 60000 + 1)
+    if stamp is None:
+        stamp = syslog_time(datetime.now(UTC))
+    return template.format(t=stamp, n=number, h=number % 250 + 1, p=number % 60000 + 1)
+
+
+def lines_now(count: int) -> str:
+    """``count`` lines written at once, as a busy host writes them: all in the same second."""
+    stamp = syslog_time(datetime.now(UTC))
+    return "".join(line(number, stamp) + "\n" for number in range(count))
 
 
 #: How the daemon's stages are spread over processes (each process is one Python interpreter,
@@ -331,7 +340,7 @@ def saturation(base: Config, lines: int, daemons: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         pipeline = Pipeline(run_config(base), Path(folder), daemons)
         path = Path(folder) / "auth.log"
-        path.write_text("".join(line(n) + "\n" for n in range(lines)))
+        path.write_text(lines_now(lines))
         pipeline.start_daemons()
         time.sleep(8)
         services = service_pids()

@@ -76,13 +76,16 @@ class LiveContext:
             self._current = replace(self.base, reference_time=moment)
         return self._current
 
-    def event(self, raw: bytes, source: str) -> Event | None:
+    def event(self, raw: bytes, source: str, context: ParseContext | None = None) -> Event | None:
         """The event for one received line or message (None if it is blank), parsed with
-        the context of its arrival, tagged when its bytes were not UTF-8, its time checked."""
+        the context of its arrival (``context``: lines that arrived together, one read of a
+        file, share the one ``now()`` gave), tagged when its bytes were not UTF-8, its time
+        checked."""
         text, valid = decode_line(raw)
         if not text.strip():
             return None
-        context = self.now()
+        if context is None:
+            context = self.now()
         event, _parser = parse_detected(text, context)
         if not valid:
             add_tag(event, "socpipe_invalid_utf8")

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     from socpipe.collectors.parsers import ParseContext
     from socpipe.collectors.timestamps import TimeWindow
-    from socpipe.core import metrics
+    from socpipe.core import heap, metrics
 
     config = load_config(args)
     # With per-agency topics, the collector writes its agency's topic (checking the id).
@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             max_line_bytes=limits.max_line_bytes,
             window=window,
         )
+        heap.settle_after_startup()
         follower.run(stop)
         publisher.close()
         return 0
@@ -124,5 +125,6 @@ def run(args: argparse.Namespace) -> int:
         tls = tls_context(args.tls_cert, args.tls_key, args.tls_client_ca)
         for address in args.tls:
             log.info("syslog tls on %s", listener.add_tcp(address, tls))
+    heap.settle_after_startup()
     listener.run(stop)
     return 0

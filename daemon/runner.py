@@ -21,7 +21,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from socpipe.core import metrics
+from socpipe.core import heap, metrics
 from socpipe.core.config import Config
 from socpipe.core.errors import ConfigError, UsageError
 from socpipe.core.kafka_clients import AssignmentListener, make_consumer, make_producer
@@ -334,6 +334,7 @@ def run(config: Config, names: list[str], stop: threading.Event | None = None) -
         )
         loops.append(StageLoop(stage, consumer, listener, stop, config))
     threads = [threading.Thread(target=loop.run, name=f"stage-{loop.stage.name}") for loop in loops]
+    heap.settle_after_startup()
     for thread in threads:
         thread.start()
     log.info("running stages=%s", ",".join(names))

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
-from elasticsearch.serializer import JsonSerializer, OrjsonSerializer
+from elasticsearch.serializer import JsonSerializer, NdjsonSerializer, OrjsonSerializer
 
 from socpipe.core import envelope, jsontext, metrics
 from socpipe.core.config import ElasticsearchConfig
@@ -100,10 +100,22 @@ class _FastJson(OrjsonSerializer):
             return JsonSerializer.json_dumps(self, data)
 
 
+class _EncodedNdjson(NdjsonSerializer):
+    """A bulk body the index stage encoded already goes out as it is: the standard
+    serializer copied it into a new buffer, line by line (about a tenth of the index stage's
+    CPU for 2 MB requests)."""
+
+    def dumps(self, data: Any) -> bytes:
+        if isinstance(data, bytes):
+            return data
+        return super().dumps(data)
+
+
 def connect(config: ElasticsearchConfig) -> Elasticsearch:
     """A client with the configured authentication (API key or user and password from the
     environment) and CA; certificates are always verified."""
-    options: dict[str, Any] = {"request_timeout": 30, "serializer": _FastJson()}
+    serializers = {"application/json": _FastJson(), "application/x-ndjson": _EncodedNdjson()}
+    options: dict[str, Any] = {"request_timeout": 30, "serializers": serializers}
     return Elasticsearch(config.hosts, **options, **config.client_options())
 
 
@@ -361,8 +373,9 @@ class ElasticsearchSink:
                 index = _quoted(document.index)
                 action = self._actions[document.index] = b'{"create":{"_index":%s,"_id":' % index
             parts += (action, _quoted(document.id), b"}}\n", document.source, b"\n")
-        # A body already encoded goes through as it is (the client types it as mappings).
-        body: Any = [b"".join(parts)]
+        # A body already encoded goes through as it is (_EncodedNdjson; the client types it
+        # as mappings).
+        body: Any = b"".join(parts)
         answer = self.client.bulk(operations=body, filter_path=BULK_RESPONSE_FILTER)
         return dict(answer.body)
 

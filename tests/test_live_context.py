@@ -93,3 +93,37 @@ def test_file_follower_dates_by_arrival(tmp_path: Path) -> None:
         "2026-03-11T08:00:00.000Z",
         "2026-03-11T08:00:00.123Z",
     ]
+
+
+class _CountingClock(_Clock):
+    def __init__(self, now: datetime) -> None:
+        super().__init__(now)
+        self.calls = 0
+
+    def __call__(self) -> datetime:
+        self.calls += 1
+        self.moment += timedelta(milliseconds=1)  # time moves on between any two asks
+        return self.moment
+
+
+def test_the_lines_of_one_read_share_one_receipt_time(tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    clock = _CountingClock(STARTED)
+    published = RecordingPublisher()
+    follower = FileFollower(
+        [str(log)],
+        tmp_path / "state.json",
+        published,
+        BASE,
+        clock=clock,  # type: ignore[arg-type]
+    )
+    log.write_text("".join(f"no time in line {number}\n" for number in range(50)))
+    asked_before = clock.calls
+    follower.poll_once()
+    assert len(published.events) == 50
+    # They arrived together: one receipt, not fifty asks of the clock (and fifty times).
+    assert clock.calls - asked_before == 1
+    assert len({event["@timestamp"] for event in published.events}) == 1
+    log.write_text(log.read_text() + "a later line\n")
+    follower.poll_once()
+    assert published.events[-1]["@timestamp"] > published.events[0]["@timestamp"]
