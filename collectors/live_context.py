@@ -63,12 +63,13 @@ class LiveContext:
         window: TimeWindow | None = None,
         ticks: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.base = base
+        # A collector is one stream of audit records, whoever else was given ``base``.
+        self.base = base.new_stream()
         self.clock = clock
         self.ticks = ticks
-        self.join = base.audit.join
+        self.join = self.base.audit.join
         self.collector = collector
-        self._current = base
+        self._current = self.base
         self.window = window if window is not None else DEFAULT_WINDOW
         self.zones = ZoneWatch(base.zone)
         self._throttle = LogThrottle()
