@@ -14,8 +14,9 @@ after the saved position are lost, and the log says so.
 
 An audit process start is held back, with the lines read after it, until its working
 directory is known (parsers/audit_join.py, at most about a second). A file's saved position
-stops at its first held line, so a restart reads the held lines again rather than skip them;
-a stop, and a file rotated away, release what is held first.
+stops at its first held line (at the SYSCALL record of a held start), so a restart reads the
+held lines again, and makes the start whole again, rather than skip them; a stop, and a file
+rotated away, release what is held first.
 """
 
 from __future__ import annotations
@@ -245,11 +246,13 @@ class FileFollower:
         return waiting
 
     def _first_held_offsets(self) -> dict[str, int]:
-        """Per file, where its first line held for a working directory starts (a file's
-        lines are held in the order they were read)."""
+        """Per file, where reading must start again to make what is held for a working
+        directory again: its first held line, or the SYSCALL record of a held start."""
         first: dict[str, int] = {}
         for event in self.context.join.held():
-            first.setdefault(event["log.file.path"], event["log.offset"])
+            path, offset = event.get("log.file.path"), event.get("log.offset")
+            if isinstance(path, str) and isinstance(offset, int):
+                first[path] = min(offset, first.get(path, offset))
         return first
 
     def _splitter(self, offset: int) -> LineSplitter:

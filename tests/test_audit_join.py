@@ -233,28 +233,29 @@ def saved_offset(path: Path) -> int:
     return json.loads(path.with_suffix(".state").read_text())[str(path)]["offset"]
 
 
-def test_the_follower_holds_a_start_across_polls_and_saves_no_position_past_it(
+def test_the_follower_holds_a_start_across_polls_and_saves_no_position_past_its_call(
     tmp_path: Path,
 ) -> None:
     syscall, execve, cwd, *rest = call(1001, 8001, 1, "/usr/bin/id", ["id"], cwd="/srv")
-    path = write(tmp_path / "audit.log", [syscall, execve])
+    path = write(tmp_path / "audit.log", [SSHD, syscall, execve])
     published, ticks = RecordingPublisher(), Ticks()
     tail = follower(path, published, ticks)
     tail.poll_once()
-    assert types(published.events) == ["SYSCALL"]
-    assert saved_offset(path) == line_offsets(path)[1]  # where the held EXECVE line starts
+    assert types(published.events) == ["-", "SYSCALL"]
+    # Where the held start's call begins: reading again from there makes the start whole.
+    assert saved_offset(path) == line_offsets(path)[1]
     ticks.now += IDLE_SECS / 2
     append(path, [cwd, *rest])
     tail.poll_once()
-    assert types(published.events) == ["SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"]
-    assert published.events[1]["process.working_directory"] == "/srv"
+    assert types(published.events) == ["-", "SYSCALL", "EXECVE", "CWD", "PATH", "PROCTITLE"]
+    assert published.events[2]["process.working_directory"] == "/srv"
     assert saved_offset(path) == path.stat().st_size
 
 
 def test_lines_of_other_files_read_after_a_held_start_wait_behind_it(
     tmp_path: Path,
 ) -> None:
-    audit = write(tmp_path / "audit.log", call(1002, 8002, 1, "/usr/bin/id", ["id"])[:2])
+    audit = write(tmp_path / "audit.log", [SSHD, *call(1002, 8002, 1, "/usr/bin/id", ["id"])[:2]])
     auth = write(tmp_path / "auth.log", [SSHD] * 3)
     published = RecordingPublisher()
     tail = FileFollower(
@@ -264,20 +265,26 @@ def test_lines_of_other_files_read_after_a_held_start_wait_behind_it(
     state = json.loads((tmp_path / "state.json").read_text())
     assert state[str(audit)]["offset"] == line_offsets(audit)[1]
     # The auth.log lines were read after the held EXECVE: they wait behind it, in order.
-    assert types(published.events) == ["SYSCALL"]
+    assert types(published.events) == ["-", "SYSCALL"]
     assert state[str(auth)]["offset"] == 0
 
 
-def test_a_follower_restarted_with_a_start_held_loses_and_repeats_nothing(tmp_path: Path) -> None:
-    lines = [*call(1003, 8003, 1, "/usr/bin/id", ["id"], cwd="/srv"), SSHD]
-    path = write(tmp_path / "audit.log", lines[:2])
+def test_a_follower_restarted_with_a_start_held_makes_it_whole_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    lines = [SSHD, *call(1003, 8003, 1, "/usr/bin/id", ["id"], cwd="/srv"), SSHD]
+    path = write(tmp_path / "audit.log", lines[:3])
     before, after = RecordingPublisher(), RecordingPublisher()
     follower(path, before, Ticks()).poll_once()  # then the collector is killed
-    append(path, lines[2:])
+    append(path, lines[3:])
     follower(path, after, Ticks()).poll_once()
-    published = before.events + after.events
-    assert [event["event.id"] for event in published] == [event["event.id"] for event in scan(path)]
-    assert starts(published)[0]["process.working_directory"] == "/srv"
+    scanned = [event["event.id"] for event in scan(path)]
+    # At least once: the SYSCALL record, published before the kill, is read again (same id).
+    assert [event["event.id"] for event in before.events] == scanned[:2]
+    assert [event["event.id"] for event in after.events] == scanned[1:]
+    (start,) = starts(after.events)
+    assert start["process.working_directory"] == "/srv"
+    assert start["process.executable"] == "/usr/bin/id"
 
 
 def test_a_follower_stopping_with_a_start_held_publishes_it_first(tmp_path: Path) -> None:

@@ -44,8 +44,11 @@ IDLE_SECS: Final = 1.0
 class _Call:
     """The EXECVE events of one exec that wait for its CWD record."""
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, first: Event | None) -> None:
         self.key = key
+        #: The call's SYSCALL record, handed on already: a reader that reads the held lines
+        #: again starts there, to rebuild the start whole.
+        self.first = first
         self.events: list[Event] = []
         #: When its last EXECVE record was read (a live collector's monotonic clock).
         self.seen = 0.0
@@ -65,11 +68,12 @@ class CwdJoin:
 
     # --- the parser's side: what the records of a call say --------------------------------
 
-    def wait(self, key: str, event: Event) -> None:
-        """Hold ``event``, an EXECVE record's process start, for the CWD record of its call."""
+    def wait(self, key: str, event: Event, first: Event | None = None) -> None:
+        """Hold ``event``, an EXECVE record's process start, for the CWD record of its call;
+        ``first``: the call's SYSCALL record."""
         call = self._calls.pop(key, None)
         if call is None:
-            call = _Call(key)
+            call = _Call(key, first)
         self._calls[key] = call
         call.events.append(event)
         self._fresh = call
@@ -140,8 +144,14 @@ class CwdJoin:
         self.flush()
 
     def held(self) -> list[Event]:
-        """The events held, oldest first."""
-        return [event for event, _call in self._queue]
+        """The events held, oldest first, each waiting start after the first record of its
+        call: what a reader must read again to make them again, whole."""
+        found: list[Event] = []
+        for event, call in self._queue:
+            if call is not None and call.first is not None:
+                found.append(call.first)
+            found.append(event)
+        return found
 
     def _give_up(self, call: _Call) -> None:
         call.waiting = False

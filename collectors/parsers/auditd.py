@@ -154,7 +154,7 @@ def apply_audit_record(event: Event, text: str, stream: AuditStream | None = Non
         key = _call_key(event, header["time"], header["serial"])
         if record_type == "EXECVE":
             if _process_start(event, stream, key):
-                stream.join.wait(key, event)
+                stream.join.wait(key, event, stream.syscall(key))
         else:
             if record_type == "SYSCALL":
                 stream.remember_syscall(key, event)
