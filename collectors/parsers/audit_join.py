@@ -56,6 +56,9 @@ class _Call:
 
 
 class CwdJoin:
+    """One stream's process starts waiting for their directory, and the queue of events its
+    reader holds behind them."""
+
     def __init__(self, max_held: int = MAX_HELD_EVENTS, idle_secs: float = IDLE_SECS) -> None:
         self.max_held = max_held
         self.idle_secs = idle_secs
@@ -144,8 +147,8 @@ class CwdJoin:
         self.flush()
 
     def held(self) -> list[Event]:
-        """The events held, oldest first, each waiting start after the first record of its
-        call: what a reader must read again to make them again, whole."""
+        """The events held, oldest first, each start after the first record of its call:
+        what a reader must read again to make them again, whole."""
         found: list[Event] = []
         for event, call in self._queue:
             if call is not None and call.first is not None:
