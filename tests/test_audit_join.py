@@ -205,6 +205,15 @@ def test_the_calls_waiting_are_bounded_even_when_their_starts_are_never_admitted
     assert [bool(event) for event in events] == [False] * 6 + [True] * 4
 
 
+def test_a_call_of_endless_execve_records_is_cut_at_the_bound() -> None:
+    join = CwdJoin(max_held=4)
+    events: list[Event] = [{} for _ in range(10)]
+    for event in events:
+        join.wait("the same call", event)
+    join.sibling("the same call", "CWD", {"process.working_directory": "/srv"})
+    assert [bool(event) for event in events] == [False] * 8 + [True] * 2
+
+
 # --- the file follower ------------------------------------------------------------------------
 
 

@@ -75,7 +75,11 @@ class CwdJoin:
         """Hold ``event``, an EXECVE record's process start, for the CWD record of its call;
         ``first``: the call's SYSCALL record."""
         call = self._calls.pop(key, None)
-        if call is None:
+        if call is None or len(call.events) >= self.max_held:
+            # A call of more EXECVE records than the queue holds is no exec the kernel wrote:
+            # the next ones wait on their own, so no list grows without bound.
+            if call is not None:
+                call.waiting = False
             call = _Call(key, first)
         self._calls[key] = call
         call.events.append(event)
