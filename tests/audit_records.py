@@ -3,13 +3,6 @@ of the join of a process start with its working directory."""
 
 from __future__ import annotations
 
-SYSCALL = (
-    "type=SYSCALL msg=audit(1772539200.{ms}:{serial}): arch=c000003e syscall=59 success={ok}"
-    " exit=0 a0=55f1c2a3e4b0 a1=55f1c2a3e5d0 a2=55f1c2a3e6f0 a3=8 items=2 ppid={ppid} pid={pid}"
-    " auid={auid} uid={uid} gid=33 euid={uid} suid={uid} fsuid={uid} egid=33 sgid=33 fsgid=33"
-    ' tty=(none) ses=4294967295 comm="{comm}" exe="{exe}" subj=unconfined key="exec"'
-)
-
 
 def call(
     serial: int,
@@ -29,16 +22,13 @@ def call(
     stamp = f"1772539200.{serial % 1000:03d}:{serial}"
     quoted = " ".join(f'a{index}="{arg}"' for index, arg in enumerate(args))
     title = "\x00".join(args).encode().hex().upper()
-    syscall = SYSCALL.format(
-        ms=f"{serial % 1000:03d}",
-        serial=serial,
-        ok=ok,
-        ppid=ppid,
-        pid=pid,
-        auid=auid,
-        uid=uid,
-        comm=exe.rsplit("/", 1)[1][:15],
-        exe=exe,
+    comm = exe.rsplit("/", 1)[1][:15]
+    syscall = (
+        f"type=SYSCALL msg=audit({stamp}): arch=c000003e syscall=59 success={ok} exit=0"
+        f" a0=55f1c2a3e4b0 a1=55f1c2a3e5d0 a2=55f1c2a3e6f0 a3=8 items=2 ppid={ppid} pid={pid}"
+        f" auid={auid} uid={uid} gid=33 euid={uid} suid={uid} fsuid={uid} egid=33 sgid=33"
+        f' fsgid=33 tty=(none) ses=4294967295 comm="{comm}" exe="{exe}" subj=unconfined'
+        ' key="exec"'
     )
     if user is not None:
         syscall += f'\x1dARCH=x86_64 SYSCALL=execve AUID="unset" UID="{user}" GID="{user}"'

@@ -214,12 +214,17 @@ SIGMAHQ_PROCESS_RULES = {
 }
 
 
+def process_engine(rules: dict[str, str]) -> SigmaEngine:
+    """SigmaHQ's Linux process_creation rules named by file (by id), from ../shared/data."""
+    folder = shared_data("sigma", "rules", "linux", "process_creation")
+    report = load_rules([folder / name for name in rules.values()])
+    assert report.errors == [] and {rule.id for rule in report.rules} == set(rules)
+    return SigmaEngine(report.rules)
+
+
 @pytest.fixture(scope="module")
 def sigmahq_process_engine() -> SigmaEngine:
-    folder = shared_data("sigma", "rules", "linux", "process_creation")
-    report = load_rules([folder / name for name in SIGMAHQ_PROCESS_RULES.values()])
-    assert report.errors == [] and len(report.rules) == len(SIGMAHQ_PROCESS_RULES)
-    return SigmaEngine(report.rules)
+    return process_engine(SIGMAHQ_PROCESS_RULES)
 
 
 def rules_raised(engine: SigmaEngine, lines: list[str]) -> list[set[str]]:
@@ -314,10 +319,7 @@ SCX_TMP = "/var/opt/microsoft/scx/tmp"
 
 @pytest.fixture(scope="module")
 def omigod_engine() -> SigmaEngine:
-    folder = shared_data("sigma", "rules", "linux", "process_creation")
-    report = load_rules([folder / name for name in OMIGOD_RULES.values()])
-    assert report.errors == [] and len(report.rules) == len(OMIGOD_RULES)
-    return SigmaEngine(report.rules)
+    return process_engine(OMIGOD_RULES)
 
 
 def omigod_attack(cwd: str | None) -> list[str]:
