@@ -49,6 +49,7 @@ COMPILED = [
     "collectors/lines.py",
     "collectors/files.py",
     "collectors/parsers/access_line.py",
+    "collectors/parsers/audit_join.py",
     "collectors/parsers/audit_stream.py",
     "collectors/parsers/base.py",
     "collectors/parsers/auditd.py",

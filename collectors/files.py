@@ -2,7 +2,8 @@
 
 Bad bytes never stop a run: invalid UTF-8 is kept as ``\\xNN`` escapes, NUL bytes are kept,
 and a line longer than the cap is truncated and tagged, never dropped, so an analyst can
-always see that the record existed and what it began with.
+always see that the record existed and what it began with. An audit process start leaves a
+file's events once its working directory is known, in its place (parsers/audit_join.py).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ _EVTX_MAGIC = b"ElfFile\x00"
 SCAN_WINDOW: Final = TimeWindow(timedelta(minutes=15), None)
 #: Problems listed per file at most (a file of damaged chunks would fill the summary).
 MAX_PROBLEMS_PER_FILE: Final = 20
+#: What stops the reading of one file (a corrupt gzip or EVTX, a crashed reader), not the run.
+_READ_ERRORS: Final = (OSError, EOFError, RuntimeError, SocpipeError)
 
 #: How the records of an EVTX file are read: ``read_evtx``, or it run in a child process
 #: (``scanner.isolation``) so that a crash of the native parser costs this file alone.
@@ -293,7 +296,7 @@ class FileEventReader:
                     yield from self._read_evtx(path)
                 else:
                     yield from self._read_text(path, gzipped=magic.startswith(_GZIP_MAGIC))
-            except (OSError, EOFError, RuntimeError, SocpipeError) as error:
+            except _READ_ERRORS as error:
                 # A corrupt gzip or EVTX, or a crashed reader, stops that file only; what was
                 # read is kept.
                 self._unreadable(path, error)
@@ -313,7 +316,7 @@ class FileEventReader:
                 yield from self._read_evtx(part.path, part.start, part.end)
             else:
                 yield from self._read_text(part.path, gzipped=False, start=part.start, end=part.end)
-        except (OSError, EOFError, RuntimeError, SocpipeError) as error:
+        except _READ_ERRORS as error:
             # Reported once per file, by its first part (every part meets a broken header).
             if part.start == 0:
                 self._unreadable(part.path, error)
@@ -407,41 +410,53 @@ class FileEventReader:
                 raw.seek(start - 1)
                 lines = read_lines(raw, self.max_line_bytes, start - 1, skip_first=True)
             parser: Parser | None = self.forced
-            for offset, data, truncated in lines:
-                if end is not None and offset >= end:
-                    break
-                if not data or data.isspace():  # blank: no copy made, unlike strip()
-                    continue
-                self.stats.lines += 1
-                text, valid = decode_line(data)
-                event, parser = self._parse(text, context, parser)
-                event["log.file.path"] = source
-                event["log.offset"] = offset
-                if self.line_ids:
-                    # A valid line's bytes are its text in UTF-8: hashed as read, not re-encoded.
-                    event["event.id"] = ids.id(offset, text, data if valid else None)
-                else:
-                    # The id is the reader's to give, later: one the record carried (an ECS
-                    # JSON line's event.id) would be taken for it and is dropped, as it is
-                    # overwritten above.
-                    if "event.id" in event:  # rare: a test, where pop() is a method call
-                        del event["event.id"]
-                if truncated or not valid:
-                    if truncated:
-                        add_tag(event, "socpipe_truncated")
-                        self.stats.truncated += 1
-                        log.warning(
-                            "line truncated file=%s offset=%d cap=%d",
-                            source,
-                            offset,
-                            self.max_line_bytes,
-                        )
-                    if not valid:
-                        add_tag(event, "socpipe_invalid_utf8")
-                        self.stats.invalid_utf8 += 1
-                self._check_time(event, context)
-                self.stats.events += 1
-                yield event
+            # Process starts wait here for their directory (audit_join), once the reader gave
+            # them their offset and id; the file's or part's end releases what is held.
+            join = context.audit.join
+            try:
+                for offset, data, truncated in lines:
+                    if end is not None and offset >= end:
+                        break
+                    if not data or data.isspace():  # blank: no copy made, unlike strip()
+                        continue
+                    self.stats.lines += 1
+                    text, valid = decode_line(data)
+                    event, parser = self._parse(text, context, parser)
+                    event["log.file.path"] = source
+                    event["log.offset"] = offset
+                    if self.line_ids:
+                        # A valid line's bytes are its text in UTF-8: hashed as read, not
+                        # re-encoded.
+                        event["event.id"] = ids.id(offset, text, data if valid else None)
+                    else:
+                        # The id is the reader's to give, later: one the record carried (an ECS
+                        # JSON line's event.id) would be taken for it and is dropped, as it is
+                        # overwritten above.
+                        if "event.id" in event:  # rare: a test, where pop() is a method call
+                            del event["event.id"]
+                    if truncated or not valid:
+                        if truncated:
+                            add_tag(event, "socpipe_truncated")
+                            self.stats.truncated += 1
+                            log.warning(
+                                "line truncated file=%s offset=%d cap=%d",
+                                source,
+                                offset,
+                                self.max_line_bytes,
+                            )
+                        if not valid:
+                            add_tag(event, "socpipe_invalid_utf8")
+                            self.stats.invalid_utf8 += 1
+                    self._check_time(event, context)
+                    self.stats.events += 1
+                    if join.idle():
+                        yield event
+                    else:
+                        yield from join.admit(event)
+            except _READ_ERRORS:
+                yield from join.flush()  # what was read is kept, held or not
+                raise
+            yield from join.flush()
 
     def _parse(
         self, text: str, context: ParseContext, preferred: Parser | None

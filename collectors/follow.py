@@ -11,6 +11,12 @@ follower finds it there (same inode, and the same first bytes, so a recycled ino
 taken for it), reads it on from the saved position, then switches to the new file, as if it
 had been running. If the old file is gone (compressed or deleted), the lines written to it
 after the saved position are lost, and the log says so.
+
+An audit process start is held back, with the lines read after it, until its working
+directory is known (parsers/audit_join.py, at most about a second). A file's saved position
+stops at its first held line (at the SYSCALL record of a held start), so a restart reads the
+held lines again, and makes the start whole again, rather than skip them; a stop, and a file
+rotated away, release what is held first.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import logging
 import os
 import stat
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -35,7 +43,7 @@ from socpipe.collectors.publisher import KafkaHealth, Publisher
 from socpipe.collectors.timestamps import TimeWindow
 from socpipe.core import metrics
 from socpipe.core.errors import SocpipeError
-from socpipe.core.event import SourceEventIds
+from socpipe.core.event import Event, SourceEventIds
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +95,14 @@ class FileFollower:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         clock: Clock = wall_clock,
         window: TimeWindow | None = None,
+        ticks: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` dates what arrives; ``ticks`` (monotonic seconds) times how long an
+        audit process start waits for its working directory."""
         self.patterns = patterns
         self.state_file = state_file
         self.publisher = publisher
-        self.context = LiveContext(context, clock, "file", window)
+        self.context = LiveContext(context, clock, "file", window, ticks)
         self.health = KafkaHealth("file")
         self.poll_interval = poll_interval
         self.max_line_bytes = max_line_bytes
@@ -113,7 +124,7 @@ class FileFollower:
         state = {
             path: {
                 "inode": tracked.inode,
-                "offset": tracked.offset,
+                "offset": tracked.confirmed,
                 "head": tracked.fingerprint(),
                 "head_bytes": min(tracked.confirmed, FINGERPRINT_BYTES),
             }
@@ -181,8 +192,9 @@ class FileFollower:
             )
         return None
 
-    def poll_once(self) -> int:
+    def poll_once(self, final: bool = False) -> int:
         """Read what is new in every followed file, publish it, confirm, save positions.
+        ``final``: the collector stops, so what is held for its working directory goes too.
 
         If Kafka does not acknowledge, every file goes back to its last confirmed position and
         the lines are read again next time: the log file itself is the buffer, and the events
@@ -194,12 +206,15 @@ class FileFollower:
                     self._open(path)
         try:
             count = sum(self._read_new(tracked) for tracked in list(self.files.values()))
+            count += self._publish_ready(self.context.flush() if final else self.context.expire())
             self._report_waiting()  # while Kafka is away, confirming blocks: say it first
             self.publisher.confirm()
             for tracked in list(self.files.values()):
                 count += self._follow_rotation(tracked)
         except KafkaError as error:
             metrics.FOLLOWER_RETRIES.labels("file").inc()
+            # What is held was read after the confirmed positions: it is read again too.
+            self.context.join.discard()
             for tracked in self.files.values():
                 tracked.handle.seek(tracked.confirmed)
                 tracked.offset = tracked.confirmed
@@ -208,8 +223,10 @@ class FileFollower:
             # positions once Kafka acknowledges.
             self.health.failed(error, self._report_waiting())
             return 0
-        for tracked in self.files.values():
-            tracked.confirmed = tracked.offset
+        held = self._first_held_offsets()
+        for path, tracked in self.files.items():
+            # Everything published is acknowledged; a held line is not published yet.
+            tracked.confirmed = min(tracked.offset, held.get(path, tracked.offset))
         self._save_state()
         waiting = self._report_waiting()
         if count:
@@ -228,6 +245,16 @@ class FileFollower:
         self._buffered.set(waiting)
         return waiting
 
+    def _first_held_offsets(self) -> dict[str, int]:
+        """Per file, where reading must start again to make what is held for a working
+        directory again: its first held line, or the SYSCALL record of a held start."""
+        first: dict[str, int] = {}
+        for event in self.context.join.held():
+            path, offset = event.get("log.file.path"), event.get("log.offset")
+            if isinstance(path, str) and isinstance(offset, int):
+                first[path] = min(offset, first.get(path, offset))
+        return first
+
     def _splitter(self, offset: int) -> LineSplitter:
         return LineSplitter(self.max_line_bytes, offset)
 
@@ -238,13 +265,15 @@ class FileFollower:
             size = os.fstat(tracked.handle.fileno()).st_size
         except OSError:
             return 0
+        count = 0
         if size < tracked.offset:
             log.warning("file truncated, reading from start file=%s", tracked.path)
+            # What is held refers to the old content: it goes before the position resets.
+            count += self._publish_ready(self.context.flush())
             tracked.handle.seek(0)
             tracked.offset = 0
             tracked.head = None  # new first bytes
             tracked.splitter = self._splitter(0)
-        count = 0
         ids = SourceEventIds(self.context.base.agency_id, tracked.path)
         while chunk := tracked.handle.read(READ_BYTES):
             count += self._publish(tracked.path, ids, tracked.splitter.feed(chunk))
@@ -267,9 +296,13 @@ class FileFollower:
             event["event.id"] = ids.id(line.offset, event["event.original"])
             if line.truncated:
                 self.context.truncated(event, path, f"offset={line.offset}", self.max_line_bytes)
-            self.publisher.publish(event)
-            count += 1
+            count += self._publish_ready(self.context.release(event))
         return count
+
+    def _publish_ready(self, events: list[Event]) -> int:
+        for event in events:
+            self.publisher.publish(event)
+        return len(events)
 
     def _follow_rotation(self, tracked: _Tracked) -> int:
         """Switch to a new file at the path, after the rest of the old one is confirmed."""
@@ -281,6 +314,8 @@ class FileFollower:
             return 0
         log.info("file rotated file=%s", tracked.path)
         count = self._read_new(tracked, final=True)
+        # The old file will not be read again: nothing of it may stay held.
+        count += self._publish_ready(self.context.flush())
         self.publisher.confirm()
         tracked.handle.close()
         del self.files[tracked.path]
@@ -300,6 +335,6 @@ class FileFollower:
                 else self.poll_interval
             )
             stop.wait(delay)
-        self.poll_once()
+        self.poll_once(final=True)
         for tracked in self.files.values():
             tracked.handle.close()

@@ -11,11 +11,17 @@ The receipt is also what a content time is checked against: a time outside the w
 around it (``collectors.max_future_secs``, ``max_past_secs``) is replaced by the receipt
 time, tagged, counted and logged (``timestamps.TimeWindow``), and a source whose times need
 the zone nobody configured is warned about once (``zones.ZoneWatch``).
+
+Audit process starts wait for their working directory (parsers/audit_join.py): a collector
+passes each event it made through ``release`` and publishes what comes out, in order, asks
+``expire`` now and then so a host gone quiet does not keep a start back, and ``flush`` when
+it stops. Waits are measured on a monotonic clock, which a wall clock set back cannot stretch.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -55,11 +61,15 @@ class LiveContext:
         clock: Clock = wall_clock,
         collector: str = "file",
         window: TimeWindow | None = None,
+        ticks: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.base = base
+        # A collector is one stream of audit records, whoever else was given ``base``.
+        self.base = base.new_stream()
         self.clock = clock
+        self.ticks = ticks
+        self.join = self.base.audit.join
         self.collector = collector
-        self._current = base
+        self._current = self.base
         self.window = window if window is not None else DEFAULT_WINDOW
         self.zones = ZoneWatch(base.zone)
         self._throttle = LogThrottle()
@@ -94,6 +104,21 @@ class LiveContext:
         if found != IN_WINDOW:
             self._report_clamped(event, found, source)
         return event
+
+    def release(self, event: Event) -> list[Event]:
+        """The events free to go, in order, once ``event`` (with every field its collector
+        sets) joins those held for their working directory: usually ``event`` alone."""
+        if self.join.idle():
+            return [event]
+        return self.join.admit(event, self.ticks())
+
+    def expire(self) -> list[Event]:
+        """The held events free to go because their call has been silent too long."""
+        return self.join.expire(self.ticks())
+
+    def flush(self) -> list[Event]:
+        """Every held event, in order: the collector stops (or its stream ends)."""
+        return self.join.flush()
 
     def truncated(self, event: Event, source: str, where: str, cap: int) -> None:
         """Tag and count an event whose line or message was cut at ``cap`` bytes; logged at

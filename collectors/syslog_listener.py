@@ -15,6 +15,10 @@ When the journal cannot take a message (full, or its disk failing), the message 
 in order, TCP connections stop being read (senders feel backpressure in their socket
 buffers) and the held messages are retried until they are journaled. UDP cannot push back:
 datagrams beyond ``max_held_messages`` are dropped, counted and logged.
+
+Audit records arrive in syslog messages too: a process start is held back, with the messages
+after it, until its working directory is known (parsers/audit_join.py); a timer on the event
+loop releases a start whose host went quiet, and stopping releases the rest.
 """
 
 from __future__ import annotations
@@ -60,10 +64,11 @@ class SyslogReceiver:
         clock: Clock = wall_clock,
         limits: SyslogListenerConfig | None = None,
         window: TimeWindow | None = None,
+        ticks: Callable[[], float] = time.monotonic,
     ) -> None:
         self.publisher = publisher
         self.limits = limits or SyslogListenerConfig()
-        self.context = LiveContext(context, clock, "syslog", window)
+        self.context = LiveContext(context, clock, "syslog", window, ticks)
         self.held: deque[Event] = deque()
         self._dropped = metrics.DROPPED.labels("syslog", "journal_unavailable")
         self._throttle = LogThrottle()
@@ -83,6 +88,22 @@ class SyslogReceiver:
         event["event.id"] = uuid.uuid4().hex
         if truncated:
             self.context.truncated(event, peer, "message", self.limits.max_frame_bytes)
+        for ready in self.context.release(event):
+            # Messages held for a working directory were accepted already: only this one
+            # may be dropped.
+            self._journal(ready, droppable and ready is event)
+
+    def expire(self) -> None:
+        """Journal the audit process starts whose host went quiet before their directory."""
+        for event in self.context.expire():
+            self._journal(event, False)
+
+    def finish(self) -> None:
+        """Journal everything held for a working directory: the receiver stops."""
+        for event in self.context.flush():
+            self._journal(event, False)
+
+    def _journal(self, event: Event, droppable: bool) -> None:
         if self.held:
             self._hold(event, droppable)
             return
@@ -196,12 +217,27 @@ class _Serving:
         self.connections: set[_StreamConnection] = set()
         self.throttle = LogThrottle()
         self._retrying = False
+        self._expiring = False
 
     def receive(self, raw: bytes, peer: str, truncated: bool, droppable: bool = False) -> None:
         self.receiver.receive(raw, peer, truncated, droppable)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Retry the journal while it holds messages back; check on the audit process starts
+        that wait for their directory while there are any."""
         if self.receiver.held and not self._retrying:
             self._retrying = True
             self.loop.call_later(RETRY_SECS, self._retry)
+        join = self.receiver.context.join
+        if not join.idle() and not self._expiring:
+            self._expiring = True
+            self.loop.call_later(join.idle_secs / 2, self._expire)
+
+    def _expire(self) -> None:
+        self._expiring = False
+        self.receiver.expire()
+        self._schedule()
 
     def _retry(self) -> None:
         if not self.receiver.retry_held():
@@ -449,6 +485,7 @@ class SyslogListener:
         for connection in list(serving.connections):
             if connection.transport is not None:
                 connection.transport.close()
+        self.receiver.finish()
         if self.receiver.held and not self.receiver.retry_held():
             log.error(
                 "syslog: stopping with %d messages the journal could not take; they are lost",

@@ -6,12 +6,14 @@ least one event it matches and one it does not; a rule without tests fails. A ca
 a list of lines read as one stream (the SYSCALL and EXECVE records of one audited call): it
 matches when any of its events raises the rule. A correlation rule's cases are sequences of
 lines, each run through a fresh detector. Every case is a stream of its own: nothing a parser
-remembers (audit records) carries over from one case to the next.
+remembers (audit records) carries over from one case to the next, and its events are matched
+as a reader hands them on (an audit process start once its CWD record was read), the case's
+end releasing what is still held.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -20,6 +22,7 @@ from typing import Any
 import yaml
 
 from socpipe.collectors.parsers import ParseContext, parse_detected
+from socpipe.core.event import Event
 from socpipe.core.yamltext import load_document, read_bounded, yaml_problem
 from socpipe.detectors.correlation_rules import CorrelationRule
 from socpipe.detectors.detection import Detector
@@ -110,18 +113,33 @@ def _run_cases(
     return results
 
 
+def _read_case(
+    stream: ParseContext, lines: Iterable[tuple[str, ParseContext]]
+) -> tuple[list[Event], str]:
+    """The events of a case's lines, each parsed with its context (derived from ``stream``),
+    in the order a reader hands them on; the names of the parsers that read them."""
+    join = stream.audit.join
+    parsers = set()
+    events = []
+    for line, context in lines:
+        event, parser = parse_detected(line, context)
+        parsers.add(parser.name)
+        events.extend(join.admit(event))
+    events.extend(join.flush())
+    return events, ", ".join(sorted(parsers))
+
+
 def _single_event_matches(engine: SigmaEngine, rule: CompiledRule, case: Any) -> _CaseRun:
     context = TEST_CONTEXT.new_stream()
-    parsers = []
-    sources: set[Source] = set()
-    raised: set[Source] = set()
-    for line in case if isinstance(case, list) else [case]:
-        event, parser = parse_detected(str(line), context)
-        parsers.append(parser.name)
-        sources.add(routing_key(event))
-        if any(hit.id == rule.id for hit in engine.match(event)):
-            raised.add(routing_key(event))
-    return _CaseRun(bool(raised), ", ".join(sorted(set(parsers))), frozenset(raised or sources))
+    lines = case if isinstance(case, list) else [case]
+    events, parsed_as = _read_case(context, ((str(line), context) for line in lines))
+    sources = {routing_key(event) for event in events}
+    raised = {
+        routing_key(event)
+        for event in events
+        if any(hit.id == rule.id for hit in engine.match(event))
+    }
+    return _CaseRun(bool(raised), parsed_as, frozenset(raised or sources))
 
 
 def _sequence_matches(report: RuleLoadReport, correlation: CorrelationRule, case: Any) -> _CaseRun:
@@ -130,20 +148,15 @@ def _sequence_matches(report: RuleLoadReport, correlation: CorrelationRule, case
         raise ValueError("a correlation test case is a list of lines")
     detector = Detector(report)
     stream = TEST_CONTEXT.new_stream()
-    alerts = []
-    parsers = []
-    sources: set[Source] = set()
+    lines = []
     for item in case:
         line, repeat, agency = _sequence_item(item)
-        context = replace(stream, agency_id=agency)
-        for _ in range(repeat):
-            event, parser = parse_detected(line, context)
-            parsers.append(parser.name)
-            sources.add(routing_key(event))
-            alerts.extend(detector.process(event))
+        lines.extend([(line, replace(stream, agency_id=agency))] * repeat)
+    events, parsed_as = _read_case(stream, lines)
+    alerts = [alert for event in events for alert in detector.process(event)]
     alerts.extend(detector.flush())
     matched = any(alert.rule.id == correlation.id for alert in alerts)
-    return _CaseRun(matched, ", ".join(sorted(set(parsers))), frozenset(sources))
+    return _CaseRun(matched, parsed_as, frozenset(routing_key(event) for event in events))
 
 
 def _sequence_item(item: Any) -> tuple[str, int, str]:

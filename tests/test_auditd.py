@@ -13,6 +13,7 @@ from socpipe.collectors.parsers.auditd import decode_value
 from socpipe.detectors.engine import SigmaEngine
 from socpipe.detectors.logsource import event_logsource, routing_key
 from socpipe.detectors.rules import load_rules
+from tests.audit_records import call
 from tests.conftest import shared_data
 
 CONTEXT = ParseContext(reference_time=datetime(2026, 3, 10, tzinfo=UTC))
@@ -58,38 +59,6 @@ def test_user_record_with_nested_msg() -> None:
 
 
 # --- EXECVE records as process starts (Sigma's Linux process_creation) -----------------------
-
-SYSCALL = (
-    "type=SYSCALL msg=audit(1772539200.{ms}:{serial}): arch=c000003e syscall=59 success={ok}"
-    " exit=0 a0=55f1c2a3e4b0 a1=55f1c2a3e5d0 a2=55f1c2a3e6f0 a3=8 items=2 ppid={ppid} pid={pid}"
-    " auid=1001 uid={uid} gid=33 euid={uid} suid={uid} fsuid={uid} egid=33 sgid=33 fsgid=33"
-    ' tty=(none) ses=4294967295 comm="{comm}" exe="{exe}" subj=unconfined key="exec"'
-)
-
-
-def call(
-    serial: int, pid: int, ppid: int, exe: str, args: list[str], ok: str = "yes", uid: int = 33
-) -> list[str]:
-    """The records auditd writes for one execve: SYSCALL, EXECVE, CWD, PATH, PROCTITLE."""
-    stamp = f"1772539200.{serial % 1000:03d}:{serial}"
-    quoted = " ".join(f'a{index}="{arg}"' for index, arg in enumerate(args))
-    title = "\x00".join(args).encode().hex().upper()
-    return [
-        SYSCALL.format(
-            ms=f"{serial % 1000:03d}",
-            serial=serial,
-            ok=ok,
-            ppid=ppid,
-            pid=pid,
-            uid=uid,
-            comm=exe.rsplit("/", 1)[1][:15],
-            exe=exe,
-        ),
-        f"type=EXECVE msg=audit({stamp}): argc={len(args)} {quoted}",
-        f'type=CWD msg=audit({stamp}): cwd="/var/www/html"',
-        f'type=PATH msg=audit({stamp}): item=0 name="{exe}" inode=1311 dev=fd:00 mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL',
-        f"type=PROCTITLE msg=audit({stamp}): proctitle={title}",
-    ]
 
 
 def parse_stream(lines: list[str], context: ParseContext = CONTEXT) -> list[dict]:
@@ -245,12 +214,17 @@ SIGMAHQ_PROCESS_RULES = {
 }
 
 
+def process_engine(rules: dict[str, str]) -> SigmaEngine:
+    """SigmaHQ's Linux process_creation rules named by file (by id), from ../shared/data."""
+    folder = shared_data("sigma", "rules", "linux", "process_creation")
+    report = load_rules([folder / name for name in rules.values()])
+    assert report.errors == [] and {rule.id for rule in report.rules} == set(rules)
+    return SigmaEngine(report.rules)
+
+
 @pytest.fixture(scope="module")
 def sigmahq_process_engine() -> SigmaEngine:
-    folder = shared_data("sigma", "rules", "linux", "process_creation")
-    report = load_rules([folder / name for name in SIGMAHQ_PROCESS_RULES.values()])
-    assert report.errors == [] and len(report.rules) == len(SIGMAHQ_PROCESS_RULES)
-    return SigmaEngine(report.rules)
+    return process_engine(SIGMAHQ_PROCESS_RULES)
 
 
 def rules_raised(engine: SigmaEngine, lines: list[str]) -> list[set[str]]:
@@ -331,3 +305,67 @@ def test_sigmahq_process_rules_stay_quiet_on_routine_commands(sigmahq_process_en
         1405, 9405, 9400, "/usr/bin/dash", ["sh", "-c", "tar czf /backup/www.tgz /var/www"]
     )
     assert rules_raised(sigmahq_process_engine, lines) == [set()] * 5
+
+
+# --- CurrentDirectory: SigmaHQ's OMIGOD rules on audit records -------------------------------
+
+OMIGOD_RULES = {
+    "21541900-27a9-4454-9c4c-3f0a4240344a": "proc_creation_lnx_omigod_scx_runasprovider_executeshellcommand.yml",
+    "6eea1bf6-f8d2-488a-a742-e6ef6c1b67db": "proc_creation_lnx_omigod_scx_runasprovider_executescript.yml",
+}
+SHELL_COMMAND, SCRIPT = OMIGOD_RULES
+SCX_TMP = "/var/opt/microsoft/scx/tmp"
+
+
+@pytest.fixture(scope="module")
+def omigod_engine() -> SigmaEngine:
+    return process_engine(OMIGOD_RULES)
+
+
+def omigod_attack(cwd: str | None) -> list[str]:
+    """OMIGOD (CVE-2021-38647): a request without credentials to OMI's /wsman makes omiagent,
+    running as root since boot (no login: auid unset), run a shell command and a script
+    through SCX's RunAsProvider, in SCX's temporary folder."""
+    agent = "/opt/omi/bin/omiagent"
+    lines = call(2001, 1840, 1, agent, [agent, "9", "10", "--destdir", "/"], uid=0, user="root")
+    for serial, pid, args in (
+        (2002, 31337, ["/bin/sh", "-c", "id"]),
+        (2003, 31338, ["/bin/sh", "/etc/opt/microsoft/scx/conf/tmpdir/scx7ab12-1"]),
+    ):
+        lines += call(
+            serial, pid, 1840, "/usr/bin/dash", args, uid=0, cwd=cwd, user="root", auid=4294967295
+        )
+    return lines
+
+
+def omigod_raised(engine: SigmaEngine, tmp_path, lines: list[str]) -> list[set[str]]:
+    """The OMIGOD rules each process start of a scanned audit.log raises."""
+    log = tmp_path / "audit.log"
+    log.write_text("\n".join(lines) + "\n")
+    events = execve_events(list(FileEventReader(CONTEXT).read([log])))
+    return [{rule.id for rule in engine.match(event)} for event in events]
+
+
+def test_sigmahq_omigod_rules_match_a_shell_run_in_scx_tmp(omigod_engine, tmp_path) -> None:
+    assert omigod_raised(omigod_engine, tmp_path, omigod_attack(SCX_TMP)) == [
+        set(),
+        {SHELL_COMMAND},
+        {SHELL_COMMAND, SCRIPT},
+    ]
+
+
+@pytest.mark.parametrize("cwd", ["/root", "/var/opt/microsoft/scx", None])
+def test_sigmahq_omigod_rules_need_the_scx_tmp_directory(omigod_engine, tmp_path, cwd) -> None:
+    # None: the audit rules exclude CWD records, so the directory is unknown and cannot match.
+    assert omigod_raised(omigod_engine, tmp_path, omigod_attack(cwd)) == [set()] * 3
+
+
+def test_omigod_fields_the_rules_test(tmp_path) -> None:
+    log = tmp_path / "audit.log"
+    log.write_text("\n".join(omigod_attack(SCX_TMP)) + "\n")
+    shell = execve_events(list(FileEventReader(CONTEXT).read([log])))[1]
+    assert shell["process.working_directory"] == SCX_TMP  # CurrentDirectory
+    assert shell["user.name"] == "root"  # User
+    assert shell["user.id"] == "0"  # LogonId, as Sysmon for Linux writes it: the uid
+    assert "user.audit.id" not in shell  # started at boot, no login: auid unset
+    assert shell["process.parent.executable"] == "/opt/omi/bin/omiagent"

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from socpipe.collectors.parsers import ParseContext
+from socpipe.collectors.parsers.audit_join import IDLE_SECS
 from socpipe.collectors.spool import JournalFull
 from socpipe.collectors.syslog_framing import Frame, SyslogFramer
 from socpipe.collectors.syslog_listener import (
@@ -33,6 +34,7 @@ from socpipe.core import metrics
 from socpipe.core.config import SyslogListenerConfig
 from socpipe.core.errors import UsageError
 from socpipe.core.event import Event
+from tests.audit_records import call
 from tests.certificates import Certificates
 from tests.conftest import RecordingPublisher
 
@@ -150,9 +152,13 @@ class Collected(RecordingPublisher):
         return [event["event.original"] for event in list(self.events)]
 
 
-def receiver(collected: Collected, limits: SyslogListenerConfig | None = None) -> SyslogReceiver:
+def receiver(
+    collected: Collected,
+    limits: SyslogListenerConfig | None = None,
+    ticks: Callable[[], float] = time.monotonic,
+) -> SyslogReceiver:
     """A receiver whose clock says the messages arrive a week after they were written."""
-    return SyslogReceiver(collected, CONTEXT, lambda: RECEIVED, limits)  # type: ignore[arg-type]
+    return SyslogReceiver(collected, CONTEXT, lambda: RECEIVED, limits, ticks=ticks)  # type: ignore[arg-type]
 
 
 def wait_for(check: Callable[[], object], what: str, timeout: float = 20.0) -> None:
@@ -165,10 +171,12 @@ def wait_for(check: Callable[[], object], what: str, timeout: float = 20.0) -> N
 
 @contextmanager
 def serving(
-    limits: SyslogListenerConfig | None = None, tls: ssl.SSLContext | None = None
+    limits: SyslogListenerConfig | None = None,
+    tls: ssl.SSLContext | None = None,
+    ticks: Callable[[], float] = time.monotonic,
 ) -> Iterator[tuple[Collected, tuple[str, int], SyslogListener]]:
     collected = Collected()
-    listener = SyslogListener(receiver(collected, limits))
+    listener = SyslogListener(receiver(collected, limits, ticks))
     address = listener.add_tcp("127.0.0.1:0", tls)
     stop = threading.Event()
     thread = threading.Thread(target=listener.run, args=(stop,))
@@ -378,6 +386,26 @@ def test_messages_the_journal_cannot_take_are_held_in_order_and_reading_pauses()
         client.sendall(SSHD + b" 50\n")
         wait_for(lambda: len(collected.events) == 51, "reading to resume")
     assert collected.originals() == [(SSHD + b" %d" % n).decode() for n in range(51)]
+
+
+def test_an_audit_start_waits_until_its_host_is_quiet_or_the_listener_stops() -> None:
+    moment = [1000.0]  # the receiver's monotonic clock, moved by the test
+    syscall, execve, *_rest = (
+        f"<14>Mar  3 10:00:00 web01 audispd: {record}".encode()
+        for record in call(1201, 9101, 1, "/usr/bin/id", ["id"])
+    )
+    later = execve.replace(b":1201)", b":1202)")
+    with serving(ticks=lambda: moment[0]) as (collected, address, listener):
+        with socket.create_connection(address) as client:
+            client.sendall(syscall + b"\n" + execve + b"\n")
+            wait_for(lambda: len(collected.events) == 1, "the SYSCALL record")
+            wait_for(lambda: not listener.receiver.context.join.idle(), "the EXECVE record")
+            moment[0] += IDLE_SECS  # web01 says nothing more: the loop's timer lets it go
+            wait_for(lambda: len(collected.events) == 2, "the EXECVE record to go")
+            client.sendall(later + b"\n")
+            wait_for(lambda: not listener.receiver.context.join.idle(), "the next EXECVE")
+        assert len(collected.events) == 2
+    assert collected.originals() == [syscall.decode(), execve.decode(), later.decode()]
 
 
 def test_udp_datagrams_beyond_the_held_bound_are_dropped_and_counted() -> None:

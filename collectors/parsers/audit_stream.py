@@ -6,7 +6,9 @@ PROCTITLE. A parser sees one line at a time, so to describe a process start on i
 record it keeps the last SYSCALL records seen: records of different calls interleave on a
 multi-CPU host, so a few are kept, oldest dropped first. Process starts are remembered
 by pid, so the parent executable of a later start is known when the parent's own start was
-seen. Both tables are bounded: memory stays flat on a stream that runs for months.
+seen. Both tables are bounded: memory stays flat on a stream that runs for months. The
+directory of a start, on the CWD record after it, is joined by the stream's readers, who
+hold the start back until it is known (``join``, see audit_join).
 
 One stream is one file in ``socpipe scan`` and one collector in ``socpipe collect``; keys
 include the host name, so a syslog collector receiving many hosts keeps them apart.
@@ -15,6 +17,8 @@ include the host name, so a syslog collector receiving many hosts keeps them apa
 from __future__ import annotations
 
 from typing import Any, Final
+
+from socpipe.collectors.parsers.audit_join import CwdJoin
 
 #: SYSCALL records kept for the EXECVE records of their call; interleaving on a busy host is a
 #: few records deep.
@@ -32,6 +36,7 @@ class AuditStream:
         # Insertion-ordered dicts: the first key is the oldest, dropped when full.
         self._syscalls: dict[str, dict[str, Any]] = {}
         self._processes: dict[str, tuple[str, str]] = {}
+        self.join = CwdJoin()
 
     def remember_syscall(self, key: str, event: dict[str, Any]) -> None:
         """Keep a SYSCALL record's event for the EXECVE records of the same call."""

@@ -5,8 +5,11 @@ decoded so rules can match the real command line, and the raw record stays in ev
 
 An EXECVE record is a process start: it gets the executable, pids, user and outcome of the
 SYSCALL record of the same call (seen just before it, see audit_stream), and the parent's
-executable when the parent's start was seen. Detection routes it to Sigma's
-``process_creation`` category (detectors/logsource.py) besides the ``auditd`` service.
+executable when the parent's start was seen. Its working directory is on the CWD record that
+comes after it: the start waits for it in the stream's join (audit_join), where its reader
+holds it back, and every other record of the call tells the join whether it came.
+Detection routes it to Sigma's ``process_creation`` category (detectors/logsource.py) besides
+the ``auditd`` service.
 """
 
 from __future__ import annotations
@@ -148,10 +151,14 @@ def apply_audit_record(event: Event, text: str, stream: AuditStream | None = Non
         [event["auditd.log.key"]] if event.get("auditd.log.key") not in (None, "(null)") else None,
     )
     if stream is not None:
-        if record_type == "SYSCALL":
-            stream.remember_syscall(_call_key(event, header["time"], header["serial"]), event)
-        elif record_type == "EXECVE":
-            _process_start(event, stream, header["time"], header["serial"])
+        key = _call_key(event, header["time"], header["serial"])
+        if record_type == "EXECVE":
+            if _process_start(event, stream, key):
+                stream.join.wait(key, event, stream.syscall(key))
+        else:
+            if record_type == "SYSCALL":
+                stream.remember_syscall(key, event)
+            stream.join.sibling(key, record_type, event)
     return True
 
 
@@ -161,20 +168,21 @@ def _call_key(event: Event, time: str, serial: str) -> str:
     return f"{event.get('host.name', '')}\x1f{time}:{serial}"
 
 
-def _process_start(event: Event, stream: AuditStream, time: str, serial: str) -> None:
-    """Make an EXECVE record's event a process start with what its SYSCALL record said."""
-    syscall = stream.syscall(_call_key(event, time, serial))
+def _process_start(event: Event, stream: AuditStream, key: str) -> bool:
+    """Make an EXECVE record's event a process start with what its SYSCALL record said;
+    whether it is one."""
+    syscall = stream.syscall(key)
     if syscall is not None:
         for field in _FROM_SYSCALL:
             if field in syscall:
                 event[field] = syscall[field]
     if event.get("event.outcome") == "failure":
-        return  # the exec failed: no process started
+        return False  # the exec failed: no process started
     event["event.category"] = ["process"]
     event["event.type"] = ["start"]
     pid = event.get("process.pid")
     if pid is None or "auditd.log.argc" not in event:
-        return  # the start is remembered once, from the first of its EXECVE records
+        return True  # the start is remembered once, from the first of its EXECVE records
     host = event.get("host.name", "")
     parent = stream.process(f"{host}\x1f{event.get('process.parent.pid')}")
     if parent is not None:
@@ -185,6 +193,7 @@ def _process_start(event: Event, stream: AuditStream, time: str, serial: str) ->
         str(event.get("process.executable", "")),
         str(event.get("process.command_line", "")),
     )
+    return True
 
 
 class AuditdParser(Parser):
