@@ -75,17 +75,22 @@ def test_syslog_receiver_dates_by_arrival() -> None:
     ]
 
 
-def test_file_follower_dates_by_arrival(tmp_path: Path) -> None:
-    log = tmp_path / "auth.log"
-    clock = _Clock(STARTED)
+def _following(log: Path, clock: _Clock) -> tuple[FileFollower, RecordingPublisher]:
     published = RecordingPublisher()
     follower = FileFollower(
         [str(log)],
-        tmp_path / "state.json",
+        log.parent / "state.json",
         published,
         BASE,
         clock=clock,  # type: ignore[arg-type]
     )
+    return follower, published
+
+
+def test_file_follower_dates_by_arrival(tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    clock = _Clock(STARTED)
+    follower, published = _following(log, clock)
     clock.moment = STARTED + timedelta(days=10)
     log.write_text(_bsd_line(clock.moment) + "\nno time here\n")
     follower.poll_once()
@@ -109,14 +114,7 @@ class _CountingClock(_Clock):
 def test_the_lines_of_one_read_share_one_receipt_time(tmp_path: Path) -> None:
     log = tmp_path / "auth.log"
     clock = _CountingClock(STARTED)
-    published = RecordingPublisher()
-    follower = FileFollower(
-        [str(log)],
-        tmp_path / "state.json",
-        published,
-        BASE,
-        clock=clock,  # type: ignore[arg-type]
-    )
+    follower, published = _following(log, clock)
     log.write_text("".join(f"no time in line {number}\n" for number in range(50)))
     asked_before = clock.calls
     follower.poll_once()
