@@ -109,6 +109,10 @@ class DetectStage(Stage):
 
     def process(self, records: list[ConsumerRecord]) -> None:
         alerts = events = 0
+        # A batch's alerts go out in envelopes, as events do: one Kafka record per alert cost
+        # more than raising it (the index stage reads them line by line either way).
+        packer = envelope.EnvelopePacker()
+        alerts_topic = self.config.kafka.topics.alerts
         for record in records:
             for position, line in envelope.unpack(record.value):
                 events += 1
@@ -140,9 +144,12 @@ class DetectStage(Stage):
                     document["incident.id"] = incident
                     # When it was raised, beside the event time: the console shows both.
                     document["alert.detected"] = iso(datetime.now(UTC))
-                    value = envelope.encode(document)
-                    self.send(self.config.kafka.topics.alerts, alert.id.encode(), value)
+                    key = alert.agency.encode()
+                    if (full := packer.add(key, envelope.encode(document))) is not None:
+                        self.send(alerts_topic, key, full)
                     alerts += 1
+        for key, value in packer.drain():
+            self.send(alerts_topic, key, value)
         updates = self.incidents.updates()
         for update in updates:
             key = str(update["incident.id"]).encode()

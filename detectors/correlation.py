@@ -110,7 +110,7 @@ class DeferredIds(Protocol):
 
 
 class _Entry:
-    """One counted match. Never changed once made, and compared by identity only.
+    """One counted match. Never changed once made; equal only to itself, ordered by ``<``.
 
     A plain class rather than a frozen dataclass: compiled, a frozen dataclass is built
     through its generic ``__init__`` at 0.85 µs, on every match a correlation counts.
@@ -164,11 +164,28 @@ class _Entry:
             self._pending = None
         return self._event_id
 
+    def __lt__(self, other: _Entry) -> bool:
+        """Entries are kept in this order: by time, and among equal times (syslog has
+        one-second resolution, so a burst shares its timestamp) by identity, so a replayed
+        entry is found by bisection instead of a walk over the whole burst. Compared field
+        by field: a key tuple built per comparison (a dozen per insertion into a burst) was
+        a third of the detect stage's CPU on a stream of bursts."""
+        if self.time != other.time:
+            return self.time < other.time
+        mine, theirs = self.event_id, other.event_id
+        if mine != theirs:
+            return mine < theirs
+        return self.rule_id < other.rule_id
 
-#: Entries are kept in this order: by time, and among equal times (syslog has one-second
-#: resolution, so a burst shares its timestamp) by identity, so a replayed entry is found by
-#: bisection instead of a walk over the whole burst.
-_ORDER: Final = attrgetter("time", "event_id", "rule_id")
+    def same_place(self, other: _Entry) -> bool:
+        """The same match counted again (a replayed event): neither orders before the other."""
+        return (
+            self.time == other.time
+            and self.event_id == other.event_id
+            and self.rule_id == other.rule_id
+        )
+
+
 _TIME_OF: Final = attrgetter("time")
 
 
@@ -441,11 +458,11 @@ class CorrelationEngine:
                     break
         if not entries or entries[-1].time < entry.time:
             entries.append(entry)  # the usual case: events arrive in time order
-        elif _ORDER(entries[-1]) < (wanted := _ORDER(entry)):
+        elif entries[-1] < entry:
             entries.append(entry)  # a burst within one second, in identity order
         else:
-            position = bisect.bisect_left(entries, wanted, key=_ORDER)
-            if entry.event_id and _ORDER(entries[position]) == wanted:
+            position = bisect.bisect_left(entries, entry)
+            if entry.event_id and entries[position].same_place(entry):
                 # A replayed event (the daemon re-reads a batch after a failure) counts once.
                 return
             entries.insert(position, entry)

@@ -38,7 +38,7 @@ class FakeProducer:
         self.fail_next = False
 
     def send(self, topic: str, key: bytes | None, value: bytes) -> Sent:
-        self.sent.append((topic, envelope.decode(value)))
+        self.sent.extend((topic, envelope.decode(line)) for _, line in envelope.unpack(value))
         return Sent(RuntimeError("kafka refused") if self.fail_next else None)
 
     def flush(self) -> None:
