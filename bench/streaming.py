@@ -8,10 +8,11 @@
    connections). Its docs/s is what this machine can index with nothing else running; the
    pipeline's end-to-end rate divided by it is the share of the machine the pipeline leaves
    to Elasticsearch's indexing.
-1. Saturation: ``socpipe run`` starts and joins its groups, then ``socpipe collect file``
-   follows a file of N lines; events/s = N / time from the collector's start until all N are
-   durably indexed (Elasticsearch accepted them; see Pipeline.indexed_everything). Done for
-   each daemon layout (LAYOUTS), with the CPU each component spent.
+1. Saturation: ``socpipe run`` and ``socpipe collect file`` start and join their groups,
+   then N lines are appended at once to the file the collector follows (a burst reaching a
+   running pipeline); events/s = N / time from the append until all N are durably indexed
+   (Elasticsearch accepted them; see Pipeline.indexed_everything, polled every 0.1 s). Done
+   for each daemon layout (LAYOUTS), with the CPU each component spent meanwhile.
 2. Latency: lines are appended to a followed file at a fixed rate (half of the layout's
    saturation rate, and the fixed rates of earlier runs), every 100th an attack;
    latency = time its alert becomes searchable (polled ten times a second for alerts not seen
@@ -335,32 +336,36 @@ def service_pids() -> dict[str, int]:
 
 
 def saturation(base: Config, lines: int, daemons: list[str]) -> dict:
-    """Events/s from the collector's start to the last event indexed (the daemon is started
-    and has joined its groups first), and the CPU each component spent per event."""
+    """Events/s from the moment N lines are appended to the file a running collector follows
+    until the last of them is indexed (the daemon and the collector are started, and have
+    joined their groups, first: a streaming pipeline is running when a burst arrives), and
+    the CPU each component spent per event meanwhile."""
     with tempfile.TemporaryDirectory() as folder:
         pipeline = Pipeline(run_config(base), Path(folder), daemons)
         path = Path(folder) / "auth.log"
-        path.write_text(lines_now(lines))
-        pipeline.start_daemons()
-        time.sleep(8)
+        path.touch()
+        pipeline.start(str(path))
+        time.sleep(8)  # processes up and groups joined before the clock starts
+        burst = lines_now(lines)  # dated now, as a live stream's lines are
         services = service_pids()
         services_before = {name: cpu_seconds(pid) for name, pid in services.items()}
-        daemons_before = [cpu_seconds(process.pid) for process in pipeline.processes]
+        processes_before = [cpu_seconds(process.pid) for process in pipeline.processes]
         started = time.monotonic()
-        pipeline.start_collector(str(path))
+        with path.open("a") as handle:
+            handle.write(burst)
         try:
             while not pipeline.indexed_everything(path, lines):
-                time.sleep(0.5)
+                time.sleep(0.1)
                 if time.monotonic() - started > 1800:
                     raise TimeoutError("saturation run did not finish in 30 minutes")
             seconds = time.monotonic() - started
+            names = [*(f"daemon ({stages})" for stages in daemons), "file collector"]
             cpu = {
-                f"daemon ({stages})": cpu_seconds(process.pid) - before
-                for stages, process, before in zip(
-                    daemons, pipeline.processes, daemons_before, strict=False
+                name: cpu_seconds(process.pid) - before
+                for name, process, before in zip(
+                    names, pipeline.processes, processes_before, strict=True
                 )
             }
-            cpu["file collector"] = cpu_seconds(pipeline.processes[-1].pid)
             cpu.update(services_cpu(services, services_before))
         finally:
             pipeline.stop()

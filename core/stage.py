@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -125,3 +125,29 @@ class Stage(ABC):
             deadletter_value(self.name, record, reason, line, position),
         )
         metrics.DEADLETTERED.labels(self.name).inc()
+
+
+Prepared = TypeVar("Prepared")
+
+
+class OverlappingStage(Stage, Generic[Prepared]):
+    """A stage whose batch is a CPU part (decode, build the requests) and a waiting part (an
+    outside store writing them). The runner prepares the next batch while the last one is
+    written, and still commits each only after its write (daemon/runner.py): otherwise the
+    store would idle while the stage decodes, and the stage while the store writes.
+
+    ``prepare`` must send nothing (a batch prepared may be handed back unwritten when the one
+    before it fails): what it refuses goes in its result, and ``write`` dead-letters it.
+    """
+
+    @abstractmethod
+    def prepare(self, records: list[ConsumerRecord]) -> Prepared:
+        """Turn a batch into what ``write`` sends; no output yet."""
+
+    @abstractmethod
+    def write(self, prepared: Prepared) -> None:
+        """Write a prepared batch; return only once it is durably written. Runs on the
+        runner's writer thread, one batch at a time, in the order the batches came."""
+
+    def process(self, records: list[ConsumerRecord]) -> None:
+        self.write(self.prepare(records))

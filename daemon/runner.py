@@ -13,7 +13,8 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from dataclasses import replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -25,7 +26,7 @@ from socpipe.core import heap, metrics
 from socpipe.core.config import Config
 from socpipe.core.errors import ConfigError, UsageError
 from socpipe.core.kafka_clients import AssignmentListener, make_consumer, make_producer
-from socpipe.core.stage import RetryLater, Stage
+from socpipe.core.stage import OverlappingStage, RetryLater, Stage
 from socpipe.daemon import STAGE_NAMES
 from socpipe.daemon.indicator_feed import IndicatorPoller, load_feed
 from socpipe.daemon.replay import StateReplay, commit_metadata
@@ -47,7 +48,28 @@ log = logging.getLogger(__name__)
 RETRY_PAUSE_SECS = 2.0
 
 
+@dataclass(slots=True)
+class _Writing:
+    """A prepared batch being written on the loop's writer thread."""
+
+    records: list[ConsumerRecord]
+    future: Future[None]
+    started: float
+
+
+class _BatchFailed(Exception):
+    """A batch (and what was read after it) goes back to the consumer: ``error`` says why."""
+
+    def __init__(self, records: list[ConsumerRecord], error: Exception) -> None:
+        super().__init__(str(error))
+        self.records, self.error = records, error
+
+
 class StageLoop:
+    """Polls, hands each batch to its stage, commits it once written. An overlapping stage
+    (core/stage.py) prepares the next batch while its writer thread writes the last one;
+    batches are still committed one by one, in order, each after its own write."""
+
     def __init__(
         self,
         stage: Stage,
@@ -64,61 +86,123 @@ class StageLoop:
         self._lag_reported = 0.0
         horizon = stage.state_horizon_secs
         self.replay = StateReplay(stage.name, horizon) if horizon > 0 else None
+        self._writer = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage.name}-write")
+            if isinstance(stage, OverlappingStage) and self.replay is None
+            else None
+        )
+        self._writing: _Writing | None = None
 
     def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                records = self._poll()
+                if not records:
+                    # Nothing new: the write in flight is committed now, not with the next batch.
+                    if not self._settle():
+                        return
+                    continue
+                metrics.RECORDS_IN.labels(self.stage.name).inc(len(records))
+                try:
+                    self._take(records)
+                except _BatchFailed as failed:
+                    if not self._hand_back(failed.records, failed.error):
+                        return
+            self._settle()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+
+    def _poll(self) -> list[ConsumerRecord]:
         settings = self.config.stages
-        while not self.stop.is_set():
-            try:
-                batch = self.consumer.poll(
-                    timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
-                )
-            except KafkaError as error:
-                # A broker lost or a coordinator moving: the client finds the others; the
-                # stage must outlive the moment (its thread ending would stop the process).
-                log.warning("stage=%s poll failed (%s); polling again", self.stage.name, error)
-                self.stop.wait(RETRY_PAUSE_SECS)
-                continue
-            records = [
-                record for partition_records in batch.values() for record in partition_records
-            ]
-            records = self._take_over_partitions(records)
-            if not records:
-                continue
-            metrics.RECORDS_IN.labels(self.stage.name).inc(len(records))
-            started = time.monotonic()
+        try:
+            batch = self.consumer.poll(
+                timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max_records
+            )
+        except KafkaError as error:
+            # A broker lost or a coordinator moving: the client finds the others; the
+            # stage must outlive the moment (its thread ending would stop the process).
+            log.warning("stage=%s poll failed (%s); polling again", self.stage.name, error)
+            self.stop.wait(RETRY_PAUSE_SECS)
+            return []
+        records = [record for partition_records in batch.values() for record in partition_records]
+        return self._take_over_partitions(records)
+
+    def _take(self, records: list[ConsumerRecord]) -> None:
+        """Process the batch and commit it, or (overlapping stage) prepare it, land the write
+        before it, and start its own. Raises ``_BatchFailed`` with what must be read again."""
+        started = time.monotonic()
+        if self._writer is None:
             try:
                 self._process(records)
-            except InterruptedError:
-                log.warning(
-                    "stage=%s stopping before its batch was written; it will be replayed",
-                    self.stage.name,
-                )
-                self._rewind(records)
-                return
-            except RetryLater as error:
-                log.warning(
-                    "stage=%s output unavailable (%s); batch handed back, retrying in %.0fs",
-                    self.stage.name,
-                    error,
-                    RETRY_PAUSE_SECS,
-                )
-                self._rewind(records)
-                metrics.BATCHES_RETRIED.labels(self.stage.name).inc()
-                self.stop.wait(RETRY_PAUSE_SECS)
-                continue
-            except Exception:
-                log.exception(
-                    "stage=%s batch failed; retrying it in %.0fs", self.stage.name, RETRY_PAUSE_SECS
-                )
-                self._rewind(records)
-                metrics.BATCHES_RETRIED.labels(self.stage.name).inc()
-                self.stop.wait(RETRY_PAUSE_SECS)
-                continue
-            self._commit(records)
-            if self.replay is not None:
-                self.replay.finish(self.consumer)
-            metrics.BATCH_SECONDS.labels(self.stage.name).observe(time.monotonic() - started)
-            self._report_lag()
+            except Exception as error:
+                raise _BatchFailed(records, error) from None
+            self._committed(records, started)
+            return
+        assert isinstance(self.stage, OverlappingStage)
+        try:
+            prepared = self.stage.prepare(records)
+        except Exception as error:
+            self._land(following=records)
+            raise _BatchFailed(records, error) from None
+        self._land(following=records)
+        future = self._writer.submit(self.stage.write, prepared)
+        self._writing = _Writing(records, future, started)
+
+    def _land(self, following: list[ConsumerRecord] | None = None) -> None:
+        """Wait for the write in flight and commit its batch. If it failed, it goes back with
+        ``following`` (read after it, so not to be committed before it)."""
+        writing, self._writing = self._writing, None
+        if writing is None:
+            return
+        try:
+            writing.future.result()
+        except Exception as error:
+            raise _BatchFailed([*writing.records, *(following or [])], error) from None
+        self._committed(writing.records, writing.started)
+
+    def _settle(self) -> bool:
+        """Land the write in flight; False when the loop must stop."""
+        try:
+            self._land()
+        except _BatchFailed as failed:
+            return self._hand_back(failed.records, failed.error)
+        return True
+
+    def _committed(self, records: list[ConsumerRecord], started: float) -> None:
+        self._commit(records)
+        if self.replay is not None:
+            self.replay.finish(self.consumer)
+        metrics.BATCH_SECONDS.labels(self.stage.name).observe(time.monotonic() - started)
+        self._report_lag()
+
+    def _hand_back(self, records: list[ConsumerRecord], error: Exception) -> bool:
+        """Seek back to the batch's first records, so it is read again; False when the stage
+        was told to stop in the middle of it."""
+        self._rewind(records)
+        if isinstance(error, InterruptedError):
+            log.warning(
+                "stage=%s stopping before its batch was written; it will be replayed",
+                self.stage.name,
+            )
+            return False
+        if isinstance(error, RetryLater):
+            log.warning(
+                "stage=%s output unavailable (%s); batch handed back, retrying in %.0fs",
+                self.stage.name,
+                error,
+                RETRY_PAUSE_SECS,
+            )
+        else:
+            log.error(
+                "stage=%s batch failed; retrying it in %.0fs",
+                self.stage.name,
+                RETRY_PAUSE_SECS,
+                exc_info=error,
+            )
+        metrics.BATCHES_RETRIED.labels(self.stage.name).inc()
+        self.stop.wait(RETRY_PAUSE_SECS)
+        return True
 
     def _take_over_partitions(self, records: list[ConsumerRecord]) -> list[ConsumerRecord]:
         """Newly assigned partitions: the stage places those it never committed (a forward

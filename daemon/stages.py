@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from socpipe.core import envelope, metrics
 from socpipe.core.config import Config
-from socpipe.core.stage import Stage
+from socpipe.core.stage import OverlappingStage, Stage
 from socpipe.daemon.identity import AgencyGuard
 from socpipe.detectors.alert import Alert
 from socpipe.detectors.correlation import CorrelationStats
@@ -185,10 +185,26 @@ def _position_id(record: ConsumerRecord, position: int) -> str:
     return f"{record.topic}-{record.partition}-{record.offset}{suffix}"
 
 
-class IndexStage(Stage):
+@dataclass(slots=True)
+class _IndexBatch:
+    """A batch of the index stage, decoded and checked, ready to be written."""
+
+    documents: list[Document] = field(default_factory=list)
+    #: id(document) -> its record and its place in the record's envelope (for dead letters).
+    origin: dict[int, tuple[ConsumerRecord, int]] = field(default_factory=dict)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    #: Incident id -> the records of its updates in this batch (for dead letters).
+    update_origins: dict[str, list[tuple[ConsumerRecord, int, bytes]]] = field(default_factory=dict)
+    #: Lines that cannot be indexed (record, reason, line, position): dead-lettered on write.
+    refused: list[tuple[ConsumerRecord, str, bytes, int]] = field(default_factory=list)
+    lines: int = 0
+
+
+class IndexStage(OverlappingStage[_IndexBatch]):
     """Events, alerts, incidents and the forwarding ledger -> Elasticsearch (events in daily
     indices, the others in one index each). Incident updates are merged into the incident
-    document (socpipe.sinks.incidents), everything else is created once."""
+    document (socpipe.sinks.incidents), everything else is created once. The runner decodes
+    the next batch while Elasticsearch writes the last one."""
 
     name = "index"
 
@@ -215,27 +231,24 @@ class IndexStage(Stage):
     def group(self) -> str:
         return self.config.stages.index_group
 
-    def process(self, records: list[ConsumerRecord]) -> None:
+    def prepare(self, records: list[ConsumerRecord]) -> _IndexBatch:
         # Each event's JSON goes to Elasticsearch as it came from Kafka: it is decoded only
         # for its id and day and to check it (re-encoding would cost as much again), unless
         # its agency had to be corrected from its topic.
         settings, topics = self.config.elasticsearch, self.config.kafka.topics
-        documents: list[Document] = []
-        origin: dict[int, tuple[ConsumerRecord, int]] = {}
-        updates: list[dict[str, Any]] = []
-        #: Incident id -> the records of its updates in this batch (for dead letters).
-        update_origins: dict[str, list[tuple[ConsumerRecord, int, bytes]]] = {}
-        lines = 0
+        batch = _IndexBatch()
         for record in records:
             topic = record.topic
             for position, line in envelope.unpack(record.value):
-                lines += 1
+                batch.lines += 1
                 try:
                     if topic == topics.incidents:
                         update = incident_fields(envelope.decode(line))
                         identifier = str(update["incident.id"])
-                        updates.append(update)
-                        update_origins.setdefault(identifier, []).append((record, position, line))
+                        batch.updates.append(update)
+                        batch.update_origins.setdefault(identifier, []).append(
+                            (record, position, line)
+                        )
                         continue
                     body = envelope.decode(line)
                     if topic == topics.alerts:
@@ -251,17 +264,22 @@ class IndexStage(Stage):
                         index = self._daily(str(body["@timestamp"]))
                         document = Document(index, str(identifier), line)
                 except (ValueError, KeyError) as error:
-                    self.deadletter(record, f"cannot index: {error}", line, position)
+                    batch.refused.append((record, f"cannot index: {error}", line, position))
                     continue
-                origin[id(document)] = (record, position)
-                documents.append(document)
-        result = self.sink.write(documents)
+                batch.origin[id(document)] = (record, position)
+                batch.documents.append(document)
+        return batch
+
+    def write(self, batch: _IndexBatch) -> None:
+        for record, reason, line, position in batch.refused:
+            self.deadletter(record, reason, line, position)
+        result = self.sink.write(batch.documents)
         for document, reason in result.rejected:
-            record, position = origin[id(document)]
+            record, position = batch.origin[id(document)]
             self.deadletter(record, f"elasticsearch refused: {reason}", document.source, position)
-        merged = self._merge_incidents(updates, update_origins)
+        merged = self._merge_incidents(batch.updates, batch.update_origins)
         self.confirm_sent()
-        metrics.EVENTS_IN.labels(self.name).inc(lines)
+        metrics.EVENTS_IN.labels(self.name).inc(batch.lines)
         metrics.RECORDS_OUT.labels(self.name).inc(result.created + merged.created + merged.updated)
         metrics.ES_DUPLICATES.inc(result.already_present + merged.unchanged)
         metrics.ES_REJECTED.inc(len(result.rejected) + len(merged.rejected))

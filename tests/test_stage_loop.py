@@ -14,7 +14,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from socpipe.core.config import Config
-from socpipe.core.stage import RetryLater, Stage
+from socpipe.core.stage import OverlappingStage, RetryLater, Stage
 from socpipe.daemon import runner
 from socpipe.daemon.replay import commit_metadata
 
@@ -154,3 +154,104 @@ def test_an_unexpected_error_is_retried_too() -> None:
     run_loop(stage, consumer, stop)
     assert consumer.seeks == [(TopicPartition(TOPIC, 0), 0)]
     assert [commit[TopicPartition(TOPIC, 0)].offset for commit in consumer.commits] == [1]
+
+
+class LoggingConsumer(FakeConsumer):
+    """Also writes each commit into the stage's log, to see it among the stage's steps."""
+
+    def __init__(self, records: dict[int, list[ConsumerRecord]], log: list[str]) -> None:
+        super().__init__(records)
+        self.log = log
+
+    def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        super().commit(offsets)
+        self.log.append(f"commit {offsets[TopicPartition(TOPIC, 0)].offset}")
+
+
+class SlowWriter(OverlappingStage[list[int]]):
+    """Logs its steps; the first write waits until the next batch has been prepared (which
+    only an overlapping loop can do), and writes fail while ``failures`` lasts."""
+
+    name = "writer"
+
+    def __init__(self, expected: int, stop: threading.Event, failures: int = 0) -> None:
+        super().__init__(Config(), None)  # type: ignore[arg-type]
+        self.expected, self.stop, self.failures = expected, stop, failures
+        self.log: list[str] = []
+        self.written: list[int] = []
+        self.second_prepared = threading.Event()
+        self.overlapped: bool | None = None
+
+    @property
+    def topics(self) -> list[str]:
+        return [TOPIC]
+
+    @property
+    def group(self) -> str:
+        return "writer"
+
+    def prepare(self, records: list[ConsumerRecord]) -> list[int]:
+        offsets = [item.offset for item in records]
+        self.log.append(f"prepare {offsets}")
+        if len([step for step in self.log if step.startswith("prepare")]) == 2:
+            self.second_prepared.set()
+        return offsets
+
+    def write(self, prepared: list[int]) -> None:
+        if self.overlapped is None:
+            self.overlapped = self.second_prepared.wait(timeout=30)
+        if self.failures:
+            self.failures -= 1
+            self.log.append(f"failed {prepared}")
+            raise RetryLater("store unavailable")
+        self.log.append(f"wrote {prepared}")
+        self.written.extend(prepared)
+        if len(set(self.written)) >= self.expected:
+            self.stop.set()
+
+
+def run_writer(stage: SlowWriter, consumer: FakeConsumer, stop: threading.Event) -> None:
+    loop = runner.StageLoop(
+        stage,
+        consumer,  # type: ignore[arg-type]
+        runner.AssignmentListener("writer"),
+        stop,
+        Config(),
+    )
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the loop did not finish its records"
+
+
+def test_an_overlapping_stage_prepares_the_next_batch_while_the_last_is_written() -> None:
+    stop = threading.Event()
+    stage = SlowWriter(expected=6, stop=stop)
+    consumer = LoggingConsumer({0: [record(0, n) for n in range(6)]}, stage.log)
+    run_writer(stage, consumer, stop)
+    assert stage.overlapped, "the second batch was not prepared during the first write"
+    # Each batch is committed after its own write, in order, and the last one too although
+    # the stop came during its write.
+    wrote, committed = [], []
+    for step in stage.log:
+        if step.startswith("wrote"):
+            wrote.append(step)
+        elif step.startswith("commit"):
+            committed.append(int(step.split()[1]))
+            assert len(wrote) == len(committed), f"commit before its write: {stage.log}"
+    assert committed == [2, 4, 6]
+    assert stage.written == list(range(6))
+
+
+def test_a_failed_write_goes_back_with_the_batch_prepared_after_it() -> None:
+    stop = threading.Event()
+    stage = SlowWriter(expected=6, stop=stop, failures=1)
+    consumer = LoggingConsumer({0: [record(0, n) for n in range(6)]}, stage.log)
+    run_writer(stage, consumer, stop)
+    # The first batch failed while the second was prepared: the consumer went back to the
+    # first batch's start, and nothing was committed before the first batch was written.
+    assert stage.log[:3] == ["prepare [0, 1]", "prepare [2, 3]", "failed [0, 1]"]
+    assert consumer.seeks == [(TopicPartition(TOPIC, 0), 0)]
+    assert "commit" not in " ".join(stage.log[: stage.log.index("wrote [0, 1]")])
+    assert stage.written == list(range(6))
+    assert [commit[TopicPartition(TOPIC, 0)].offset for commit in consumer.commits] == [2, 4, 6]
