@@ -46,6 +46,7 @@ from typing import Any
 import orjson
 import yaml
 from elasticsearch import ApiError
+from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 
 from bench.cluster import syslog_time
@@ -55,7 +56,7 @@ from socpipe.collectors.follow import FileFollower
 from socpipe.collectors.parsers import ParseContext
 from socpipe.core import envelope
 from socpipe.core.config import Config, ElasticsearchConfig, load_config
-from socpipe.core.kafka_clients import ensure_topics, group_caught_up
+from socpipe.core.kafka_clients import committed_to_end, ensure_topics
 from socpipe.sinks.elasticsearch import Document, connect, events_index, install_templates
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,6 +84,8 @@ class Pipeline:
         self.log = folder / "bench.log"
         self.processes: list[subprocess.Popen] = []
         self.alerts_seen: list[str] = []
+        #: Reads the index group's offsets at the end of a run (one client for every check).
+        self.index_offsets: KafkaConsumer | None = None
 
     def start(self, glob: str) -> None:
         self.start_daemons()
@@ -135,9 +138,13 @@ class Pipeline:
             return False
         if saved.get(str(path), {}).get("offset", 0) < path.stat().st_size:
             return False
-        if not group_caught_up(
-            self.config.kafka, self.config.stages.index_group, self.config.kafka.topics.events
-        ):
+        if self.index_offsets is None:
+            self.index_offsets = KafkaConsumer(
+                group_id=self.config.stages.index_group,
+                enable_auto_commit=False,
+                **self.config.kafka.client_options(),
+            )
+        if not committed_to_end(self.index_offsets, self.config.kafka.topics.events):
             return False
         index = f"{self.config.elasticsearch.events_index_prefix}*"
         self.es.indices.refresh(index=index, ignore_unavailable=True)
@@ -152,6 +159,8 @@ class Pipeline:
             return 0  # a daily index just created, its shard not started yet
 
     def stop(self) -> None:
+        if self.index_offsets is not None:
+            self.index_offsets.close()
         for process in self.processes:
             process.send_signal(signal.SIGTERM)
         for process in self.processes:
@@ -497,8 +506,9 @@ def saturation_rows(lines: int, ceilings: list[dict], runs: dict[str, list[dict]
     the CPU per event of each component (median over the rounds)."""
     rates = [run["rate"] for run in ceilings]
     rows = [
-        f"Saturation: {lines:,} lines followed by one file collector, detected and indexed; the"
-        f" bulk-only ceiling: the same documents sent to Elasticsearch alone"
+        f"Saturation: {lines:,} lines appended at once to the file a running collector follows,"
+        " timed until the last is indexed (detected too); the"
+        " bulk-only ceiling: the same documents sent to Elasticsearch alone"
         f" ({CEILING_CONNECTIONS} bulk requests in flight). {len(ceilings)} rounds, each a"
         " ceiling run then one run per layout; the ratio is a layout's rate over the ceiling"
         " of its round.",

@@ -205,8 +205,14 @@ def group_caught_up(config: KafkaConfig, group_id: str, topic: str) -> bool:
     Reads the group's offsets without joining it."""
     consumer = KafkaConsumer(group_id=group_id, enable_auto_commit=False, **config.client_options())
     try:
-        partitions = [TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic) or ()]
-        ends = consumer.end_offsets(partitions)
-        return all((consumer.committed(partition) or 0) >= end for partition, end in ends.items())
+        return committed_to_end(consumer, topic)
     finally:
         consumer.close()
+
+
+def committed_to_end(consumer: KafkaConsumer, topic: str) -> bool:
+    """``group_caught_up`` with a consumer kept for asking often (one of the group's, not
+    subscribed): connecting anew costs more than the question."""
+    partitions = [TopicPartition(topic, n) for n in consumer.partitions_for_topic(topic) or ()]
+    ends = consumer.end_offsets(partitions)
+    return all((consumer.committed(partition) or 0) >= end for partition, end in ends.items())
