@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from abc import ABC, abstractmethod
 from typing import Any, Generic, TypeVar
 
@@ -54,14 +55,20 @@ class Stage(ABC):
         self.config = config
         self.producer = producer
         self._sent: list[Any] = []
+        #: Writes of an overlapping stage send from several threads.
+        self._sent_lock = threading.Lock()
 
     def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self._sent.append(self.producer.send(topic, key=key, value=value))
+        future = self.producer.send(topic, key=key, value=value)
+        with self._sent_lock:
+            self._sent.append(future)
 
     def confirm_sent(self) -> int:
-        """Wait until Kafka acknowledged everything this batch produced; raise if it did not."""
+        """Wait until Kafka acknowledged everything this batch produced (and maybe what a
+        batch written beside it sent); raise if it did not."""
         self.producer.flush()
-        sent, self._sent = self._sent, []
+        with self._sent_lock:
+            sent, self._sent = self._sent, []
         for future in sent:
             future.get()
         return len(sent)
@@ -140,14 +147,18 @@ class OverlappingStage(Stage, Generic[Prepared]):
     before it fails): what it refuses goes in its result, and ``write`` dead-letters it.
     """
 
+    #: Batches written at once. More than one only for a stage whose writes do not depend on
+    #: each other's order (the runner still commits them in order).
+    writes_in_flight = 1
+
     @abstractmethod
     def prepare(self, records: list[ConsumerRecord]) -> Prepared:
         """Turn a batch into what ``write`` sends; no output yet."""
 
     @abstractmethod
     def write(self, prepared: Prepared) -> None:
-        """Write a prepared batch; return only once it is durably written. Runs on the
-        runner's writer thread, one batch at a time, in the order the batches came."""
+        """Write a prepared batch; return only once it is durably written. Runs on one of the
+        runner's writer threads, started in the order the batches came."""
 
     def process(self, records: list[ConsumerRecord]) -> None:
         self.write(self.prepare(records))

@@ -12,8 +12,8 @@ import logging
 import signal
 import threading
 import time
-from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import defaultdict, deque
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -50,7 +50,7 @@ RETRY_PAUSE_SECS = 2.0
 
 @dataclass(slots=True)
 class _Writing:
-    """A prepared batch being written on the loop's writer thread."""
+    """A prepared batch being written on one of the loop's writer threads."""
 
     records: list[ConsumerRecord]
     future: Future[None]
@@ -67,8 +67,9 @@ class _BatchFailed(Exception):
 
 class StageLoop:
     """Polls, hands each batch to its stage, commits it once written. An overlapping stage
-    (core/stage.py) prepares the next batch while its writer thread writes the last one;
-    batches are still committed one by one, in order, each after its own write."""
+    (core/stage.py) prepares the next batch while writer threads write the last ones (up to
+    its ``writes_in_flight``); batches are still committed one by one, in order, each after
+    its own write."""
 
     def __init__(
         self,
@@ -86,27 +87,27 @@ class StageLoop:
         self._lag_reported = 0.0
         horizon = stage.state_horizon_secs
         self.replay = StateReplay(stage.name, horizon) if horizon > 0 else None
-        self._writer = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage.name}-write")
-            if isinstance(stage, OverlappingStage) and self.replay is None
-            else None
-        )
-        self._writing: _Writing | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._depth = 0
+        if isinstance(stage, OverlappingStage) and self.replay is None:
+            self._depth = max(stage.writes_in_flight, 1)
+            self._writer = ThreadPoolExecutor(self._depth, thread_name_prefix=f"{stage.name}-write")
+        #: Writes started and not yet committed, oldest first.
+        self._writing: deque[_Writing] = deque()
 
     def run(self) -> None:
         try:
             while not self.stop.is_set():
-                records = self._poll()
-                if not records:
-                    # Nothing new: the write in flight is committed now, not with the next batch.
-                    if not self._settle():
-                        return
-                    continue
-                metrics.RECORDS_IN.labels(self.stage.name).inc(len(records))
                 try:
-                    self._take(records)
+                    records = self._poll()
+                    if records:
+                        metrics.RECORDS_IN.labels(self.stage.name).inc(len(records))
+                        self._take(records)
+                    else:
+                        # Nothing new: the writes in flight are committed now, not later.
+                        self._land_all()
                 except _BatchFailed as failed:
-                    if not self._hand_back(failed.records, failed.error):
+                    if not self._hand_back(failed):
                         return
             self._settle()
         finally:
@@ -143,30 +144,38 @@ class StageLoop:
         try:
             prepared = self.stage.prepare(records)
         except Exception as error:
-            self._land(following=records)
+            self._land_all(following=records)
             raise _BatchFailed(records, error) from None
-        self._land(following=records)
+        while len(self._writing) >= self._depth:
+            self._land_oldest(following=records)
         future = self._writer.submit(self.stage.write, prepared)
-        self._writing = _Writing(records, future, started)
+        self._writing.append(_Writing(records, future, started))
 
-    def _land(self, following: list[ConsumerRecord] | None = None) -> None:
-        """Wait for the write in flight and commit its batch. If it failed, it goes back with
-        ``following`` (read after it, so not to be committed before it)."""
-        writing, self._writing = self._writing, None
-        if writing is None:
-            return
+    def _land_oldest(self, following: list[ConsumerRecord] | None = None) -> None:
+        """Wait for the oldest write in flight and commit its batch. If it failed, it goes
+        back with every later batch (read after it, so not to be committed before it): the
+        writes still in flight are waited for first, so nothing is written after the rewind."""
+        writing = self._writing.popleft()
         try:
             writing.future.result()
         except Exception as error:
-            raise _BatchFailed([*writing.records, *(following or [])], error) from None
+            dropped = [writing, *self._writing]
+            wait([other.future for other in self._writing])
+            self._writing.clear()
+            records = [record for other in dropped for record in other.records]
+            raise _BatchFailed([*records, *(following or [])], error) from None
         self._committed(writing.records, writing.started)
 
+    def _land_all(self, following: list[ConsumerRecord] | None = None) -> None:
+        while self._writing:
+            self._land_oldest(following)
+
     def _settle(self) -> bool:
-        """Land the write in flight; False when the loop must stop."""
+        """Land the writes in flight; False when the loop must stop."""
         try:
-            self._land()
+            self._land_all()
         except _BatchFailed as failed:
-            return self._hand_back(failed.records, failed.error)
+            return self._hand_back(failed)
         return True
 
     def _committed(self, records: list[ConsumerRecord], started: float) -> None:
@@ -176,10 +185,11 @@ class StageLoop:
         metrics.BATCH_SECONDS.labels(self.stage.name).observe(time.monotonic() - started)
         self._report_lag()
 
-    def _hand_back(self, records: list[ConsumerRecord], error: Exception) -> bool:
+    def _hand_back(self, failed: _BatchFailed) -> bool:
         """Seek back to the batch's first records, so it is read again; False when the stage
         was told to stop in the middle of it."""
-        self._rewind(records)
+        self._rewind(failed.records)
+        error = failed.error
         if isinstance(error, InterruptedError):
             log.warning(
                 "stage=%s stopping before its batch was written; it will be replayed",

@@ -204,9 +204,12 @@ class IndexStage(OverlappingStage[_IndexBatch]):
     """Events, alerts, incidents and the forwarding ledger -> Elasticsearch (events in daily
     indices, the others in one index each). Incident updates are merged into the incident
     document (socpipe.sinks.incidents), everything else is created once. The runner decodes
-    the next batch while Elasticsearch writes the last one."""
+    the next batch while Elasticsearch writes the last ones."""
 
     name = "index"
+    #: Documents are created by id, incidents merged under their sequence numbers (in any
+    #: order: sinks/incidents.py): two batches may be written at once.
+    writes_in_flight = 2
 
     def __init__(self, config: Config, producer: KafkaProducer, sink: ElasticsearchSink) -> None:
         super().__init__(config, producer)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
@@ -63,7 +63,21 @@ class FakeConsumer:
         return self.positions[partition.partition]
 
 
-class FlakyStage(Stage):
+class OnTopic:
+    """The test stages' one topic, and a group named after the stage."""
+
+    name: str
+
+    @property
+    def topics(self) -> list[str]:
+        return [TOPIC]
+
+    @property
+    def group(self) -> str:
+        return self.name
+
+
+class FlakyStage(OnTopic, Stage):
     """Fails its first ``failures`` batches, then processes; stops the loop when all is seen."""
 
     name = "fake"
@@ -76,14 +90,6 @@ class FlakyStage(Stage):
         self.attempts: list[list[tuple[int, int]]] = []
         self.done: list[tuple[int, int]] = []
 
-    @property
-    def topics(self) -> list[str]:
-        return [TOPIC]
-
-    @property
-    def group(self) -> str:
-        return "fake"
-
     def process(self, records: list[ConsumerRecord]) -> None:
         batch = [(item.partition, item.offset) for item in records]
         self.attempts.append(batch)
@@ -94,8 +100,8 @@ class FlakyStage(Stage):
             self.stop.set()
 
 
-def run_loop(stage: FlakyStage, consumer: FakeConsumer, stop: threading.Event) -> None:
-    listener = runner.AssignmentListener("fake")
+def run_loop(stage: Stage, consumer: FakeConsumer, stop: threading.Event) -> None:
+    listener = runner.AssignmentListener(stage.name)
     loop = runner.StageLoop(stage, consumer, listener, stop, Config())  # type: ignore[arg-type]
     thread = threading.Thread(target=loop.run)
     thread.start()
@@ -168,7 +174,7 @@ class LoggingConsumer(FakeConsumer):
         self.log.append(f"commit {offsets[TopicPartition(TOPIC, 0)].offset}")
 
 
-class SlowWriter(OverlappingStage[list[int]]):
+class SlowWriter(OnTopic, OverlappingStage[list[int]]):
     """Logs its steps; the first write waits until the next batch has been prepared (which
     only an overlapping loop can do), and writes fail while ``failures`` lasts."""
 
@@ -182,14 +188,6 @@ class SlowWriter(OverlappingStage[list[int]]):
         self.second_prepared = threading.Event()
         self.overlapped: bool | None = None
 
-    @property
-    def topics(self) -> list[str]:
-        return [TOPIC]
-
-    @property
-    def group(self) -> str:
-        return "writer"
-
     def prepare(self, records: list[ConsumerRecord]) -> list[int]:
         offsets = [item.offset for item in records]
         self.log.append(f"prepare {offsets}")
@@ -202,33 +200,30 @@ class SlowWriter(OverlappingStage[list[int]]):
             self.overlapped = self.second_prepared.wait(timeout=30)
         if self.failures:
             self.failures -= 1
-            self.log.append(f"failed {prepared}")
-            raise RetryLater("store unavailable")
+            self.fail(prepared)
+        self.wrote(prepared)
+
+    def fail(self, prepared: list[int]) -> NoReturn:
+        self.log.append(f"failed {prepared}")
+        raise RetryLater("store unavailable")
+
+    def wrote(self, prepared: list[int]) -> None:
         self.log.append(f"wrote {prepared}")
         self.written.extend(prepared)
         if len(set(self.written)) >= self.expected:
             self.stop.set()
 
 
-def run_writer(stage: SlowWriter, consumer: FakeConsumer, stop: threading.Event) -> None:
-    loop = runner.StageLoop(
-        stage,
-        consumer,  # type: ignore[arg-type]
-        runner.AssignmentListener("writer"),
-        stop,
-        Config(),
-    )
-    thread = threading.Thread(target=loop.run)
-    thread.start()
-    thread.join(timeout=60)
-    assert not thread.is_alive(), "the loop did not finish its records"
+def write_six_records(stage: SlowWriter) -> LoggingConsumer:
+    """Six records of one partition through the loop, two a batch, until all are written."""
+    consumer = LoggingConsumer({0: [record(0, n) for n in range(6)]}, stage.log)
+    run_loop(stage, consumer, stage.stop)
+    return consumer
 
 
 def test_an_overlapping_stage_prepares_the_next_batch_while_the_last_is_written() -> None:
-    stop = threading.Event()
-    stage = SlowWriter(expected=6, stop=stop)
-    consumer = LoggingConsumer({0: [record(0, n) for n in range(6)]}, stage.log)
-    run_writer(stage, consumer, stop)
+    stage = SlowWriter(expected=6, stop=threading.Event())
+    write_six_records(stage)
     assert stage.overlapped, "the second batch was not prepared during the first write"
     # Each batch is committed after its own write, in order, and the last one too although
     # the stop came during its write.
@@ -244,10 +239,8 @@ def test_an_overlapping_stage_prepares_the_next_batch_while_the_last_is_written(
 
 
 def test_a_failed_write_goes_back_with_the_batch_prepared_after_it() -> None:
-    stop = threading.Event()
-    stage = SlowWriter(expected=6, stop=stop, failures=1)
-    consumer = LoggingConsumer({0: [record(0, n) for n in range(6)]}, stage.log)
-    run_writer(stage, consumer, stop)
+    stage = SlowWriter(expected=6, stop=threading.Event(), failures=1)
+    consumer = write_six_records(stage)
     # The first batch failed while the second was prepared: the consumer went back to the
     # first batch's start, and nothing was committed before the first batch was written.
     assert stage.log[:3] == ["prepare [0, 1]", "prepare [2, 3]", "failed [0, 1]"]
@@ -255,3 +248,35 @@ def test_a_failed_write_goes_back_with_the_batch_prepared_after_it() -> None:
     assert "commit" not in " ".join(stage.log[: stage.log.index("wrote [0, 1]")])
     assert stage.written == list(range(6))
     assert [commit[TopicPartition(TOPIC, 0)].offset for commit in consumer.commits] == [2, 4, 6]
+
+
+class TwoWriters(SlowWriter):
+    """Writes two batches at once; the first write fails once, after the second has begun."""
+
+    writes_in_flight = 2
+
+    def __init__(self, expected: int, stop: threading.Event) -> None:
+        super().__init__(expected, stop)
+        self.second_writing = threading.Event()
+        self.failed_once = False
+
+    def write(self, prepared: list[int]) -> None:
+        if prepared == [2, 3]:
+            self.second_writing.set()
+        if prepared == [0, 1] and not self.failed_once:
+            self.failed_once = True
+            self.overlapped = self.second_writing.wait(timeout=30)
+            self.fail(prepared)
+        self.wrote(prepared)
+
+
+def test_a_failed_write_takes_the_writes_beside_it_back_too() -> None:
+    stage = TwoWriters(expected=6, stop=threading.Event())
+    consumer = write_six_records(stage)
+    assert stage.overlapped, "the second batch's write did not start beside the first"
+    # The second batch was written, but not committed: the first failed, so both went back.
+    assert consumer.seeks == [(TopicPartition(TOPIC, 0), 0)]
+    first_written = stage.log.index("wrote [0, 1]")
+    assert "commit" not in " ".join(stage.log[:first_written])
+    assert sorted(set(stage.written)) == list(range(6))
+    assert [commit[TopicPartition(TOPIC, 0)].offset for commit in consumer.commits][-1] == 6
