@@ -6,25 +6,46 @@ A file collector follows a log that grows at a steady rate with today's timestam
 logins and failures from a large, rotating pool of addresses (so correlation groups are
 created all the time and must expire), some brute forces, some root logins. The daemon runs
 detect and index as in production. Every 30 s the resident memory (RSS) of the daemon and
-the collector is sampled; at the end every line must be indexed. Results go to
-docs/benchmarks.md.
+the collector is sampled, with the state the detect stage reports on its metrics endpoint
+(open incidents, incident evidence links, correlation groups and bytes): memory that rises
+beside a bounded state still filling is not a leak. At the end every line must be indexed.
+Results go to docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import re
 import signal
 import sys
 import tempfile
 import time
+import urllib.request
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.report import write_section
+from bench.restart import free_port
 from bench.streaming import Pipeline, run_config
 from socpipe.core.config import load_config
 
 SAMPLE_EVERY_SECS = 30
+#: The detect stage's gauges of what it holds in memory, as the soak's columns name them.
+STATE_GAUGES = {
+    "incidents": "socpipe_incidents_open",
+    "links": "socpipe_incident_links",
+    "groups": "socpipe_correlation_groups",
+    "correlation_mib": "socpipe_correlation_state_bytes",
+}
+
+
+@dataclass(frozen=True)
+class Sample:
+    minute: float
+    daemon_mib: float
+    collector_mib: float
+    state: dict[str, float]
 
 
 def rss_mib(pid: int) -> float:
@@ -32,6 +53,18 @@ def rss_mib(pid: int) -> float:
         if row.startswith("VmRSS:"):
             return int(row.split()[1]) / 1024
     return float("nan")
+
+
+def daemon_state(port: int) -> dict[str, float]:
+    """The state gauges from the daemon's /metrics (NaN for one not reported yet)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    state = {}
+    for column, gauge in STATE_GAUGES.items():
+        found = re.search(rf"^{gauge} (\S+)$", text, re.M)
+        state[column] = float(found.group(1)) if found else float("nan")
+    state["correlation_mib"] /= 1 << 20
+    return state
 
 
 def log_line(number: int, rng: random.Random) -> str:
@@ -52,11 +85,14 @@ def log_line(number: int, rng: random.Random) -> str:
     )
 
 
-def soak(minutes: float, rate: int) -> tuple[list[tuple[float, float, float]], int, int, float]:
+def soak(minutes: float, rate: int) -> tuple[list[Sample], int, int, float]:
     rng = random.Random(7)
-    samples: list[tuple[float, float, float]] = []
+    samples: list[Sample] = []
+    config = run_config(load_config())
+    port = free_port()
+    config = replace(config, metrics=replace(config.metrics, port=port))
     with tempfile.TemporaryDirectory() as folder:
-        pipeline = Pipeline(run_config(load_config()), Path(folder), ["detect,index"])
+        pipeline = Pipeline(config, Path(folder), ["detect,index"])
         path = Path(folder) / "auth.log"
         path.touch()
         pipeline.start(str(path))
@@ -75,10 +111,14 @@ def soak(minutes: float, rate: int) -> tuple[list[tuple[float, float, float]], i
                         written += 1
                     handle.flush()
                     if time.monotonic() >= next_sample:
-                        samples.append((elapsed / 60, rss_mib(daemon), rss_mib(collector)))
+                        sample = Sample(
+                            elapsed / 60, rss_mib(daemon), rss_mib(collector), daemon_state(port)
+                        )
+                        samples.append(sample)
                         print(
-                            f"{samples[-1][0]:6.1f} min  daemon {samples[-1][1]:6.1f} MiB"
-                            f"  collector {samples[-1][2]:6.1f} MiB  lines {written:,}",
+                            f"{sample.minute:6.1f} min  daemon {sample.daemon_mib:6.1f} MiB"
+                            f"  collector {sample.collector_mib:6.1f} MiB  lines {written:,}  "
+                            + "  ".join(f"{k} {v:,.0f}" for k, v in sample.state.items()),
                             flush=True,
                         )
                         next_sample += SAMPLE_EVERY_SECS
@@ -102,7 +142,7 @@ def main() -> None:
     # Stopped early (SIGTERM), still remove the run's topics and indices.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     samples, written, indexed, catch_up = soak(args.minutes, args.rate)
-    marks = [samples[0]] + [s for s in samples if s[0] >= 5 and round(s[0] * 2) % 10 == 0]
+    marks = [samples[0]] + [s for s in samples if s.minute >= 5 and round(s.minute * 2) % 10 == 0]
     rows = [
         f"- Date: {time.strftime('%Y-%m-%d')}; machine and services as above; one daemon (detect +"
         " index, all project rules and correlations) and one file collector",
@@ -112,15 +152,18 @@ def main() -> None:
         f" indexed ({'all' if indexed == written else 'NOT all'}), {catch_up:.0f} s after the"
         " last line",
         "",
-        "| minute | daemon RSS MiB | collector RSS MiB |",
-        "| ---: | ---: | ---: |",
+        "| minute | daemon RSS MiB | collector RSS MiB | open incidents | incident links"
+        " | correlation groups | correlation state MiB |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *(
-            f"| {minute:.0f} | {daemon:.0f} | {collector:.0f} |"
-            for minute, daemon, collector in marks
+            f"| {s.minute:.0f} | {s.daemon_mib:.0f} | {s.collector_mib:.0f}"
+            f" | {s.state['incidents']:,.0f} | {s.state['links']:,.0f}"
+            f" | {s.state['groups']:,.0f} | {s.state['correlation_mib']:.0f} |"
+            for s in marks
         ),
         "",
-        f"Daemon RSS: first sample {samples[0][1]:.0f} MiB, maximum"
-        f" {max(s[1] for s in samples):.0f} MiB, last {samples[-1][1]:.0f} MiB.",
+        f"Daemon RSS: first sample {samples[0].daemon_mib:.0f} MiB, maximum"
+        f" {max(s.daemon_mib for s in samples):.0f} MiB, last {samples[-1].daemon_mib:.0f} MiB.",
     ]
     print("\n".join(rows))
     write_section("bench.soak", rows, "## Daemon memory over a long run (bench/soak.py)")

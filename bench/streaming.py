@@ -120,6 +120,9 @@ class Pipeline:
                         str(self.folder / "state.json"),
                         "--agency",
                         "bench",
+                        # The configured metrics port is the daemon's (bench.soak reads it).
+                        "--metrics-port",
+                        "0",
                     ],
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -126,6 +126,14 @@ FORWARD_BREAKER_OPEN = Gauge(
     ["destination"],
 )
 INCIDENTS_OPEN = Gauge("socpipe_incidents_open", "Incidents held in the detect stage's memory")
+INCIDENT_BYTES = Gauge(
+    "socpipe_incident_state_bytes",
+    "Estimated bytes of open incidents (capped by stages.incident_max_bytes)",
+)
+INCIDENT_LINKS = Gauge(
+    "socpipe_incident_links",
+    "Evidence links (key, event or alert id -> incident) held in the detect stage's memory",
+)
 INCIDENT_UPDATES = Counter(
     "socpipe_incident_updates_total", "Incident updates published by the detect stage"
 )

@@ -60,6 +60,7 @@ class DetectStage(Stage):
             lateness_secs=settings.correlation_lateness_secs,
             max_incidents=settings.incident_max_open,
             max_links=settings.incident_max_links,
+            max_bytes=settings.incident_max_bytes,
         )
         self._reported = CorrelationStats()
 
@@ -171,6 +172,8 @@ class DetectStage(Stage):
         metrics.CORRELATION_GROUPS.set(correlations.group_count)
         metrics.CORRELATION_BYTES.set(correlations.state_bytes)
         metrics.INCIDENTS_OPEN.set(self.incidents.open_count)
+        metrics.INCIDENT_LINKS.set(self.incidents.link_count)
+        metrics.INCIDENT_BYTES.set(self.incidents.state_bytes)
         now, before = correlations.stats, self._reported
         for reason in ("late", "future", "missing_group_field", "groups_evicted"):
             if delta := getattr(now, reason) - getattr(before, reason):

@@ -24,9 +24,11 @@ login. The tracker puts each alert into an incident, by two rules (docs/correlat
 So every alert of an incident lies within two windows (plus the lateness) of its start, which
 bounds what the daemon must re-read to rebuild the tracker after a restart
 (:attr:`IncidentTracker.horizon_secs`). Memory is bounded: incidents leave memory once no
-alert can join them any more, at most ``max_incidents`` are held (the least recently changed
-is dropped beyond, counted), and the evidence links (event or alert id -> incident) are capped
-at ``max_links``.
+alert can join them any more, at most ``max_incidents`` are held and at most ``max_bytes`` of
+estimated state (the least recently changed is closed early beyond either, counted: alerts
+crafted to open many large incidents, 100 listed members and 20 values per field each, would
+otherwise reach gigabytes within the count), and the evidence links (event or alert id ->
+incident) are capped at ``max_links`` of each kind.
 
 The tracker is pure logic: the detect stage publishes :meth:`IncidentTracker.updates` to
 Kafka, ``socpipe scan`` writes :meth:`IncidentTracker.closed` incidents to a file.
@@ -37,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import logging
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -46,7 +49,7 @@ from typing import Any, Final
 
 from socpipe.core.event import format_timestamp
 from socpipe.core.levels import SEVERITY
-from socpipe.detectors.alert import Alert
+from socpipe.detectors.alert import Alert, RuleInfo
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,17 @@ DEFAULT_WINDOW_SECS = 1800.0
 DEFAULT_LATENESS_SECS = 300.0
 DEFAULT_MAX_INCIDENTS = 50_000
 DEFAULT_MAX_LINKS = 500_000
+DEFAULT_MAX_BYTES = 256 << 20
+#: Estimated bytes of an open incident before anything is listed (its object, dictionaries,
+#: sets, lists and id, and its place in the tracker), of each listed alert besides its id and
+#: time, each listed rule, and each listed value or related id besides the value itself:
+#: tracemalloc's figures on CPython 3.11, which tests/test_state_memory.py holds them to.
+INCIDENT_BYTES: Final = 2_000
+LISTED_ALERT_BYTES: Final = 72
+LISTED_RULE_BYTES: Final = 160
+LISTED_VALUE_BYTES: Final = 16
+#: A tag, technique or tactic added to one of an incident's sets (the string is the rule's).
+SET_MEMBER_BYTES: Final = 40
 #: Member alerts an incident lists (with rule, level and time); its counts are always exact.
 MAX_LISTED_ALERTS: Final = 100
 #: Distinct values an incident lists per entity field, rules and related incidents it lists.
@@ -142,7 +156,9 @@ class Incident:
         self.level = "informational"
         self.primary: dict[str, Any] = {}
         self.alert_count = 0
-        self.listed: list[dict[str, Any]] = []
+        #: (alert id, rule, first seen) of the first members: a tuple holds a fraction of what
+        #: a dictionary of the document's five keys would, and the rule is shared.
+        self.listed: list[tuple[str, RuleInfo, str]] = []
         self.rules: dict[str, list[Any]] = {}
         self.entities: dict[str, list[Any]] = {}
         self.tags: set[str] = set()
@@ -151,9 +167,12 @@ class Incident:
         self.related: list[str] = []
         self.published_level: str | None = None
         self.changed = False
+        #: Estimated bytes held, grown as members are listed; the tracker caps their sum.
+        self.size = INCIDENT_BYTES
 
     def add(self, alert: Alert) -> None:
         rule = alert.rule
+        labels_before = len(self.tags) + len(self.techniques) + len(self.tactics)
         self.alert_count += 1
         self.changed = True
         first, last = _epoch(alert.first_seen), _epoch(alert.last_seen)
@@ -171,19 +190,15 @@ class Incident:
                 "rule.description": rule.description,
             }
         if len(self.listed) < MAX_LISTED_ALERTS:
-            self.listed.append(
-                {
-                    "alert.id": alert.id,
-                    "rule.id": rule.id,
-                    "rule.name": rule.title,
-                    "rule.level": rule.level,
-                    "alert.first_seen": alert.first_seen,
-                }
+            self.listed.append((alert.id, rule, alert.first_seen))
+            self.size += (
+                LISTED_ALERT_BYTES + sys.getsizeof(alert.id) + sys.getsizeof(alert.first_seen)
             )
         if (counted := self.rules.get(rule.id)) is not None:
             counted[2] += 1
         elif len(self.rules) < MAX_LISTED_RULES:
             self.rules[rule.id] = [rule.title, rule.level, 1]
+            self.size += LISTED_RULE_BYTES
         for name in INCIDENT_ENTITY_FIELDS:
             value = alert.entities.get(name)
             if value in (None, ""):
@@ -191,13 +206,17 @@ class Incident:
             values = self.entities.setdefault(name, [])
             if value not in values and len(values) < MAX_LISTED_VALUES:
                 values.append(value)
+                self.size += LISTED_VALUE_BYTES + sys.getsizeof(value)
         self.tags.update(rule.tags)
         self.techniques.update(alert.techniques)
         self.tactics.update(alert.tactics)
+        labels = len(self.tags) + len(self.techniques) + len(self.tactics)
+        self.size += SET_MEMBER_BYTES * (labels - labels_before)
 
     def relate(self, other: str) -> None:
         if other != self.id and other not in self.related and len(self.related) < MAX_LISTED_RULES:
             self.related.append(other)
+            self.size += LISTED_VALUE_BYTES + sys.getsizeof(other)
             self.changed = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,8 +236,17 @@ class Incident:
             "incident.window_start": _iso(self.window_start),
             "incident.opened_by": self.opened_by,
             "incident.alert_count": self.alert_count,
-            "incident.alert_ids": [item["alert.id"] for item in self.listed],
-            "incident.alerts": [dict(item) for item in self.listed],
+            "incident.alert_ids": [alert_id for alert_id, _, _ in self.listed],
+            "incident.alerts": [
+                {
+                    "alert.id": alert_id,
+                    "rule.id": rule.id,
+                    "rule.name": rule.title,
+                    "rule.level": rule.level,
+                    "alert.first_seen": first_seen,
+                }
+                for alert_id, rule, first_seen in self.listed
+            ],
             "incident.rule_ids": list(self.rules),
             "incident.rules": [
                 {"rule.id": rule_id, "rule.name": name, "rule.level": level, "alerts": count}
@@ -288,12 +316,16 @@ class IncidentTracker:
         lateness_secs: float = DEFAULT_LATENESS_SECS,
         max_incidents: int = DEFAULT_MAX_INCIDENTS,
         max_links: int = DEFAULT_MAX_LINKS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         if window_secs <= 0:
             raise ValueError("the incident window must be positive")
         self.window = window_secs
         self.lateness = lateness_secs
         self.max_incidents = max_incidents
+        self.max_bytes = max_bytes
+        #: Estimated bytes of the open incidents (their ``size``).
+        self._bytes = 0
         self.stats = IncidentStats()
         #: Open incidents, least recently changed first.
         self._open: OrderedDict[str, Incident] = OrderedDict()
@@ -322,6 +354,10 @@ class IncidentTracker:
     @property
     def open_count(self) -> int:
         return len(self._open)
+
+    @property
+    def state_bytes(self) -> int:
+        return self._bytes
 
     @property
     def link_count(self) -> int:
@@ -397,6 +433,7 @@ class IncidentTracker:
         """End of input (a scan): close every incident; their final documents."""
         self._closed.extend(self._open.values())
         self._open.clear()
+        self._bytes = 0
         self._expiry.clear()
         return self.closed()
 
@@ -421,12 +458,18 @@ class IncidentTracker:
         if target is None:
             target = self._open_incident(own_id, alert.agency, window_start, alert.rule.id, source)
         self._keys.set(own_id, target.id)
+        size_before = target.size
         target.add(alert)
         self._open.move_to_end(target.id)
         for other in self._related(alert, last):
             target.relate(other)
         for found in candidates:
             target.relate(found.id)
+        self._bytes += target.size - size_before
+        while self._bytes > self.max_bytes and len(self._open) > 1:
+            self._evict(
+                f"its cap of {self.max_bytes:,} estimated bytes", "stages.incident_max_bytes"
+            )
         for event_id in _event_ids(alert):
             self._events.add(event_id, target.id)
         self._alerts.add(alert.id, target.id)
@@ -470,26 +513,30 @@ class IncidentTracker:
     ) -> Incident:
         incident = Incident(identifier, agency, window_start, opened_by, source)
         self._open[identifier] = incident
+        self._bytes += incident.size
         heapq.heappush(self._expiry, (self._reach(incident), identifier))
         self.stats.opened += 1
         while len(self._open) > self.max_incidents:
-            self._evict()
+            self._evict(
+                f"its cap of {self.max_incidents:,} open incidents", "stages.incident_max_open"
+            )
         return incident
 
-    def _evict(self) -> None:
+    def _evict(self, cap: str, setting: str) -> None:
         """Drop the least recently changed incident (its document stays as published)."""
         _, evicted = self._open.popitem(last=False)
+        self._bytes -= evicted.size
         self._closed.append(evicted)
         self.stats.evicted += 1
         now = time.monotonic()
         if now - self._warned_at >= EVICTION_WARNING_SECS:
             log.warning(
-                "incident state reached its cap of %d open incidents: closing the least"
-                " recently changed early (%d so far; latest %s). Raise"
-                " stages.incident_max_open.",
-                self.max_incidents,
+                "incident state reached %s: closing the least recently changed early"
+                " (%d so far; latest %s). Raise %s.",
+                cap,
                 self.stats.evicted,
                 evicted.id,
+                setting,
             )
             self._warned_at = now
 
@@ -523,5 +570,6 @@ class IncidentTracker:
             return identifier not in self._open
         incident = self._open.pop(identifier, None)
         if incident is not None:
+            self._bytes -= incident.size
             self._closed.append(incident)
         return True

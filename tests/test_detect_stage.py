@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
+from prometheus_client import REGISTRY
 
 from socpipe.collectors.parsers import ParseContext, parse_detected
 from socpipe.core import envelope
@@ -97,6 +98,10 @@ def test_alerts_carry_their_incident_and_updates_follow_them(stage: DetectStage)
     assert {alert["incident.id"] for alert in alerts} == {update["incident.id"]}
     assert update["incident.alert_count"] == len(alerts) == 13  # 12 failures, 1 brute force
     assert update["incident.previous_level"] is None
+    # What the stage holds is on its metrics (the soak benchmark reads them beside its
+    # memory): one incident; the keys of its two rules, 13 alerts and 12 events linked to it.
+    assert REGISTRY.get_sample_value("socpipe_incidents_open") == 1
+    assert REGISTRY.get_sample_value("socpipe_incident_links") == 2 + 13 + 12
 
 
 def test_a_batch_kafka_refused_sends_its_updates_again_unchanged(stage: DetectStage) -> None:

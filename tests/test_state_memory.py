@@ -10,15 +10,19 @@ import logging
 import random
 import sys
 import tracemalloc
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from socpipe.core import metrics
+from socpipe.detectors.alert import Alert
 from socpipe.detectors.anomaly.behaviour import MAX_DISTINCT
 from socpipe.detectors.anomaly.scorers import behaviour_windows
 from socpipe.detectors.correlation import GROUP_BYTES, CorrelationEngine, _dict_bytes, _Group
+from socpipe.detectors.incidents import IncidentTracker
 from tests.test_correlation import correlation, event
+from tests.test_incidents import FAILED, matched
 
 SPRAY = """
 correlation:
@@ -165,3 +169,79 @@ def test_one_window_keeps_a_bounded_number_of_distinct_values() -> None:
     [window] = windows.flush()
     assert len(window.urls) == MAX_DISTINCT and window.events == MAX_DISTINCT + 500
     assert sum(window.hours.values()) == window.events
+
+
+# --- incidents ---------------------------------------------------------------------------
+
+
+def incident_alerts(incident: int, members: int) -> Iterator[Alert]:
+    """Alerts of one incident (one source address), each naming a new user and destination:
+    the largest an incident grows within its listing caps."""
+    source = f"10.{incident // 62500}.{incident // 250 % 250}.{incident % 250}"
+    for member in range(members):
+        yield matched(
+            FAILED,
+            1 + member,
+            incident * 1000 + member,
+            **{
+                "source.ip": source,
+                "user.name": f"user{member}-{incident}",
+                "destination.ip": f"10.9.{member}.{incident % 250}",
+            },
+        )
+
+
+def recount_incidents(tracker: IncidentTracker) -> int:
+    return sum(incident.size for incident in tracker._open.values())
+
+
+def test_incidents_are_capped_in_bytes_with_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Within the count cap, alerts crafted to grow every incident to its listing caps are
+    stopped by the bytes cap: the least recently changed incident is closed early, its last
+    state handed on, not lost."""
+    cap = 1 << 20
+    tracker = IncidentTracker(max_bytes=cap)
+    caplog.set_level(logging.WARNING, "socpipe.detectors.incidents")
+    for incident in range(200):  # ~28 KB each: 5.6 MB without the cap
+        for alert in incident_alerts(incident, 120):
+            tracker.assign([alert])
+            assert tracker.state_bytes <= cap
+    assert tracker.stats.evicted > 0
+    assert tracker.open_count + tracker.stats.evicted == 200
+    assert tracker.state_bytes == recount_incidents(tracker) > cap // 2
+    assert len(tracker.closed()) == tracker.stats.evicted
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert f"{cap:,} estimated bytes" in warning and "stages.incident_max_bytes" in warning
+    tracker.flush()
+    assert tracker.state_bytes == 0
+
+
+def test_closed_incidents_leave_the_estimate() -> None:
+    tracker = IncidentTracker(window_secs=60, lateness_secs=0)
+    for alert in incident_alerts(1, 5):
+        tracker.assign([alert])
+    assert tracker.state_bytes == recount_incidents(tracker) > 0
+    # An alert of the same source a day later closes the first incident on its own time.
+    tracker.assign([matched(FAILED, 86_400, 99_999, **{"source.ip": "10.0.0.1"})])
+    assert tracker.open_count == 1
+    assert tracker.state_bytes == recount_incidents(tracker)
+
+
+def test_the_incident_estimate_follows_real_memory() -> None:
+    """Within a margin of what tracemalloc sees the tracker keep alive (links apart: they are
+    capped by count), for small incidents and incidents at their listing caps."""
+    for incidents, members in ((5000, 1), (100, 150)):
+        tracker = IncidentTracker(max_links=0)
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for incident in range(incidents):
+            for alert in incident_alerts(incident, members):
+                tracker.assign([alert])
+        del alert
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        assert 0.75 * kept <= tracker.state_bytes <= 1.5 * kept
