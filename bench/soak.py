@@ -7,7 +7,8 @@ logins and failures from a large, rotating pool of addresses (so correlation gro
 created all the time and must expire), some brute forces, some root logins. The daemon runs
 detect and index as in production. Every 30 s the resident memory (RSS) of the daemon and
 the collector is sampled, with the state the detect stage reports on its metrics endpoint
-(open incidents, incident evidence links, correlation groups and bytes): memory that rises
+(open incidents and their estimated bytes, incident evidence links, correlation groups and
+bytes): memory that rises
 beside a bounded state still filling is not a leak. At the end every line must be indexed.
 Results go to docs/benchmarks.md.
 """
@@ -34,6 +35,7 @@ SAMPLE_EVERY_SECS = 30
 #: The detect stage's gauges of what it holds in memory, as the soak's columns name them.
 STATE_GAUGES = {
     "incidents": "socpipe_incidents_open",
+    "incidents_mib": "socpipe_incident_state_bytes",
     "links": "socpipe_incident_links",
     "groups": "socpipe_correlation_groups",
     "correlation_mib": "socpipe_correlation_state_bytes",
@@ -64,6 +66,7 @@ def daemon_state(port: int) -> dict[str, float]:
         found = re.search(rf"^{gauge} (\S+)$", text, re.M)
         state[column] = float(found.group(1)) if found else float("nan")
     state["correlation_mib"] /= 1 << 20
+    state["incidents_mib"] /= 1 << 20
     return state
 
 
@@ -152,12 +155,13 @@ def main() -> None:
         f" indexed ({'all' if indexed == written else 'NOT all'}), {catch_up:.0f} s after the"
         " last line",
         "",
-        "| minute | daemon RSS MiB | collector RSS MiB | open incidents | incident links"
-        " | correlation groups | correlation state MiB |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| minute | daemon RSS MiB | collector RSS MiB | open incidents | incidents MiB"
+        " (estimated) | incident links | correlation groups | correlation state MiB |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *(
             f"| {s.minute:.0f} | {s.daemon_mib:.0f} | {s.collector_mib:.0f}"
-            f" | {s.state['incidents']:,.0f} | {s.state['links']:,.0f}"
+            f" | {s.state['incidents']:,.0f} | {s.state['incidents_mib']:.0f}"
+            f" | {s.state['links']:,.0f}"
             f" | {s.state['groups']:,.0f} | {s.state['correlation_mib']:.0f} |"
             for s in marks
         ),
