@@ -27,8 +27,9 @@ bounds what the daemon must re-read to rebuild the tracker after a restart
 alert can join them any more, at most ``max_incidents`` are held and at most ``max_bytes`` of
 estimated state (the least recently changed is closed early beyond either, counted: alerts
 crafted to open many large incidents, 100 listed members and 20 values per field each, would
-otherwise reach gigabytes within the count), and the evidence links (event or alert id ->
-incident) are capped at ``max_links`` of each kind.
+otherwise reach gigabytes within the count). The evidence links (key, event or alert id ->
+incident) leave with their incident (they only ever lead to open incidents) and count in its
+bytes; besides, at most ``max_links`` of each kind are held.
 
 The tracker is pure logic: the detect stage publishes :meth:`IncidentTracker.updates` to
 Kafka, ``socpipe scan`` writes :meth:`IncidentTracker.closed` incidents to a file.
@@ -68,6 +69,8 @@ LISTED_RULE_BYTES: Final = 160
 LISTED_VALUE_BYTES: Final = 16
 #: A tag, technique or tactic added to one of an incident's sets (the string is the rule's).
 SET_MEMBER_BYTES: Final = 40
+#: An evidence link besides its id: its place in the tracker's map and in the incident's list.
+LINK_BYTES: Final = 80
 #: Member alerts an incident lists (with rule, level and time); its counts are always exact.
 MAX_LISTED_ALERTS: Final = 100
 #: Distinct values an incident lists per entity field, rules and related incidents it lists.
@@ -167,6 +170,8 @@ class Incident:
         self.related: list[str] = []
         self.published_level: str | None = None
         self.changed = False
+        #: The ids linked to this incident in the tracker's maps, unlinked when it closes.
+        self.linked: list[str] = []
         #: Estimated bytes held, grown as members are listed; the tracker caps their sum.
         self.size = INCIDENT_BYTES
 
@@ -212,6 +217,10 @@ class Incident:
         self.tactics.update(alert.tactics)
         labels = len(self.tags) + len(self.techniques) + len(self.tactics)
         self.size += SET_MEMBER_BYTES * (labels - labels_before)
+
+    def link(self, key: str) -> None:
+        self.linked.append(key)
+        self.size += LINK_BYTES + sys.getsizeof(key)
 
     def relate(self, other: str) -> None:
         if other != self.id and other not in self.related and len(self.related) < MAX_LISTED_RULES:
@@ -266,7 +275,7 @@ class Incident:
 
 
 class _Links:
-    """Event or alert id -> incident id, oldest dropped beyond a cap."""
+    """Key, event or alert id -> incident id, oldest dropped beyond a cap."""
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
@@ -275,17 +284,29 @@ class _Links:
     def get(self, key: str) -> str | None:
         return self._map.get(key)
 
-    def add(self, key: str, incident: str) -> None:
-        """Link ``key`` unless it is linked already: the first incident to claim an event
-        keeps it."""
+    def add(self, key: str, incident: str) -> bool:
+        """Link ``key`` unless it is linked already (the first incident to claim an event
+        keeps it); whether it was linked now."""
         if key and key not in self._map:
-            self.set(key, incident)
+            return self.set(key, incident)
+        return False
 
-    def set(self, key: str, incident: str) -> None:
+    def set(self, key: str, incident: str) -> bool:
+        """Link ``key`` to ``incident``; whether that is new (not linked so before)."""
+        new = self._map.get(key) != incident
         self._map[key] = incident
         self._map.move_to_end(key)
         if len(self._map) > self.cap:
             self._map.popitem(last=False)
+        return new
+
+    def unlink(self, key: str, incident: str) -> None:
+        """Drop the link of ``key`` if it still leads to ``incident``."""
+        if self._map.get(key) == incident:
+            del self._map[key]
+
+    def clear(self) -> None:
+        self._map.clear()
 
     def __len__(self) -> int:
         return len(self._map)
@@ -434,6 +455,8 @@ class IncidentTracker:
         self._closed.extend(self._open.values())
         self._open.clear()
         self._bytes = 0
+        for links in (self._keys, self._events, self._alerts):
+            links.clear()
         self._expiry.clear()
         return self.closed()
 
@@ -457,22 +480,25 @@ class IncidentTracker:
             target = min(candidates, key=lambda found: (-found.severity, found.first, found.id))
         if target is None:
             target = self._open_incident(own_id, alert.agency, window_start, alert.rule.id, source)
-        self._keys.set(own_id, target.id)
         size_before = target.size
+        if self._keys.set(own_id, target.id):
+            target.link(own_id)
         target.add(alert)
         self._open.move_to_end(target.id)
         for other in self._related(alert, last):
             target.relate(other)
         for found in candidates:
             target.relate(found.id)
+        for event_id in _event_ids(alert):
+            if self._events.add(event_id, target.id):
+                target.link(event_id)
+        if self._alerts.add(alert.id, target.id):
+            target.link(alert.id)
         self._bytes += target.size - size_before
         while self._bytes > self.max_bytes and len(self._open) > 1:
             self._evict(
                 f"its cap of {self.max_bytes:,} estimated bytes", "stages.incident_max_bytes"
             )
-        for event_id in _event_ids(alert):
-            self._events.add(event_id, target.id)
-        self._alerts.add(alert.id, target.id)
         return target.id
 
     def _joinable(self, identifier: str | None, agency: str, moment: float) -> Incident | None:
@@ -525,8 +551,7 @@ class IncidentTracker:
     def _evict(self, cap: str, setting: str) -> None:
         """Drop the least recently changed incident (its document stays as published)."""
         _, evicted = self._open.popitem(last=False)
-        self._bytes -= evicted.size
-        self._closed.append(evicted)
+        self._close(evicted)
         self.stats.evicted += 1
         now = time.monotonic()
         if now - self._warned_at >= EVICTION_WARNING_SECS:
@@ -570,6 +595,15 @@ class IncidentTracker:
             return identifier not in self._open
         incident = self._open.pop(identifier, None)
         if incident is not None:
-            self._bytes -= incident.size
-            self._closed.append(incident)
+            self._close(incident)
         return True
+
+    def _close(self, incident: Incident) -> None:
+        """An incident left ``_open``: its links go (no alert can join it any more) and its
+        last state waits for :meth:`updates` or :meth:`closed`."""
+        for key in incident.linked:
+            for links in (self._keys, self._events, self._alerts):
+                links.unlink(key, incident.id)
+        incident.linked = []
+        self._bytes -= incident.size
+        self._closed.append(incident)

@@ -218,22 +218,39 @@ def test_incidents_are_capped_in_bytes_with_one_log_line(
     assert tracker.state_bytes == 0
 
 
-def test_closed_incidents_leave_the_estimate() -> None:
+def test_closed_incidents_leave_the_estimate_with_their_links() -> None:
+    """Links only ever lead to open incidents, so they go when their incident closes: a
+    daemon's links no longer pile up towards their cap over hours (the soak showed it)."""
     tracker = IncidentTracker(window_secs=60, lateness_secs=0)
     for alert in incident_alerts(1, 5):
         tracker.assign([alert])
     assert tracker.state_bytes == recount_incidents(tracker) > 0
+    assert tracker.link_count == 1 + 5 + 5  # its key, 5 events, 5 alerts
     # An alert of the same source a day later closes the first incident on its own time.
     tracker.assign([matched(FAILED, 86_400, 99_999, **{"source.ip": "10.0.0.1"})])
     assert tracker.open_count == 1
     assert tracker.state_bytes == recount_incidents(tracker)
+    assert tracker.link_count == 3
+    assert len(tracker.updates()) == 2  # the closed one's last state is still published
+
+
+def test_the_links_of_other_incidents_stay_when_one_closes() -> None:
+    tracker = IncidentTracker(window_secs=60, lateness_secs=0)
+    first = matched(FAILED, 1, 1, **{"source.ip": "10.0.0.1"})
+    tracker.assign([first])
+    later = matched(FAILED, 200, 2, **{"source.ip": "10.0.0.1"})
+    [later_incident] = tracker.assign([later])
+    tracker.assign([matched(FAILED, 230, 3, **{"source.ip": "10.0.0.1"})])
+    assert tracker.open_count == 1  # the first closed
+    assert tracker._alerts.get(first.id) is None
+    assert tracker._alerts.get(later.id) == later_incident
 
 
 def test_the_incident_estimate_follows_real_memory() -> None:
-    """Within a margin of what tracemalloc sees the tracker keep alive (links apart: they are
-    capped by count), for small incidents and incidents at their listing caps."""
+    """Within a margin of what tracemalloc sees the tracker keep alive, links included, for
+    small incidents and incidents at their listing caps."""
     for incidents, members in ((5000, 1), (100, 150)):
-        tracker = IncidentTracker(max_links=0)
+        tracker = IncidentTracker()
         gc.collect()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
