@@ -247,7 +247,8 @@ class StagesConfig:
     incident_max_open: int = 50_000
     #: Evidence links (event and alert ids -> incident) held at most, per kind.
     incident_max_links: int = 500_000
-    #: Estimated bytes of open incidents at most (the least recently changed closed early).
+    #: Estimated bytes of open incidents with their evidence links at most (the least recently
+    #: changed is closed early beyond).
     incident_max_bytes: int = 256 << 20
     #: Seconds between the detect stage's reloads of the suppressions analysts set in the
     #: console (and writes of how often each applied). 0: suppressions are not used.
