@@ -77,6 +77,10 @@ MAX_LISTED_ALERTS: Final = 100
 MAX_LISTED_VALUES: Final = 20
 MAX_LISTED_RULES: Final = 100
 EVICTION_WARNING_SECS = 60.0
+#: Expiry entries of incidents closed early beyond which the expiry heap is rebuilt from the
+#: open incidents alone (a flood that opens and evicts incidents faster than their reach
+#: passes would otherwise pile up an entry per incident ever opened within the last hour).
+STALE_EXPIRY_SLACK: Final = 1024
 
 #: The fields besides the host that name who an alert is about, most telling first.
 ACTOR_FIELDS: Final = ("source.ip", "user.name")
@@ -541,6 +545,8 @@ class IncidentTracker:
         self._open[identifier] = incident
         self._bytes += incident.size
         heapq.heappush(self._expiry, (self._reach(incident), identifier))
+        if len(self._expiry) > 2 * len(self._open) + STALE_EXPIRY_SLACK:
+            self._rebuild_expiry()
         self.stats.opened += 1
         while len(self._open) > self.max_incidents:
             self._evict(
@@ -564,6 +570,17 @@ class IncidentTracker:
                 setting,
             )
             self._warned_at = now
+
+    def _rebuild_expiry(self) -> None:
+        """The heap of the open incidents not yet past their reach (those waiting in
+        ``_lagging`` were taken off it already)."""
+        lagging = {identifier for waiting in self._lagging.values() for _, identifier in waiting}
+        self._expiry = [
+            (self._reach(incident), identifier)
+            for identifier, incident in self._open.items()
+            if identifier not in lagging
+        ]
+        heapq.heapify(self._expiry)
 
     def _reach(self, incident: Incident) -> float:
         """The event time after which no alert can join the incident."""

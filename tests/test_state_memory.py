@@ -20,7 +20,7 @@ from socpipe.detectors.alert import Alert
 from socpipe.detectors.anomaly.behaviour import MAX_DISTINCT
 from socpipe.detectors.anomaly.scorers import behaviour_windows
 from socpipe.detectors.correlation import GROUP_BYTES, CorrelationEngine, _dict_bytes, _Group
-from socpipe.detectors.incidents import IncidentTracker
+from socpipe.detectors.incidents import STALE_EXPIRY_SLACK, IncidentTracker
 from tests.test_correlation import correlation, event
 from tests.test_incidents import FAILED, matched
 
@@ -262,3 +262,15 @@ def test_the_incident_estimate_follows_real_memory() -> None:
         kept = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.stop()
         assert 0.75 * kept <= tracker.state_bytes <= 1.5 * kept
+
+
+def test_a_flood_of_evicted_incidents_leaves_no_expiry_entries_behind() -> None:
+    """Incidents opened and closed early faster than their reach passes: the expiry heap
+    holds the open ones (and a slack), not one entry per incident ever opened."""
+    tracker = IncidentTracker(max_incidents=10)
+    for number in range(10_000):
+        source = f"10.{number // 62500}.{number // 250 % 250}.{number % 250}"
+        tracker.assign([matched(FAILED, 1, number, **{"source.ip": source})])
+    assert tracker.stats.evicted == 10_000 - 10
+    assert len(tracker._expiry) <= 2 * 10 + STALE_EXPIRY_SLACK
+    assert {identifier for _, identifier in tracker._expiry} >= set(tracker._open)
