@@ -433,7 +433,9 @@ def run(config: Config, names: list[str], stop: threading.Event | None = None) -
         thread.start()
     log.info("running stages=%s", ",".join(names))
     for thread in threads:
-        thread.join()
+        while thread.is_alive():
+            thread.join(timeout=heap.RETURN_FREE_MEMORY_SECS)
+            heap.return_free_memory()
     for loop in loops:
         loop.consumer.close(autocommit=False)
     for stage in stages:
